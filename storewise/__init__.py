@@ -1,0 +1,3 @@
+"""Storewise: recommendations and dynamic pricing for online shops."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from storewise.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""The one home for table, column and value names shared by features, training and serving.
+
+Every module imports names from here instead of typing a column name as a string, so a
+rename happens in one place and a typo is a NameError, not a silent empty column.
+"""
+
+from __future__ import annotations
+
+# identifiers
+CUSTOMER_ID = "customer_id"
+ITEM_ID = "item_id"
+ORDER_ID = "order_id"
+
+# customers
+SIGNUP_DATE = "signup_date"
+REGION = "region"
+IS_MEMBER = "is_member"
+MEMBER_SINCE = "member_since"
+CONSENT_PERSONALIZATION = "consent_personalization"
+CONSENT_MARKETING = "consent_marketing"
+
+# products
+NAME = "name"
+CATEGORY = "category"
+TAGS = "tags"
+LIST_PRICE = "list_price"
+UNIT_COST = "unit_cost"
+STOCK = "stock"
+
+# orders
+QUANTITY = "quantity"
+UNIT_PRICE = "unit_price"
+ORDERED_AT = "ordered_at"
+RETURNED = "returned"
+
+# events
+EVENT = "event"
+AT = "at"
+
+# price history
+DATE = "date"
+PRICE = "price"
+PROMO = "promo"
+
+# event types, in funnel order
+VIEW = "view"
+SEARCH = "search"
+ADD_TO_CART = "add_to_cart"
+PURCHASE = "purchase"
+EVENT_TYPES = (VIEW, SEARCH, ADD_TO_CART, PURCHASE)
+
+# table names (file stems under <shop>/raw/)
+CUSTOMERS = "customers"
+PRODUCTS = "products"
+ORDERS = "orders"
+EVENTS = "events"
+PRICE_HISTORY = "price_history"
+STOCK_HISTORY = "stock_history"
+TABLES = (CUSTOMERS, PRODUCTS, ORDERS, EVENTS, PRICE_HISTORY, STOCK_HISTORY)
+
+# tags are stored as one string, separated by this character, so that CSV and Parquet agree
+TAG_SEPARATOR = ";"

@@ -1,0 +1,38 @@
+"""Shared fixtures: small generated shops and the real online-retail sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from features.demo.generate import GeneratedShop, GeneratorSettings, generate_shop
+from features.demo.writer import write_generated_shop
+from storewise.shop import ShopPaths
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+ONLINE_RETAIL_SAMPLE = SHARED_DATA / "online-retail-sample.csv.gz"
+
+# Small enough to generate in a fraction of a second, big enough to have every quirk.
+SMALL = GeneratorSettings(customers=3_000, products=60, days=120, seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_generated() -> GeneratedShop:
+    return generate_shop(SMALL)
+
+
+@pytest.fixture(scope="session")
+def small_shop(tmp_path_factory: pytest.TempPathFactory, small_generated: GeneratedShop) -> ShopPaths:
+    """A written small demo shop. Session-wide: tests must not modify it."""
+    shop = ShopPaths(tmp_path_factory.mktemp("small") / "shop")
+    write_generated_shop(shop, small_generated)
+    return shop
+
+
+@pytest.fixture(scope="session")
+def online_retail_sample() -> Path:
+    if not ONLINE_RETAIL_SAMPLE.exists():
+        pytest.fail(f"the shared sample is missing: {ONLINE_RETAIL_SAMPLE}")
+    return ONLINE_RETAIL_SAMPLE
