@@ -23,11 +23,13 @@ install: $(UV)
 demo: install
 	$(RUN) storewise data generate --shop-dir $(SHOP)
 	$(RUN) storewise data check --shop-dir $(SHOP)
-	@echo "demo: generated and checked $(SHOP). Not yet built: features, training, serving (issues 5-8)."
+	$(RUN) storewise features build --shop-dir $(SHOP)
+	@echo "demo: generated, checked and built features for $(SHOP). Not yet built: training, serving (issues 6-8)."
 
 lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) mypy storewise features training serving tests benchmarks
 
 format: install
 	$(RUN) ruff format .
@@ -37,4 +39,5 @@ test: lint
 	$(RUN) pytest -n 2 --dist loadgroup
 
 bench: install
-	$(RUN) python benchmarks/bench_data.py
+	$(RUN) python -m benchmarks.bench_data
+	$(RUN) python -m benchmarks.bench_features

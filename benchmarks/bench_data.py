@@ -3,7 +3,7 @@
 Each case runs in its own process (so peak memory is that case's own), several times;
 the medians go to benchmarks/results/data.json and the table in benchmarks/README.md.
 
-    uv run python benchmarks/bench_data.py [--repeats 3]
+    uv run python -m benchmarks.bench_data [--repeats 3]
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
+from benchmarks.measure import peak_rss_mb
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "data.json"
@@ -85,7 +86,7 @@ def run_case(name: str, work: Path) -> dict[str, float]:
         result = case_import(big, work)
     else:
         raise SystemExit(f"unknown case {name}")
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 
@@ -103,14 +104,18 @@ def main() -> None:
     results: dict[str, object] = {
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "repeats": args.repeats,
-        "command": "uv run python benchmarks/bench_data.py --repeats " + str(args.repeats),
+        "command": "uv run python -m benchmarks.bench_data --repeats " + str(args.repeats),
         "date": time.strftime("%Y-%m-%d"),
     }
     for case in cases:
         runs = []
         for _ in range(args.repeats):
             output = subprocess.run(
-                [sys.executable, __file__, "--case", case], capture_output=True, text=True, check=True
+                [sys.executable, "-m", "benchmarks.bench_data", "--case", case],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=HERE.parent,
             ).stdout
             runs.append(json.loads(output.strip().splitlines()[-1]))
         medians = {key: statistics.median(run[key] for run in runs) for key in runs[0]}

@@ -28,6 +28,10 @@ data_app = typer.Typer(
     help="Shop data: generate the demo shop, import exports, check a shop.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
+features_app = typer.Typer(
+    help="Feature pipelines: interactions, RFM, journey, clusters, demand.", no_args_is_help=True
+)
+app.add_typer(features_app, name="features")
 
 DEMO = GeneratorSettings()
 ShopDir = Annotated[Path, typer.Option("--shop-dir", help="The shop's directory.", file_okay=False)]
@@ -132,8 +136,10 @@ def data_import(
             say(f"  {key}: {value:,}" if isinstance(value, int) else f"  {key}: {value}")
     for note in result.notes:
         say(f"note: {note}")
-    say(f"wrote {shop.raw} (canonical tables), {shop.import_report} (one line per row not imported as is), "
-        f"{shop.import_summary}")  # fmt: skip
+    say(
+        f"wrote {shop.raw} (canonical tables), {shop.import_report} (one line per row not imported as is), "
+        f"{shop.import_summary}"
+    )
 
 
 @data_app.command("check")
@@ -154,6 +160,36 @@ def data_check(shop_dir: ShopDir = DEFAULT_SHOP_DIR) -> None:
     if not report.ok:
         fail(f"{len(report.errors)} problem(s) in {shop.raw}; fix the data or re-import")
     say(f"ok: {shop.raw} holds valid canonical tables (wrote nothing)")
+
+
+@features_app.command("build")
+def features_build(
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild even when the inputs have not changed.")
+    ] = False,
+) -> None:
+    """Build every feature output of a shop under <shop>/features/, with a manifest."""
+    from features.pipeline import build_features
+
+    shop = ShopPaths(shop_dir)
+    result = build_features(shop, force=force)
+    manifest = result.manifest
+    if not result.rebuilt:
+        say(
+            f"features are up to date (input hash {str(manifest['input_hash'])[:12]}, built {manifest['built_at']}); "
+            "nothing rebuilt (use --force to rebuild)"
+        )
+        return
+    counts = manifest["row_counts"]
+    assert isinstance(counts, dict)
+    for name, rows in counts.items():
+        say(f"  {name:<28} {rows:>10,} rows")
+    for note in result.notes:
+        say(f"note: {note}")
+    say(
+        f"wrote {shop.features} in {manifest['build_seconds']} s (input hash {str(manifest['input_hash'])[:12]})"
+    )
 
 
 def main() -> None:

@@ -43,19 +43,25 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_bad_values_are_rejected_with_row_column_and_reason(tmp_path: Path) -> None:
-    write(tmp_path / "products.csv", """
+    write(
+        tmp_path / "products.csv",
+        """
 item_id,name,category,tags,list_price,unit_cost,stock
 A1,Ring,ring,,59.90,20,5
 A2,Chain,chain,,-5,2,5
 A1,Ring again,ring,,59.90,20,5
-""")  # fmt: skip
-    write(tmp_path / "orders.csv", """
+""",
+    )
+    write(
+        tmp_path / "orders.csv",
+        """
 order_id,customer_id,item_id,quantity,unit_price,ordered_at,returned
 O1,C1,A1,1,59.90,2026-01-05 10:00:00,false
 O2,C1,A1,1,59.90,2026-02-30 10:00:00,false
 O3,C2,ZZ,1,10.00,2026-01-06 10:00:00,false
 O4,,A1,2,55.00,2026-01-07T10:00:00+00:00,true
-""")  # fmt: skip
+""",
+    )
     result = import_canonical(tmp_path, consent=Consent.PERSONALIZATION, timezone=TZ, currency="RM")
     report = result.report.set_index(["file", "source_row"])
     assert report.loc[("products.csv", 3), "reason"] == "'-5' must be more than 0"
@@ -76,12 +82,15 @@ O4,,A1,2,55.00,2026-01-07T10:00:00+00:00,true
 
 
 def test_orders_alone_derive_products_and_customers(tmp_path: Path) -> None:
-    path = write(tmp_path / "orders.csv", """
+    path = write(
+        tmp_path / "orders.csv",
+        """
 order_id,customer_id,item_id,quantity,unit_price,ordered_at,returned
 O1,C1,A1,1,10.00,2026-01-05 10:00:00,0
 O2,C2,A1,1,12.00,2026-01-06 10:00:00,0
 O3,C2,A1,1,12.00,2026-01-07 10:00:00,0
-""")  # fmt: skip
+""",
+    )
     result = import_canonical(path, consent=Consent.NONE, timezone=TZ, currency="RM")
     products = result.tables[c.PRODUCTS]
     assert products[[c.ITEM_ID, c.LIST_PRICE, c.CATEGORY]].values.tolist() == [["A1", 12.0, "unknown"]]

@@ -21,8 +21,9 @@ def storewise(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_generate_then_check(tmp_path: Path) -> None:
     shop = tmp_path / "demo"
-    done = storewise("data", "generate", "--shop-dir", str(shop), "--customers", "500", "--products", "20",
-                     "--days", "60")  # fmt: skip
+    done = storewise(
+        "data", "generate", "--shop-dir", str(shop), "--customers", "500", "--products", "20", "--days", "60"
+    )
     assert done.returncode == 0, done.stderr
     assert f"wrote {shop / 'raw'}" in done.stdout
     assert "simulating days" in done.stderr, "long work shows a progress bar"

@@ -89,7 +89,7 @@ def test_expected_demand_follows_the_true_elasticity(small_shop: ShopPaths) -> N
     expected_ratio = 1.1**dynamics.items.elasticity
     uncapped = (dynamics.purchase_probability(base * 0.99) < 0.9) & dynamics.launched(10)
     assert uncapped.sum() > dynamics.n_items // 2
-    np.testing.assert_allclose((dearer / at_list)[uncapped], expected_ratio[uncapped], rtol=1e-9)
+    np.testing.assert_allclose(dearer[uncapped] / at_list[uncapped], expected_ratio[uncapped], rtol=1e-9)
 
 
 def _daily_item_panel(shop: GeneratedShop) -> pd.DataFrame:

@@ -52,7 +52,7 @@ def sample_raw(online_retail_sample: Path) -> pd.DataFrame:
 def test_every_row_of_the_sample_is_accounted_for(
     sample_import: ImportResult, sample_raw: pd.DataFrame
 ) -> None:
-    s = sample_import.summary
+    s = {key: value for key, value in sample_import.summary.items() if isinstance(value, int)}
     assert s["rows read"] == len(sample_raw) == 110_560
     parts = [
         "sales imported (customers)",

@@ -96,10 +96,12 @@ def generate_shop(options: GeneratorSettings, progress: Progress | None = None) 
     item = np.concatenate([o[0] for o in outcomes])
     kind = np.concatenate([o[1] for o in outcomes])
     units = np.concatenate([o[2] for o in outcomes])
-    day = np.repeat(np.arange(options.days), [len(o[0]) for o in outcomes])
-    visitor = assign_visitors(item, day, affinity(catalog), population, options.anonymous_share, rng_people)
-    journeys = Journeys(item=item, day=day, kind=kind, units=units, customer=visitor)
-    journeys = Journeys(item, day, kind, units, pair_complements(journeys, catalog, rng_people))
+    journey_day = np.repeat(np.arange(options.days), [len(o[0]) for o in outcomes])
+    visitor = assign_visitors(
+        item, journey_day, affinity(catalog), population, options.anonymous_share, rng_people
+    )
+    journeys = Journeys(item=item, day=journey_day, kind=kind, units=units, customer=visitor)
+    journeys = Journeys(item, journey_day, kind, units, pair_complements(journeys, catalog, rng_people))
 
     ids = catalog.products[c.ITEM_ID]
     products = catalog.products.assign(**{c.STOCK: dynamics.stock})
@@ -108,7 +110,7 @@ def generate_shop(options: GeneratorSettings, progress: Progress | None = None) 
         c.CUSTOMERS: population.customers,
         c.PRODUCTS: products,
         **_orders_and_events(journeys, catalog, population, prices, dates, rng_rows),
-        c.PRICE_HISTORY: price_changes(prices, ids, dates),
+        c.PRICE_HISTORY: price_changes(prices, ids, dates, catalog.launch_day),
         c.STOCK_HISTORY: stock_changes(stock_start, ids, dates),
     }
     tables = {name: to_canonical_dtypes(table, SCHEMAS[name]) for name, table in tables.items()}

@@ -70,10 +70,15 @@ def make_price_path(catalog: Catalog, dates: pd.DatetimeIndex, rng: np.random.Ge
     return PricePath(price=price, promo=promo, list_price=list_price)
 
 
-def price_changes(path: PricePath, item_ids: pd.Series, dates: pd.DatetimeIndex) -> pd.DataFrame:
-    """The canonical price_history table: a row on the first day and on every change."""
-    changed = np.ones_like(path.price, bool)
+def price_changes(
+    path: PricePath, item_ids: pd.Series, dates: pd.DatetimeIndex, launch_day: np.ndarray
+) -> pd.DataFrame:
+    """The canonical price_history table: a row on the day an item goes on sale and on
+    every change after."""
+    changed = np.zeros_like(path.price, bool)
     changed[:, 1:] = (path.price[:, 1:] != path.price[:, :-1]) | (path.promo[:, 1:] != path.promo[:, :-1])
+    changed[np.arange(len(launch_day)), launch_day] = True
+    changed &= np.arange(len(dates))[None, :] >= launch_day[:, None]
     item_index, day_index = np.nonzero(changed)
     return pd.DataFrame(
         {

@@ -61,7 +61,7 @@ def import_canonical(path: Path, *, consent: Consent, timezone: str, currency: s
     tz = ZoneInfo(timezone)
     tables: dict[str, pd.DataFrame] = {}
     problems: list[pd.DataFrame] = []
-    counts: dict[str, object] = {}
+    counts: dict[str, int] = {}
     for name, file in files.items():
         raw = read_any(file)
         _require_columns(raw, SCHEMAS[name], file)
@@ -89,7 +89,7 @@ def import_canonical(path: Path, *, consent: Consent, timezone: str, currency: s
         if name in tables:
             tables[name], orphans = _drop_orphans(tables[name], name, tables, files[name].name)
             problems.append(orphans)
-            counts[f"{name}: rejected"] = int(counts[f"{name}: rejected"]) + len(orphans)
+            counts[f"{name}: rejected"] += len(orphans)
     tables = {name: table.reset_index(drop=True) for name, table in tables.items()}
     for name, table in tables.items():
         counts[f"{name}: imported"] = len(table)
@@ -103,8 +103,12 @@ def import_canonical(path: Path, *, consent: Consent, timezone: str, currency: s
         **counts,
         "consent assumed": consent.value,
     }
-    settings = ShopSettings(name=path.stem if path.is_file() else path.name, currency=currency, timezone=timezone,
-                            source="canonical")  # fmt: skip
+    settings = ShopSettings(
+        name=path.stem if path.is_file() else path.name,
+        currency=currency,
+        timezone=timezone,
+        source="canonical",
+    )
     return ImportResult(tables, report, summary, settings, notes)
 
 

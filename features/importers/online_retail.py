@@ -211,11 +211,27 @@ def import_online_retail(
     customer = text["customer"].str.replace(FLOAT_ID, r"\1", regex=True)
     guest = kept & (customer == "").to_numpy()
     is_return = kept & cancellation
-    problems.append(report_lines(path.name, rows[is_return], columns["quantity"], raw.loc[is_return, columns["quantity"]],
-                                 "cancellation imported as a return", Action.RETURN))  # fmt: skip
+    problems.append(
+        report_lines(
+            path.name,
+            rows[is_return],
+            columns["quantity"],
+            raw.loc[is_return, columns["quantity"]],
+            "cancellation imported as a return",
+            Action.RETURN,
+        )
+    )
     guest_sale = guest & ~is_return
-    problems.append(report_lines(path.name, rows[guest_sale], columns["customer"], raw.loc[guest_sale, columns["customer"]],
-                                 "no customer: imported as a guest order", Action.GUEST))  # fmt: skip
+    problems.append(
+        report_lines(
+            path.name,
+            rows[guest_sale],
+            columns["customer"],
+            raw.loc[guest_sale, columns["customer"]],
+            "no customer: imported as a guest order",
+            Action.GUEST,
+        )
+    )
 
     orders = pd.DataFrame(
         {
