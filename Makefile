@@ -24,7 +24,10 @@ demo: install
 	$(RUN) storewise data generate --shop-dir $(SHOP)
 	$(RUN) storewise data check --shop-dir $(SHOP)
 	$(RUN) storewise features build --shop-dir $(SHOP)
-	@echo "demo: generated, checked and built features for $(SHOP). Not yet built: training, serving (issues 6-8)."
+	$(RUN) storewise train recommender --shop-dir $(SHOP)
+	-$(RUN) storewise promote --model recommender
+	@echo "demo: generated, checked, built features, trained and registered the recommender for $(SHOP)."
+	@echo "demo: not yet built: pricing and the HTTP service (issues 7-8)."
 
 lint: install
 	$(RUN) ruff check .

@@ -2,7 +2,7 @@
 
 Reads the canonical tables under `<shop>/raw/`, refuses a shop that fails `data check`,
 and writes Parquet files under `<shop>/features/` in one step, with `manifest.json`: the
-input hash (of the raw tables, the shop settings and the config files read), row counts,
+input hash (of the raw tables, the shop settings and the settings read), row counts,
 timings and the config. When the input hash matches the last build, nothing is rebuilt.
 """
 
@@ -33,7 +33,6 @@ from storewise.errors import DataError
 from storewise.settings import load_feature_settings, load_recommender_settings
 from storewise.shop import ShopPaths
 
-CONFIG_FILES = ("features.yaml", "recommender.yaml")
 MANIFEST = "manifest.json"
 DISCOUNT_TOLERANCE = 0.97  # a price at least 3% under list counts as a discount
 
@@ -62,13 +61,16 @@ class BuildResult:
 
 
 def input_hash(shop: ShopPaths, config_dir: Path) -> str:
+    """Hash of the raw tables, the shop settings and the settings features read (all of
+    features.yaml, only the `interactions` part of recommender.yaml: model settings do not
+    change the features)."""
     digest = hashlib.sha256()
-    files = (
-        sorted(shop.raw.glob("*.parquet"))
-        + [shop.settings_file]
-        + [config_dir / name for name in CONFIG_FILES]
-    )
-    for path in files:
+    used = {
+        "features": load_feature_settings(config_dir).model_dump(mode="json"),
+        "interactions": load_recommender_settings(config_dir).interactions.model_dump(mode="json"),
+    }
+    digest.update(json.dumps(used, sort_keys=True).encode())
+    for path in [*sorted(shop.raw.glob("*.parquet")), shop.settings_file]:
         digest.update(path.name.encode())
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -181,7 +183,7 @@ def build_features(shop: ShopPaths, *, config_dir: Path = CONFIG_DIR, force: boo
             "shop": settings.model_dump(),
             "config": {
                 **flatten(feature_settings, "features."),
-                **flatten(recommender_settings, "recommender."),
+                **flatten(recommender_settings.interactions, "recommender.interactions."),
             },
             "notes": notes,
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -32,6 +32,8 @@ features_app = typer.Typer(
     help="Feature pipelines: interactions, RFM, journey, clusters, demand.", no_args_is_help=True
 )
 app.add_typer(features_app, name="features")
+train_app = typer.Typer(help="Train models and register them in MLflow.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 
 DEMO = GeneratorSettings()
 ShopDir = Annotated[Path, typer.Option("--shop-dir", help="The shop's directory.", file_okay=False)]
@@ -190,6 +192,152 @@ def features_build(
     say(
         f"wrote {shop.features} in {manifest['build_seconds']} s (input hash {str(manifest['input_hash'])[:12]})"
     )
+
+
+TestDays = Annotated[
+    int | None, typer.Option(min=1, help="Override evaluation.test_days (the held-out last days).")
+]
+ValidationDays = Annotated[int | None, typer.Option(min=1, help="Override evaluation.validation_days.")]
+
+
+def _evaluation_overrides(test_days: int | None, validation_days: int | None) -> dict[str, int]:
+    overrides = {}
+    if test_days is not None:
+        overrides["test_days"] = test_days
+    if validation_days is not None:
+        overrides["validation_days"] = validation_days
+    return overrides
+
+
+def _print_comparison(outcome: object) -> None:
+    from training.recommender.train import TrainOutcome
+
+    assert isinstance(outcome, TrainOutcome)
+    table = outcome.comparison
+    for protocol in ("discovery", "all_purchases", "business_rules"):
+        rows = table[(table["protocol"] == protocol) & (table["metric"] == "ndcg") & (table["k"] == 10)]
+        rows = rows.sort_values("value", ascending=False)
+        marker = " (primary)" if protocol == outcome.primary_protocol else ""
+        say(f"  NDCG@10 on the test weeks, {protocol}{marker}:")
+        for row in rows.itertuples():
+            say(f"    {row.model:<22} {row.value:.4f}")
+
+
+@train_app.command("recommender")
+def train_recommender_command(
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
+    search: Annotated[
+        bool, typer.Option("--search", help="Also try the LightFM settings in config search:, as child runs.")
+    ] = False,
+    test_days: TestDays = None,
+    validation_days: ValidationDays = None,
+) -> None:
+    """Tune, compare against baselines and peers, refit, log to MLflow and register."""
+    from training.recommender.train import train_recommender
+    from training.tracking import tracking_uri
+
+    outcome = train_recommender(
+        ShopPaths(shop_dir), search=search, evaluation=_evaluation_overrides(test_days, validation_days)
+    )
+    _print_comparison(outcome)
+    say(f"  time: {outcome.seconds['total']} s")
+    say(
+        f"wrote run {outcome.run_id} and registered storewise-recommender version {outcome.version} in {tracking_uri()}"
+    )
+    say(f"next: storewise promote --model recommender --version {outcome.version}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR, test_days: TestDays = None, validation_days: ValidationDays = None
+) -> None:
+    """The recommender's side-by-side comparison on the test weeks, without logging or registering."""
+    from training.recommender.train import train_recommender
+
+    outcome = train_recommender(
+        ShopPaths(shop_dir), register=False, evaluation=_evaluation_overrides(test_days, validation_days)
+    )
+    _print_comparison(outcome)
+    say("wrote nothing (evaluate does not log; `train recommender` does)")
+
+
+MODEL_NAMES = {"recommender": "storewise-recommender", "pricing": "storewise-pricing"}
+
+
+@app.command("promote")
+def promote_command(
+    model: Annotated[str, typer.Option(help="recommender or pricing.")] = "recommender",
+    version: Annotated[str | None, typer.Option(help="The version to promote (default: the newest).")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Skip the gate (recorded as a tag on the version).")
+    ] = False,
+) -> None:
+    """Give a registered version the champion alias, if it passes the promotion gate."""
+    from training.registry import promote
+    from training.tracking import tracking_uri
+
+    if model not in MODEL_NAMES:
+        fail(f"unknown --model '{model}'; use one of: {', '.join(MODEL_NAMES)}")
+    decision = promote(MODEL_NAMES[model], version, force=force)
+    if decision.promoted:
+        say(f"promoted {MODEL_NAMES[model]} version {decision.version} to champion: {decision.reason}")
+        say(f"wrote the alias in {tracking_uri()}")
+    else:
+        say(f"not promoted: {MODEL_NAMES[model]} version {decision.version} {decision.reason}")
+        say(f"the champion stays version {decision.previous} (wrote nothing)")
+        raise typer.Exit(1)
+
+
+@app.command("compare")
+def compare_command(
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more MLflow run ids.")],
+    out: Annotated[Path, typer.Option(help="The HTML report to write.")] = Path("reports/comparison.html"),
+) -> None:
+    """A side-by-side HTML report of runs: params that differ, metrics with baselines, a chart."""
+    from training.registry import compare
+
+    if len(run_ids) < 2:
+        fail("compare needs at least two run ids")
+    path = compare(run_ids, out)
+    say(f"wrote {path} and {path.with_suffix('.csv')}")
+
+
+@app.command("recommend")
+def recommend_command(
+    customers: Annotated[Path, typer.Option(help="A file of customer ids, one per line.")],
+    out: Annotated[Path, typer.Option(help="The CSV to write: customer_id,item_id,rank,score,reason.")],
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
+    k: Annotated[int, typer.Option(min=1, max=1000, help="Items per customer.")] = 10,
+    include_purchased: Annotated[
+        bool,
+        typer.Option(
+            "--include-purchased",
+            help="Let items the customer bought come back (shops where customers rebuy).",
+        ),
+    ] = False,
+    model_uri: Annotated[
+        str, typer.Option(help="The model to use.")
+    ] = "models:/storewise-recommender@champion",
+) -> None:
+    """Batch top-k recommendations from the champion for a file of customer ids."""
+    import time
+
+    from training.recommender.batch import load_recommendations, read_customer_ids
+    from training.recommender.pyfunc import batch_top_k
+
+    ids = read_customer_ids(customers)
+    started = time.perf_counter()
+    recommendations = load_recommendations(model_uri)
+    loaded = time.perf_counter()
+    purchased: Literal["include", "exclude"] = "include" if include_purchased else "exclude"
+    table = batch_top_k(recommendations, ids, [k] * len(ids), purchased=purchased)
+    elapsed = time.perf_counter() - loaded
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.drop(columns=["source"]).to_csv(out, index=False)
+    personal = int(table.drop_duplicates("customer_id")["source"].eq("personalized").sum())
+    say(f"  {len(ids):,} customers ({personal:,} personalized, the rest non-personalized), {len(table):,} rows, "
+        f"{len(ids) / max(elapsed, 1e-9):,.0f} customers/s after loading the model in {loaded - started:.1f} s")  # fmt: skip
+    say(f"wrote {out} (shop {shop_dir})")
 
 
 def main() -> None:

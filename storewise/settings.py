@@ -58,8 +58,56 @@ class InteractionWeights(StrictModel):
     half_life_days: float = Field(180, gt=0)
 
 
+class EvaluationSettings(StrictModel):
+    test_days: int = Field(28, ge=1)
+    validation_days: int = Field(28, ge=1)
+    validation_folds: int = Field(2, ge=1, le=4)
+    trending_days: int = Field(14, ge=1)
+    primary_protocol: Literal["discovery", "all_purchases", "business_rules"] = "business_rules"
+
+
+class LightFmSettings(StrictModel):
+    loss: Literal["warp", "bpr", "logistic", "warp-kos"] = "warp"
+    components: int = Field(48, ge=2, le=512)
+    learning_rate: float = Field(0.02, gt=0, le=1)
+    item_alpha: float = Field(1e-6, ge=0)
+    user_alpha: float = Field(1e-6, ge=0)
+    max_sampled: int = Field(30, ge=1)
+    max_epochs: int = Field(30, ge=1, le=500)
+    patience: int = Field(4, ge=1)
+    use_features: bool = True
+    threads: int = Field(2, ge=1, le=64)
+
+
+class ComponentSettings(StrictModel):
+    ease_regularization: float = Field(500, gt=0)
+    bm25_neighbours: int = Field(100, ge=1)
+    item_neighbours: int = Field(200, ge=1)
+    recent_half_life_days: float = Field(60, gt=0)
+    repeat_half_life_days: float = Field(90, gt=0)
+    trending_half_life_days: float = Field(7, gt=0)
+    max_ease_items: int = Field(8000, ge=1)
+
+
+class BlendSettings(StrictModel):
+    grid: tuple[float, ...] = Field((0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0), min_length=2)
+    passes: int = Field(3, ge=1)
+    candidates: int = Field(200, ge=10)
+    rank_offset: float = Field(20, gt=0)
+
+
+class SearchSettings(StrictModel):
+    components: tuple[int, ...] = (32, 64)
+    learning_rate: tuple[float, ...] = (0.01, 0.03)
+
+
 class RecommenderSettings(StrictModel):
     interactions: InteractionWeights = InteractionWeights()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    lightfm: LightFmSettings = LightFmSettings()
+    components: ComponentSettings = ComponentSettings()
+    blend: BlendSettings = BlendSettings()
+    search: SearchSettings = SearchSettings()
 
 
 def load_feature_settings(config_dir: Path = CONFIG_DIR) -> FeatureSettings:
@@ -68,3 +116,21 @@ def load_feature_settings(config_dir: Path = CONFIG_DIR) -> FeatureSettings:
 
 def load_recommender_settings(config_dir: Path = CONFIG_DIR) -> RecommenderSettings:
     return load_settings(RecommenderSettings, config_dir / "recommender.yaml")
+
+
+class BusinessRules(StrictModel):
+    one_time_categories: tuple[str, ...] = ()
+    in_stock_only: bool = True
+    pinned_items: tuple[str, ...] = ()
+    boosted_items: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _positive_boosts(self) -> BusinessRules:
+        for item, factor in self.boosted_items.items():
+            if factor <= 0:
+                raise ValueError(f"boosted_items.{item}: factor must be positive, got {factor}")
+        return self
+
+
+def load_business_rules(config_dir: Path = CONFIG_DIR) -> BusinessRules:
+    return load_settings(BusinessRules, config_dir / "business_rules.yaml")

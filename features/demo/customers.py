@@ -27,15 +27,15 @@ class Taste:
 
 
 TASTES = (
-    Taste("minimalist silver", 0.22, {"minimalist": 8}, {"sterling silver": 3}, {"earrings": 1.5, "ring": 1.4},
+    Taste("minimalist silver", 0.22, {"minimalist": 20}, {"sterling silver": 5}, {"earrings": 1.5, "ring": 1.4},
           {"budget": 2.0, "mid": 1.3}),
-    Taste("classic gold", 0.20, {"classic": 8}, {"gold-plated": 3}, {"necklace": 1.5, "bracelet": 1.4},
+    Taste("classic gold", 0.20, {"classic": 20}, {"gold-plated": 5}, {"necklace": 1.5, "bracelet": 1.4},
           {"mid": 1.5, "premium": 1.8}),
-    Taste("vintage pearl", 0.16, {"vintage": 8}, {"pearl": 3, "rose gold": 1.5}, {"earrings": 1.4, "pendant": 1.6},
+    Taste("vintage pearl", 0.16, {"vintage": 20}, {"pearl": 5, "rose gold": 2}, {"earrings": 1.4, "pendant": 1.6},
           {"mid": 1.6}),
-    Taste("boho", 0.16, {"boho": 8}, {"crystal": 1.6, "sterling silver": 1.4}, {"bracelet": 1.8, "ring": 1.4},
+    Taste("boho", 0.16, {"boho": 20}, {"crystal": 2, "sterling silver": 2}, {"bracelet": 1.8, "ring": 1.4},
           {"budget": 2.2}),
-    Taste("statement", 0.12, {"statement": 8}, {"crystal": 3}, {"necklace": 1.8, "earrings": 1.5},
+    Taste("statement", 0.12, {"statement": 20}, {"crystal": 5}, {"necklace": 1.8, "earrings": 1.5},
           {"premium": 2.2}),
     Taste("gift giver", 0.14, {"classic": 2, "minimalist": 2}, {"rose gold": 2},
           {"gift box": 6, "care kit": 3, "pendant": 1.5}, {"mid": 1.5}),

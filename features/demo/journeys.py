@@ -134,7 +134,7 @@ def pair_complements(journeys: Journeys, catalog: Catalog, rng: np.random.Genera
             collection,
             0.45,
         ),
-        (bought & is_cat["chain"], necklace_or_pendant, material, 0.50),
+        (bought & is_cat["chain"], necklace_or_pendant, material, 0.65),
         (bought & is_cat["gift box"], jewellery, np.zeros_like(material), 0.35),
     ]
     for complement, anchor, key, probability in rules:

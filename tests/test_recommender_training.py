@@ -1,0 +1,156 @@
+"""Training, MLflow logging and registration, the promotion gate, compare and batch recommend."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.pipeline import build_features
+from storewise import columns as c
+from storewise.shop import ShopPaths
+from tests.conftest import fast_config
+from training.recommender.pyfunc import batch_top_k, load_bundle
+from training.recommender.train import TrainOutcome, train_recommender
+from training.registry import RegistryError, compare, promote
+from training.tracking import RECOMMENDER
+
+pytestmark = pytest.mark.xdist_group("mlflow")
+
+
+@pytest.fixture
+def built_shop(small_shop: ShopPaths, tmp_path: Path) -> tuple[ShopPaths, Path]:
+    shop = ShopPaths(tmp_path / "shop")
+    shutil.copytree(small_shop.root, shop.root)
+    config = fast_config(tmp_path)
+    build_features(shop, config_dir=config)
+    return shop, config
+
+
+@pytest.fixture
+def trained(built_shop: tuple[ShopPaths, Path], mlflow_store: str) -> tuple[ShopPaths, Path, TrainOutcome]:
+    shop, config = built_shop
+    return shop, config, train_recommender(shop, config_dir=config)
+
+
+def test_a_run_logs_the_comparison_learning_curve_and_a_registered_model(
+    trained: tuple[ShopPaths, Path, TrainOutcome],
+) -> None:
+    _, _, outcome = trained
+    assert outcome.version == "1"
+    run = mlflow.MlflowClient().get_run(str(outcome.run_id))
+    metrics = run.data.metrics
+    for protocol in ("discovery", "all_purchases", "business_rules"):
+        for model in (
+            "hybrid",
+            "lightfm",
+            "popularity",
+            "trending",
+            "cooccurrence",
+            "buy_again",
+            "ease_binary",
+            "item_knn_bm25_counts",
+            "als_binary",
+        ):
+            assert f"{protocol}.{model}.ndcg_at_10" in metrics, (protocol, model)
+    assert metrics["ndcg_at_10"] == pytest.approx(outcome.value("hybrid"))
+    history = mlflow.MlflowClient().get_metric_history(str(outcome.run_id), "validation.lightfm.ndcg_at_10")
+    assert [point.step for point in history] == list(range(1, len(history) + 1))
+    assert run.data.tags["data_hash"]
+    assert run.data.tags["split"].startswith("test ")
+    assert run.data.params["lightfm.components"] == "16"
+    artifacts = {item.path for item in mlflow.MlflowClient().list_artifacts(str(outcome.run_id), "reports")}
+    assert {
+        "reports/comparison.csv",
+        "reports/learning_curve.png",
+        "reports/ndcg_at_10_by_model.png",
+        "reports/environment.json",
+    } <= artifacts
+
+
+def test_the_hybrid_beats_popularity_on_the_small_shop(trained: tuple[ShopPaths, Path, TrainOutcome]) -> None:
+    _, _, outcome = trained
+    assert outcome.value("hybrid") > outcome.value("popularity")
+
+
+def test_the_model_reloaded_from_mlflow_gives_the_same_top_k(
+    trained: tuple[ShopPaths, Path, TrainOutcome],
+) -> None:
+    _shop, _, outcome = trained
+    assert outcome.bundle is not None
+    before = load_bundle(outcome.bundle)
+    customers = [*list(before.model.user_ids[:25]), "unknown-customer"]
+    expected = batch_top_k(before, customers, [10] * len(customers))
+    loaded = mlflow.pyfunc.load_model(f"models:/{RECOMMENDER}/{outcome.version}")
+    got = loaded.predict(
+        pd.DataFrame({c.CUSTOMER_ID: customers, "k": np.full(len(customers), 10, dtype=np.int64)})
+    )
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))
+
+
+def test_the_gate_refuses_a_worse_model_and_records_force(
+    built_shop: tuple[ShopPaths, Path], mlflow_store: str, tmp_path: Path
+) -> None:
+    shop, config = built_shop
+    good = train_recommender(shop, config_dir=config)
+    first = promote(RECOMMENDER, good.version)
+    assert first.promoted
+    assert first.reason.startswith("first champion")
+    # a deliberately worse model: popularity alone, by blend grid, on the same data and split
+    worse_config = fast_config(tmp_path / "worse", **{"blend.grid": [0, 1.0], "lightfm.max_epochs": 1})
+    (worse_config / "features.yaml").write_text((config / "features.yaml").read_text())
+    worse = train_recommender(shop, config_dir=worse_config)
+    if worse.value("hybrid") >= good.value("hybrid"):
+        pytest.skip("the degraded configuration did not come out worse on this data")
+    refused = promote(RECOMMENDER, worse.version)
+    assert not refused.promoted
+    assert "does not beat" in refused.reason
+    assert (
+        str(mlflow.MlflowClient().get_model_version_by_alias(RECOMMENDER, "champion").version) == good.version
+    )
+    forced = promote(RECOMMENDER, worse.version, force=True)
+    assert forced.promoted
+    tags = mlflow.MlflowClient().get_model_version(RECOMMENDER, str(worse.version)).tags
+    assert tags["promoted_with_force"] == "true"
+    report = compare([str(good.run_id), str(worse.run_id)], tmp_path / "report.html")
+    text = report.read_text()
+    assert "NDCG@10 by model" in text
+    assert "data:image/png;base64," in text
+    assert "blend.business_rules" in text, "the differing blend weights are listed"
+    table = pd.read_csv(report.with_suffix(".csv"), index_col=0)
+    assert "business_rules.popularity.ndcg_at_10" in table.index
+
+
+def test_promote_without_versions_is_a_clear_error(mlflow_store: str) -> None:
+    with pytest.raises(RegistryError, match="no versions of 'storewise-recommender' are registered"):
+        promote(RECOMMENDER)
+
+
+def test_batch_recommend_cli_normalizes_ids(
+    trained: tuple[ShopPaths, Path, TrainOutcome], tmp_path: Path, mlflow_store: str
+) -> None:
+    shop, _, outcome = trained
+    promote(RECOMMENDER, outcome.version)
+    assert outcome.bundle is not None
+    known = [str(value) for value in load_bundle(outcome.bundle).model.user_ids[:3]]
+    ids = tmp_path / "ids.txt"
+    ids.write_text("customer_id\n" + "\n".join([*known, known[0], "nobody", ""]) + "\n")
+    out = tmp_path / "recs.csv"
+    done = subprocess.run([sys.executable, "-m", "storewise", "recommend", "--customers", str(ids), "--out", str(out), "--k", "5",
+                           "--shop-dir", str(shop.root)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "4 customers (3 personalized" in done.stdout
+    table = pd.read_csv(out, dtype={c.CUSTOMER_ID: str})
+    assert list(table.columns) == [c.CUSTOMER_ID, c.ITEM_ID, "rank", "score", "reason"]
+    assert table.groupby(c.CUSTOMER_ID).size().to_dict() == {**{k: 5 for k in known}, "nobody": 5}
+    orders = pd.read_parquet(shop.table(c.ORDERS))
+    bought = set(zip(orders[c.CUSTOMER_ID], orders[c.ITEM_ID], strict=True))
+    assert not any((row.customer_id, row.item_id) in bought for row in table.itertuples()), (
+        "bought items are excluded by default"
+    )

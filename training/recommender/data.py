@@ -1,0 +1,222 @@
+"""Time-based splits and the matrices every recommender trains on.
+
+A split has a cutoff: everything before it is training data (interactions built with
+the shop's weights, decayed to the cutoff), what is bought from the cutoff to the end of
+the window is the truth. The validation split ends where the test split begins, so
+tuning never sees the test weeks. Users are indexed by the training interactions, items
+by the whole catalogue, so a model never needs to know about ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from features.customer_features import customer_features
+from features.interactions import build_interactions, consenting_customers
+from features.rfm import rfm_table
+from storewise import columns as c
+from storewise.settings import InteractionWeights
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Everything a model may learn from, all before the cutoff."""
+
+    cutoff: pd.Timestamp
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    weights: sp.csr_matrix  # users x items, interaction weights (decayed)
+    purchases: sp.csr_matrix  # users x items, purchase counts (order lines, returns taken off)
+    repeat_score: sp.csr_matrix  # users x items, purchases decayed by recency (for buy again)
+    popularity: np.ndarray  # items: distinct buyers, guests and non-consenting included
+    trending: np.ndarray  # items: buyers in the last `trending_days`
+    item_features: sp.csr_matrix  # items x item feature columns
+    user_features: sp.csr_matrix  # users x user feature columns
+    item_feature_names: list[str]
+    user_feature_names: list[str]
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """What each evaluated user bought in the window after the cutoff."""
+
+    user_index: np.ndarray  # users with a purchase in the window and training history
+    items: list[np.ndarray]  # item indices bought, per user
+    cold_start_customers: np.ndarray  # buyers in the window with no usable history
+    cold_start_items: list[np.ndarray]
+    window: tuple[pd.Timestamp, pd.Timestamp]
+
+
+def local_midnight(stamp: pd.Timestamp) -> pd.Timestamp:
+    return stamp.normalize()
+
+
+def split_cutoffs(
+    orders: pd.DataFrame, test_days: int, validation_days: int
+) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+    """(cutoff, window end) of the validation and test splits, at local midnights."""
+    end = orders[c.ORDERED_AT].max().normalize() + pd.Timedelta(days=1)
+    test_cutoff = end - pd.Timedelta(days=test_days)
+    validation_cutoff = test_cutoff - pd.Timedelta(days=validation_days)
+    return {"validation": (validation_cutoff, test_cutoff), "test": (test_cutoff, end), "final": (end, end)}
+
+
+def build_train_data(
+    tables: dict[str, pd.DataFrame],
+    item_features: pd.DataFrame,
+    weights: InteractionWeights,
+    cutoff: pd.Timestamp,
+    *,
+    trending_days: int,
+    repeat_half_life_days: float,
+) -> TrainData:
+    orders, customers, products = tables[c.ORDERS], tables[c.CUSTOMERS], tables[c.PRODUCTS]
+    events = tables.get(c.EVENTS)
+    interactions = build_interactions(orders, events, customers, weights, until=cutoff)
+    user_ids = np.sort(interactions[c.CUSTOMER_ID].unique()).astype(object)
+    item_ids = np.sort(products[c.ITEM_ID].unique()).astype(object)
+    user_of = pd.Series(np.arange(len(user_ids)), index=user_ids)
+    item_of = pd.Series(np.arange(len(item_ids)), index=item_ids)
+    shape = (len(user_ids), len(item_ids))
+
+    rows = user_of.loc[interactions[c.CUSTOMER_ID]].to_numpy()
+    cols = item_of.loc[interactions[c.ITEM_ID]].to_numpy()
+    weight_matrix = sp.csr_matrix((interactions["weight"].to_numpy(np.float32), (rows, cols)), shape=shape)
+
+    before = orders[orders[c.ORDERED_AT] < cutoff]
+    known = before[before[c.CUSTOMER_ID].isin(user_of.index) & before[c.ITEM_ID].isin(item_of.index)]
+    sign = np.where(known[c.RETURNED].to_numpy(), -1.0, 1.0)
+    age = (cutoff - known[c.ORDERED_AT]).dt.total_seconds().to_numpy() / 86_400
+    k_rows = user_of.loc[known[c.CUSTOMER_ID]].to_numpy()
+    k_cols = item_of.loc[known[c.ITEM_ID]].to_numpy()
+    purchases = sp.csr_matrix((sign, (k_rows, k_cols)), shape=shape)
+    purchases.data = np.maximum(purchases.data, 0)
+    purchases.eliminate_zeros()
+    repeat = sp.csr_matrix((sign * 0.5 ** (age / repeat_half_life_days), (k_rows, k_cols)), shape=shape)
+    repeat.data = np.maximum(repeat.data, 0)
+    repeat.eliminate_zeros()
+
+    sales = before[~before[c.RETURNED] & before[c.ITEM_ID].isin(item_of.index)]
+    buyer = sales[c.CUSTOMER_ID].fillna("guest:" + sales[c.ORDER_ID])  # a guest order is one buyer
+    popularity = _distinct_buyers(sales[c.ITEM_ID], buyer, item_of)
+    recent = sales[c.ORDERED_AT] >= cutoff - pd.Timedelta(days=trending_days)
+    trending = _distinct_buyers(sales.loc[recent, c.ITEM_ID], buyer[recent], item_of)
+
+    # customer features as known at the cutoff: the segment and favourite category of a
+    # customer must not include what they buy in the weeks being predicted
+    rfm = rfm_table(before) if len(before) else rfm_table(orders.iloc[:0])
+    customer_table = customer_features(customers, rfm, interactions, item_features)
+    item_matrix, item_names = item_feature_matrix(item_features, item_ids)
+    user_matrix, user_names = user_feature_matrix(customer_table, user_ids)
+    return TrainData(
+        cutoff=cutoff,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        weights=weight_matrix,
+        purchases=purchases.tocsr(),
+        repeat_score=repeat.tocsr(),
+        popularity=popularity,
+        trending=trending,
+        item_features=item_matrix,
+        user_features=user_matrix,
+        item_feature_names=item_names,
+        user_feature_names=user_names,
+    )
+
+
+def _distinct_buyers(items: pd.Series, buyers: pd.Series, item_of: pd.Series) -> np.ndarray:
+    pairs = pd.DataFrame({"item": items.to_numpy(), "buyer": buyers.to_numpy()}).drop_duplicates()
+    counts = pairs.groupby("item").size()
+    result = np.zeros(len(item_of), np.float64)
+    result[item_of.loc[counts.index].to_numpy()] = counts.to_numpy()
+    return result
+
+
+def one_hot(values: pd.DataFrame, prefix_columns: list[str]) -> tuple[sp.csr_matrix, list[str]]:
+    """Columns `name=value` for each (column, value) seen."""
+    blocks, names = [], []
+    for column in prefix_columns:
+        codes, uniques = pd.factorize(values[column].astype("str"))
+        blocks.append(
+            sp.csr_matrix(
+                (np.ones(len(codes), np.float32), (np.arange(len(codes)), codes)),
+                shape=(len(codes), len(uniques)),
+            )
+        )
+        names += [f"{column}={value}" for value in uniques]
+    return sp.hstack(blocks, format="csr"), names
+
+
+def item_feature_matrix(item_features: pd.DataFrame, item_ids: np.ndarray) -> tuple[sp.csr_matrix, list[str]]:
+    """Category, price band and tags per item (rows in `item_ids` order), each row
+    normalized to sum 1 so items with many tags are not louder."""
+    table = item_features.set_index(c.ITEM_ID).reindex(item_ids)
+    table[c.CATEGORY] = table[c.CATEGORY].fillna("unknown")
+    table["price_band"] = table["price_band"].fillna("unknown")
+    base, names = one_hot(table.reset_index(), [c.CATEGORY, "price_band"])
+    tags = table[c.TAGS].fillna("").astype("str").str.split(c.TAG_SEPARATOR)
+    vocabulary: dict[str, int] = {}
+    rows, cols = [], []
+    for row, item_tags in enumerate(tags):
+        for tag in item_tags:
+            if tag:
+                rows.append(row)
+                cols.append(vocabulary.setdefault(tag, len(vocabulary)))
+    tag_matrix = sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(item_ids), len(vocabulary))
+    )
+    matrix = sp.hstack([base, tag_matrix], format="csr")
+    return _row_normalize(matrix), names + [f"tag={tag}" for tag in vocabulary]
+
+
+def user_feature_matrix(
+    customer_features: pd.DataFrame, user_ids: np.ndarray
+) -> tuple[sp.csr_matrix, list[str]]:
+    columns = [c.REGION, "rfm_segment", "preferred_price_band", "favourite_category", c.IS_MEMBER]
+    table = customer_features.set_index(c.CUSTOMER_ID).reindex(user_ids).reset_index()
+    for column in columns:
+        table[column] = table[column].fillna("unknown")
+    matrix, names = one_hot(table, columns)
+    return _row_normalize(matrix), names
+
+
+def _row_normalize(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    sums = np.asarray(matrix.sum(axis=1)).ravel()
+    sums[sums == 0] = 1
+    return sp.csr_matrix(sp.diags(1 / sums) @ matrix)
+
+
+def build_truth(
+    orders: pd.DataFrame, customers: pd.DataFrame, data: TrainData, window: tuple[pd.Timestamp, pd.Timestamp]
+) -> Truth:
+    """Purchases in the window by consenting customers: those the model knows are
+    evaluated as users, the others are the cold-start group."""
+    start, end = window
+    bought = orders[(orders[c.ORDERED_AT] >= start) & (orders[c.ORDERED_AT] < end) & ~orders[c.RETURNED]]
+    bought = bought[bought[c.CUSTOMER_ID].isin(consenting_customers(customers))]
+    item_of = pd.Series(np.arange(data.n_items), index=data.item_ids)
+    bought = bought[bought[c.ITEM_ID].isin(item_of.index)]
+    per_customer = bought.groupby(c.CUSTOMER_ID)[c.ITEM_ID].agg(
+        lambda items: np.unique(item_of.loc[items].to_numpy())
+    )
+    user_of = pd.Series(np.arange(data.n_users), index=data.user_ids)
+    known = per_customer.index.isin(user_of.index)
+    return Truth(
+        user_index=user_of.loc[per_customer.index[known]].to_numpy(),
+        items=list(per_customer[known]),
+        cold_start_customers=per_customer.index[~known].to_numpy(),
+        cold_start_items=list(per_customer[~known]),
+        window=window,
+    )

@@ -1,0 +1,365 @@
+"""The hybrid recommender that is evaluated, logged, registered and served.
+
+It holds precomputed arrays only (LightFM user and item representations, item-item
+matrices, customers' histories, popularity vectors) and blends components by rank:
+each component's top `candidates` items score 1 / (rank + offset), and the blend is a
+weighted sum of those, with weights per protocol tuned on the validation weeks. Rank
+blending makes components on different scales comparable and is cheap: a partial sort
+per component, no per-item Python loop.
+
+Components (name: what scores item i for customer u):
+- lightfm: LightFM's u·i + bias, with customer and item features;
+- ease / ease_recent: EASE on bought/not-bought, times the customer's purchases (all,
+  or weighted towards recent ones);
+- ease_weights: EASE on interaction weights (views, carts, purchases), times the
+  customer's interaction weights;
+- bm25 / bm25_recent: BM25 item-kNN (implicit) on purchase counts, times counts (all,
+  or recent);
+- buy_again: the customer's own purchases, decayed by age;
+- trending, recent_buyers, popularity: what sells lately (buyers decayed by a short
+  half-life, or counted over the last weeks) and overall (the same for everyone).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from training.recommender.data import TrainData
+from training.recommender.models import Ease, ItemKnnBm25, LightFmHybrid, Recommender, keep_top_neighbours
+
+# component -> (item-item matrix, history); None for components that are not item-item
+ITEM_ITEM = {
+    "ease": ("ease", "binary"),
+    "ease_recent": ("ease", "recent"),
+    "ease_weights": ("ease_weights", "weights"),
+    "bm25": ("bm25", "counts"),
+    "bm25_recent": ("bm25", "recent"),
+}
+VECTORS = ("trending", "recent_buyers", "popularity")
+COMPONENTS = ("lightfm", *ITEM_ITEM, "buy_again", *VECTORS)
+DENSE_ITEM_ITEM_LIMIT = 5_000  # 5,000 items: a 100 MB dense float32 matrix
+
+
+@dataclass
+class HybridModel:
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    user_embedding: np.ndarray
+    item_embedding: np.ndarray
+    item_bias: np.ndarray
+    item_feature_embedding: np.ndarray  # per item-feature column (for items placed by features alone)
+    item_feature_bias: np.ndarray
+    item_feature_names: list[str]
+    similarity: dict[str, sp.csr_matrix]
+    histories: dict[str, sp.csr_matrix]
+    vectors: dict[str, np.ndarray]
+    blends: dict[str, dict[str, float]] = field(default_factory=dict)
+    candidates: int = 200
+    rank_offset: float = 20.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.user_index = pd.Series(np.arange(len(self.user_ids)), index=self.user_ids)
+        self.item_index = pd.Series(np.arange(len(self.item_ids)), index=self.item_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def available(self) -> list[str]:
+        names = ["lightfm", "buy_again", *VECTORS]
+        names += [name for name, (matrix, _) in ITEM_ITEM.items() if matrix in self.similarity]
+        return [name for name in COMPONENTS if name in names]
+
+    # -- scoring ----------------------------------------------------------------------
+
+    def component_scores(self, name: str, users: np.ndarray) -> np.ndarray:
+        if name == "lightfm":
+            return self.user_embedding[users] @ self.item_embedding.T + self.item_bias
+        if name == "buy_again":
+            return self.histories["repeat"][users].toarray()
+        if name in VECTORS:
+            return np.broadcast_to(self.vectors[name], (len(users), self.n_items))
+        matrix, history = ITEM_ITEM[name]
+        product = self.histories[history][users] @ self.item_item(matrix)
+        return product.toarray() if sp.issparse(product) else np.asarray(product)
+
+    def item_item(self, name: str) -> np.ndarray | sp.csr_matrix:
+        """The item-item matrix, dense for catalogues small enough (a sparse history times a
+        dense matrix is several times faster), else sparse."""
+        cache = self.__dict__.setdefault("_dense", {})
+        if name not in cache:
+            matrix = self.similarity[name]
+            cache[name] = matrix.toarray() if self.n_items <= DENSE_ITEM_ITEM_LIMIT else matrix
+        return cache[name]
+
+    def rank_scores(self, scores: np.ndarray, positive_only: bool = True) -> np.ndarray:
+        """1 / (rank + offset) for each row's top candidates, 0 elsewhere. With
+        `positive_only` (every component but LightFM, whose scores are relative), an item
+        without positive support (no co-purchase with the history, never bought) gets
+        nothing, however high it would rank among the rest."""
+        n = scores.shape[1]
+        top = min(self.candidates, n)
+        part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        order = np.argsort(-part_scores, axis=1, kind="stable")
+        ranked = np.take_along_axis(part, order, axis=1)
+        ranked_scores = np.take_along_axis(part_scores, order, axis=1)
+        value = 1.0 / (np.arange(top) + self.rank_offset)
+        out = np.zeros(scores.shape, np.float32)
+        rows = np.arange(scores.shape[0])[:, None]
+        out[rows, ranked] = np.where(ranked_scores > 0, value, 0) if positive_only else value
+        return out
+
+    def blend_scores(self, users: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+        total = np.zeros((len(users), self.n_items), np.float32)
+        for name, weight in weights.items():
+            if weight:
+                scores = np.asarray(self.component_scores(name, users), np.float32)
+                total += weight * self.rank_scores(scores, positive_only=name != "lightfm")
+        # a tiny popularity tie-break, so equal blends order by what sells
+        return total + 1e-7 * self.vectors["popularity"] / max(float(self.vectors["popularity"].max()), 1.0)
+
+    def for_protocol(self, protocol: str) -> Recommender:
+        return _BlendView(self, protocol)
+
+    # -- serving helpers --------------------------------------------------------------
+
+    def item_vectors_normalized(self) -> np.ndarray:
+        if "normalized_items" not in self.__dict__:
+            norms = np.linalg.norm(self.item_embedding, axis=1, keepdims=True)
+            norms[norms == 0] = 1
+            self.__dict__["normalized_items"] = (self.item_embedding / norms).astype(np.float32)
+        return self.__dict__["normalized_items"]
+
+    def similar_scores(self, items: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Similarity of every item to a set of items: LightFM embedding cosine blended by
+        rank with co-purchase (EASE where present, else BM25)."""
+        weights = np.ones(len(items)) if weights is None else weights
+        vectors = self.item_vectors_normalized()
+        embedding = (weights @ vectors[items]) @ vectors.T
+        matrix = self.similarity.get("ease") if "ease" in self.similarity else self.similarity.get("bm25")
+        parts = [self.rank_scores(embedding[None, :].astype(np.float32), positive_only=False)]
+        if matrix is not None:
+            co = np.asarray(sp.csr_matrix(weights.reshape(1, -1)) @ matrix[items].toarray()).ravel()
+            if co.max() > 0:
+                parts.append(self.rank_scores(co[None, :].astype(np.float32)))
+        total = np.sum(parts, axis=0)[0]
+        total[items] = -np.inf
+        return total
+
+    def complement_scores(self, cart: np.ndarray) -> np.ndarray:
+        """Items bought with the cart's items: co-purchase first (BM25 or EASE), the
+        embedding only to order what co-purchase leaves tied."""
+        matrix = self.similarity.get("bm25") if "bm25" in self.similarity else self.similarity.get("ease")
+        co = np.zeros(self.n_items, np.float32)
+        if matrix is not None:
+            co = np.asarray(matrix[cart].sum(axis=0)).ravel().astype(np.float32)
+        embedding = self.similar_scores(cart)
+        embedding[cart] = 0
+        total = (
+            self.rank_scores(co[None, :])[0] * 2
+            + self.rank_scores(embedding[None, :], positive_only=False)[0] * 0.5
+        )
+        total[cart] = -np.inf
+        return total
+
+    def feature_representation(self, feature_names: list[str]) -> tuple[np.ndarray, float]:
+        """A new item's LightFM representation from its features alone (unknown features
+        are ignored), normalized like the training rows."""
+        index = {name: i for i, name in enumerate(self.item_feature_names)}
+        known = [index[name] for name in feature_names if name in index]
+        if not known:
+            return np.zeros(self.item_embedding.shape[1], np.float32), 0.0
+        weight = 1.0 / len(known)
+        return self.item_feature_embedding[known].sum(axis=0) * weight, float(
+            self.item_feature_bias[known].sum() * weight
+        )
+
+    # -- persistence ------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            "user_ids": self.user_ids.astype(str),
+            "item_ids": self.item_ids.astype(str),
+            "user_embedding": self.user_embedding,
+            "item_embedding": self.item_embedding,
+            "item_bias": self.item_bias,
+            "item_feature_embedding": self.item_feature_embedding,
+            "item_feature_bias": self.item_feature_bias,
+            **{f"vector_{name}": vector for name, vector in self.vectors.items()},
+        }
+        np.savez_compressed(directory / "arrays.npz", **arrays)  # type: ignore[arg-type]
+        for kind, matrices in (("similarity", self.similarity), ("history", self.histories)):
+            for name, matrix in matrices.items():
+                sp.save_npz(directory / f"{kind}_{name}.npz", matrix.tocsr())
+        meta = {
+            "item_feature_names": self.item_feature_names,
+            "blends": self.blends,
+            "candidates": self.candidates,
+            "rank_offset": self.rank_offset,
+            "similarity": sorted(self.similarity),
+            "histories": sorted(self.histories),
+            "vectors": sorted(self.vectors),
+            "info": self.info,
+        }
+        (directory / "model.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> HybridModel:
+        meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+        with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
+            data = {name: arrays[name] for name in arrays.files}
+        return cls(
+            user_ids=data["user_ids"].astype(object),
+            item_ids=data["item_ids"].astype(object),
+            user_embedding=data["user_embedding"],
+            item_embedding=data["item_embedding"],
+            item_bias=data["item_bias"],
+            item_feature_embedding=data["item_feature_embedding"],
+            item_feature_bias=data["item_feature_bias"],
+            item_feature_names=meta["item_feature_names"],
+            similarity={
+                name: sp.load_npz(directory / f"similarity_{name}.npz").tocsr() for name in meta["similarity"]
+            },
+            histories={
+                name: sp.load_npz(directory / f"history_{name}.npz").tocsr() for name in meta["histories"]
+            },
+            vectors={name: data[f"vector_{name}"] for name in meta["vectors"]},
+            blends=meta["blends"],
+            candidates=meta["candidates"],
+            rank_offset=meta["rank_offset"],
+            info=meta["info"],
+        )
+
+
+class _BlendView(Recommender):
+    def __init__(self, model: HybridModel, protocol: str) -> None:
+        self.model, self.protocol = model, protocol
+        self.name = "hybrid"
+
+    def fit(self, data: TrainData) -> _BlendView:
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return self.model.blend_scores(users, self.model.blends[self.protocol])
+
+    def params(self) -> dict[str, Any]:
+        return {
+            f"blend.{self.protocol}.{name}": weight
+            for name, weight in self.model.blends[self.protocol].items()
+            if weight
+        }
+
+
+def recency_history(orders: pd.DataFrame, data: TrainData, half_life_days: float) -> sp.csr_matrix:
+    """Purchases before the cutoff, each weighted 0.5 ** (age / half-life)."""
+    from storewise import columns as c
+
+    known = orders[(orders[c.ORDERED_AT] < data.cutoff) & ~orders[c.RETURNED]]
+    user_of = pd.Series(np.arange(data.n_users), index=data.user_ids)
+    item_of = pd.Series(np.arange(data.n_items), index=data.item_ids)
+    known = known[known[c.CUSTOMER_ID].isin(user_of.index) & known[c.ITEM_ID].isin(item_of.index)]
+    age = (data.cutoff - known[c.ORDERED_AT]).dt.total_seconds().to_numpy() / 86_400
+    return sp.csr_matrix(
+        ((0.5 ** (age / half_life_days)).astype(np.float32),
+         (user_of.loc[known[c.CUSTOMER_ID]].to_numpy(), item_of.loc[known[c.ITEM_ID]].to_numpy())),
+        shape=(data.n_users, data.n_items),
+    )  # fmt: skip
+
+
+def decayed_popularity(orders: pd.DataFrame, data: TrainData, half_life_days: float) -> np.ndarray:
+    """Distinct buyers per item, each counted 0.5 ** (age of their latest purchase / half-life)."""
+    from storewise import columns as c
+
+    sales = orders[(orders[c.ORDERED_AT] < data.cutoff) & ~orders[c.RETURNED]]
+    item_of = pd.Series(np.arange(data.n_items), index=data.item_ids)
+    sales = sales[sales[c.ITEM_ID].isin(item_of.index)]
+    buyer = sales[c.CUSTOMER_ID].fillna("guest:" + sales[c.ORDER_ID])
+    age = (data.cutoff - sales[c.ORDERED_AT]).dt.total_seconds().to_numpy() / 86_400
+    frame = pd.DataFrame(
+        {
+            "item": item_of.loc[sales[c.ITEM_ID]].to_numpy(),
+            "buyer": buyer.to_numpy(),
+            "w": 0.5 ** (age / half_life_days),
+        }
+    )
+    per_item = frame.groupby(["item", "buyer"])["w"].max().groupby(level="item").sum()
+    vector = np.zeros(data.n_items, np.float32)
+    vector[per_item.index.to_numpy()] = per_item.to_numpy()
+    return vector
+
+
+def fit_hybrid(
+    data: TrainData,
+    orders: pd.DataFrame,
+    lightfm: LightFmHybrid,
+    *,
+    ease_regularization: float,
+    bm25_neighbours: int,
+    item_neighbours: int,
+    recent_half_life_days: float,
+    trending_half_life_days: float,
+    max_ease_items: int,
+) -> HybridModel:
+    """Fit every component on `data` (LightFM must already be fitted on it)."""
+    similarity: dict[str, sp.csr_matrix] = {}
+    if data.n_items <= max_ease_items:
+        similarity["ease"] = (
+            Ease(ease_regularization, "purchases", binary=True, neighbours=item_neighbours)
+            .fit(data)
+            .similarity
+        )
+        similarity["ease_weights"] = (
+            Ease(ease_regularization, "weights", binary=False, neighbours=item_neighbours)
+            .fit(data)
+            .similarity
+        )
+    bm25 = ItemKnnBm25(neighbours=bm25_neighbours, source="purchases", binary=False).fit(data).similarity
+    similarity["bm25"] = (
+        bm25 if bm25.nnz else keep_top_neighbours(sp.csr_matrix(bm25.shape, dtype=np.float32), 1)
+    )
+    binary = data.purchases.copy().astype(np.float32)
+    binary.data = np.ones_like(binary.data)
+    histories = {
+        "binary": binary,
+        "counts": data.purchases.astype(np.float32),
+        "recent": recency_history(orders, data, recent_half_life_days),
+        "weights": data.weights.astype(np.float32),
+        "repeat": data.repeat_score.astype(np.float32),
+    }
+    vectors = {
+        "trending": decayed_popularity(orders, data, trending_half_life_days),
+        "recent_buyers": data.trending.astype(np.float32),
+        "popularity": data.popularity.astype(np.float32),
+    }
+    feature_bias = (
+        lightfm.model.item_biases[data.n_items :] if lightfm.use_features else np.zeros(0, np.float32)
+    )
+    feature_embedding = (
+        lightfm.model.item_embeddings[data.n_items :]
+        if lightfm.use_features
+        else np.zeros((0, lightfm.components), np.float32)
+    )
+    return HybridModel(
+        user_ids=data.user_ids,
+        item_ids=data.item_ids,
+        user_embedding=lightfm.user_embedding.astype(np.float32),
+        item_embedding=lightfm.item_embedding.astype(np.float32),
+        item_bias=lightfm.item_bias.astype(np.float32),
+        item_feature_embedding=np.asarray(feature_embedding, np.float32),
+        item_feature_bias=np.asarray(feature_bias, np.float32),
+        item_feature_names=data.item_feature_names if lightfm.use_features else [],
+        similarity=similarity,
+        histories=histories,
+        vectors=vectors,
+    )

@@ -1,0 +1,292 @@
+"""One small interface, and every model behind it: the LightFM hybrid and its peers.
+
+`fit(data)` learns from a TrainData; `score(users)` returns a dense users x items score
+matrix (higher is better). Excluding items and cutting the top k happen outside, the same
+way for every model, so comparisons are fair. The peers come from libraries where one
+exists (implicit's BM25 item-kNN and ALS); EASE, popularity, co-occurrence and buy-again
+are a few lines of linear algebra each.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from training.recommender.data import TrainData
+
+MAX_EASE_ITEMS = 8_000  # EASE inverts an items x items matrix: 8k items is ~0.5 GB and seconds
+
+
+class Recommender(ABC):
+    name: str = "model"
+
+    @abstractmethod
+    def fit(self, data: TrainData) -> Recommender: ...
+
+    @abstractmethod
+    def score(self, users: np.ndarray) -> np.ndarray: ...
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+
+def keep_top_neighbours(similarity: np.ndarray | sp.spmatrix, neighbours: int) -> sp.csr_matrix:
+    """Each row keeps its `neighbours` largest entries (the diagonal removed)."""
+    dense = (
+        similarity.toarray()
+        if isinstance(similarity, sp.spmatrix | sp.sparray)
+        else np.array(similarity, dtype=np.float32)
+    )
+    np.fill_diagonal(dense, 0)
+    n = dense.shape[1]
+    if neighbours < n:
+        cut = np.argpartition(-dense, neighbours - 1, axis=1)[:, neighbours:]
+        np.put_along_axis(dense, cut, 0, axis=1)
+    result = sp.csr_matrix(dense.astype(np.float32))
+    result.eliminate_zeros()
+    return result
+
+
+def binarize(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    result = matrix.copy().astype(np.float32)
+    result.data = np.ones_like(result.data)
+    return result
+
+
+class Popularity(Recommender):
+    """Items by distinct buyers; `trending` counts only the last weeks before the cutoff."""
+
+    def __init__(self, trending: bool = False) -> None:
+        self.trending = trending
+        self.name = "trending" if trending else "popularity"
+
+    def fit(self, data: TrainData) -> Popularity:
+        base = data.trending if self.trending else data.popularity
+        # trending ties (items nobody bought lately) fall back on all-time popularity
+        self.vector = (base + 1e-6 * data.popularity / max(data.popularity.max(), 1)).astype(np.float32)
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return np.tile(self.vector, (len(users), 1))
+
+
+class BuyAgain(Recommender):
+    """The customer's own purchases, most and most recently bought first, then popularity."""
+
+    name = "buy_again"
+
+    def fit(self, data: TrainData) -> BuyAgain:
+        self.repeat = data.repeat_score
+        self.fallback = (data.popularity / max(data.popularity.max(), 1) * 1e-3).astype(np.float32)
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return self.repeat[users].toarray().astype(np.float32) + self.fallback
+
+
+class ItemItem(Recommender):
+    """Score = the user's history times an item-item matrix. Subclasses make the matrix."""
+
+    def __init__(self, source: str = "weights", binary: bool = False) -> None:
+        self.source = source
+        self.binary = binary
+
+    def history(self, data: TrainData) -> sp.csr_matrix:
+        matrix = data.weights if self.source == "weights" else data.purchases
+        return binarize(matrix) if self.binary else matrix.astype(np.float32)
+
+    def fit(self, data: TrainData) -> ItemItem:
+        self.user_items = self.history(data)
+        self.similarity = self.item_similarity(self.user_items)
+        return self
+
+    @abstractmethod
+    def item_similarity(self, user_items: sp.csr_matrix) -> sp.csr_matrix: ...
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return np.asarray((self.user_items[users] @ self.similarity).todense(), dtype=np.float32)
+
+    def params(self) -> dict[str, Any]:
+        return {"source": self.source, "binary": self.binary}
+
+
+class Cooccurrence(ItemItem):
+    """Cosine-normalized co-occurrence of items in customers' histories."""
+
+    name = "cooccurrence"
+
+    def __init__(self, neighbours: int = 100, source: str = "weights", binary: bool = True) -> None:
+        super().__init__(source, binary)
+        self.neighbours = neighbours
+
+    def item_similarity(self, user_items: sp.csr_matrix) -> sp.csr_matrix:
+        presence = binarize(user_items)
+        counts = (presence.T @ presence).tocsr().astype(np.float32)
+        norms = np.sqrt(counts.diagonal())
+        norms[norms == 0] = 1
+        cosine = sp.diags(1 / norms) @ counts @ sp.diags(1 / norms)
+        return keep_top_neighbours(cosine, self.neighbours)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "neighbours": self.neighbours}
+
+
+class Ease(ItemItem):
+    """EASE (Steck 2019): B = I - P / diag(P), P = (XᵀX + λI)⁻¹, diagonal of B zero."""
+
+    name = "ease"
+
+    def __init__(
+        self,
+        regularization: float = 500.0,
+        source: str = "purchases",
+        binary: bool = True,
+        neighbours: int = 200,
+    ) -> None:
+        super().__init__(source, binary)
+        self.regularization = regularization
+        self.neighbours = neighbours
+
+    def item_similarity(self, user_items: sp.csr_matrix) -> sp.csr_matrix:
+        n_items = user_items.shape[1]
+        if n_items > MAX_EASE_ITEMS:
+            raise ValueError(f"EASE needs a dense {n_items} x {n_items} inverse; this catalogue is too large")
+        gram = (user_items.T @ user_items).toarray().astype(np.float64)
+        gram[np.diag_indices(n_items)] += self.regularization
+        precision = np.linalg.inv(gram)
+        weights = -precision / np.diag(precision)
+        return keep_top_neighbours(weights, self.neighbours)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "regularization": self.regularization, "neighbours": self.neighbours}
+
+
+class ItemKnnBm25(ItemItem):
+    """implicit's BM25-weighted item-kNN."""
+
+    name = "item_knn_bm25"
+
+    def __init__(
+        self,
+        neighbours: int = 100,
+        k1: float = 1.2,
+        b: float = 0.75,
+        source: str = "purchases",
+        binary: bool = False,
+    ) -> None:
+        super().__init__(source, binary)
+        self.neighbours, self.k1, self.b = neighbours, k1, b
+
+    def item_similarity(self, user_items: sp.csr_matrix) -> sp.csr_matrix:
+        from implicit.nearest_neighbours import BM25Recommender
+
+        model = BM25Recommender(K=self.neighbours, K1=self.k1, B=self.b, num_threads=2)
+        model.fit(user_items, show_progress=False)
+        return sp.csr_matrix(model.similarity).astype(np.float32)
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "neighbours": self.neighbours, "k1": self.k1, "b": self.b}
+
+
+class Als(Recommender):
+    """implicit's alternating least squares on confidence-weighted implicit feedback."""
+
+    name = "als"
+
+    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 10.0, iterations: int = 15,
+                 source: str = "purchases", binary: bool = False, seed: int = 7) -> None:  # fmt: skip
+        self.factors, self.regularization, self.alpha = factors, regularization, alpha
+        self.iterations, self.source, self.binary, self.seed = iterations, source, binary, seed
+
+    def fit(self, data: TrainData) -> Als:
+        from implicit.als import AlternatingLeastSquares
+
+        matrix = data.weights if self.source == "weights" else data.purchases
+        matrix = binarize(matrix) if self.binary else matrix.astype(np.float32)
+        model = AlternatingLeastSquares(
+            factors=self.factors, regularization=self.regularization, alpha=self.alpha,
+            iterations=self.iterations, random_state=self.seed, num_threads=2,
+        )  # fmt: skip
+        model.fit(matrix.tocsr(), show_progress=False)
+        self.user_factors = np.asarray(model.user_factors)
+        self.item_factors = np.asarray(model.item_factors)
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return (self.user_factors[users] @ self.item_factors.T).astype(np.float32)
+
+    def params(self) -> dict[str, Any]:
+        return {"factors": self.factors, "regularization": self.regularization, "alpha": self.alpha,
+                "iterations": self.iterations, "source": self.source, "binary": self.binary}  # fmt: skip
+
+
+class LightFmHybrid(Recommender):
+    """LightFM with user features (region, segment, price band, favourite category,
+    membership) and item features (category, price band, tags) beside the identities,
+    so a new item is placed by its features and a customer's taste generalizes across
+    items that share them."""
+
+    name = "lightfm"
+
+    def __init__(self, *, loss: str = "warp", components: int = 48, learning_rate: float = 0.05, item_alpha: float = 1e-6,
+                 user_alpha: float = 1e-6, max_sampled: int = 30, epochs: int = 30, use_features: bool = True,
+                 feature_weight: float = 1.0, seed: int = 7, threads: int = 2) -> None:  # fmt: skip
+        self.loss, self.components, self.learning_rate = loss, components, learning_rate
+        self.item_alpha, self.user_alpha, self.max_sampled = item_alpha, user_alpha, max_sampled
+        self.epochs, self.use_features, self.feature_weight = epochs, use_features, feature_weight
+        self.seed, self.threads = seed, threads
+        self.epochs_trained = 0
+
+    def feature_matrices(self, data: TrainData) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        users = sp.identity(data.n_users, format="csr", dtype=np.float32)
+        items = sp.identity(data.n_items, format="csr", dtype=np.float32)
+        if self.use_features:
+            users = sp.hstack([users, self.feature_weight * data.user_features], format="csr")
+            items = sp.hstack([items, self.feature_weight * data.item_features], format="csr")
+        return users, items
+
+    def fit(
+        self, data: TrainData, on_epoch: Callable[[int, LightFmHybrid], bool] | None = None
+    ) -> LightFmHybrid:
+        """Train up to `epochs`; `on_epoch(epoch, self)` may return True to stop early."""
+        from lightfm import LightFM
+
+        self.model = LightFM(
+            no_components=self.components, loss=self.loss, learning_rate=self.learning_rate,
+            item_alpha=self.item_alpha, user_alpha=self.user_alpha, max_sampled=self.max_sampled,
+            random_state=np.random.RandomState(self.seed),
+        )  # fmt: skip
+        self.user_matrix, self.item_matrix = self.feature_matrices(data)
+        interactions = data.weights.tocoo()
+        sample_weight = interactions.copy()
+        sample_weight.data = (interactions.data / interactions.data.mean()).astype(np.float32)
+        binary = interactions.copy()
+        binary.data = np.ones_like(binary.data)
+        for epoch in range(1, self.epochs + 1):
+            self.model.fit_partial(
+                binary, user_features=self.user_matrix, item_features=self.item_matrix,
+                sample_weight=sample_weight, epochs=1, num_threads=self.threads,
+            )  # fmt: skip
+            self.epochs_trained = epoch
+            self._cache_representations()
+            if on_epoch is not None and on_epoch(epoch, self):
+                break
+        return self
+
+    def _cache_representations(self) -> None:
+        self.user_bias, self.user_embedding = self.model.get_user_representations(self.user_matrix)
+        self.item_bias, self.item_embedding = self.model.get_item_representations(self.item_matrix)
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return (self.user_embedding[users] @ self.item_embedding.T + self.item_bias).astype(np.float32)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "loss": self.loss, "components": self.components, "learning_rate": self.learning_rate,
+            "item_alpha": self.item_alpha, "user_alpha": self.user_alpha, "max_sampled": self.max_sampled,
+            "epochs": self.epochs_trained, "use_features": self.use_features, "feature_weight": self.feature_weight,
+        }  # fmt: skip

@@ -1,0 +1,347 @@
+"""What the storefront asks of the recommender, as functions on the logged model.
+
+`Recommendations` wraps the hybrid model with what it needs to answer: the catalogue
+(category, name, stock), the customers it may personalize for (pseudonymous ids, region,
+segment, consent only), popularity by region and segment for cold start, and the
+business rules. Every answer is an ordered list of items with a score and a short reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from storewise import columns as c
+from storewise.settings import BusinessRules
+from training.recommender.hybrid import HybridModel
+
+Source = Literal["personalized", "segment", "region", "trending"]
+# What happens to items a customer bought before: "exclude" them all (discovery),
+# apply the business rules (one-time categories excluded), or "include" them (rebuying).
+Purchased = Literal["exclude", "rules", "include"]
+BLEND_FOR = {"exclude": "discovery", "rules": "business_rules", "include": "all_purchases"}
+GROUP, GROUP_KIND, SCORE = "group", "group_kind", "score"
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: str
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    items: list[Recommendation]
+    source: Source
+    personalized: bool
+
+
+@dataclass
+class Context:
+    recently_viewed: list[str] = field(default_factory=list)
+    cart: list[str] = field(default_factory=list)
+    include_categories: list[str] = field(default_factory=list)
+    exclude_categories: list[str] = field(default_factory=list)
+
+
+def normalize_customer_id(value: object) -> str:
+    """'17850.0' and '17850' are one online-retail customer; other ids are kept as given."""
+    text = str(value).strip()
+    if text.endswith(".0") and text[:-2].isdigit():
+        return text[:-2]
+    return text
+
+
+class Recommendations:
+    def __init__(
+        self,
+        model: HybridModel,
+        catalog: pd.DataFrame,
+        customers: pd.DataFrame,
+        group_popularity: pd.DataFrame,
+        rules: BusinessRules,
+    ) -> None:
+        self.model = model
+        self.rules = rules
+        self.catalog = catalog.set_index(c.ITEM_ID).reindex(model.item_ids)
+        self.names = self.catalog[c.NAME].fillna("").to_numpy()
+        self.categories = self.catalog[c.CATEGORY].fillna("unknown").to_numpy()
+        stock = self.catalog[c.STOCK]
+        self.in_stock = (
+            (stock.isna() | (stock > 0)).to_numpy() if rules.in_stock_only else np.ones(model.n_items, bool)
+        )
+        self.one_time = np.isin(self.categories, list(rules.one_time_categories))
+        self.boost = np.ones(model.n_items, np.float32)
+        for item, factor in rules.boosted_items.items():
+            if item in model.item_index.index:
+                self.boost[model.item_index[item]] = factor
+        self.customers = customers.set_index(c.CUSTOMER_ID)
+        self.groups = {
+            (kind, name): frame.set_index(c.ITEM_ID)[SCORE]
+            .reindex(model.item_ids, fill_value=0)
+            .to_numpy(np.float32)
+            for (kind, name), frame in group_popularity.groupby([GROUP_KIND, GROUP])
+        }
+        self.protocol = "business_rules" if "business_rules" in model.blends else next(iter(model.blends))
+
+    # -- lookups ----------------------------------------------------------------------
+
+    def item_positions(self, item_ids: list[str]) -> np.ndarray:
+        return self.model.item_index.reindex(item_ids).dropna().to_numpy(np.int64)
+
+    def knows_item(self, item_id: str) -> bool:
+        return item_id in self.model.item_index.index
+
+    def customer(self, customer_id: str) -> pd.Series | None:
+        customer_id = normalize_customer_id(customer_id)
+        return self.customers.loc[customer_id] if customer_id in self.customers.index else None
+
+    def can_personalize(self, customer_id: str) -> bool:
+        row = self.customer(customer_id)
+        return bool(
+            row is not None
+            and row[c.CONSENT_PERSONALIZATION]
+            and normalize_customer_id(customer_id) in self.model.user_index.index
+        )
+
+    # -- recommend --------------------------------------------------------------------
+
+    def recommend(
+        self,
+        customer_id: str | None,
+        k: int,
+        context: Context | None = None,
+        *,
+        purchased: Purchased = "rules",
+    ) -> Answer:
+        context = context or Context()
+        customer_id = normalize_customer_id(customer_id) if customer_id is not None else None
+        if customer_id is not None and self.can_personalize(customer_id):
+            user = int(self.model.user_index[customer_id])
+            answers = self._personalized(np.array([user]), k, purchased, context)
+            return Answer(answers[0], "personalized", True)
+        allowed = self._allowed(context)
+        scores, source = self._non_personalized(customer_id)
+        return Answer(self._top(scores, allowed, k, None, source), source, False)
+
+    def recommend_many(
+        self, customer_ids: list[str], k: int, *, purchased: Purchased, batch: int = 256
+    ) -> list[Answer]:
+        """The same answers as `recommend` without context, scored in batches of customers."""
+        ids = [normalize_customer_id(value) for value in customer_ids]
+        answers: list[Answer | None] = [None] * len(ids)
+        personal = [i for i, value in enumerate(ids) if self.can_personalize(value)]
+        for start in range(0, len(personal), batch):
+            rows = personal[start : start + batch]
+            users = self.model.user_index.loc[[ids[i] for i in rows]].to_numpy()
+            for row, items in zip(rows, self._personalized(users, k, purchased, Context()), strict=True):
+                answers[row] = Answer(items, "personalized", True)
+        for i, value in enumerate(ids):
+            if answers[i] is None:
+                answers[i] = self.recommend(value, k, purchased=purchased)
+        return [answer for answer in answers if answer is not None]
+
+    def _personalized(
+        self, users: np.ndarray, k: int, purchased: Purchased, context: Context
+    ) -> list[list[Recommendation]]:
+        blend = self.model.blends.get(BLEND_FOR[purchased]) or self.model.blends[self.protocol]
+        scores = self.model.blend_scores(users, blend)
+        if context.recently_viewed:
+            viewed = self.item_positions(context.recently_viewed)
+            if len(viewed):
+                similar = self.model.similar_scores(viewed).clip(min=0)
+                scores = scores + 0.5 * similar / max(float(similar.max()), 1e-9) * scores.max(
+                    axis=1, keepdims=True
+                )
+        allowed = np.tile(self._allowed(context), (len(users), 1))
+        bought = self.model.histories["counts"][users]
+        if purchased != "include":
+            rows, cols = bought.nonzero()
+            block = np.ones(len(cols), bool) if purchased == "exclude" else self.one_time[cols]
+            allowed[rows[block], cols[block]] = False
+        scores = np.where(allowed, scores * self.boost, -np.inf)
+        pinned = [p for p in self.item_positions(list(self.rules.pinned_items))]
+        width = min(k + len(pinned), self.model.n_items)
+        top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        results = []
+        for row in range(len(users)):
+            candidates = top[row][np.argsort(-scores[row, top[row]], kind="stable")]
+            candidates = [int(p) for p in candidates if np.isfinite(scores[row, p])]
+            chosen = list(dict.fromkeys([p for p in pinned if allowed[row, p]] + candidates))[:k]
+            history = bought[row].indices
+            reasons = self._reasons_for(history, chosen)
+            results.append([
+                Recommendation(str(self.model.item_ids[p]), round(float(scores[row, p]), 6),
+                               "featured by the shop" if p in pinned else reasons.get(p, "matches your taste"))
+                for p in chosen
+            ])  # fmt: skip
+        return results
+
+    def _reasons_for(self, history: np.ndarray, chosen: list[int]) -> dict[int, str]:
+        """For each chosen item: bought before, else the bought item it goes with most."""
+        reasons: dict[int, str] = {}
+        if not len(history) or not chosen:
+            return reasons
+        matrix = self.model.similarity.get("ease", self.model.similarity.get("bm25"))
+        if matrix is not None:
+            block = matrix[history][:, chosen].toarray()
+            strongest = block.argmax(axis=0)
+            for column, item in enumerate(chosen):
+                if block[strongest[column], column] > 0:
+                    reasons[item] = f"goes with {self.model.item_ids[history[strongest[column]]]} you bought"
+        for item in set(history.tolist()) & set(chosen):
+            reasons[item] = "you bought this before"
+        return reasons
+
+    def _allowed(self, context: Context) -> np.ndarray:
+        allowed = self.in_stock.copy()
+        if context.include_categories:
+            allowed &= np.isin(self.categories, context.include_categories)
+        if context.exclude_categories:
+            allowed &= ~np.isin(self.categories, context.exclude_categories)
+        allowed[self.item_positions(context.cart)] = False
+        return allowed
+
+    def _non_personalized(self, customer_id: str | None) -> tuple[np.ndarray, Source]:
+        row = self.customer(customer_id) if customer_id is not None else None
+        trending = self.model.rank_scores(self.model.vectors["trending"][None, :])[0]
+        if row is not None:
+            for kind, column in (("segment", "rfm_segment"), ("region", c.REGION)):
+                key = (kind, str(row.get(column)))
+                if key in self.groups and self.groups[key].sum() > 0:
+                    group = self.model.rank_scores(self.groups[key][None, :])[0]
+                    return group + 0.5 * trending, kind  # type: ignore[return-value]
+        return trending + 1e-3 * self.model.rank_scores(self.model.vectors["popularity"][None, :])[
+            0
+        ], "trending"
+
+    def _top(
+        self, scores: np.ndarray, allowed: np.ndarray, k: int, reasons: dict[int, str] | None, source: Source
+    ) -> list[Recommendation]:
+        scores = np.where(allowed, scores * self.boost, -np.inf)
+        pinned = [p for p in self.item_positions(list(self.rules.pinned_items)) if allowed[p]]
+        count = min(k, int(np.isfinite(scores).sum()))
+        order = np.argsort(-scores, kind="stable")[:count]
+        order = np.array(list(dict.fromkeys([*pinned, *order]))[:count], dtype=np.int64)
+        default = {
+            "personalized": "matches your taste",
+            "segment": "popular with customers like you",
+            "region": "popular in your region",
+            "trending": "trending now",
+        }[source]
+        result = []
+        for position in order:
+            reason = (
+                "featured by the shop" if position in pinned else (reasons or {}).get(int(position), default)
+            )
+            if position in self.boost.nonzero()[0] and self.boost[position] > 1 and position not in pinned:
+                reason = f"{reason} (featured)"
+            result.append(
+                Recommendation(str(self.model.item_ids[position]), round(float(scores[position]), 6), reason)
+            )
+        return result
+
+    # -- items ------------------------------------------------------------------------
+
+    def similar(self, item_id: str, k: int) -> list[Recommendation]:
+        position = int(self.model.item_index[item_id])
+        scores = self.model.similar_scores(np.array([position]))
+        allowed = self.in_stock.copy()
+        allowed[position] = False
+        return self._items(scores, allowed, k, f"similar to {item_id}")
+
+    def because_you_viewed(self, item_ids: list[str], k: int) -> list[Recommendation]:
+        positions = self.item_positions(item_ids)
+        if not len(positions):
+            return []
+        recency = np.linspace(0.5, 1.0, len(positions))  # the last viewed counts most
+        scores = self.model.similar_scores(positions, recency)
+        allowed = self.in_stock.copy()
+        allowed[positions] = False
+        anchor = item_ids[-1]
+        return self._items(scores, allowed, k, f"because you viewed {anchor}")
+
+    def complementary(self, cart: list[str], k: int) -> list[Recommendation]:
+        positions = self.item_positions(cart)
+        if not len(positions):
+            return []
+        scores = self.model.complement_scores(positions)
+        allowed = self.in_stock.copy()
+        allowed[positions] = False
+        matrix = self.model.similarity.get("bm25", self.model.similarity.get("ease"))
+        reasons = {}
+        if matrix is not None:
+            rows = matrix[positions].toarray()
+            for item in np.flatnonzero(rows.max(axis=0) > 0):
+                reasons[int(item)] = (
+                    f"often bought with {self.model.item_ids[positions[rows[:, item].argmax()]]}"
+                )
+        return self._items(scores, allowed, k, "goes with your cart", reasons)
+
+    def _items(
+        self,
+        scores: np.ndarray,
+        allowed: np.ndarray,
+        k: int,
+        reason: str,
+        reasons: dict[int, str] | None = None,
+    ) -> list[Recommendation]:
+        scores = np.where(allowed & np.isfinite(scores), scores, -np.inf)
+        order = np.argsort(-scores, kind="stable")[: min(k, int(np.isfinite(scores).sum()))]
+        return [
+            Recommendation(
+                str(self.model.item_ids[p]), round(float(scores[p]), 6), (reasons or {}).get(int(p), reason)
+            )
+            for p in order
+        ]
+
+    def new_item_scores(self, tags: list[str], category: str, price_band: str) -> np.ndarray:
+        """How much each known customer would like an item not yet in the model, from its
+        features alone (LightFM's feature embeddings)."""
+        names = [f"category={category}", f"price_band={price_band}", *[f"tag={tag}" for tag in tags]]
+        vector, bias = self.model.feature_representation(names)
+        return self.model.user_embedding @ vector + bias
+
+    # -- audiences --------------------------------------------------------------------
+
+    def audience(
+        self, *, item_id: str | None = None, category: str | None = None, size: int = 100
+    ) -> tuple[pd.DataFrame, int]:
+        """Customers most likely to want the item (or the category's items), among those
+        who agreed to marketing; also how many were left out for lack of consent."""
+        if item_id is not None:
+            targets = np.array([int(self.model.item_index[item_id])])
+        else:
+            targets = np.flatnonzero(self.categories == category)
+        affinity = (
+            self.model.user_embedding @ self.model.item_embedding[targets].T + self.model.item_bias[targets]
+        )
+        score = affinity.max(axis=1)
+        table = pd.DataFrame({c.CUSTOMER_ID: self.model.user_ids, SCORE: score})
+        known = self.customers.reindex(table[c.CUSTOMER_ID])
+        consent = known[c.CONSENT_MARKETING].fillna(False).astype(bool).to_numpy()
+        table["rfm_segment"] = known["rfm_segment"].fillna("unknown").to_numpy()
+        excluded = int((~consent).sum())
+        table = table[consent].sort_values(SCORE, ascending=False, kind="stable").head(size)
+        table[SCORE] = table[SCORE].round(4)
+        return table.reset_index(drop=True), excluded
+
+
+def group_popularity(
+    orders: pd.DataFrame, customer_features: pd.DataFrame, *, top: int = 100
+) -> pd.DataFrame:
+    """Distinct buyers per item within each region and each RFM segment (top items only)."""
+    sales = orders[~orders[c.RETURNED] & orders[c.CUSTOMER_ID].notna()]
+    frames = []
+    for kind, column in (("segment", "rfm_segment"), ("region", c.REGION)):
+        group_of = customer_features.set_index(c.CUSTOMER_ID)[column]
+        pairs = pd.DataFrame({GROUP: sales[c.CUSTOMER_ID].map(group_of).to_numpy(), c.ITEM_ID: sales[c.ITEM_ID].to_numpy(),
+                              c.CUSTOMER_ID: sales[c.CUSTOMER_ID].to_numpy()}).dropna().drop_duplicates()  # fmt: skip
+        counts = pairs.groupby([GROUP, c.ITEM_ID]).size().rename(SCORE).reset_index()
+        counts = counts.sort_values([GROUP, SCORE], ascending=[True, False]).groupby(GROUP).head(top)
+        frames.append(counts.assign(**{GROUP_KIND: kind}))
+    return pd.concat(frames, ignore_index=True)[[GROUP_KIND, GROUP, c.ITEM_ID, SCORE]]
