@@ -26,8 +26,10 @@ demo: install
 	$(RUN) storewise features build --shop-dir $(SHOP)
 	$(RUN) storewise train recommender --shop-dir $(SHOP)
 	-$(RUN) storewise promote --model recommender
-	@echo "demo: generated, checked, built features, trained and registered the recommender for $(SHOP)."
-	@echo "demo: not yet built: pricing and the HTTP service (issues 7-8)."
+	$(RUN) storewise train pricing --shop-dir $(SHOP)
+	-$(RUN) storewise promote --model pricing
+	@echo "demo: generated, checked, built features, trained, registered and promoted both models for $(SHOP)."
+	@echo "demo: not yet built: the HTTP service (issue 8)."
 
 lint: install
 	$(RUN) ruff check .
@@ -44,3 +46,5 @@ test: lint
 bench: install
 	$(RUN) python -m benchmarks.bench_data
 	$(RUN) python -m benchmarks.bench_features
+	$(RUN) python -m benchmarks.bench_recommender
+	$(RUN) python -m benchmarks.bench_pricing

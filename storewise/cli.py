@@ -340,6 +340,59 @@ def recommend_command(
     say(f"wrote {out} (shop {shop_dir})")
 
 
+@train_app.command("pricing")
+def train_pricing_command(shop_dir: ShopDir = DEFAULT_SHOP_DIR) -> None:
+    """Fit elasticities, judge the pricing policy (simulator or forecast), log and register."""
+    from training.pricing.train import train_pricing
+    from training.tracking import tracking_uri
+
+    outcome = train_pricing(ShopPaths(shop_dir))
+    m = outcome.metrics
+    say(
+        f"  items: {m['items']:.0f}, with enough price history of their own: {m['items_with_own_evidence']:.0f}"
+    )
+    if "elasticity_mae" in m:
+        say(f"  elasticity vs the demo shop's truth ({m['elasticity_items_enough_variation']:.0f} items with enough price variation): "
+            f"MAE {m['elasticity_mae']:.3f}, 90% intervals cover {m['elasticity_coverage_90']:.0%}")  # fmt: skip
+        for policy in ("fixed", "optimizer", "oracle"):
+            say(f"  simulated profit, {policy:<9}: {m[f'simulation.{policy}.profit_mean']:,.0f} "
+                f"({m[f'simulation.{policy}.share_of_oracle_mean']:.1%} of the oracle, sd {m[f'simulation.{policy}.share_of_oracle_sd']:.1%})")  # fmt: skip
+    else:
+        say(f"  forecast of the last {m['forecast.forecast_days']:.0f} days: WAPE model {m['forecast.wape_model']:.3f}, "
+            f"mean of 28 days {m['forecast.wape_mean_28_days']:.3f}, same weekday last week {m['forecast.wape_same_weekday_last_week']:.3f}; "
+            f"bias {m['forecast.bias_model']:+.1%}")  # fmt: skip
+        say(f"  negative elasticities: {m['forecast.share_negative_elasticity']:.0%} of {m['forecast.items_with_price_variation']:.0f} "
+            f"items with price variation (median {m['forecast.elasticity_q50']:.2f})")  # fmt: skip
+    say(
+        f"wrote run {outcome.run_id} and registered storewise-pricing version {outcome.version} in {tracking_uri()}"
+    )
+    say(f"next: storewise promote --model pricing --version {outcome.version}")
+
+
+@app.command("simulate")
+def simulate_command(
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
+    days: Annotated[int, typer.Option(min=1, max=730, help="Days to simulate after the history.")] = 60,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
+) -> None:
+    """Run the champion pricing policy, the fixed list price and the oracle on the demo shop's true demand."""
+    from training.pricing.train import simulate_with_champion
+
+    try:
+        seed_list = tuple(int(seed) for seed in seeds.split(","))
+    except ValueError:
+        fail(f"--seeds must be whole numbers separated by commas, got '{seeds}'")
+    summary, metrics = simulate_with_champion(ShopPaths(shop_dir), days, seed_list)
+    table = summary.groupby("policy")[
+        ["profit", "revenue", "units", "stockout_item_days", "leftover_stock_units", "profit_share_of_oracle"]
+    ].mean()
+    for policy, row in table.iterrows():
+        say(f"  {policy:<9} profit {row['profit']:>12,.0f}  revenue {row['revenue']:>12,.0f}  units {row['units']:>8,.0f}  "
+            f"stock-out item-days {row['stockout_item_days']:>6,.0f}  leftover {row['leftover_stock_units']:>7,.0f}  "
+            f"{row['profit_share_of_oracle']:.1%} of oracle")  # fmt: skip
+    say(f"wrote run {metrics['run_id']} in the storewise-pricing experiment")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -134,3 +134,59 @@ class BusinessRules(StrictModel):
 
 def load_business_rules(config_dir: Path = CONFIG_DIR) -> BusinessRules:
     return load_settings(BusinessRules, config_dir / "business_rules.yaml")
+
+
+class Guardrails(StrictModel):
+    min_margin: float = Field(0.15, ge=0, le=5)
+    ceiling_multiple: float = Field(1.5, ge=1)
+    max_daily_change: float = Field(0.10, gt=0, le=1)
+    ending: float = Field(0.90, ge=0, lt=1)
+    default_cost_share: float = Field(0.55, gt=0, lt=1)
+
+
+class UncertaintySettings(StrictModel):
+    full_move_width: float = Field(1.2, gt=0)
+    category_evidence_move: float = Field(0.5, ge=0, le=1)
+
+
+class InventorySettings(StrictModel):
+    low_cover_days: float = Field(10, gt=0)
+    high_cover_days: float = Field(120, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> InventorySettings:
+        if self.high_cover_days <= self.low_cover_days:
+            raise ValueError("high_cover_days must be above low_cover_days")
+        return self
+
+
+class ElasticityConfig(StrictModel):
+    min_units: int = Field(20, ge=1)
+    min_log_price_sd: float = Field(0.02, ge=0)
+    min_prior_sd: float = Field(0.15, gt=0)
+    exposure: Literal["auto", "views", "index"] = "auto"
+
+
+class SimulationSettings(StrictModel):
+    days: int = Field(60, ge=1, le=730)
+    seeds: tuple[int, ...] = Field((1, 2, 3), min_length=1)
+    min_share_of_oracle: float = Field(0.9, gt=0, le=1)
+
+
+class PricingEvaluation(StrictModel):
+    enough_units: int = Field(100, ge=1)
+    enough_log_price_sd: float = Field(0.05, ge=0)
+    forecast_days: int = Field(30, ge=7)
+
+
+class PricingSettings(StrictModel):
+    guardrails: Guardrails = Guardrails()
+    uncertainty: UncertaintySettings = UncertaintySettings()
+    inventory: InventorySettings = InventorySettings()
+    elasticity: ElasticityConfig = ElasticityConfig()
+    simulation: SimulationSettings = SimulationSettings()
+    evaluation: PricingEvaluation = PricingEvaluation()
+
+
+def load_pricing_settings(config_dir: Path = CONFIG_DIR) -> PricingSettings:
+    return load_settings(PricingSettings, config_dir / "pricing.yaml")

@@ -37,7 +37,7 @@ class GateSpec:
 
 GATES = {
     "storewise-recommender": GateSpec(metric="ndcg_at_10", baseline_tag="beats_baselines.{primary}"),
-    "storewise-pricing": GateSpec(metric="profit_share_of_oracle", baseline_tag="beats_baselines"),
+    "storewise-pricing": GateSpec(metric="gate_score", baseline_tag="beats_baselines"),
 }
 
 

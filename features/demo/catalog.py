@@ -31,14 +31,14 @@ class CategorySpec:
 
 
 CATEGORIES = (
-    CategorySpec("necklace", "NK", 0.17, 89, 459, 0.075, -1.8, 0.05, 0.05, True),
-    CategorySpec("pendant", "PD", 0.11, 59, 299, 0.080, -1.9, 0.05, 0.05, True),
-    CategorySpec("chain", "CH", 0.10, 39, 189, 0.085, -2.2, 0.08, 0.04, False),
-    CategorySpec("earrings", "ER", 0.19, 29, 259, 0.085, -2.0, 0.10, 0.04, True),
-    CategorySpec("bracelet", "BR", 0.15, 39, 329, 0.080, -2.0, 0.06, 0.05, True),
-    CategorySpec("ring", "RG", 0.14, 49, 399, 0.070, -1.6, 0.03, 0.12, True),
-    CategorySpec("gift box", "GB", 0.07, 9.9, 39.9, 0.110, -2.5, 0.40, 0.02, False),
-    CategorySpec("care kit", "CK", 0.07, 19, 69, 0.100, -1.4, 0.30, 0.01, False),
+    CategorySpec("necklace", "NK", 0.17, 89, 459, 0.112, -1.8, 0.05, 0.05, True),
+    CategorySpec("pendant", "PD", 0.11, 59, 299, 0.120, -1.9, 0.05, 0.05, True),
+    CategorySpec("chain", "CH", 0.10, 39, 189, 0.128, -2.2, 0.08, 0.04, False),
+    CategorySpec("earrings", "ER", 0.19, 29, 259, 0.128, -2.0, 0.10, 0.04, True),
+    CategorySpec("bracelet", "BR", 0.15, 39, 329, 0.120, -2.0, 0.06, 0.05, True),
+    CategorySpec("ring", "RG", 0.14, 49, 399, 0.105, -1.6, 0.03, 0.12, True),
+    CategorySpec("gift box", "GB", 0.07, 9.9, 39.9, 0.165, -2.5, 0.40, 0.02, False),
+    CategorySpec("care kit", "CK", 0.07, 19, 69, 0.150, -1.4, 0.30, 0.01, False),
 )
 CATEGORY_NAMES = tuple(spec.name for spec in CATEGORIES)
 STYLES = ("minimalist", "classic", "vintage", "boho", "statement")

@@ -37,8 +37,8 @@ SAFETY_FACTOR = 1.8
 
 @dataclass(frozen=True)
 class GeneratorSettings:
-    customers: int = 45_000
-    products: int = 120
+    customers: int = 60_000
+    products: int = 100
     days: int = 365
     seed: int = 42
     end_date: str = "2026-10-31"

@@ -43,13 +43,14 @@ def make_price_path(catalog: Catalog, dates: pd.DatetimeIndex, rng: np.random.Ge
         day = rng.integers(int(days * 0.35), max(int(days * 0.85), int(days * 0.35) + 1))
         base[i, day:] = shop_price(base[i, day:] * (1 - rng.uniform(0.15, 0.30)))
 
-    # Price tests: short windows a little above or below the base price.
+    # Price tests: the shop tries most items a little above or below the base price for
+    # two weeks at a time, a few times a year (what makes elasticities measurable).
     price = base.copy()
-    tested = np.flatnonzero(rng.random(n) < 0.6)
+    tested = np.flatnonzero(rng.random(n) < 0.9)
     for i in tested:
-        for _ in range(rng.integers(1, 4)):
+        for _ in range(rng.integers(3, 7)):
             day = rng.integers(0, max(days - 14, 1))
-            factor = rng.choice([0.85, 0.90, 1.10, 1.15])
+            factor = rng.choice([0.80, 0.85, 0.90, 1.10, 1.15, 1.20])
             price[i, day : day + 14] = shop_price(base[i, day : day + 14] * factor)
 
     # Campaign promotions at the gift peaks.

@@ -1,0 +1,127 @@
+"""The fitted pricing model: per item, what the policy needs to price it now.
+
+Elasticity with its interval and evidence, the expected daily units at the reference
+price (the fitted base rate times the item's recent exposure), the price in force at the
+end of the data, current stock, cost, list price and the week-on-month demand change.
+It is what `train pricing` logs and registers, and what the service loads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.demand import STOCK_START, velocity_column
+from storewise import columns as c
+from storewise.settings import PricingSettings
+from training.pricing.elasticity import (
+    BASE_RATE,
+    ELASTICITY,
+    EVIDENCE,
+    EXPOSURE,
+    HIGH,
+    LOW,
+    REFERENCE_PRICE,
+    add_exposure,
+)
+from training.pricing.policy import decide_arrays
+
+RECENT_DAYS = 28
+
+
+@dataclass
+class PricingModel:
+    items: pd.DataFrame
+    settings: PricingSettings
+    currency: str
+    exposure: str
+    info: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.items = self.items.reset_index(drop=True)
+        self.position = pd.Series(np.arange(len(self.items)), index=self.items[c.ITEM_ID].astype(str))
+        self.arrays = {
+            "item_id": self.items[c.ITEM_ID].astype(str).to_numpy(),
+            "current_price": self.items["current_price"].to_numpy(float),
+            "list_price": self.items[c.LIST_PRICE].to_numpy(float),
+            "unit_cost": self.items[c.UNIT_COST].to_numpy(float),
+            "stock": self.items[c.STOCK].to_numpy(float),
+            "elasticity": self.items[ELASTICITY].to_numpy(float),
+            "low_90": self.items[LOW].to_numpy(float),
+            "high_90": self.items[HIGH].to_numpy(float),
+            "item_evidence": (self.items[EVIDENCE] == "item").to_numpy(),
+            "reference_price": self.items[REFERENCE_PRICE].to_numpy(float),
+            "daily_units_at_reference": self.items["daily_units_at_reference"].to_numpy(float),
+            "demand_change": self.items["demand_change"].to_numpy(float),
+        }
+
+    def knows(self, item_id: str) -> bool:
+        return item_id in self.position.index
+
+    def states(self, positions: np.ndarray, **overrides: np.ndarray) -> dict[str, np.ndarray]:
+        a = self.arrays
+        state = {name: a[name][positions] for name in ("item_id", "current_price", "list_price", "unit_cost", "stock", "elasticity",
+                                                        "low_90", "high_90", "item_evidence", "demand_change")}  # fmt: skip
+        state.update(overrides)
+        ratio = state["current_price"] / a["reference_price"][positions]
+        state["daily_units"] = overrides.get(
+            "daily_units", a["daily_units_at_reference"][positions] * ratio ** state["elasticity"]
+        )
+        return state
+
+    def price(self, item_ids: list[str]) -> dict[str, np.ndarray]:
+        """Base prices now for these items (the same whoever asks)."""
+        positions = self.position.loc[item_ids].to_numpy()
+        return decide_arrays(self.states(positions), self.settings, self.currency)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.items.to_parquet(directory / "items.parquet", index=False)
+        meta = {
+            "settings": self.settings.model_dump(mode="json"),
+            "currency": self.currency,
+            "exposure": self.exposure,
+            "info": self.info,
+        }
+        (directory / "pricing.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> PricingModel:
+        meta = json.loads((directory / "pricing.json").read_text(encoding="utf-8"))
+        return cls(pd.read_parquet(directory / "items.parquet"), PricingSettings.model_validate(meta["settings"]), meta["currency"],
+                   meta["exposure"], meta["info"])  # fmt: skip
+
+
+def build_pricing_model(elasticities: pd.DataFrame, demand: pd.DataFrame, products: pd.DataFrame, settings: PricingSettings,
+                        currency: str, exposure_kind: str) -> PricingModel:  # fmt: skip
+    """Join the elasticities with each item's state at the end of the data."""
+    frame, _ = add_exposure(demand, settings.elasticity.exposure)
+    last_day = frame[c.DATE].max()
+    recent = frame[frame[c.DATE] > last_day - pd.Timedelta(days=RECENT_DAYS)]
+    exposure = recent.groupby(c.ITEM_ID, observed=True)[EXPOSURE].mean()
+    last = frame.sort_values(c.DATE).groupby(c.ITEM_ID, observed=True).tail(1).set_index(c.ITEM_ID)
+    table = products[[c.ITEM_ID, c.LIST_PRICE, c.UNIT_COST, c.STOCK]].merge(
+        elasticities.drop(columns=[column for column in (c.LIST_PRICE,) if column in elasticities]),
+        on=c.ITEM_ID,
+        how="inner",
+    )
+    items = table[c.ITEM_ID]
+    table["daily_units_at_reference"] = (table[BASE_RATE] * items.map(exposure).fillna(0).to_numpy()).fillna(
+        0
+    )
+    table["current_price"] = items.map(last[c.PRICE]).fillna(table[c.LIST_PRICE]).to_numpy(float)
+    short, long = velocity_column(7), velocity_column(28)
+    if short in last and long in last:
+        change = (last[short] / last[long].where(last[long] > 0)) - 1
+        table["demand_change"] = items.map(change).to_numpy(float)
+    else:
+        table["demand_change"] = np.nan
+    stock_now = table[c.STOCK].astype("Float64").astype(float)
+    if STOCK_START in last and stock_now.isna().all():
+        stock_now = items.map(last[STOCK_START].astype("Float64")).astype(float)
+    table[c.STOCK] = stock_now.to_numpy()
+    return PricingModel(table, settings, currency, exposure_kind)
