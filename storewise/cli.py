@@ -393,6 +393,33 @@ def simulate_command(
     say(f"wrote run {metrics['run_id']} in the storewise-pricing experiment")
 
 
+@app.command("serve")
+def serve_command(
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
+    host: Annotated[
+        str, typer.Option(help="Address to bind (localhost by default; 0.0.0.0 to expose it).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 3000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 2,
+    reload_seconds: Annotated[
+        float, typer.Option(min=1, help="How often workers check for a new champion.")
+    ] = 15,
+) -> None:
+    """Serve the champion models over HTTP (BentoML): recommend, similar, price, quote, feedback."""
+    import os
+    import subprocess
+
+    from training.tracking import tracking_uri
+
+    shop = ShopPaths(shop_dir)
+    shop.settings()  # fail now, with the file named, rather than in every worker
+    env = {**os.environ, "STOREWISE_SHOP_DIR": str(shop.root.resolve()), "STOREWISE_WORKERS": str(workers),
+           "STOREWISE_RELOAD_SECONDS": str(reload_seconds), "MLFLOW_TRACKING_URI": tracking_uri(), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    say(f"serving {shop.root} on http://{host}:{port} (OpenAPI at /docs.json); logs in {shop.logs}")
+    command = ["bentoml", "serve", "serving.service:Storewise", "--host", host, "--port", str(port)]
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -123,6 +123,8 @@ class BusinessRules(StrictModel):
     in_stock_only: bool = True
     pinned_items: tuple[str, ...] = ()
     boosted_items: dict[str, float] = Field(default_factory=dict)
+    # current promotional prices by item (the better of these and the member price applies)
+    promotions: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _positive_boosts(self) -> BusinessRules:
@@ -190,3 +192,21 @@ class PricingSettings(StrictModel):
 
 def load_pricing_settings(config_dir: Path = CONFIG_DIR) -> PricingSettings:
     return load_settings(PricingSettings, config_dir / "pricing.yaml")
+
+
+class MembershipRules(StrictModel):
+    fee: float = Field(10.0, ge=0)
+    free_above: float = Field(150.0, ge=0)
+
+
+class LoyaltySettings(StrictModel):
+    membership: MembershipRules = MembershipRules()
+    member_discount: float = Field(0.10, ge=0, lt=1)
+    free_gift_above: float = Field(50.0, ge=0)
+    free_gift: str = "a free gift"
+    free_shipping_from: float = Field(50.0, ge=0)
+    shipping_fee: float = Field(8.0, ge=0)
+
+
+def load_loyalty_settings(config_dir: Path = CONFIG_DIR) -> LoyaltySettings:
+    return load_settings(LoyaltySettings, config_dir / "loyalty.yaml")

@@ -326,7 +326,7 @@ def write_model_bundle(directory: Path, trainer: Trainer, model: HybridModel) ->
     consent = trainer.tables[c.CUSTOMERS].set_index(c.CUSTOMER_ID)[
         [c.CONSENT_PERSONALIZATION, c.CONSENT_MARKETING]
     ]
-    customers = trainer.customer_features[[c.CUSTOMER_ID, c.REGION, "rfm_segment"]].join(
+    customers = trainer.customer_features[[c.CUSTOMER_ID, c.REGION, "rfm_segment", c.IS_MEMBER]].join(
         consent, on=c.CUSTOMER_ID
     )
     groups = group_popularity(trainer.orders, trainer.customer_features)

@@ -1,0 +1,287 @@
+"""The Storewise service: recommend, similar, price, quote, feedback, info, reload.
+
+`bentoml serve serving.service:Storewise` (or `storewise serve`) loads the `champion`
+versions of `storewise-recommender` and `storewise-pricing` from the MLflow registry
+(`MLFLOW_TRACKING_URI`), the shop's settings from `STOREWISE_SHOP_DIR` and the loyalty rules
+from `config/loyalty.yaml`, and answers JSON over HTTP. Bad input is a 400 naming the field
+(BentoML validates the typed arguments), an unknown item a 404 naming it. Every price it
+gives goes to `<shop>/logs/price_audit.jsonl`; feedback to `<shop>/logs/feedback.jsonl`.
+Every answer carries the model versions. A newly promoted champion is picked up by a
+watcher thread (every `STOREWISE_RELOAD_SECONDS`, default 15) or `POST /reload`.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per worker: the workers are the parallelism
+
+import logging
+import time
+import uuid
+from typing import Annotated, Any
+
+import bentoml
+import numpy as np
+from bentoml.exceptions import NotFound
+from pydantic import Field
+
+from serving import bentoml_fix
+from serving.logs import FEEDBACK, PRICE_AUDIT, JsonLines
+from serving.middleware import JsonOnly
+from serving.schemas import (
+    MAX_ITEMS,
+    CartItem,
+    FeedbackEvent,
+    FeedbackResponse,
+    Gap,
+    GapItem,
+    InfoResponse,
+    ItemPrice,
+    ModelVersions,
+    PriceResponse,
+    QuoteLine,
+    QuoteResponse,
+    RecommendContext,
+    RecommendedItem,
+    RecommendResponse,
+    SimilarItem,
+    SimilarResponse,
+)
+from serving.state import Loaded, ServingState
+from storewise import columns as c
+from storewise.loyalty import CartLine, price_line, quote
+from training.recommender.recommend import Context, normalize_customer_id
+
+bentoml_fix.apply()
+log = logging.getLogger("storewise.serving")
+WORKERS = int(os.environ.get("STOREWISE_WORKERS", "2"))
+CustomerId = Annotated[
+    str | None, Field(None, max_length=64, description="Pseudonymous customer id; empty for a guest.")
+]
+
+
+def request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@bentoml.service(name="storewise", workers=WORKERS, traffic={"timeout": 30})
+class Storewise:
+    def __init__(self) -> None:
+        self.state = ServingState()
+        logs = self.state.shop.logs
+        self.audit = JsonLines(logs / PRICE_AUDIT)
+        self.feedback_log = JsonLines(logs / FEEDBACK)
+        self.state.start_watching(float(os.environ.get("STOREWISE_RELOAD_SECONDS", "15")))
+        bentoml_fix.freeze_heap()
+
+    # -- helpers ----------------------------------------------------------------------
+
+    @staticmethod
+    def versions(snapshot: Loaded) -> ModelVersions:
+        return ModelVersions(recommender=snapshot.recommender_version, pricing=snapshot.pricing_version)
+
+    @staticmethod
+    def require_items(snapshot: Loaded, item_ids: list[str]) -> None:
+        recommendations = snapshot.recommendations
+        unknown = [
+            item
+            for item in dict.fromkeys(item_ids)
+            if not (recommendations.knows_item(item) and snapshot.pricing.knows(item))
+        ]
+        if unknown:
+            raise NotFound(f"unknown item id(s): {', '.join(repr(item) for item in unknown[:20])}")
+
+    @staticmethod
+    def is_member(snapshot: Loaded, customer_id: str | None) -> bool:
+        if not customer_id:
+            return False
+        row = snapshot.recommendations.customer(customer_id)
+        return bool(row is not None and row.get(c.IS_MEMBER, False))
+
+    def customer_prices(
+        self, snapshot: Loaded, item_ids: list[str], customer_id: str | None, endpoint: str, rid: str
+    ) -> list[ItemPrice]:
+        decided = snapshot.pricing.price(item_ids)
+        member = self.is_member(snapshot, customer_id)
+        promotions = snapshot.recommendations.rules.promotions
+        prices, audit = [], []
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        for index, item in enumerate(item_ids):
+            base = float(decided["price"][index])
+            line = price_line(
+                CartLine(item, 1, base, promotions.get(item)),
+                member,
+                self.state.loyalty,
+                self.state.settings.currency,
+            )
+            prices.append(ItemPrice(item_id=item, base_price=base, base_reason=str(decided["reason"][index]),
+                                    previous_price=float(decided["previous_price"][index]), customer_price=line.unit_price,
+                                    applied=line.applied, customer_reason=line.reason))  # fmt: skip
+            audit.append({"at": now, "request_id": rid, "endpoint": endpoint, "item_id": item, "base_price": base,
+                          "previous_price": float(decided["previous_price"][index]), "reason": str(decided["reason"][index]),
+                          "customer_id": customer_id, "customer_price": line.unit_price, "applied": line.applied,
+                          "pricing_version": snapshot.pricing_version})  # fmt: skip
+        self.audit.append(audit)
+        return prices
+
+    def describe(self, snapshot: Loaded, item_id: str) -> tuple[str, str]:
+        catalog = snapshot.recommendations.catalog
+        return str(catalog.at[item_id, c.NAME]), str(catalog.at[item_id, c.CATEGORY])
+
+    # -- endpoints --------------------------------------------------------------------
+
+    @bentoml.api(route="/recommend")
+    def recommend(
+        self,
+        customer_id: CustomerId = None,
+        k: Annotated[int, Field(ge=1, le=100)] = 10,
+        context: RecommendContext | None = None,
+    ) -> RecommendResponse:
+        """Top k items for a customer, priced for them, with reasons; non-personalized (and
+        said so) for a guest, an unknown customer or one without consent."""
+        snapshot = self.state.current
+        context = context or RecommendContext()
+        self.require_items(snapshot, context.recently_viewed + context.cart)
+        who = normalize_customer_id(customer_id) if customer_id else None
+        answer = snapshot.recommendations.recommend(
+            who,
+            k,
+            Context(
+                context.recently_viewed, context.cart, context.include_categories, context.exclude_categories
+            ),
+        )
+        rid = request_id()
+        ids = [item.item_id for item in answer.items]
+        prices = self.customer_prices(snapshot, ids, who, "recommend", rid) if ids else []
+        items = []
+        for item, price in zip(answer.items, prices, strict=True):
+            name, category = self.describe(snapshot, item.item_id)
+            items.append(RecommendedItem(item_id=item.item_id, name=name, category=category, score=item.score, reason=item.reason,
+                                         base_price=price.base_price, price=price.customer_price))  # fmt: skip
+        return RecommendResponse(customer_id=who, personalized=answer.personalized, source=answer.source, items=items,
+                                 model_versions=self.versions(snapshot), request_id=rid)  # fmt: skip
+
+    @bentoml.api(route="/similar")
+    def similar(
+        self,
+        item_id: Annotated[str, Field(min_length=1, max_length=64)],
+        k: Annotated[int, Field(ge=1, le=100)] = 10,
+    ) -> SimilarResponse:
+        """Items like this one (embeddings blended with co-purchase), with reasons."""
+        snapshot = self.state.current
+        self.require_items(snapshot, [item_id])
+        found = snapshot.recommendations.similar(item_id, k)
+        items = [SimilarItem(item_id=item.item_id, name=self.describe(snapshot, item.item_id)[0], category=self.describe(snapshot, item.item_id)[1],
+                             score=item.score, reason=item.reason) for item in found]  # fmt: skip
+        return SimilarResponse(item_id=item_id, items=items, model_versions=self.versions(snapshot))
+
+    @bentoml.api(route="/price")
+    def price(
+        self,
+        item_ids: Annotated[
+            list[Annotated[str, Field(min_length=1, max_length=64)]],
+            Field(min_length=1, max_length=MAX_ITEMS),
+        ],
+        customer_id: CustomerId = None,
+        cart: Annotated[list[CartItem], Field(max_length=MAX_ITEMS)] | None = None,
+    ) -> PriceResponse:
+        """Base price from the pricing policy (the same for everyone) with its reason, and
+        the price for this customer after the loyalty rules."""
+        snapshot = self.state.current
+        self.require_items(snapshot, list(item_ids) + [line.item_id for line in cart or []])
+        who = normalize_customer_id(customer_id) if customer_id else None
+        rid = request_id()
+        prices = self.customer_prices(snapshot, list(item_ids), who, "price", rid)
+        return PriceResponse(customer_id=who, is_member=self.is_member(snapshot, who), currency=self.state.settings.currency,
+                             prices=prices, model_versions=self.versions(snapshot), request_id=rid)  # fmt: skip
+
+    @bentoml.api(route="/quote")
+    def quote(
+        self,
+        cart: Annotated[list[CartItem], Field(min_length=1, max_length=MAX_ITEMS)],
+        customer_id: CustomerId = None,
+    ) -> QuoteResponse:
+        """A whole cart priced with the loyalty rules: each line's base, member and
+        promotional price and the one applied, shipping, gift, total, what applied and
+        why, what is missing, and items that would close each gap."""
+        snapshot = self.state.current
+        item_ids = [line.item_id for line in cart]
+        self.require_items(snapshot, item_ids)
+        who = normalize_customer_id(customer_id) if customer_id else None
+        member = self.is_member(snapshot, who)
+        rid = request_id()
+        unique = list(dict.fromkeys(item_ids))
+        base = dict(
+            zip(
+                unique,
+                [p.base_price for p in self.customer_prices(snapshot, unique, who, "quote", rid)],
+                strict=True,
+            )
+        )
+        promotions = snapshot.recommendations.rules.promotions
+        lines = [
+            CartLine(line.item_id, line.quantity, base[line.item_id], promotions.get(line.item_id))
+            for line in cart
+        ]
+        result = quote(lines, member, self.state.loyalty, self.state.settings.currency)
+        gaps = [Gap(kind=gap.kind, amount=gap.amount, text=gap.text, items_that_close_it=self.closers(snapshot, unique, gap.amount, member))
+                for gap in result.missing]  # fmt: skip
+        return QuoteResponse(
+            customer_id=who, is_member=member, currency=self.state.settings.currency,
+            lines=[QuoteLine(**vars(line)) for line in result.lines], subtotal=result.subtotal, shipping=result.shipping,
+            free_gift=result.free_gift, total=result.total, becomes_member=result.becomes_member, applied=result.applied,
+            missing=gaps, model_versions=self.versions(snapshot), request_id=rid,
+        )  # fmt: skip
+
+    def closers(self, snapshot: Loaded, cart: list[str], gap: float, member: bool) -> list[GapItem]:
+        """Up to three items that go with the cart and cost at least the gap, cheapest first."""
+        candidates = snapshot.recommendations.complementary(cart, 40)
+        if not candidates:
+            return []
+        ids = [item.item_id for item in candidates]
+        decided = snapshot.pricing.price(ids)
+        factor = 1 - self.state.loyalty.member_discount if member else 1.0
+        priced = [
+            (float(price) * factor, item) for price, item in zip(decided["price"], candidates, strict=True)
+        ]
+        fitting = sorted((pair for pair in priced if pair[0] >= gap), key=lambda pair: pair[0])[:3]
+        result = []
+        for price, item in fitting:
+            name, category = self.describe(snapshot, item.item_id)
+            result.append(GapItem(item_id=item.item_id, name=name, category=category, price=round(price, 2),
+                                  reason=f"{item.reason}; closes the gap"))  # fmt: skip
+        return result
+
+    @bentoml.api(route="/feedback")
+    def feedback(
+        self, events: Annotated[list[FeedbackEvent], Field(min_length=1, max_length=1000)]
+    ) -> FeedbackResponse:
+        """Impressions, clicks, add-to-carts and purchases of what was shown, for uplift reports."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.feedback_log.append([{"at": now, **event.model_dump()} for event in events])
+        return FeedbackResponse(accepted=len(events))
+
+    @bentoml.api(route="/info")
+    def info(self) -> InfoResponse:
+        """The model versions served and what they cover."""
+        snapshot = self.state.current
+        return InfoResponse(shop=self.state.settings.name, currency=self.state.settings.currency, model_versions=self.versions(snapshot),
+                            loaded_at=snapshot.loaded_at, items=int(snapshot.recommendations.model.n_items),
+                            customers_personalized=len(snapshot.recommendations.model.user_ids))  # fmt: skip
+
+    @bentoml.api(route="/reload")
+    def reload(self) -> dict[str, Any]:
+        """Pick up newly promoted champions now (a watcher also does it periodically)."""
+        changed = self.state.reload_if_changed()
+        snapshot = self.state.current
+        return {"reloaded": changed, "model_versions": self.versions(snapshot).model_dump()}
+
+    @bentoml.api(route="/noop")
+    def noop(self) -> dict[str, Any]:
+        """Does nothing: the HTTP cost of the service, for benchmarks."""
+        return {"ok": True}
+
+
+Storewise.add_asgi_middleware(JsonOnly)  # type: ignore[attr-defined]
+_ = np  # numpy is imported early so OMP_NUM_THREADS applies before any model code loads it

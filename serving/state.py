@@ -1,0 +1,106 @@
+"""What a worker serves: the champion models, the shop's settings and rules, and reloading.
+
+A `Loaded` snapshot is immutable; a request takes the current snapshot once and uses it to
+the end. A reload builds a new snapshot beside the old one and swaps the reference, so
+requests in flight finish on the models they started with and none fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+
+from storewise.config import CONFIG_DIR
+from storewise.settings import LoyaltySettings, load_loyalty_settings
+from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths, ShopSettings
+from training.pricing.model import PricingModel
+from training.pricing.pyfunc import PricingPyfunc
+from training.recommender.pyfunc import RecommenderModel
+from training.recommender.recommend import Recommendations
+from training.registry import champion_version
+from training.tracking import PRICING, RECOMMENDER, configure
+
+log = logging.getLogger("storewise.serving")
+
+
+class NotReadyError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Loaded:
+    recommendations: Recommendations
+    pricing: PricingModel
+    recommender_version: str
+    pricing_version: str
+    loaded_at: str
+
+
+def load_champion(name: str) -> tuple[object, str]:
+    client = configure()
+    version = champion_version(client, name)
+    if version is None:
+        raise NotReadyError(f"no champion for {name}: train a model and promote it (storewise promote)")
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+    return model, version
+
+
+def load_snapshot() -> Loaded:
+    recommender, recommender_version = load_champion(RECOMMENDER)
+    pricing, pricing_version = load_champion(PRICING)
+    assert isinstance(recommender, RecommenderModel)
+    assert isinstance(pricing, PricingPyfunc)
+    return Loaded(
+        recommender.recommendations,
+        pricing.model,
+        recommender_version,
+        pricing_version,
+        time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+
+
+class ServingState:
+    def __init__(self) -> None:
+        self.shop = ShopPaths(Path(os.environ.get("STOREWISE_SHOP_DIR", str(DEFAULT_SHOP_DIR))))
+        self.settings: ShopSettings = self.shop.settings()
+        config_dir = Path(os.environ.get("STOREWISE_CONFIG_DIR", str(CONFIG_DIR)))
+        self.loyalty: LoyaltySettings = load_loyalty_settings(config_dir)
+        self.current = load_snapshot()
+        self._lock = threading.Lock()
+        log.info(
+            "serving recommender v%s and pricing v%s for %s",
+            self.current.recommender_version,
+            self.current.pricing_version,
+            self.settings.name,
+        )
+
+    def reload_if_changed(self) -> bool:
+        """Load the champions again if either alias moved; True if something changed."""
+        with self._lock:
+            client = configure()
+            versions = (champion_version(client, RECOMMENDER), champion_version(client, PRICING))
+            if versions == (self.current.recommender_version, self.current.pricing_version):
+                return False
+            fresh = load_snapshot()
+            self.current = fresh  # one reference swap: requests in flight keep the old snapshot
+            log.info(
+                "reloaded: recommender v%s, pricing v%s", fresh.recommender_version, fresh.pricing_version
+            )
+            return True
+
+    def start_watching(self, every_seconds: float) -> None:
+        def watch() -> None:
+            while True:
+                time.sleep(every_seconds)
+                try:
+                    self.reload_if_changed()
+                except Exception:  # a registry hiccup must not kill the watcher
+                    log.exception("checking for a new champion failed; keeping the current models")
+
+        threading.Thread(target=watch, name="champion-watcher", daemon=True).start()

@@ -1,0 +1,273 @@
+"""End to end: tiny models trained, registered and promoted in a temporary MLflow store,
+the real BentoML server started on a free localhost port, every endpoint called over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from features.demo.generate import GeneratorSettings, generate_shop
+from features.demo.writer import write_generated_shop
+from features.pipeline import build_features
+from storewise import columns as c
+from storewise.shop import ShopPaths
+from tests.conftest import fast_config
+from training.pricing.train import train_pricing
+from training.recommender.train import train_recommender
+from training.registry import promote
+from training.tracking import PRICING, RECOMMENDER
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("server")]
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Server:
+    url: str
+    shop: ShopPaths
+    config: Path
+    process: subprocess.Popen[bytes]
+    customers: pd.DataFrame
+
+    def post(self, path: str, body: object, timeout: float = 30) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", json=body, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def promote_or_force(name: str, version: str | None) -> None:
+    if not promote(name, version).promoted:
+        promote(name, version, force=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("e2e")
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    shop = ShopPaths(root / "shop")
+    write_generated_shop(
+        shop, generate_shop(GeneratorSettings(customers=10_000, products=40, days=180, seed=7))
+    )
+    config = fast_config(root)
+    build_features(shop, config_dir=config)
+    recommender = train_recommender(shop, config_dir=config)
+    promote_or_force(RECOMMENDER, recommender.version)
+    pricing = train_pricing(shop, config_dir=config, simulation_days=10)
+    promote_or_force(PRICING, pricing.version)
+
+    port = free_port()
+    env = {**os.environ, "STOREWISE_SHOP_DIR": str(shop.root), "STOREWISE_CONFIG_DIR": str(config), "STOREWISE_WORKERS": "1",
+           "STOREWISE_RELOAD_SECONDS": "2", "BENTOML_HOME": str(root / "bentoml"), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    log = (root / "server.log").open("wb")
+    process = subprocess.Popen([str(VENV_BIN / "bentoml"), "serve", "serving.service:Storewise", "--host", "127.0.0.1", "--port", str(port)],
+                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            pytest.fail(f"the server exited: {(root / 'server.log').read_text()[-3000:]}")
+        time.sleep(1)
+    else:
+        pytest.fail(f"the server did not become ready: {(root / 'server.log').read_text()[-3000:]}")
+    customers = pd.read_parquet(shop.table(c.CUSTOMERS))
+    try:
+        yield Server(url, shop, config, process, customers)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+def personalizable(server: Server) -> str:
+    interactions = pd.read_parquet(server.shop.features / "interactions.parquet")
+    return str(interactions[c.CUSTOMER_ID].value_counts().index[0])
+
+
+def test_health_metrics_spec_and_versions(server: Server) -> None:
+    for path in ("/healthz", "/livez", "/readyz"):
+        assert httpx.get(server.url + path).status_code == 200
+    assert "bentoml" in httpx.get(server.url + "/metrics").text
+    spec = httpx.get(server.url + "/docs.json").json()
+    assert {"/recommend", "/similar", "/price", "/quote", "/feedback", "/info", "/reload"} <= set(
+        spec["paths"]
+    )
+    info = server.post("/info", {}).json()
+    assert info["model_versions"] == {"recommender": "1", "pricing": "1"}
+    assert info["currency"] == "RM"
+
+
+def test_recommend_personalized_guest_and_no_consent(server: Server) -> None:
+    customer = personalizable(server)
+    answer = server.post("/recommend", {"customer_id": customer, "k": 5}).json()
+    assert answer["personalized"] is True
+    assert answer["source"] == "personalized"
+    assert len(answer["items"]) == 5
+    assert all(item["price"] > 0 and item["reason"] for item in answer["items"])
+    guest = server.post("/recommend", {"k": 3}).json()
+    assert guest["personalized"] is False
+    assert guest["source"] == "trending"
+    refused = server.customers.loc[~server.customers[c.CONSENT_PERSONALIZATION], c.CUSTOMER_ID].iloc[0]
+    assert server.post("/recommend", {"customer_id": refused, "k": 3}).json()["personalized"] is False
+    cart_item = answer["items"][0]["item_id"]
+    with_cart = server.post(
+        "/recommend",
+        {"customer_id": customer, "k": 5, "context": {"cart": [cart_item], "recently_viewed": [cart_item]}},
+    ).json()
+    assert cart_item not in [item["item_id"] for item in with_cart["items"]]
+    only_rings = server.post(
+        "/recommend", {"customer_id": customer, "k": 3, "context": {"include_categories": ["ring"]}}
+    ).json()
+    assert {item["category"] for item in only_rings["items"]} <= {"ring"}
+
+
+def test_similar_and_unknown_items(server: Server) -> None:
+    item = str(pd.read_parquet(server.shop.table(c.PRODUCTS))[c.ITEM_ID].iloc[0])
+    similar = server.post("/similar", {"item_id": item, "k": 4}).json()
+    assert len(similar["items"]) == 4
+    assert item not in [row["item_id"] for row in similar["items"]]
+    missing = server.post("/similar", {"item_id": "NO-SUCH-ITEM"})
+    assert missing.status_code == 404
+    assert "NO-SUCH-ITEM" in missing.text
+    assert server.post("/price", {"item_ids": [item, "GHOST"]}).status_code == 404
+
+
+def test_base_price_is_the_same_for_every_customer(server: Server) -> None:
+    items = list(pd.read_parquet(server.shop.table(c.PRODUCTS))[c.ITEM_ID].iloc[:6])
+    members = server.customers[server.customers[c.IS_MEMBER]]
+    others = server.customers[~server.customers[c.IS_MEMBER]]
+    member = server.post("/price", {"item_ids": items, "customer_id": members[c.CUSTOMER_ID].iloc[0]}).json()
+    other = server.post("/price", {"item_ids": items, "customer_id": others[c.CUSTOMER_ID].iloc[0]}).json()
+    guest = server.post("/price", {"item_ids": items}).json()
+    base = [row["base_price"] for row in member["prices"]]
+    assert (
+        base
+        == [row["base_price"] for row in other["prices"]]
+        == [row["base_price"] for row in guest["prices"]]
+    )
+    assert member["is_member"] is True
+    for row in member["prices"]:
+        assert row["customer_price"] == pytest.approx(round(row["base_price"] * 0.9 + 1e-9, 2))
+        assert row["applied"] == "member"
+    assert all(row["customer_price"] == row["base_price"] for row in other["prices"])
+    assert all(row["base_reason"].startswith("elasticity") for row in guest["prices"])
+
+
+def test_quote_adds_up_and_says_what_is_missing(server: Server) -> None:
+    products = pd.read_parquet(server.shop.table(c.PRODUCTS)).sort_values(c.LIST_PRICE)
+    cheap = str(products[c.ITEM_ID].iloc[0])
+    customer = str(server.customers.loc[~server.customers[c.IS_MEMBER], c.CUSTOMER_ID].iloc[0])
+    result = server.post(
+        "/quote", {"customer_id": customer, "cart": [{"item_id": cheap, "quantity": 1}]}
+    ).json()
+    line = result["lines"][0]
+    assert line["unit_price"] == line["base_price"]
+    assert result["subtotal"] == line["amount"]
+    assert result["total"] == pytest.approx(result["subtotal"] + result["shipping"])
+    if result["subtotal"] < 50:
+        assert result["shipping"] == 8.0
+        gap = next(row for row in result["missing"] if row["kind"] == "free_shipping")
+        assert gap["amount"] == pytest.approx(50 - result["subtotal"])
+        assert gap["text"].endswith("more for free shipping")
+        assert all(item["price"] >= gap["amount"] for item in gap["items_that_close_it"])
+    big = server.post(
+        "/quote",
+        {"customer_id": customer, "cart": [{"item_id": str(products[c.ITEM_ID].iloc[-1]), "quantity": 3}]},
+    ).json()
+    assert big["shipping"] == 0.0
+    assert big["becomes_member"] is (big["subtotal"] > 150)
+
+
+def test_bad_input_is_a_4xx_naming_the_field(server: Server) -> None:
+    too_many = server.post("/recommend", {"k": 1000})
+    assert too_many.status_code == 400
+    assert '"k"' in too_many.text or "'k'" in too_many.text or '["k"]' in too_many.text
+    assert server.post("/recommend", {"k": "ten"}).status_code == 400
+    assert server.post("/quote", {"cart": []}).status_code == 400
+    assert (
+        server.post(
+            "/feedback", {"events": [{"kind": "stare", "source": "price", "item_id": "x"}]}
+        ).status_code
+        == 400
+    )
+    raw = httpx.post(
+        server.url + "/recommend", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert raw.status_code == 400
+
+
+def test_prices_are_audited_and_feedback_is_logged(server: Server) -> None:
+    items = list(pd.read_parquet(server.shop.table(c.PRODUCTS))[c.ITEM_ID].iloc[:2])
+    response = server.post("/price", {"item_ids": items}).json()
+    audit = [json.loads(line) for line in (server.shop.logs / "price_audit.jsonl").read_text().splitlines()]
+    mine = [row for row in audit if row["request_id"] == response["request_id"]]
+    assert [row["item_id"] for row in mine] == items
+    assert all(row["pricing_version"] == "1" and row["reason"] for row in mine)
+    events = [{"kind": "impression", "source": "recommendation", "item_id": items[0], "customer_id": "C1", "request_id": "r1"},
+              {"kind": "purchase", "source": "price", "item_id": items[1], "price": 12.5, "quantity": 2}]  # fmt: skip
+    assert server.post("/feedback", {"events": events}).json() == {"accepted": 2}
+    logged = [json.loads(line) for line in (server.shop.logs / "feedback.jsonl").read_text().splitlines()]
+    assert [row["kind"] for row in logged[-2:]] == ["impression", "purchase"]
+
+
+def test_a_new_champion_is_served_without_a_restart_or_a_failed_request(server: Server) -> None:
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                status = client.post(f"{server.url}/recommend", json={"k": 3}).status_code
+                if status != 200:
+                    failures.append(status)
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        second = train_recommender(server.shop, config_dir=server.config)
+        promote(RECOMMENDER, second.version, force=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if server.post("/info", {}).json()["model_versions"]["recommender"] == second.version:
+                break
+            time.sleep(1)
+    finally:
+        stop.set()
+        thread.join()
+    assert server.post("/info", {}).json()["model_versions"]["recommender"] == second.version
+    assert server.process.poll() is None, "same process"
+    assert failures == []
+
+
+def test_fuzzing_against_the_openapi_spec_finds_no_server_error(server: Server, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(VENV_BIN / "schemathesis"), "run", f"{server.url}/docs.json", "--checks", "not_a_server_error", "--max-examples", "25",
+         "--workers", "1", "--no-color"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:]
