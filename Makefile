@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 RUN := $(UV) run --frozen
 
-.PHONY: install demo test lint format bench clean-demo
+.PHONY: install demo test lint format bench bento
 
 $(UV):
 	$(PYTHON) -m venv .uv
@@ -29,7 +29,7 @@ demo: install
 	$(RUN) storewise train pricing --shop-dir $(SHOP)
 	-$(RUN) storewise promote --model pricing
 	@echo "demo: generated, checked, built features, trained, registered and promoted both models for $(SHOP)."
-	@echo "demo: not yet built: the HTTP service (issue 8)."
+	$(RUN) storewise serve --shop-dir $(SHOP)
 
 lint: install
 	$(RUN) ruff check .
@@ -48,3 +48,8 @@ bench: install
 	$(RUN) python -m benchmarks.bench_features
 	$(RUN) python -m benchmarks.bench_recommender
 	$(RUN) python -m benchmarks.bench_pricing
+
+## A bento of the service from the locked requirements (bentoml build ignores uv.lock).
+bento: install
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header > requirements.lock.txt
+	BENTOML_HOME=$${BENTOML_HOME:-$(CURDIR)/.bentoml} $(RUN) bentoml build

@@ -14,17 +14,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
-
+from features.erasure import ERASURES, erased_hashes, hashed, salt_of
 from storewise.config import CONFIG_DIR
 from storewise.settings import LoyaltySettings, load_loyalty_settings
 from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths, ShopSettings
 from training.pricing.model import PricingModel
-from training.pricing.pyfunc import PricingPyfunc
-from training.recommender.pyfunc import RecommenderModel
+from training.recommender.pyfunc import load_bundle
 from training.recommender.recommend import Recommendations
 from training.registry import champion_version
-from training.tracking import PRICING, RECOMMENDER, configure
+from training.tracking import PRICING, RECOMMENDER, configure, download_bundle
 
 log = logging.getLogger("storewise.serving")
 
@@ -42,27 +40,19 @@ class Loaded:
     loaded_at: str
 
 
-def load_champion(name: str) -> tuple[object, str]:
+def champion(name: str) -> tuple[Path, str]:
     client = configure()
     version = champion_version(client, name)
     if version is None:
         raise NotReadyError(f"no champion for {name}: train a model and promote it (storewise promote)")
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
-    return model, version
+    return download_bundle(f"models:/{name}/{version}"), version
 
 
 def load_snapshot() -> Loaded:
-    recommender, recommender_version = load_champion(RECOMMENDER)
-    pricing, pricing_version = load_champion(PRICING)
-    assert isinstance(recommender, RecommenderModel)
-    assert isinstance(pricing, PricingPyfunc)
-    return Loaded(
-        recommender.recommendations,
-        pricing.model,
-        recommender_version,
-        pricing_version,
-        time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    )
+    recommender_bundle, recommender_version = champion(RECOMMENDER)
+    pricing_bundle, pricing_version = champion(PRICING)
+    return Loaded(load_bundle(recommender_bundle), PricingModel.load(pricing_bundle), recommender_version, pricing_version,
+                  time.strftime("%Y-%m-%dT%H:%M:%S%z"))  # fmt: skip
 
 
 class ServingState:
@@ -73,12 +63,26 @@ class ServingState:
         self.loyalty: LoyaltySettings = load_loyalty_settings(config_dir)
         self.current = load_snapshot()
         self._lock = threading.Lock()
+        self._erased: set[str] = set()
+        self._erased_stamp: float | None = None
         log.info(
             "serving recommender v%s and pricing v%s for %s",
             self.current.recommender_version,
             self.current.pricing_version,
             self.settings.name,
         )
+
+    def is_erased(self, customer_id: str) -> bool:
+        """Whether the customer asked to be erased (`storewise erase`); the list is re-read
+        as soon as the file changes, so personalization stops at once."""
+        path = self.shop.root / ERASURES
+        stamp = path.stat().st_mtime if path.exists() else None
+        if stamp != self._erased_stamp:
+            self._erased = erased_hashes(self.shop.root)
+            self._erased_stamp = stamp
+        if not self._erased:
+            return False
+        return hashed(customer_id, salt_of(self.shop)) in self._erased
 
     def reload_if_changed(self) -> bool:
         """Load the champions again if either alias moved; True if something changed."""

@@ -34,6 +34,8 @@ features_app = typer.Typer(
 app.add_typer(features_app, name="features")
 train_app = typer.Typer(help="Train models and register them in MLflow.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+report_app = typer.Typer(help="Reports for the people around the service.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 DEMO = GeneratorSettings()
 ShopDir = Annotated[Path, typer.Option("--shop-dir", help="The shop's directory.", file_okay=False)]
@@ -418,6 +420,79 @@ def serve_command(
     say(f"serving {shop.root} on http://{host}:{port} (OpenAPI at /docs.json); logs in {shop.logs}")
     command = ["bentoml", "serve", "serving.service:Storewise", "--host", host, "--port", str(port)]
     raise typer.Exit(subprocess.call(command, env=env))
+
+
+@report_app.command("segments")
+def report_segments(shop_dir: ShopDir = DEFAULT_SHOP_DIR) -> None:
+    """RFM segments, the journey funnel and behavioural clusters: HTML with charts, and CSVs."""
+    from features.reports import write_segment_report
+
+    page = write_segment_report(ShopPaths(shop_dir))
+    say(f"wrote {page} (open it in a browser) and the CSV exports beside it")
+
+
+@report_app.command("feedback")
+def report_feedback(shop_dir: ShopDir = DEFAULT_SHOP_DIR) -> None:
+    """Click-through, conversion and revenue per recommendation source and per price change."""
+    from features.uplift import write_feedback_report
+
+    page = write_feedback_report(ShopPaths(shop_dir))
+    say(f"wrote {page} and the CSVs beside it")
+
+
+@app.command("audience")
+def audience_command(
+    item: Annotated[str | None, typer.Option("--item", help="An item id.")] = None,
+    category: Annotated[str | None, typer.Option("--category", help="A category.")] = None,
+    size: Annotated[int, typer.Option(min=1, max=1_000_000, help="How many customers.")] = 1000,
+    out: Annotated[
+        Path | None, typer.Option(help="The CSV to write (default <shop>/reports/audience-<target>.csv).")
+    ] = None,
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
+    model_uri: Annotated[
+        str, typer.Option(help="The recommender to use.")
+    ] = "models:/storewise-recommender@champion",
+) -> None:
+    """The customers most likely to want an item or a category, among those who agreed to marketing."""
+    from training.recommender.batch import load_recommendations
+
+    if (item is None) == (category is None):
+        fail("give exactly one of --item or --category")
+    recommendations = load_recommendations(model_uri)
+    if item is not None and not recommendations.knows_item(item):
+        fail(f"unknown item '{item}'")
+    if category is not None and category not in set(recommendations.categories):
+        fail(
+            f"unknown category '{category}'; the shop has: {', '.join(sorted(set(recommendations.categories)))}"
+        )
+    table, excluded = recommendations.audience(item_id=item, category=category, size=size)
+    if table.empty:
+        fail("no customer with marketing consent can be scored for this target (the audience is empty)")
+    target = item or category
+    path = out or ShopPaths(shop_dir).root / "reports" / f"audience-{str(target).replace(' ', '_')}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    say(f"  {len(table):,} customers with marketing consent; {excluded:,} left out for lack of consent")
+    say(f"wrote {path}")
+
+
+@app.command("erase")
+def erase_command(
+    customer_id: Annotated[str, typer.Argument(help="The customer's id.")],
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
+) -> None:
+    """Remove a customer from the shop's data, features, logs and reports, and from what the service answers."""
+    from features.erasure import ERASURES, erase_customer
+    from training.recommender.recommend import normalize_customer_id
+
+    shop = ShopPaths(shop_dir)
+    counts = erase_customer(shop, normalize_customer_id(customer_id))
+    for key, value in counts.items():
+        say(f"  {key}: {value}")
+    say(
+        f"wrote {shop.raw}, {shop.features}, {shop.logs} and an erasure record (a salted hash, not the id) in {shop.root / ERASURES}"
+    )
+    say("the service stops personalizing for this customer at once; the next training no longer sees them")
 
 
 def main() -> None:

@@ -271,3 +271,64 @@ def test_fuzzing_against_the_openapi_spec_finds_no_server_error(server: Server, 
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:]
+
+
+def test_uplift_report_reads_the_service_logs(server: Server) -> None:
+    from features.uplift import write_feedback_report
+
+    customer = personalizable(server)
+    shown = server.post("/recommend", {"customer_id": customer, "k": 2}).json()
+    events = [{"kind": kind, "source": "recommendation", "item_id": item["item_id"], "customer_id": customer, "request_id": shown["request_id"],
+               "recommendation_source": shown["source"], "price": item["price"]}
+              for item in shown["items"] for kind in ("impression", "click")]  # fmt: skip
+    events.append({"kind": "purchase", "source": "recommendation", "item_id": shown["items"][0]["item_id"], "customer_id": customer,
+                   "recommendation_source": shown["source"], "price": shown["items"][0]["price"], "quantity": 2})  # fmt: skip
+    priced = server.post("/price", {"item_ids": [shown["items"][1]["item_id"]]}).json()
+    events += [{"kind": kind, "source": "price", "item_id": shown["items"][1]["item_id"], "request_id": priced["request_id"],
+                "price": priced["prices"][0]["base_price"]} for kind in ("impression", "purchase")]  # fmt: skip
+    assert server.post("/feedback", {"events": events}).json()["accepted"] == len(events)
+    page = write_feedback_report(server.shop)
+    by_source = pd.read_csv(page.parent / "by_recommendation_source.csv").set_index("recommendation_source")
+    personalized = by_source.loc["personalized"]
+    assert personalized["impression"] >= 2
+    assert personalized["click"] >= 2
+    assert personalized["purchase"] >= 1
+    by_change = pd.read_csv(page.parent / "by_price_change.csv")
+    assert set(by_change["price_change"]) <= {"price up", "price down", "unchanged", "not in the audit"}
+    assert by_change["purchase"].sum() >= 1
+    assert (page.parent / "feedback.png").stat().st_size > 1000
+
+
+def test_audience_cli_keeps_only_marketing_consent(server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "audience.csv"
+    done = subprocess.run([str(VENV_BIN / "storewise"), "audience", "--category", "ring", "--size", "20", "--out", str(out),
+                           "--shop-dir", str(server.shop.root)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out, dtype={c.CUSTOMER_ID: str})
+    assert len(table) == 20
+    consent = server.customers.set_index(c.CUSTOMER_ID)[c.CONSENT_MARKETING]
+    assert consent.loc[table[c.CUSTOMER_ID]].all()
+    assert "left out for lack of consent" in done.stdout
+    unknown = subprocess.run([str(VENV_BIN / "storewise"), "audience", "--item", "GHOST", "--shop-dir", str(server.shop.root)],
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == "error: unknown item 'GHOST'"
+
+
+def test_erasure_removes_the_customer_and_stops_personalization_at_once(server: Server) -> None:
+    from features.erasure import erase_customer, still_present
+
+    customer = personalizable(server)
+    assert server.post("/recommend", {"customer_id": customer, "k": 3}).json()["personalized"] is True
+    server.post(
+        "/feedback",
+        {"events": [{"kind": "click", "source": "recommendation", "item_id": "x", "customer_id": customer}]},
+    )
+    erase_customer(server.shop, customer)
+    answer = server.post("/recommend", {"customer_id": customer, "k": 3}).json()
+    assert answer["personalized"] is False
+    assert answer["customer_id"] is None
+    assert still_present(server.shop, customer) == []
+    record = (server.shop.root / "erasures.jsonl").read_text()
+    assert customer not in record
+    assert "id_hash" in record

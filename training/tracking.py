@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import platform
+
+# bundles are small; a download progress bar on every load would bury stderr's one-line errors
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -70,3 +73,25 @@ def environment() -> dict[str, str]:
         except PackageNotFoundError:
             found[name] = "not installed"
     return found
+
+
+def download_bundle(model_uri: str) -> Path:
+    """A registered model's data bundle, downloaded to a local directory.
+
+    Serving and the CLI read bundles with their own code instead of `mlflow.pyfunc.load_model`:
+    loading a pyfunc puts the model's snapshot of `storewise/`, `features/` and `training/`
+    (its `code_paths`) in front of the installed packages, so the running service would end
+    up calling its own code on classes from another version of it.
+    """
+    import tempfile
+
+    from mlflow.artifacts import download_artifacts
+
+    configure()
+    local = Path(
+        download_artifacts(artifact_uri=model_uri, dst_path=tempfile.mkdtemp(prefix="storewise-model-"))
+    )
+    bundle = local / "artifacts" / "bundle"
+    if not bundle.is_dir():
+        raise FileNotFoundError(f"{model_uri} has no bundle (artifacts/bundle): not a Storewise model")
+    return bundle

@@ -117,6 +117,12 @@ def estimate_elasticities(
     with threadpool_limits(limits=1):
         # thousands of tiny fits: OpenMP threads cost far more to start than they save
         results = _fit_items(frame, reference, category, settings, exposure_kind)
+    # items with no usable day at all (never sold, never seen) still get a row: their
+    # category's elasticity, no evidence of their own, the list price as reference
+    seen = {row[c.ITEM_ID] for row in results}
+    for row in products[~products[c.ITEM_ID].isin(seen)].itertuples():
+        results.append({c.ITEM_ID: getattr(row, c.ITEM_ID), c.CATEGORY: getattr(row, c.CATEGORY), REFERENCE_PRICE: float(getattr(row, c.LIST_PRICE)),
+                        RAW: np.nan, RAW_SE: np.nan, BASE_RATE: 0.0, "units": 0, "log_price_sd": 0.0, "days": 0})  # fmt: skip
     table = pd.DataFrame(results)
     return pool(table, settings), exposure_kind
 

@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 from storewise import columns as c
 from storewise.errors import StorewiseError
 from training.pricing.model import PricingModel
-from training.tracking import configure
+from training.tracking import download_bundle
 
 
 class PricingPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
@@ -29,13 +29,10 @@ class PricingPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
 
 
 def load_pricing_model(model_uri: str) -> PricingModel:
-    configure()
+    """The registered pricing model's bundle, read by this code (see tracking.download_bundle)."""
     try:
-        loaded = mlflow.pyfunc.load_model(model_uri)
-    except MlflowException as error:
-        raise StorewiseError(f"cannot load {model_uri}: {error.message.splitlines()[0]} "
+        return PricingModel.load(download_bundle(model_uri))
+    except (MlflowException, FileNotFoundError) as error:
+        message = error.message if isinstance(error, MlflowException) else str(error)
+        raise StorewiseError(f"cannot load {model_uri}: {message.splitlines()[0]} "
                              "(train one with `storewise train pricing` and promote it)") from None  # fmt: skip
-    python_model = loaded.unwrap_python_model()
-    if not isinstance(python_model, PricingPyfunc):
-        raise StorewiseError(f"{model_uri} is not a Storewise pricing model")
-    return python_model.model

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow
 from mlflow.exceptions import MlflowException
 
 from storewise.errors import DataError, StorewiseError
-from training.recommender.pyfunc import RecommenderModel
+from training.recommender.pyfunc import load_bundle
 from training.recommender.recommend import Recommendations, normalize_customer_id
-from training.tracking import configure
+from training.tracking import download_bundle
 
 
 def read_customer_ids(path: Path) -> list[str]:
@@ -32,13 +31,10 @@ def read_customer_ids(path: Path) -> list[str]:
 
 
 def load_recommendations(model_uri: str) -> Recommendations:
-    configure()
+    """The registered recommender's bundle, read by this code (see tracking.download_bundle)."""
     try:
-        model = mlflow.pyfunc.load_model(model_uri)
-    except MlflowException as error:
-        raise StorewiseError(f"cannot load {model_uri}: {error.message.splitlines()[0]} "
+        return load_bundle(download_bundle(model_uri))
+    except (MlflowException, FileNotFoundError) as error:
+        message = error.message if isinstance(error, MlflowException) else str(error)
+        raise StorewiseError(f"cannot load {model_uri}: {message.splitlines()[0]} "
                              "(train one with `storewise train recommender` and promote it)") from None  # fmt: skip
-    python_model = model.unwrap_python_model()
-    if not isinstance(python_model, RecommenderModel):
-        raise StorewiseError(f"{model_uri} is not a Storewise recommender")
-    return python_model.recommendations

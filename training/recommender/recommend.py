@@ -80,6 +80,17 @@ class Recommendations:
             if item in model.item_index.index:
                 self.boost[model.item_index[item]] = factor
         self.customers = customers.set_index(c.CUSTOMER_ID)
+        # per-request lookups as dicts: a pandas row lookup costs more than the scoring
+        self.personalizable = set(
+            self.customers.index[self.customers[c.CONSENT_PERSONALIZATION].fillna(False).astype(bool)]
+        ) & set(model.user_index.index)
+        self.members = (
+            set(self.customers.index[self.customers[c.IS_MEMBER].fillna(False).astype(bool)])
+            if c.IS_MEMBER in self.customers
+            else set()
+        )
+        self.item_names = dict(zip(model.item_ids, self.names, strict=True))
+        self.item_categories = dict(zip(model.item_ids, self.categories, strict=True))
         self.groups = {
             (kind, name): frame.set_index(c.ITEM_ID)[SCORE]
             .reindex(model.item_ids, fill_value=0)
@@ -101,12 +112,10 @@ class Recommendations:
         return self.customers.loc[customer_id] if customer_id in self.customers.index else None
 
     def can_personalize(self, customer_id: str) -> bool:
-        row = self.customer(customer_id)
-        return bool(
-            row is not None
-            and row[c.CONSENT_PERSONALIZATION]
-            and normalize_customer_id(customer_id) in self.model.user_index.index
-        )
+        return normalize_customer_id(customer_id) in self.personalizable
+
+    def is_member(self, customer_id: str) -> bool:
+        return normalize_customer_id(customer_id) in self.members
 
     # -- recommend --------------------------------------------------------------------
 

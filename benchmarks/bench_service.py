@@ -1,0 +1,207 @@
+"""Benchmark: the HTTP service under load (wrk on the same machine), memory, and a soak.
+
+Needs trained and promoted champions for the shop (see benchmarks/README.md). For each
+endpoint (noop, recommend, price, quote) and concurrency (1, 8, 32): p50, p99, max and
+requests/s; the worker processes' memory before and after; then a soak of 50,000
+`recommend` requests at concurrency 8 (memory growth, slowest request). With `--compare-fix`
+the no-op endpoint and the soak are also run with BentoML's stock TimeoutMiddleware
+(`STOREWISE_BENTOML_FIX=0`), so the fix's effect is a ratio within one run.
+
+    MLFLOW_TRACKING_URI=sqlite:////path/mlflow.db uv run python -m benchmarks.bench_service --shop-dir DIR [--compare-fix]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "service.json"
+LUA = HERE / "wrk" / "post.lua"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start(shop: Path, workers: int, fix: bool, home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "STOREWISE_SHOP_DIR": str(shop), "STOREWISE_WORKERS": str(workers), "BENTOML_HOME": str(home),
+           "OMP_NUM_THREADS": "1", "STOREWISE_BENTOML_FIX": "1" if fix else "0", "STOREWISE_RELOAD_SECONDS": "3600"}  # fmt: skip
+    process = subprocess.Popen([str(BIN / "bentoml"), "serve", "serving.service:Storewise", "--host", "127.0.0.1", "--port", str(port)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(1)
+    raise RuntimeError("server did not start")
+
+
+def worker_rss_mb(process: subprocess.Popen[bytes]) -> float:
+    """Resident memory of the server and every process under it (workers start their own
+    sessions, so the tree is followed by parent pid)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        pid = int(status.parent.name)
+        parent = re.search(r"PPid:\s+(\d+)", text)
+        memory = re.search(r"VmRSS:\s+(\d+)", text)
+        parents[pid] = int(parent.group(1)) if parent else 0
+        rss[pid] = int(memory.group(1)) if memory else 0
+    tree, frontier = {process.pid}, [process.pid]
+    while frontier:
+        current = frontier.pop()
+        children = [pid for pid, parent in parents.items() if parent == current and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(rss.get(pid, 0) for pid in tree) / 1024
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    def ms(text: str) -> float:
+        value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
+    for label, key in (("50%", "p50_ms"), ("99%", "p99_ms")):
+        result[key] = ms(re.search(rf"{re.escape(label)}\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    result["max_ms"] = ms(re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    result["requests"] = float(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    result["non_2xx"] = float(errors.group(1)) if errors else 0.0
+    return result
+
+
+def wrk(
+    url: str, endpoint: str, template: str, ids: Path, connections: int, seconds: int
+) -> dict[str, float]:
+    env = {**os.environ, "IDS_FILE": str(ids), "TEMPLATE": template, "ENDPOINT": endpoint}
+    threads = min(connections, 2)
+    command = [
+        "wrk",
+        "-d",
+        f"{seconds}s",
+        f"-t{threads}",
+        f"-c{connections}",
+        "--latency",
+        "-s",
+        str(LUA),
+        url,
+    ]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(output)
+
+
+ENDPOINTS = {
+    "noop": ("/noop", "{}"),
+    "recommend": ("/recommend", '{"customer_id": "%s", "k": 10}'),
+    "price": ("/price", '{"item_ids": ["%s"]}'),
+    "quote": ("/quote", '{"customer_id": "C0000001", "cart": [{"item_id": "%s", "quantity": 1}]}'),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shop-dir", type=Path, required=True)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--soak-requests", type=int, default=50_000)
+    parser.add_argument("--compare-fix", action="store_true")
+    args = parser.parse_args()
+    shop = args.shop_dir.resolve()
+    work = Path(tempfile.mkdtemp(prefix="bench-service-"))
+    customers = (
+        pd.read_parquet(shop / "features" / "interactions.parquet")["customer_id"]
+        .drop_duplicates()
+        .sample(5000, random_state=1)
+    )
+    items = pd.read_parquet(shop / "raw" / "products.parquet")["item_id"].sample(2000, random_state=1)
+    (work / "customers.txt").write_text("\n".join(customers) + "\n")
+    (work / "items.txt").write_text("\n".join(items) + "\n")
+    ids = {
+        "noop": work / "items.txt",
+        "recommend": work / "customers.txt",
+        "price": work / "items.txt",
+        "quote": work / "items.txt",
+    }
+    results: dict[str, object] = {"command": "uv run python -m benchmarks.bench_service --shop-dir DIR --compare-fix", "date": time.strftime("%Y-%m-%d"),
+                                  "workers": 2, "seconds_per_run": args.seconds}  # fmt: skip
+    process, url = start(shop, 2, True, work / "bentoml")
+    try:
+        results["rss_mb_at_start"] = worker_rss_mb(process)
+        runs = {}
+        for name, (endpoint, template) in ENDPOINTS.items():
+            for connections in (1, 8, 32):
+                wrk(url, endpoint, template, ids[name], connections, seconds=3)  # warm-up
+                runs[f"{name}@c{connections}"] = wrk(
+                    url, endpoint, template, ids[name], connections, seconds=args.seconds
+                )
+                print(name, connections, runs[f"{name}@c{connections}"], flush=True)
+        results["runs"] = runs
+        results["rss_mb_after_runs"] = worker_rss_mb(process)
+        rate = runs["recommend@c8"]["rps"]
+        soak_seconds = max(10, int(args.soak_requests / max(rate, 1)) + 1)
+        before = worker_rss_mb(process)
+        soak = wrk(url, "/recommend", ENDPOINTS["recommend"][1], ids["recommend"], 8, seconds=soak_seconds)
+        results["soak"] = {
+            **soak,
+            "rss_mb_before": before,
+            "rss_mb_after": worker_rss_mb(process),
+            "seconds": soak_seconds,
+        }
+        print("soak", results["soak"], flush=True)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+    if args.compare_fix:
+        process, url = start(shop, 2, False, work / "bentoml")
+        try:
+            stock = {}
+            for connections in (1, 8):
+                wrk(url, "/noop", "{}", ids["noop"], connections, seconds=3)
+                stock[f"noop@c{connections}"] = wrk(
+                    url, "/noop", "{}", ids["noop"], connections, seconds=args.seconds
+                )
+            before = worker_rss_mb(process)
+            soak = wrk(
+                url, "/recommend", ENDPOINTS["recommend"][1], ids["recommend"], 8, seconds=soak_seconds
+            )
+            stock["soak"] = {
+                **soak,
+                "rss_mb_before": before,
+                "rss_mb_after": worker_rss_mb(process),
+                "seconds": soak_seconds,
+            }
+            results["stock_bentoml_without_fix"] = stock
+            print("without fix", stock, flush=True)
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=60)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
