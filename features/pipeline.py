@@ -217,6 +217,20 @@ def discounted_lines(
     return pd.Series(promo | below_list, index=orders.index)
 
 
+def fresh_manifest(shop: ShopPaths, config_dir: Path = CONFIG_DIR) -> dict[str, object]:
+    """The features' manifest, provided they exist and were built from the current inputs;
+    training refuses stale features rather than learn from data that is no longer there."""
+    manifest = read_manifest(shop)
+    if manifest is None:
+        raise DataError("no features yet; run `storewise features build` first", path=shop.features)
+    if manifest["input_hash"] != input_hash(shop, config_dir):
+        raise DataError(
+            "features are out of date (the data or config changed); run `storewise features build`",
+            path=shop.features,
+        )
+    return manifest
+
+
 def load_output(shop: ShopPaths, name: str) -> pd.DataFrame:
     path = shop.features / name
     if not path.exists():

@@ -28,7 +28,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from features.pipeline import Outputs, input_hash, load_output, read_manifest
+from features.pipeline import Outputs, fresh_manifest, load_output
 from features.tables import read_table
 from storewise import columns as c
 from storewise.config import CONFIG_DIR, flatten
@@ -130,14 +130,7 @@ def train_pricing(
 ) -> PricingOutcome:
     started = time.perf_counter()
     settings = load_pricing_settings(config_dir)
-    manifest = read_manifest(shop)
-    if manifest is None:
-        raise DataError("no features yet; run `storewise features build` first", path=shop.features)
-    if manifest["input_hash"] != input_hash(shop, config_dir):
-        raise DataError(
-            "features are out of date (the data or config changed); run `storewise features build`",
-            path=shop.features,
-        )
+    manifest = fresh_manifest(shop, config_dir)
     shop_settings = shop.settings()
     demand = load_output(shop, Outputs.DEMAND)
     products = read_table(shop, c.PRODUCTS)

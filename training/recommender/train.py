@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from features.pipeline import Outputs, input_hash, load_output, read_manifest
+from features.pipeline import Outputs, fresh_manifest, load_output
 from features.tables import read_tables
 from storewise import columns as c
 from storewise.config import CONFIG_DIR, flatten
@@ -132,14 +132,7 @@ class Trainer:
         self.settings = settings
         self.rules = load_business_rules(config_dir)
         self.config_dir = config_dir
-        manifest = read_manifest(shop)
-        if manifest is None:
-            raise DataError("no features yet; run `storewise features build` first", path=shop.features)
-        if manifest["input_hash"] != input_hash(shop, config_dir):
-            raise DataError(
-                "features are out of date (the data or config changed); run `storewise features build`",
-                path=shop.features,
-            )
+        manifest = fresh_manifest(shop, config_dir)
         self.data_hash = str(manifest["input_hash"])
         self.tables = read_tables(shop)
         self.item_features = load_output(shop, Outputs.ITEM_FEATURES)
