@@ -22,7 +22,6 @@ import uuid
 from typing import Annotated, Any
 
 import bentoml
-import numpy as np
 from bentoml.exceptions import NotFound
 from pydantic import Field
 
@@ -290,4 +289,3 @@ class Storewise:
 
 
 Storewise.add_asgi_middleware(JsonOnly)  # type: ignore[attr-defined]
-_ = np  # numpy is imported early so OMP_NUM_THREADS applies before any model code loads it

@@ -89,7 +89,7 @@ def generate_shop(options: GeneratorSettings, progress: Progress | None = None) 
     for day in range(options.days):
         outcome = dynamics.step(day, prices.price[:, day], prices.promo[:, day], rng_days)
         stock_start[:, day] = outcome.stock_start
-        outcomes.append(_journeys_of_day(day, outcome, rng_rows))
+        outcomes.append(_journeys_of_day(outcome, rng_rows))
         if progress is not None:
             progress(1)
 
@@ -160,10 +160,9 @@ def _initial_dynamics(
 
 
 def _journeys_of_day(
-    day: int, outcome: DayOutcome, rng: np.random.Generator
+    outcome: DayOutcome, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return expand_day(
-        day,
         outcome.views,
         outcome.sold_buyers,
         outcome.buyers - outcome.sold_buyers,

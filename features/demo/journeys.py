@@ -42,7 +42,6 @@ class Journeys:
 
 
 def expand_day(
-    day: int,
     views: np.ndarray,
     sold_buyers: np.ndarray,
     unsold_buyers: np.ndarray,

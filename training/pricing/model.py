@@ -43,7 +43,8 @@ class PricingModel:
 
     def __post_init__(self) -> None:
         self.items = self.items.reset_index(drop=True)
-        self.position = pd.Series(np.arange(len(self.items)), index=self.items[c.ITEM_ID].astype(str))
+        # a dict: pricing a request's few items is a hot path, and pandas .loc costs more than the pricing
+        self.position = {item: index for index, item in enumerate(self.items[c.ITEM_ID].astype(str))}
         self.arrays = {
             "item_id": self.items[c.ITEM_ID].astype(str).to_numpy(),
             "current_price": self.items["current_price"].to_numpy(float),
@@ -60,7 +61,7 @@ class PricingModel:
         }
 
     def knows(self, item_id: str) -> bool:
-        return item_id in self.position.index
+        return item_id in self.position
 
     def states(self, positions: np.ndarray, **overrides: np.ndarray) -> dict[str, np.ndarray]:
         a = self.arrays
@@ -75,7 +76,7 @@ class PricingModel:
 
     def price(self, item_ids: list[str]) -> dict[str, np.ndarray]:
         """Base prices now for these items (the same whoever asks)."""
-        positions = self.position.loc[item_ids].to_numpy()
+        positions = np.array([self.position[item] for item in item_ids], dtype=np.int64)
         return decide_arrays(self.states(positions), self.settings, self.currency)
 
     def save(self, directory: Path) -> None:

@@ -36,10 +36,10 @@ def simulate(
     shop: ShopPaths, model: PricingModel, days: int, seed: int, track_items: int = 3
 ) -> SimulationResult:
     truth, item_ids, next_day = ShopDynamics.load(shop.ground_truth)
-    positions = model.position.reindex(item_ids.astype(str)).to_numpy()
-    if np.isnan(positions.astype(float)).any():
-        raise ValueError("the pricing model does not cover every item of the demo shop")
-    positions = positions.astype(np.int64)
+    missing = [item for item in item_ids.astype(str) if item not in model.position]
+    if missing:
+        raise ValueError(f"the pricing model does not cover every item of the demo shop (e.g. {missing[0]})")
+    positions = np.array([model.position[item] for item in item_ids.astype(str)], dtype=np.int64)
     list_price = model.arrays["list_price"][positions]
     cost = truth.items.unit_cost
     tracked = np.argsort(-model.arrays["daily_units_at_reference"][positions])[:track_items]
