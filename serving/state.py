@@ -59,8 +59,7 @@ class ServingState:
     def __init__(self) -> None:
         self.shop = ShopPaths(Path(os.environ.get("STOREWISE_SHOP_DIR", str(DEFAULT_SHOP_DIR))))
         self.settings: ShopSettings = self.shop.settings()
-        config_dir = Path(os.environ.get("STOREWISE_CONFIG_DIR", str(CONFIG_DIR)))
-        self.loyalty: LoyaltySettings = load_loyalty_settings(config_dir)
+        self.loyalty: LoyaltySettings = load_loyalty_settings(CONFIG_DIR)
         self.current = load_snapshot()
         self._lock = threading.Lock()
         self._erased: set[str] = set()

@@ -8,6 +8,7 @@ code 2; never a traceback.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -418,7 +419,12 @@ def serve_command(
     env = {**os.environ, "STOREWISE_SHOP_DIR": str(shop.root.resolve()), "STOREWISE_WORKERS": str(workers),
            "STOREWISE_RELOAD_SECONDS": str(reload_seconds), "MLFLOW_TRACKING_URI": tracking_uri(), "OMP_NUM_THREADS": "1"}  # fmt: skip
     say(f"serving {shop.root} on http://{host}:{port} (OpenAPI at /docs.json); logs in {shop.logs}")
-    command = ["bentoml", "serve", "serving.service:Storewise", "--host", host, "--port", str(port)]
+    # bentoml beside this interpreter: `.venv/bin/storewise serve` works without an activated venv
+    beside = Path(sys.executable).parent / "bentoml"
+    bentoml = str(beside) if beside.exists() else shutil.which("bentoml")
+    if bentoml is None:
+        fail("the bentoml command was not found beside this Python nor on PATH; run `make install`")
+    command = [str(bentoml), "serve", "serving.service:Storewise", "--host", host, "--port", str(port)]
     raise typer.Exit(subprocess.call(command, env=env))
 
 

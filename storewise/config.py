@@ -6,6 +6,7 @@ reason, so a bad config never reaches a model or a running service.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +15,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from storewise.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+# `STOREWISE_CONFIG_DIR` points every verb and the service at another folder of settings,
+# e.g. a data scientist's variant of recommender.yaml for a second training run.
+CONFIG_DIR = Path(
+    os.environ.get("STOREWISE_CONFIG_DIR") or Path(__file__).resolve().parent.parent / "config"
+).resolve()
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 

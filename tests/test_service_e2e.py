@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from features.pipeline import build_features
 from storewise import columns as c
 from storewise.shop import ShopPaths
 from tests.conftest import fast_config
+from tests.servers import free_port, wait_until_ready
 from training.pricing.train import train_pricing
 from training.recommender.train import train_recommender
 from training.registry import promote
@@ -44,12 +44,6 @@ class Server:
 
     def post(self, path: str, body: object, timeout: float = 30) -> httpx.Response:
         return httpx.post(f"{self.url}{path}", json=body, timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def promote_or_force(name: str, version: str | None) -> None:
@@ -80,18 +74,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     process = subprocess.Popen([str(VENV_BIN / "bentoml"), "serve", "serving.service:Storewise", "--host", "127.0.0.1", "--port", str(port)],
                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None:
-            pytest.fail(f"the server exited: {(root / 'server.log').read_text()[-3000:]}")
-        time.sleep(1)
-    else:
-        pytest.fail(f"the server did not become ready: {(root / 'server.log').read_text()[-3000:]}")
+    wait_until_ready(f"{url}/readyz", process, root / "server.log")
     customers = pd.read_parquet(shop.table(c.CUSTOMERS))
     try:
         yield Server(url, shop, config, process, customers)

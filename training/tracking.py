@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 RECOMMENDER = "storewise-recommender"
@@ -50,7 +51,14 @@ def ensure_experiment(name: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return str(experiment.experiment_id)
-    return str(client.create_experiment(name, artifact_location=artifact_root(tracking_uri())))
+    try:
+        return str(client.create_experiment(name, artifact_location=artifact_root(tracking_uri())))
+    except MlflowException:
+        # another trainer (a colleague's process on a shared server) created it first
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
 
 
 def environment() -> dict[str, str]:
