@@ -2,8 +2,10 @@
 
 Needs trained and promoted champions for the shop (see benchmarks/README.md). For each
 endpoint (noop, recommend, price, quote) and concurrency (1, 8, 32): p50, p99, max and
-requests/s; the worker processes' memory before and after; then a soak of 50,000
-`recommend` requests at concurrency 8 (memory growth, slowest request). With `--compare-fix`
+requests/s; the worker processes' memory before and after; the in-process time of the
+recommender and of the endpoint method; `--rounds` back-to-back no-op / recommend runs at
+concurrency 8 for the throughput ratio (median); then a soak of exactly 50,000 `recommend`
+requests at concurrency 8 (memory growth, slowest request). With `--compare-fix`
 the no-op endpoint and the soak are also run with BentoML's stock TimeoutMiddleware
 (`STOREWISE_BENTOML_FIX=0`), so the fix's effect is a ratio within one run.
 
@@ -18,10 +20,12 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -81,8 +85,8 @@ def worker_rss_mb(process: subprocess.Popen[bytes]) -> float:
 
 def parse_wrk(output: str) -> dict[str, float]:
     def ms(text: str) -> float:
-        value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
     for label, key in (("50%", "p50_ms"), ("99%", "p99_ms")):
@@ -95,10 +99,18 @@ def parse_wrk(output: str) -> dict[str, float]:
 
 
 def wrk(
-    url: str, endpoint: str, template: str, ids: Path, connections: int, seconds: int
+    url: str,
+    endpoint: str,
+    template: str,
+    ids: Path,
+    connections: int,
+    seconds: int,
+    max_requests: int | None = None,
 ) -> dict[str, float]:
-    env = {**os.environ, "IDS_FILE": str(ids), "TEMPLATE": template, "ENDPOINT": endpoint}
     threads = min(connections, 2)
+    env = {**os.environ, "IDS_FILE": str(ids), "TEMPLATE": template, "ENDPOINT": endpoint}
+    if max_requests:
+        env["MAX_REQUESTS_PER_THREAD"] = str(max_requests // threads)
     command = [
         "wrk",
         "-d",
@@ -111,7 +123,10 @@ def wrk(
         url,
     ]
     output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-    return parse_wrk(output)
+    try:
+        return parse_wrk(output)
+    except (AttributeError, KeyError) as error:
+        raise RuntimeError(f"could not read wrk's output:\n{output}") from error
 
 
 ENDPOINTS = {
@@ -122,10 +137,39 @@ ENDPOINTS = {
 }
 
 
+def in_process(shop: Path, customers: list[str]) -> dict[str, float]:
+    """Median time of the recommender alone and of the whole `recommend` endpoint method
+    (pricing, loyalty, audit log, response objects), called in this process: the HTTP
+    overhead is what the served figures add to these."""
+    os.environ["STOREWISE_SHOP_DIR"] = str(shop)
+    os.environ["STOREWISE_RELOAD_SECONDS"] = "3600"
+    from serving.service import Storewise
+
+    service = Storewise.inner()  # type: ignore[attr-defined]
+    recommendations = service.state.current.recommendations
+
+    def median_ms(call: Callable[[str], object]) -> float:
+        for customer in customers[:100]:
+            call(customer)
+        times = []
+        for customer in customers:
+            started = time.perf_counter()
+            call(customer)
+            times.append(time.perf_counter() - started)
+        return round(statistics.median(times) * 1000, 4)
+
+    return {
+        "recommender_ms": median_ms(lambda customer: recommendations.recommend(customer, 10)),
+        "endpoint_method_ms": median_ms(lambda customer: service.recommend(customer_id=customer, k=10)),
+        "customers": float(len(customers)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shop-dir", type=Path, required=True)
     parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating no-op / recommend runs at c=8")
     parser.add_argument("--soak-requests", type=int, default=50_000)
     parser.add_argument("--compare-fix", action="store_true")
     args = parser.parse_args()
@@ -147,6 +191,8 @@ def main() -> None:
     }
     results: dict[str, object] = {"command": "uv run python -m benchmarks.bench_service --shop-dir DIR --compare-fix", "date": time.strftime("%Y-%m-%d"),
                                   "workers": 2, "seconds_per_run": args.seconds}  # fmt: skip
+    results["in_process"] = in_process(shop, list(customers[:2000]))
+    print("in process", results["in_process"], flush=True)
     process, url = start(shop, 2, True, work / "bentoml")
     try:
         results["rss_mb_at_start"] = worker_rss_mb(process)
@@ -160,16 +206,25 @@ def main() -> None:
                 print(name, connections, runs[f"{name}@c{connections}"], flush=True)
         results["runs"] = runs
         results["rss_mb_after_runs"] = worker_rss_mb(process)
-        rate = runs["recommend@c8"]["rps"]
-        soak_seconds = max(10, int(args.soak_requests / max(rate, 1)) + 1)
-        before = worker_rss_mb(process)
-        soak = wrk(url, "/recommend", ENDPOINTS["recommend"][1], ids["recommend"], 8, seconds=soak_seconds)
-        results["soak"] = {
-            **soak,
-            "rss_mb_before": before,
-            "rss_mb_after": worker_rss_mb(process),
-            "seconds": soak_seconds,
+        # The machine's speed drifts by 2x within minutes: the recommend / no-op ratio is taken
+        # from back-to-back runs, several times, and the median quoted.
+        rounds = []
+        for _ in range(args.rounds):
+            noop = wrk(url, "/noop", "{}", ids["noop"], 8, seconds=args.seconds)
+            recommend = wrk(
+                url, "/recommend", ENDPOINTS["recommend"][1], ids["recommend"], 8, seconds=args.seconds
+            )
+            rounds.append({"noop_rps": noop["rps"], "recommend_rps": recommend["rps"],
+                           "recommend_p99_ms": recommend["p99_ms"], "ratio": round(recommend["rps"] / noop["rps"], 3)})  # fmt: skip
+            print("round", rounds[-1], flush=True)
+        results["recommend_vs_noop_at_c8"] = {
+            "rounds": rounds,
+            **{
+                f"median_{key}": statistics.median(row[key] for row in rounds)
+                for key in ("noop_rps", "recommend_rps", "recommend_p99_ms", "ratio")
+            },
         }
+        results["soak"] = soak(url, ids["recommend"], args.soak_requests, process)
         print("soak", results["soak"], flush=True)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -177,22 +232,13 @@ def main() -> None:
     if args.compare_fix:
         process, url = start(shop, 2, False, work / "bentoml")
         try:
-            stock = {}
+            stock: dict[str, object] = {}
             for connections in (1, 8):
                 wrk(url, "/noop", "{}", ids["noop"], connections, seconds=3)
                 stock[f"noop@c{connections}"] = wrk(
                     url, "/noop", "{}", ids["noop"], connections, seconds=args.seconds
                 )
-            before = worker_rss_mb(process)
-            soak = wrk(
-                url, "/recommend", ENDPOINTS["recommend"][1], ids["recommend"], 8, seconds=soak_seconds
-            )
-            stock["soak"] = {
-                **soak,
-                "rss_mb_before": before,
-                "rss_mb_after": worker_rss_mb(process),
-                "seconds": soak_seconds,
-            }
+            stock["soak"] = soak(url, ids["recommend"], args.soak_requests, process)
             results["stock_bentoml_without_fix"] = stock
             print("without fix", stock, flush=True)
         finally:
@@ -201,6 +247,18 @@ def main() -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"wrote {RESULTS}")
+
+
+def soak(url: str, customers: Path, requests: int, process: subprocess.Popen[bytes]) -> dict[str, float]:
+    """Exactly `requests` recommend calls at concurrency 8: worker memory before and after,
+    the slowest request."""
+    before = worker_rss_mb(process)
+    started = time.perf_counter()
+    result = wrk(
+        url, "/recommend", ENDPOINTS["recommend"][1], customers, 8, seconds=600, max_requests=requests
+    )
+    return {**result, "rss_mb_before": before, "rss_mb_after": worker_rss_mb(process),
+            "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+# one encoder for every line: json.dumps with options builds a new one per call
+_ENCODER = json.JSONEncoder(default=str, separators=(",", ":"))
 PRICE_AUDIT = "price_audit.jsonl"
 FEEDBACK = "feedback.jsonl"
 
@@ -24,6 +26,6 @@ class JsonLines:
     def append(self, records: list[dict[str, Any]]) -> None:
         if not records:
             return
-        text = "".join(json.dumps(record, default=str, separators=(",", ":")) + "\n" for record in records)
+        text = "".join(_ENCODER.encode(record) + "\n" for record in records)
         with self._lock, self.path.open("a", encoding="utf-8") as handle:
             handle.write(text)

@@ -51,8 +51,14 @@ def champion(name: str) -> tuple[Path, str]:
 def load_snapshot() -> Loaded:
     recommender_bundle, recommender_version = champion(RECOMMENDER)
     pricing_bundle, pricing_version = champion(PRICING)
-    return Loaded(load_bundle(recommender_bundle), PricingModel.load(pricing_bundle), recommender_version, pricing_version,
-                  time.strftime("%Y-%m-%dT%H:%M:%S%z"))  # fmt: skip
+    recommendations, pricing = load_bundle(recommender_bundle), PricingModel.load(pricing_bundle)
+    # fill the models' caches (decided prices, ranks shared by every customer) now, not in
+    # the first requests, and before the heap is frozen
+    pricing.price([])
+    recommendations.recommend(None, 1)
+    return Loaded(
+        recommendations, pricing, recommender_version, pricing_version, time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    )
 
 
 class ServingState:

@@ -75,9 +75,14 @@ class PricingModel:
         return state
 
     def price(self, item_ids: list[str]) -> dict[str, np.ndarray]:
-        """Base prices now for these items (the same whoever asks)."""
+        """Base prices now for these items (the same whoever asks). The policy's inputs are
+        fixed for a model, so every item is decided once, on first use, and a request's
+        prices are lookups: the service prices every recommended item of every request."""
+        if "_decided" not in self.__dict__:
+            everything = np.arange(len(self.items), dtype=np.int64)
+            self.__dict__["_decided"] = decide_arrays(self.states(everything), self.settings, self.currency)
         positions = np.array([self.position[item] for item in item_ids], dtype=np.int64)
-        return decide_arrays(self.states(positions), self.settings, self.currency)
+        return {name: values[positions] for name, values in self.__dict__["_decided"].items()}
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -44,8 +44,7 @@ def fold_scores(model: HybridModel, truth: Truth, protocol: Protocol, seed: int 
     ranks = {}
     union = sp.csr_matrix((len(users), model.n_items), dtype=np.float32)
     for name in model.available:
-        scores = np.asarray(model.component_scores(name, users), np.float32)
-        ranked = sp.csr_matrix(model.rank_scores(scores, positive_only=name != "lightfm"))
+        ranked = sp.csr_matrix(model.component_ranks(name, users))
         ranks[name] = ranked
         union = union + (ranked > 0).astype(np.float32)
     union = union.tolil()

@@ -47,6 +47,24 @@ COMPONENTS = ("lightfm", *ITEM_ITEM, "buy_again", *VECTORS)
 DENSE_ITEM_ITEM_LIMIT = 5_000  # 5,000 items: a 100 MB dense float32 matrix
 
 
+def _row(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
+    start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+    return matrix.indices[start:stop], matrix.data[start:stop]
+
+
+def _weighted_rows(
+    matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """weights · matrix[rows] as (columns, values): the sparse product for one customer."""
+    if not len(rows):
+        return np.zeros(0, np.int32), np.zeros(0, np.float32)
+    starts, stops = matrix.indptr[rows], matrix.indptr[rows + 1]
+    columns = np.concatenate([matrix.indices[a:b] for a, b in zip(starts, stops, strict=True)])
+    values = np.concatenate([matrix.data[a:b] * w for a, b, w in zip(starts, stops, weights, strict=True)])
+    unique, inverse = np.unique(columns, return_inverse=True)
+    return unique, np.bincount(inverse, weights=values, minlength=len(unique)).astype(np.float32)
+
+
 @dataclass
 class HybridModel:
     user_ids: np.ndarray
@@ -82,15 +100,76 @@ class HybridModel:
     # -- scoring ----------------------------------------------------------------------
 
     def component_scores(self, name: str, users: np.ndarray) -> np.ndarray:
+        scores = self._raw_scores(name, users)
+        return scores.toarray() if isinstance(scores, sp.csr_matrix) else np.asarray(scores)
+
+    def _raw_scores(self, name: str, users: np.ndarray) -> np.ndarray | sp.csr_matrix:
+        """Scores as computed: sparse where the component is (histories, item-item products
+        on catalogues too large for a dense matrix), dense otherwise."""
         if name == "lightfm":
             return self.user_embedding[users] @ self.item_embedding.T + self.item_bias
         if name == "buy_again":
-            return self.histories["repeat"][users].toarray()
+            return sp.csr_matrix(self.histories["repeat"][users])
         if name in VECTORS:
             return np.broadcast_to(self.vectors[name], (len(users), self.n_items))
         matrix, history = ITEM_ITEM[name]
         product = self.histories[history][users] @ self.item_item(matrix)
-        return product.toarray() if sp.issparse(product) else np.asarray(product)
+        return sp.csr_matrix(product) if sp.issparse(product) else np.asarray(product)
+
+    def component_ranks(self, name: str, users: np.ndarray) -> np.ndarray | sp.csr_matrix:
+        """`rank_scores` of a component, computed the cheap way: once for the components that
+        are the same for everyone, over the stored entries only for sparse ones (a customer
+        with five purchases has a few hundred co-purchased items, not 20,000)."""
+        if name in VECTORS:
+            cache = self.__dict__.setdefault("_vector_ranks", {})
+            if name not in cache:
+                cache[name] = self.rank_scores(self.vectors[name][None, :].astype(np.float32))[0]
+            return np.broadcast_to(cache[name], (len(users), self.n_items))
+        rows = self._sparse_rows(name, users)
+        if rows is None:
+            scores = np.asarray(self._raw_scores(name, users), np.float32)
+            return self.rank_scores(scores, positive_only=name != "lightfm")
+        ranked = [self._rank_row(columns, values) for columns, values in rows]
+        lengths = [len(columns) for columns, _ in ranked]
+        return sp.csr_matrix(
+            (
+                np.concatenate([np.zeros(0, np.float32), *(values for _, values in ranked)]),
+                np.concatenate([np.zeros(0, np.int32), *(columns for columns, _ in ranked)]),
+                np.concatenate([[0], np.cumsum(lengths)]),
+            ),
+            shape=(len(users), self.n_items),
+        )
+
+    def _sparse_rows(self, name: str, users: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Each customer's stored (item, score) entries for a sparse component, or None for a
+        dense one. For one customer (a service request) the item-item product is a few rows
+        of the matrix added up in NumPy: scipy's per-call overhead would cost more."""
+        if name == "buy_again":
+            history = self.histories["repeat"]
+            return [_row(history, int(user)) for user in users]
+        if name not in ITEM_ITEM:
+            return None
+        matrix_name, history_name = ITEM_ITEM[name]
+        matrix = self.item_item(matrix_name)
+        if not isinstance(matrix, sp.csr_matrix):
+            return None
+        if len(users) == 1:
+            items, weights = _row(self.histories[history_name], int(users[0]))
+            return [_weighted_rows(matrix, items, weights)]
+        product = sp.csr_matrix(self.histories[history_name][users] @ matrix)
+        return [_row(product, row) for row in range(len(users))]
+
+    def _rank_row(self, columns: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`rank_scores(positive_only=True)` of one sparse row: only stored positive entries
+        can score, so only they are ranked. Ties go to the lower item index."""
+        positive = values > 0
+        columns, values = columns[positive], values[positive]
+        if len(values) > self.candidates:
+            keep = np.argpartition(-values, self.candidates - 1)[: self.candidates]
+            columns, values = columns[keep], values[keep]
+        order = np.lexsort((columns, -values))
+        value = (1.0 / (np.arange(len(order)) + self.rank_offset)).astype(np.float32)
+        return columns[order].astype(np.int32), value
 
     def item_item(self, name: str) -> np.ndarray | sp.csr_matrix:
         """The item-item matrix, dense for catalogues small enough (a sparse history times a
@@ -123,8 +202,13 @@ class HybridModel:
         total = np.zeros((len(users), self.n_items), np.float32)
         for name, weight in weights.items():
             if weight:
-                scores = np.asarray(self.component_scores(name, users), np.float32)
-                total += weight * self.rank_scores(scores, positive_only=name != "lightfm")
+                rows = self._sparse_rows(name, users)
+                if rows is None:
+                    total += weight * self.component_ranks(name, users)
+                    continue
+                for row, (columns, values) in enumerate(rows):
+                    ranked_columns, ranks = self._rank_row(columns, values)
+                    total[row, ranked_columns] += weight * ranks
         # a tiny popularity tie-break, so equal blends order by what sells
         return total + 1e-7 * self.vectors["popularity"] / max(float(self.vectors["popularity"].max()), 1.0)
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from storewise import columns as c
 from storewise.settings import BusinessRules
@@ -74,6 +75,7 @@ class Recommendations:
         self.in_stock = (
             (stock.isna() | (stock > 0)).to_numpy() if rules.in_stock_only else np.ones(model.n_items, bool)
         )
+        self.in_stock.setflags(write=False)  # shared by requests without context: never modified
         self.one_time = np.isin(self.categories, list(rules.one_time_categories))
         self.boost = np.ones(model.n_items, np.float32)
         for item, factor in rules.boosted_items.items():
@@ -90,6 +92,8 @@ class Recommendations:
             else set()
         )
         self.item_names = dict(zip(model.item_ids, self.names, strict=True))
+        self.position = {str(item): index for index, item in enumerate(model.item_ids)}
+        self.pinned = self.item_positions(list(rules.pinned_items))
         self.item_categories = dict(zip(model.item_ids, self.categories, strict=True))
         self.groups = {
             (kind, name): frame.set_index(c.ITEM_ID)[SCORE]
@@ -97,15 +101,25 @@ class Recommendations:
             .to_numpy(np.float32)
             for (kind, name), frame in group_popularity.groupby([GROUP_KIND, GROUP])
         }
+        # the non-personalized answers' scores, the same for every request of their group
+        one = np.zeros(1, np.int64)
+        trending = np.asarray(model.component_ranks("trending", one)[0])
+        self.trending_scores = trending + 1e-3 * np.asarray(model.component_ranks("popularity", one)[0])
+        self.group_scores = {
+            key: model.rank_scores(scores[None, :])[0] + 0.5 * trending
+            for key, scores in self.groups.items()
+            if scores.sum() > 0
+        }
         self.protocol = "business_rules" if "business_rules" in model.blends else next(iter(model.blends))
 
     # -- lookups ----------------------------------------------------------------------
 
     def item_positions(self, item_ids: list[str]) -> np.ndarray:
-        return self.model.item_index.reindex(item_ids).dropna().to_numpy(np.int64)
+        """Positions of the known items among `item_ids`, in order; unknown ones are skipped."""
+        return np.array([self.position[item] for item in item_ids if item in self.position], dtype=np.int64)
 
     def knows_item(self, item_id: str) -> bool:
-        return item_id in self.model.item_index.index
+        return item_id in self.position
 
     def customer(self, customer_id: str) -> pd.Series | None:
         customer_id = normalize_customer_id(customer_id)
@@ -167,13 +181,13 @@ class Recommendations:
                     axis=1, keepdims=True
                 )
         allowed = np.tile(self._allowed(context), (len(users), 1))
-        bought = self.model.histories["counts"][users]
+        counts = self.model.histories["counts"]
+        bought = [counts.indices[counts.indptr[user] : counts.indptr[user + 1]] for user in users]
         if purchased != "include":
-            rows, cols = bought.nonzero()
-            block = np.ones(len(cols), bool) if purchased == "exclude" else self.one_time[cols]
-            allowed[rows[block], cols[block]] = False
+            for row, items in enumerate(bought):
+                allowed[row, items if purchased == "exclude" else items[self.one_time[items]]] = False
         scores = np.where(allowed, scores * self.boost, -np.inf)
-        pinned = [p for p in self.item_positions(list(self.rules.pinned_items))]
+        pinned = self.pinned.tolist()
         width = min(k + len(pinned), self.model.n_items)
         top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
         results = []
@@ -181,7 +195,7 @@ class Recommendations:
             candidates = top[row][np.argsort(-scores[row, top[row]], kind="stable")]
             candidates = [int(p) for p in candidates if np.isfinite(scores[row, p])]
             chosen = list(dict.fromkeys([p for p in pinned if allowed[row, p]] + candidates))[:k]
-            history = bought[row].indices
+            history = bought[row]
             reasons = self._reasons_for(history, chosen)
             results.append([
                 Recommendation(str(self.model.item_ids[p]), round(float(scores[row, p]), 6),
@@ -197,7 +211,7 @@ class Recommendations:
             return reasons
         matrix = self.model.similarity.get("ease", self.model.similarity.get("bm25"))
         if matrix is not None:
-            block = matrix[history][:, chosen].toarray()
+            block = _block(matrix, history, np.asarray(chosen, np.int64))
             strongest = block.argmax(axis=0)
             for column, item in enumerate(chosen):
                 if block[strongest[column], column] > 0:
@@ -207,6 +221,10 @@ class Recommendations:
         return reasons
 
     def _allowed(self, context: Context) -> np.ndarray:
+        """Items the answer may hold: in stock, in the asked categories, not in the cart.
+        Without such context it is the shared in-stock mask, read-only."""
+        if not (context.include_categories or context.exclude_categories or context.cart):
+            return self.in_stock
         allowed = self.in_stock.copy()
         if context.include_categories:
             allowed &= np.isin(self.categories, context.include_categories)
@@ -217,22 +235,18 @@ class Recommendations:
 
     def _non_personalized(self, customer_id: str | None) -> tuple[np.ndarray, Source]:
         row = self.customer(customer_id) if customer_id is not None else None
-        trending = self.model.rank_scores(self.model.vectors["trending"][None, :])[0]
         if row is not None:
             for kind, column in (("segment", "rfm_segment"), ("region", c.REGION)):
                 key = (kind, str(row.get(column)))
-                if key in self.groups and self.groups[key].sum() > 0:
-                    group = self.model.rank_scores(self.groups[key][None, :])[0]
-                    return group + 0.5 * trending, kind  # type: ignore[return-value]
-        return trending + 1e-3 * self.model.rank_scores(self.model.vectors["popularity"][None, :])[
-            0
-        ], "trending"
+                if key in self.group_scores:
+                    return self.group_scores[key], kind  # type: ignore[return-value]
+        return self.trending_scores, "trending"
 
     def _top(
         self, scores: np.ndarray, allowed: np.ndarray, k: int, reasons: dict[int, str] | None, source: Source
     ) -> list[Recommendation]:
         scores = np.where(allowed, scores * self.boost, -np.inf)
-        pinned = [p for p in self.item_positions(list(self.rules.pinned_items)) if allowed[p]]
+        pinned = [p for p in self.pinned.tolist() if allowed[p]]
         count = min(k, int(np.isfinite(scores).sum()))
         order = np.argsort(-scores, kind="stable")[:count]
         order = np.array(list(dict.fromkeys([*pinned, *order]))[:count], dtype=np.int64)
@@ -247,7 +261,7 @@ class Recommendations:
             reason = (
                 "featured by the shop" if position in pinned else (reasons or {}).get(int(position), default)
             )
-            if position in self.boost.nonzero()[0] and self.boost[position] > 1 and position not in pinned:
+            if self.boost[position] > 1 and position not in pinned:
                 reason = f"{reason} (featured)"
             result.append(
                 Recommendation(str(self.model.item_ids[position]), round(float(scores[position]), 6), reason)
@@ -338,6 +352,21 @@ class Recommendations:
         table = table[consent].sort_values(SCORE, ascending=False, kind="stable").head(size)
         table[SCORE] = table[SCORE].round(4)
         return table.reset_index(drop=True), excluded
+
+
+def _block(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """matrix[rows][:, columns] as a dense array, row by row: for a customer's few bought
+    items and k chosen ones, scipy's fancy indexing costs more than the answer."""
+    block = np.zeros((len(rows), len(columns)), np.float32)
+    order = np.argsort(columns, kind="stable")
+    ordered = columns[order]
+    for i, row in enumerate(rows):
+        start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+        stored, values = matrix.indices[start:stop], matrix.data[start:stop]
+        position = np.minimum(np.searchsorted(ordered, stored), len(ordered) - 1)
+        hit = ordered[position] == stored
+        block[i, order[position[hit]]] = values[hit]
+    return block
 
 
 def group_popularity(
