@@ -25,8 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -90,7 +91,8 @@ def parse_wrk(output: str) -> dict[str, float]:
 
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
     for label, key in (("50%", "p50_ms"), ("99%", "p99_ms")):
-        result[key] = ms(re.search(rf"{re.escape(label)}\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+        # anchored to the line's start: "85.50%" on the Latency line also ends in "50%"
+        result[key] = ms(re.search(rf"^\s*{re.escape(label)}\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
     result["max_ms"] = ms(re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", output).group(1))  # type: ignore[union-attr]
     result["requests"] = float(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
@@ -109,20 +111,19 @@ def wrk(
 ) -> dict[str, float]:
     threads = min(connections, 2)
     env = {**os.environ, "IDS_FILE": str(ids), "TEMPLATE": template, "ENDPOINT": endpoint}
-    if max_requests:
-        env["MAX_REQUESTS_PER_THREAD"] = str(max_requests // threads)
-    command = [
-        "wrk",
-        "-d",
-        f"{seconds}s",
-        f"-t{threads}",
-        f"-c{connections}",
-        "--latency",
-        "-s",
-        str(LUA),
-        url,
-    ]
-    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    command = ["wrk", "-d", f"{seconds}s", f"-t{threads}", f"-c{connections}", "--latency", "-s", str(LUA), url]  # fmt: skip
+    if not max_requests:
+        output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    else:
+        done = Path(tempfile.mkdtemp(prefix="wrk-done-"))
+        env.update({"MAX_REQUESTS_PER_THREAD": str(max_requests // threads), "DONE_DIR": str(done)})
+        running = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        # the threads stop at their count; wrk's main thread would sleep out -d, so it is
+        # interrupted (it then joins the threads and prints its report as usual)
+        while running.poll() is None and len(list(done.iterdir())) < threads:
+            time.sleep(0.2)
+        running.send_signal(signal.SIGINT)
+        output = running.communicate(timeout=60)[0]
     try:
         return parse_wrk(output)
     except (AttributeError, KeyError) as error:
@@ -137,6 +138,15 @@ ENDPOINTS = {
 }
 
 
+def run_now(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """The result of an async endpoint that never awaits, without an event loop's cost."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError("the endpoint awaited something")
+
+
 def in_process(shop: Path, customers: list[str]) -> dict[str, float]:
     """Median time of the recommender alone and of the whole `recommend` endpoint method
     (pricing, loyalty, audit log, response objects), called in this process: the HTTP
@@ -146,6 +156,7 @@ def in_process(shop: Path, customers: list[str]) -> dict[str, float]:
     from serving.service import Storewise
 
     service = Storewise.inner()  # type: ignore[attr-defined]
+    endpoint = Storewise.apis["recommend"].func  # type: ignore[attr-defined]
     recommendations = service.state.current.recommendations
 
     def median_ms(call: Callable[[str], object]) -> float:
@@ -160,7 +171,9 @@ def in_process(shop: Path, customers: list[str]) -> dict[str, float]:
 
     return {
         "recommender_ms": median_ms(lambda customer: recommendations.recommend(customer, 10)),
-        "endpoint_method_ms": median_ms(lambda customer: service.recommend(customer_id=customer, k=10)),
+        "endpoint_method_ms": median_ms(
+            lambda customer: run_now(endpoint(service, customer_id=customer, k=10))
+        ),
         "customers": float(len(customers)),
     }
 

@@ -16,6 +16,7 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per worker: the workers are the parallelism
 
+import functools
 import logging
 import time
 import uuid
@@ -48,7 +49,7 @@ from serving.schemas import (
     SimilarResponse,
 )
 from serving.state import Loaded, ServingState
-from storewise.loyalty import CartLine, price_line, quote
+from storewise.loyalty import CartLine, PricedLine, price_line, quote
 from training.recommender.recommend import Context, normalize_customer_id
 
 if os.environ.get("STOREWISE_BENTOML_FIX", "1") != "0":  # "0" only to measure the defect (benchmarks)
@@ -60,10 +61,18 @@ CustomerId = Annotated[
 ]
 
 
+# price_line is pure and a model has one base price per item, so a request's lines repeat
+# earlier ones: memoized, a line costs a dict lookup instead of the loyalty arithmetic
+cached_price_line = functools.lru_cache(maxsize=200_000)(price_line)
+
+
 def request_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+# Endpoints are `async def`: each is a fraction of a millisecond of CPU work, and on the
+# event loop it skips BentoML's hand-off to a worker thread (measured in
+# benchmarks/README.md). `/reload` stays a plain def: it may download a model.
 @bentoml.service(name="storewise", workers=WORKERS, traffic={"timeout": 30})
 class Storewise:
     def __init__(self) -> None:
@@ -107,28 +116,32 @@ class Storewise:
     def customer_prices(
         self, snapshot: Loaded, item_ids: list[str], customer_id: str | None, endpoint: str, rid: str
     ) -> list[ItemPrice]:
+        return [
+            ItemPrice(item_id=item, base_price=base, base_reason=reason, previous_price=previous,
+                      customer_price=line.unit_price, applied=line.applied, customer_reason=line.reason)
+            for item, base, reason, previous, line in self.priced(snapshot, item_ids, customer_id, endpoint, rid)
+        ]  # fmt: skip
+
+    def priced(
+        self, snapshot: Loaded, item_ids: list[str], customer_id: str | None, endpoint: str, rid: str
+    ) -> list[tuple[str, float, str, float, PricedLine]]:
+        """(item, base price, its reason, previous price, the customer's line) per item, each
+        written to the price audit log."""
         decided = snapshot.pricing.price(item_ids)
         member = self.is_member(snapshot, customer_id)
         promotions = snapshot.recommendations.rules.promotions
-        prices, audit = [], []
+        loyalty, currency = self.state.loyalty, self.state.settings.currency
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        for index, item in enumerate(item_ids):
-            base = float(decided["price"][index])
-            line = price_line(
-                CartLine(item, 1, base, promotions.get(item)),
-                member,
-                self.state.loyalty,
-                self.state.settings.currency,
-            )
-            prices.append(ItemPrice(item_id=item, base_price=base, base_reason=str(decided["reason"][index]),
-                                    previous_price=float(decided["previous_price"][index]), customer_price=line.unit_price,
-                                    applied=line.applied, customer_reason=line.reason))  # fmt: skip
+        rows, audit = [], []
+        for item, base, reason, previous in zip(item_ids, decided["price"].tolist(), decided["reason"].tolist(),
+                                                decided["previous_price"].tolist(), strict=True):  # fmt: skip
+            line = cached_price_line(CartLine(item, 1, base, promotions.get(item)), member, loyalty, currency)
+            rows.append((item, base, str(reason), previous, line))
             audit.append({"at": now, "request_id": rid, "endpoint": endpoint, "item_id": item, "base_price": base,
-                          "previous_price": float(decided["previous_price"][index]), "reason": str(decided["reason"][index]),
-                          "customer_id": customer_id, "customer_price": line.unit_price, "applied": line.applied,
-                          "pricing_version": snapshot.pricing_version})  # fmt: skip
+                          "previous_price": previous, "reason": str(reason), "customer_id": customer_id,
+                          "customer_price": line.unit_price, "applied": line.applied, "pricing_version": snapshot.pricing_version})  # fmt: skip
         self.audit.append(audit)
-        return prices
+        return rows
 
     def describe(self, snapshot: Loaded, item_id: str) -> tuple[str, str]:
         recommendations = snapshot.recommendations
@@ -137,7 +150,7 @@ class Storewise:
     # -- endpoints --------------------------------------------------------------------
 
     @bentoml.api(route="/recommend")
-    def recommend(
+    async def recommend(
         self,
         customer_id: CustomerId = None,
         k: Annotated[int, Field(ge=1, le=100)] = 10,
@@ -158,17 +171,19 @@ class Storewise:
         )
         rid = request_id()
         ids = [item.item_id for item in answer.items]
-        prices = self.customer_prices(snapshot, ids, who, "recommend", rid) if ids else []
-        items = []
-        for item, price in zip(answer.items, prices, strict=True):
-            name, category = self.describe(snapshot, item.item_id)
-            items.append(RecommendedItem(item_id=item.item_id, name=name, category=category, score=item.score, reason=item.reason,
-                                         base_price=price.base_price, price=price.customer_price))  # fmt: skip
+        prices = self.priced(snapshot, ids, who, "recommend", rid) if ids else []
+        recommendations = snapshot.recommendations
+        items = [
+            RecommendedItem(item_id=item.item_id, name=str(recommendations.item_names[item.item_id]),
+                            category=str(recommendations.item_categories[item.item_id]), score=item.score,
+                            reason=item.reason, base_price=base, price=line.unit_price)
+            for item, (_, base, _, _, line) in zip(answer.items, prices, strict=True)
+        ]  # fmt: skip
         return RecommendResponse(customer_id=who, personalized=answer.personalized, source=answer.source, items=items,
                                  model_versions=self.versions(snapshot), request_id=rid)  # fmt: skip
 
     @bentoml.api(route="/similar")
-    def similar(
+    async def similar(
         self,
         item_id: Annotated[str, Field(min_length=1, max_length=64)],
         k: Annotated[int, Field(ge=1, le=100)] = 10,
@@ -182,7 +197,7 @@ class Storewise:
         return SimilarResponse(item_id=item_id, items=items, model_versions=self.versions(snapshot))
 
     @bentoml.api(route="/price")
-    def price(
+    async def price(
         self,
         item_ids: Annotated[
             list[Annotated[str, Field(min_length=1, max_length=64)]],
@@ -202,7 +217,7 @@ class Storewise:
                              prices=prices, model_versions=self.versions(snapshot), request_id=rid)  # fmt: skip
 
     @bentoml.api(route="/quote")
-    def quote(
+    async def quote(
         self,
         cart: Annotated[list[CartItem], Field(min_length=1, max_length=MAX_ITEMS)],
         customer_id: CustomerId = None,
@@ -259,7 +274,7 @@ class Storewise:
         return result
 
     @bentoml.api(route="/feedback")
-    def feedback(
+    async def feedback(
         self, events: Annotated[list[FeedbackEvent], Field(min_length=1, max_length=1000)]
     ) -> FeedbackResponse:
         """Impressions, clicks, add-to-carts and purchases of what was shown, for uplift reports."""
@@ -268,7 +283,7 @@ class Storewise:
         return FeedbackResponse(accepted=len(events))
 
     @bentoml.api(route="/info")
-    def info(self) -> InfoResponse:
+    async def info(self) -> InfoResponse:
         """The model versions served and what they cover."""
         snapshot = self.state.current
         return InfoResponse(shop=self.state.settings.name, currency=self.state.settings.currency, model_versions=self.versions(snapshot),
@@ -283,7 +298,7 @@ class Storewise:
         return {"reloaded": changed, "model_versions": self.versions(snapshot).model_dump()}
 
     @bentoml.api(route="/noop")
-    def noop(self) -> dict[str, Any]:
+    async def noop(self) -> dict[str, Any]:
         """Does nothing: the HTTP cost of the service, for benchmarks."""
         return {"ok": True}
 

@@ -73,6 +73,10 @@ def member_price(base_price: float, rules: LoyaltySettings) -> float:
     return cents(base_price * (1 - rules.member_discount))
 
 
+# on equal prices: the member price (the benefit that needs no promotion), then the promotion
+PREFERENCE = {"member": 0, "promotion": 1, "base": 2}
+
+
 def price_line(line: CartLine, is_member: bool, rules: LoyaltySettings, currency: str) -> PricedLine:
     """The price a customer pays for one line: the best of the prices they may have."""
     member = member_price(line.base_price, rules)
@@ -82,14 +86,13 @@ def price_line(line: CartLine, is_member: bool, rules: LoyaltySettings, currency
     if is_member:
         options.append((member, "member"))
     # the cheapest wins; on a tie the member price (the benefit that needs no promotion)
-    unit, applied = min(
-        options, key=lambda option: (option[0], {"member": 0, "promotion": 1, "base": 2}[option[1]])
-    )
-    reason = {
-        "base": "base price",
-        "member": f"member price: {rules.member_discount:.0%} off {money(line.base_price, currency)}",
-        "promotion": "promotional price" + (" (better than the member price)" if is_member else ""),
-    }[applied]
+    unit, applied = min(options, key=lambda option: (option[0], PREFERENCE[option[1]]))
+    if applied == "base":
+        reason = "base price"
+    elif applied == "member":
+        reason = f"member price: {rules.member_discount:.0%} off {money(line.base_price, currency)}"
+    else:
+        reason = "promotional price" + (" (better than the member price)" if is_member else "")
     return PricedLine(
         line.item_id,
         line.quantity,

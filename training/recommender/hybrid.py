@@ -44,6 +44,7 @@ ITEM_ITEM = {
 }
 VECTORS = ("trending", "recent_buyers", "popularity")
 COMPONENTS = ("lightfm", *ITEM_ITEM, "buy_again", *VECTORS)
+TIE_BREAK = 1e-7  # popularity's weight in every blend: orders items the components leave tied
 DENSE_ITEM_ITEM_LIMIT = 5_000  # 5,000 items: a 100 MB dense float32 matrix
 
 
@@ -185,32 +186,87 @@ class HybridModel:
         `positive_only` (every component but LightFM, whose scores are relative), an item
         without positive support (no co-purchase with the history, never bought) gets
         nothing, however high it would rank among the rest."""
-        n = scores.shape[1]
-        top = min(self.candidates, n)
+        ranked, values = self._top_ranks(scores, positive_only)
+        out = np.zeros(scores.shape, np.float32)
+        out[np.arange(scores.shape[0])[:, None], ranked] = values
+        return out
+
+    def _top_ranks(self, scores: np.ndarray, positive_only: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's top candidates (item columns, best first) and their rank scores."""
+        top = min(self.candidates, scores.shape[1])
         part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
         part_scores = np.take_along_axis(scores, part, axis=1)
         order = np.argsort(-part_scores, axis=1, kind="stable")
         ranked = np.take_along_axis(part, order, axis=1)
-        ranked_scores = np.take_along_axis(part_scores, order, axis=1)
-        value = 1.0 / (np.arange(top) + self.rank_offset)
-        out = np.zeros(scores.shape, np.float32)
-        rows = np.arange(scores.shape[0])[:, None]
-        out[rows, ranked] = np.where(ranked_scores > 0, value, 0) if positive_only else value
-        return out
+        value = (1.0 / (np.arange(top) + self.rank_offset)).astype(np.float32)
+        if not positive_only:
+            return ranked, np.broadcast_to(value, ranked.shape)
+        return ranked, np.where(np.take_along_axis(part_scores, order, axis=1) > 0, value, np.float32(0))
+
+    def _shared_blend(self, weights: dict[str, float]) -> np.ndarray:
+        """The part of a blend that is the same for every customer (the weighted ranks of
+        trending, recent buyers and popularity, and the tie-break), computed once."""
+        return self._shared(weights)[0]
+
+    def _shared(self, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """The shared part of a blend and a mask of the items it ranks, cached per blend."""
+        key = tuple(sorted((name, weight) for name, weight in weights.items() if weight and name in VECTORS))
+        cache = self.__dict__.setdefault("_shared_blends", {})
+        if key not in cache:
+            popularity = self.vectors["popularity"]
+            ranks = np.zeros(self.n_items, np.float32)
+            for name, weight in key:
+                ranks += weight * np.asarray(self.component_ranks(name, np.zeros(1, np.int64))[0])
+            # a tiny popularity tie-break, so equal blends order by what sells
+            shared = ranks + (TIE_BREAK * popularity / max(float(popularity.max()), 1.0)).astype(np.float32)
+            shared.setflags(write=False)
+            support = ranks > 0
+            support.setflags(write=False)
+            cache[key] = (shared, support)
+        return cache[key]
+
+    def blend_candidates(self, user: int, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """One customer's blend on the items some component ranks (sorted item columns and
+        their scores). Every other item scores the tie-break alone, below any ranked item
+        with a positive weight, so a customer's top k lies here whenever enough of these
+        are allowed; a service request then scores a few hundred items, not 20,000."""
+        shared, support = self._shared(weights)
+        user_array = np.array([user])
+        contributions = []
+        for name, weight in weights.items():
+            if not weight or name in VECTORS:
+                continue
+            sparse = self._sparse_rows(name, user_array)
+            if sparse is None:
+                scores = np.asarray(self._raw_scores(name, user_array), np.float32)
+                ranked, values = self._top_ranks(scores, positive_only=name != "lightfm")
+                contributions.append((ranked[0], weight * values[0]))
+            else:
+                ranked_columns, ranks = self._rank_row(*sparse[0])
+                contributions.append((ranked_columns, weight * ranks))
+        total, ranked_anywhere = shared.copy(), support.copy()
+        for ranked, values in contributions:
+            total[ranked] += values
+            ranked_anywhere[ranked] = True
+        columns = np.flatnonzero(ranked_anywhere)
+        return columns, total[columns]
 
     def blend_scores(self, users: np.ndarray, weights: dict[str, float]) -> np.ndarray:
-        total = np.zeros((len(users), self.n_items), np.float32)
+        total = np.tile(self._shared_blend(weights), (len(users), 1))
+        rows = np.arange(len(users))[:, None]
         for name, weight in weights.items():
-            if weight:
-                rows = self._sparse_rows(name, users)
-                if rows is None:
-                    total += weight * self.component_ranks(name, users)
-                    continue
-                for row, (columns, values) in enumerate(rows):
-                    ranked_columns, ranks = self._rank_row(columns, values)
-                    total[row, ranked_columns] += weight * ranks
-        # a tiny popularity tie-break, so equal blends order by what sells
-        return total + 1e-7 * self.vectors["popularity"] / max(float(self.vectors["popularity"].max()), 1.0)
+            if not weight or name in VECTORS:
+                continue
+            sparse = self._sparse_rows(name, users)
+            if sparse is None:
+                scores = np.asarray(self._raw_scores(name, users), np.float32)
+                ranked, values = self._top_ranks(scores, positive_only=name != "lightfm")
+                total[rows, ranked] += weight * values
+                continue
+            for row, (columns, values) in enumerate(sparse):
+                ranked_columns, ranks = self._rank_row(columns, values)
+                total[row, ranked_columns] += weight * ranks
+        return total
 
     def for_protocol(self, protocol: str) -> Recommender:
         return _BlendView(self, protocol)

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from storewise import columns as c
 from storewise.settings import BusinessRules
-from training.recommender.hybrid import HybridModel
+from training.recommender.hybrid import TIE_BREAK, HybridModel
 
 Source = Literal["personalized", "segment", "region", "trending"]
 # What happens to items a customer bought before: "exclude" them all (discovery),
@@ -94,6 +94,8 @@ class Recommendations:
         self.item_names = dict(zip(model.item_ids, self.names, strict=True))
         self.position = {str(item): index for index, item in enumerate(model.item_ids)}
         self.pinned = self.item_positions(list(rules.pinned_items))
+        # a blended score above this has support from some component, not the tie-break alone
+        self.support_floor = 1.01 * TIE_BREAK * float(self.boost.max())
         self.item_categories = dict(zip(model.item_ids, self.categories, strict=True))
         self.groups = {
             (kind, name): frame.set_index(c.ITEM_ID)[SCORE]
@@ -172,6 +174,10 @@ class Recommendations:
         self, users: np.ndarray, k: int, purchased: Purchased, context: Context
     ) -> list[list[Recommendation]]:
         blend = self.model.blends.get(BLEND_FOR[purchased]) or self.model.blends[self.protocol]
+        if len(users) == 1 and not context.recently_viewed:
+            answer = self._personalized_one(int(users[0]), k, purchased, context, blend)
+            if answer is not None:
+                return [answer]
         scores = self.model.blend_scores(users, blend)
         if context.recently_viewed:
             viewed = self.item_positions(context.recently_viewed)
@@ -181,11 +187,10 @@ class Recommendations:
                     axis=1, keepdims=True
                 )
         allowed = np.tile(self._allowed(context), (len(users), 1))
-        counts = self.model.histories["counts"]
-        bought = [counts.indices[counts.indptr[user] : counts.indptr[user + 1]] for user in users]
+        bought = [self._bought(int(user)) for user in users]
         if purchased != "include":
             for row, items in enumerate(bought):
-                allowed[row, items if purchased == "exclude" else items[self.one_time[items]]] = False
+                allowed[row, self._blocked(items, purchased)] = False
         scores = np.where(allowed, scores * self.boost, -np.inf)
         pinned = self.pinned.tolist()
         width = min(k + len(pinned), self.model.n_items)
@@ -195,14 +200,52 @@ class Recommendations:
             candidates = top[row][np.argsort(-scores[row, top[row]], kind="stable")]
             candidates = [int(p) for p in candidates if np.isfinite(scores[row, p])]
             chosen = list(dict.fromkeys([p for p in pinned if allowed[row, p]] + candidates))[:k]
-            history = bought[row]
-            reasons = self._reasons_for(history, chosen)
-            results.append([
-                Recommendation(str(self.model.item_ids[p]), round(float(scores[row, p]), 6),
-                               "featured by the shop" if p in pinned else reasons.get(p, "matches your taste"))
-                for p in chosen
-            ])  # fmt: skip
+            results.append(self._described(chosen, {p: float(scores[row, p]) for p in chosen}, bought[row]))
         return results
+
+    def _personalized_one(
+        self, user: int, k: int, purchased: Purchased, context: Context, blend: dict[str, float]
+    ) -> list[Recommendation] | None:
+        """`_personalized` for one customer, scored on the items some component ranks (the
+        service's path). None when fewer of them than needed are allowed and supported:
+        the full scoring then decides, so the answer is the same either way."""
+        columns, scores = self.model.blend_candidates(user, blend)
+        allowed_items = self._allowed(context)
+        bought = self._bought(user)
+        blocked = self._blocked(bought, purchased) if purchased != "include" else bought[:0]
+        allowed = allowed_items[columns] & ~np.isin(columns, blocked)
+        masked = np.where(allowed, scores * self.boost[columns], -np.inf)
+        pinned = [p for p in self.pinned.tolist() if allowed_items[p] and p not in set(blocked.tolist())]
+        width = k + len(self.pinned)
+        if int((masked > self.support_floor).sum()) < width:
+            return None
+        top = np.argpartition(-masked, width - 1)[:width]
+        top = top[np.argsort(-masked[top], kind="stable")]
+        score = dict(zip(columns[top].tolist(), masked[top].tolist(), strict=True))
+        chosen = list(dict.fromkeys(pinned + columns[top].tolist()))[:k]
+        shared = self.model._shared_blend(blend)
+        for p in pinned:  # a pinned item outside the ranked ones scores the tie-break alone
+            score.setdefault(p, float(shared[p] * self.boost[p]))
+        return self._described(chosen, score, bought)
+
+    def _bought(self, user: int) -> np.ndarray:
+        counts = self.model.histories["counts"]
+        return counts.indices[counts.indptr[user] : counts.indptr[user + 1]]
+
+    def _blocked(self, bought: np.ndarray, purchased: Purchased) -> np.ndarray:
+        """Of the items a customer bought, those the answer must leave out."""
+        return bought if purchased == "exclude" else bought[self.one_time[bought]]
+
+    def _described(
+        self, chosen: list[int], score: dict[int, float], history: np.ndarray
+    ) -> list[Recommendation]:
+        pinned = set(self.pinned.tolist())
+        reasons = self._reasons_for(history, chosen)
+        return [
+            Recommendation(str(self.model.item_ids[p]), round(score[p], 6),
+                           "featured by the shop" if p in pinned else reasons.get(p, "matches your taste"))
+            for p in chosen
+        ]  # fmt: skip
 
     def _reasons_for(self, history: np.ndarray, chosen: list[int]) -> dict[int, str]:
         """For each chosen item: bought before, else the bought item it goes with most."""
