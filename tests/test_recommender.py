@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -186,6 +187,35 @@ def test_audience_keeps_only_customers_with_marketing_consent(style_model: tuple
     assert audience["score"].is_monotonic_decreasing
 
 
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_one_customer_is_answered_as_in_a_batch(
+    style_model: tuple[HybridModel, dict], precomputed: bool
+) -> None:
+    """The service's one-customer path scores only the items some component ranks (and may
+    read LightFM's precomputed top items); a batch scores every item. Same answers."""
+    model, tables = style_model
+    # three candidates per component: the one-customer path sees a subset of the catalogue,
+    # and falls back to every item when the subset has too few allowed items
+    narrow = dataclasses.replace(model, candidates=3)
+    if precomputed:
+        narrow.precompute_lightfm_top()
+        assert narrow.lightfm_top is not None
+        assert narrow.lightfm_top.shape == (len(model.user_ids), 3)
+    recs = recommendations_for(narrow, tables)
+    customers = [
+        customer for customer in tables[c.CUSTOMERS][c.CUSTOMER_ID] if recs.can_personalize(customer)
+    ]
+    assert len(customers) >= 4
+    for purchased in ("rules", "exclude", "include"):
+        for k in (2, 4):
+            for customer in customers:
+                single = recs.recommend(customer, k, purchased=purchased)  # type: ignore[arg-type]
+                batch = recs.recommend_many([customer, customer], k, purchased=purchased)[0]  # type: ignore[arg-type]
+                assert [(item.item_id, item.score, item.reason) for item in single.items] == [
+                    (item.item_id, item.score, item.reason) for item in batch.items
+                ], (customer, purchased, k)
+
+
 def test_saved_model_gives_the_same_scores(style_model: tuple[HybridModel, dict], tmp_path) -> None:  # type: ignore[no-untyped-def]
     model, _ = style_model
     model.save(tmp_path / "hybrid")
@@ -196,6 +226,13 @@ def test_saved_model_gives_the_same_scores(style_model: tuple[HybridModel, dict]
         model.blend_scores(users, model.blends["discovery"]),
     )
     assert list(loaded.item_ids) == list(model.item_ids)
+    assert loaded.lightfm_top is None
+    precomputed = dataclasses.replace(model)
+    precomputed.precompute_lightfm_top()
+    precomputed.save(tmp_path / "precomputed")
+    reloaded = HybridModel.load(tmp_path / "precomputed")
+    assert reloaded.lightfm_top is not None
+    np.testing.assert_array_equal(reloaded.lightfm_top, precomputed.lightfm_top)
 
 
 def test_ranking_metrics_by_hand() -> None:

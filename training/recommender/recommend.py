@@ -194,11 +194,9 @@ class Recommendations:
         scores = np.where(allowed, scores * self.boost, -np.inf)
         pinned = self.pinned.tolist()
         width = min(k + len(pinned), self.model.n_items)
-        top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
         results = []
         for row in range(len(users)):
-            candidates = top[row][np.argsort(-scores[row, top[row]], kind="stable")]
-            candidates = [int(p) for p in candidates if np.isfinite(scores[row, p])]
+            candidates = [int(p) for p in best(scores[row], width) if np.isfinite(scores[row, p])]
             chosen = list(dict.fromkeys([p for p in pinned if allowed[row, p]] + candidates))[:k]
             results.append(self._described(chosen, {p: float(scores[row, p]) for p in chosen}, bought[row]))
         return results
@@ -219,8 +217,7 @@ class Recommendations:
         width = k + len(self.pinned)
         if int((masked > self.support_floor).sum()) < width:
             return None
-        top = np.argpartition(-masked, width - 1)[:width]
-        top = top[np.argsort(-masked[top], kind="stable")]
+        top = best(masked, width)
         score = dict(zip(columns[top].tolist(), masked[top].tolist(), strict=True))
         chosen = list(dict.fromkeys(pinned + columns[top].tolist()))[:k]
         shared = self.model._shared_blend(blend)
@@ -395,6 +392,15 @@ class Recommendations:
         table = table[consent].sort_values(SCORE, ascending=False, kind="stable").head(size)
         table[SCORE] = table[SCORE].round(4)
         return table.reset_index(drop=True), excluded
+
+
+def best(scores: np.ndarray, width: int) -> np.ndarray:
+    """Positions of the `width` highest scores, best first; equal scores in position order,
+    so every scoring path (one customer, a batch) breaks ties the same way."""
+    width = min(width, len(scores))
+    part = np.argpartition(-scores, width - 1)[:width]
+    tied = np.flatnonzero(scores >= scores[part].min())  # the cut may fall inside a tie
+    return tied[np.lexsort((tied, -scores[tied]))][:width]
 
 
 def _block(matrix: sp.csr_matrix, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:

@@ -280,6 +280,7 @@ def train_recommender(
     final_lightfm = trainer.lightfm(best_epochs, overrides).fit(final_data)
     final = trainer.hybrid(final_data, final_lightfm)
     final.blends = blends
+    final.precompute_lightfm_top()
     final.info = {"data_hash": trainer.data_hash, "trained_until": str(end), "lightfm_epochs": best_epochs}
     step("final fit", mark)
     bar.close()
