@@ -205,7 +205,7 @@ class HybridModel:
             return ranked, np.broadcast_to(value, ranked.shape)
         return ranked, np.where(np.take_along_axis(part_scores, order, axis=1) > 0, value, np.float32(0))
 
-    def _shared_blend(self, weights: dict[str, float]) -> np.ndarray:
+    def shared_blend(self, weights: dict[str, float]) -> np.ndarray:
         """The part of a blend that is the same for every customer (the weighted ranks of
         trending, recent buyers and popularity, and the tie-break), computed once."""
         return self._shared(weights)[0]
@@ -272,7 +272,7 @@ class HybridModel:
         return columns, total[columns]
 
     def blend_scores(self, users: np.ndarray, weights: dict[str, float]) -> np.ndarray:
-        total = np.tile(self._shared_blend(weights), (len(users), 1))
+        total = np.tile(self.shared_blend(weights), (len(users), 1))
         rows = np.arange(len(users))[:, None]
         for name, weight in weights.items():
             if not weight or name in VECTORS:

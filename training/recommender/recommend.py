@@ -220,7 +220,7 @@ class Recommendations:
         top = best(masked, width)
         score = dict(zip(columns[top].tolist(), masked[top].tolist(), strict=True))
         chosen = list(dict.fromkeys(pinned + columns[top].tolist()))[:k]
-        shared = self.model._shared_blend(blend)
+        shared = self.model.shared_blend(blend)
         for p in pinned:  # a pinned item outside the ranked ones scores the tie-break alone
             score.setdefault(p, float(shared[p] * self.boost[p]))
         return self._described(chosen, score, bought)
