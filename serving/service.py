@@ -50,7 +50,7 @@ from serving.schemas import (
 )
 from serving.state import Loaded, ServingState
 from storewise.loyalty import CartLine, PricedLine, price_line, quote
-from training.recommender.recommend import Context, normalize_customer_id
+from training.recommender.recommend import Context, Recommendation, normalize_customer_id
 
 if os.environ.get("STOREWISE_BENTOML_FIX", "1") != "0":  # "0" only to measure the defect (benchmarks)
     bentoml_fix.apply()
@@ -245,7 +245,8 @@ class Storewise:
             for line in cart
         ]
         result = quote(lines, member, self.state.loyalty, self.state.settings.currency)
-        gaps = [Gap(kind=gap.kind, amount=gap.amount, text=gap.text, items_that_close_it=self.closers(snapshot, unique, gap.amount, member))
+        goes_with = snapshot.recommendations.complementary(unique, 40) if result.missing else []
+        gaps = [Gap(kind=gap.kind, amount=gap.amount, text=gap.text, items_that_close_it=self.closers(snapshot, goes_with, gap.amount, member))
                 for gap in result.missing]  # fmt: skip
         return QuoteResponse(
             customer_id=who, is_member=member, currency=self.state.settings.currency,
@@ -254,9 +255,11 @@ class Storewise:
             missing=gaps, model_versions=self.versions(snapshot), request_id=rid,
         )  # fmt: skip
 
-    def closers(self, snapshot: Loaded, cart: list[str], gap: float, member: bool) -> list[GapItem]:
-        """Up to three items that go with the cart and cost at least the gap, cheapest first."""
-        candidates = snapshot.recommendations.complementary(cart, 40)
+    def closers(
+        self, snapshot: Loaded, candidates: list[Recommendation], gap: float, member: bool
+    ) -> list[GapItem]:
+        """Up to three of the items that go with the cart (`candidates`) that cost at least
+        the gap, cheapest first."""
         if not candidates:
             return []
         ids = [item.item_id for item in candidates]

@@ -303,7 +303,8 @@ class HybridModel:
     def similar_scores(self, items: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Similarity of every item to a set of items: LightFM embedding cosine blended by
         rank with co-purchase (EASE where present, else BM25)."""
-        weights = np.ones(len(items)) if weights is None else weights
+        # float32 like the vectors: a float64 weight would convert all 20,000 vectors per call
+        weights = np.ones(len(items), np.float32) if weights is None else np.asarray(weights, np.float32)
         vectors = self.item_vectors_normalized()
         embedding = (weights @ vectors[items]) @ vectors.T
         matrix = self.similarity.get("ease") if "ease" in self.similarity else self.similarity.get("bm25")
