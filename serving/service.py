@@ -172,12 +172,11 @@ class Storewise:
         rid = request_id()
         ids = [item.item_id for item in answer.items]
         prices = self.priced(snapshot, ids, who, "recommend", rid) if ids else []
-        recommendations = snapshot.recommendations
         items = [
-            RecommendedItem(item_id=item.item_id, name=str(recommendations.item_names[item.item_id]),
-                            category=str(recommendations.item_categories[item.item_id]), score=item.score,
-                            reason=item.reason, base_price=base, price=line.unit_price)
+            RecommendedItem(item_id=item.item_id, name=name, category=category, score=item.score, reason=item.reason,
+                            base_price=base, price=line.unit_price)
             for item, (_, base, _, _, line) in zip(answer.items, prices, strict=True)
+            for name, category in [self.describe(snapshot, item.item_id)]
         ]  # fmt: skip
         return RecommendResponse(customer_id=who, personalized=answer.personalized, source=answer.source, items=items,
                                  model_versions=self.versions(snapshot), request_id=rid)  # fmt: skip
@@ -192,8 +191,8 @@ class Storewise:
         snapshot = self.state.current
         self.require_items(snapshot, [item_id])
         found = snapshot.recommendations.similar(item_id, k)
-        items = [SimilarItem(item_id=item.item_id, name=self.describe(snapshot, item.item_id)[0], category=self.describe(snapshot, item.item_id)[1],
-                             score=item.score, reason=item.reason) for item in found]  # fmt: skip
+        items = [SimilarItem(item_id=item.item_id, name=name, category=category, score=item.score, reason=item.reason)
+                 for item in found for name, category in [self.describe(snapshot, item.item_id)]]  # fmt: skip
         return SimilarResponse(item_id=item_id, items=items, model_versions=self.versions(snapshot))
 
     @bentoml.api(route="/price")

@@ -54,7 +54,7 @@ def load_snapshot() -> Loaded:
     recommendations, pricing = load_bundle(recommender_bundle), PricingModel.load(pricing_bundle)
     # fill the models' caches (decided prices, ranks shared by every customer) now, not in
     # the first requests, and before the heap is frozen
-    pricing.price([])
+    pricing.decided  # noqa: B018
     recommendations.recommend(None, 1)
     return Loaded(
         recommendations, pricing, recommender_version, pricing_version, time.strftime("%Y-%m-%dT%H:%M:%S%z")

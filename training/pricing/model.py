@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -74,15 +75,18 @@ class PricingModel:
         )
         return state
 
+    @cached_property
+    def decided(self) -> dict[str, np.ndarray]:
+        """Every item's base price now, with its reason. The policy's inputs are fixed for a
+        model, so it decides once; the service prices every recommended item of every request."""
+        return decide_arrays(
+            self.states(np.arange(len(self.items), dtype=np.int64)), self.settings, self.currency
+        )
+
     def price(self, item_ids: list[str]) -> dict[str, np.ndarray]:
-        """Base prices now for these items (the same whoever asks). The policy's inputs are
-        fixed for a model, so every item is decided once, on first use, and a request's
-        prices are lookups: the service prices every recommended item of every request."""
-        if "_decided" not in self.__dict__:
-            everything = np.arange(len(self.items), dtype=np.int64)
-            self.__dict__["_decided"] = decide_arrays(self.states(everything), self.settings, self.currency)
+        """Base prices now for these items (the same whoever asks)."""
         positions = np.array([self.position[item] for item in item_ids], dtype=np.int64)
-        return {name: values[positions] for name, values in self.__dict__["_decided"].items()}
+        return {name: values[positions] for name, values in self.decided.items()}
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

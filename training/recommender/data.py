@@ -59,10 +59,6 @@ class Truth:
     window: tuple[pd.Timestamp, pd.Timestamp]
 
 
-def local_midnight(stamp: pd.Timestamp) -> pd.Timestamp:
-    return stamp.normalize()
-
-
 def split_cutoffs(
     orders: pd.DataFrame, test_days: int, validation_days: int
 ) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:

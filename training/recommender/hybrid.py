@@ -171,8 +171,7 @@ class HybridModel:
             keep = np.argpartition(-values, self.candidates - 1)[: self.candidates]
             columns, values = columns[keep], values[keep]
         order = np.lexsort((columns, -values))
-        value = (1.0 / (np.arange(len(order)) + self.rank_offset)).astype(np.float32)
-        return columns[order].astype(np.int32), value
+        return columns[order].astype(np.int32), self._rank_values(len(order))
 
     def item_item(self, name: str) -> np.ndarray | sp.csr_matrix:
         """The item-item matrix, dense for catalogues small enough (a sparse history times a
@@ -200,7 +199,7 @@ class HybridModel:
         part_scores = np.take_along_axis(scores, part, axis=1)
         order = np.argsort(-part_scores, axis=1, kind="stable")
         ranked = np.take_along_axis(part, order, axis=1)
-        value = (1.0 / (np.arange(top) + self.rank_offset)).astype(np.float32)
+        value = self._rank_values(top)
         if not positive_only:
             return ranked, np.broadcast_to(value, ranked.shape)
         return ranked, np.where(np.take_along_axis(part_scores, order, axis=1) > 0, value, np.float32(0))
@@ -246,47 +245,40 @@ class HybridModel:
         with a positive weight, so a customer's top k lies here whenever enough of these
         are allowed; a service request then scores a few hundred items, not 20,000."""
         shared, support = self._shared(weights)
-        user_array = np.array([user])
-        contributions = []
-        for name, weight in weights.items():
-            if not weight or name in VECTORS:
-                continue
-            if name == "lightfm" and self.lightfm_top is not None:
-                ranked = self.lightfm_top[user].astype(np.int64)
-                value = (1.0 / (np.arange(len(ranked)) + self.rank_offset)).astype(np.float32)
-                contributions.append((ranked, weight * value))
-                continue
-            sparse = self._sparse_rows(name, user_array)
-            if sparse is None:
-                scores = np.asarray(self._raw_scores(name, user_array), np.float32)
-                ranked, values = self._top_ranks(scores, positive_only=name != "lightfm")
-                contributions.append((ranked[0], weight * values[0]))
-            else:
-                ranked_columns, ranks = self._rank_row(*sparse[0])
-                contributions.append((ranked_columns, weight * ranks))
         total, ranked_anywhere = shared.copy(), support.copy()
-        for ranked, values in contributions:
-            total[ranked] += values
-            ranked_anywhere[ranked] = True
+        for name, weight in weights.items():
+            if weight and name not in VECTORS:
+                ranked, values = self._ranked_rows(name, np.array([user]))[0]
+                total[ranked] += weight * values
+                ranked_anywhere[ranked] = True
         columns = np.flatnonzero(ranked_anywhere)
         return columns, total[columns]
 
     def blend_scores(self, users: np.ndarray, weights: dict[str, float]) -> np.ndarray:
         total = np.tile(self.shared_blend(weights), (len(users), 1))
-        rows = np.arange(len(users))[:, None]
         for name, weight in weights.items():
-            if not weight or name in VECTORS:
-                continue
-            sparse = self._sparse_rows(name, users)
-            if sparse is None:
-                scores = np.asarray(self._raw_scores(name, users), np.float32)
-                ranked, values = self._top_ranks(scores, positive_only=name != "lightfm")
-                total[rows, ranked] += weight * values
-                continue
-            for row, (columns, values) in enumerate(sparse):
-                ranked_columns, ranks = self._rank_row(columns, values)
-                total[row, ranked_columns] += weight * ranks
+            if weight and name not in VECTORS:
+                for row, (ranked, values) in enumerate(self._ranked_rows(name, users)):
+                    total[row, ranked] += weight * values
         return total
+
+    def _ranked_rows(self, name: str, users: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each customer's ranked items for a component that differs by customer (item
+        columns, best first, and their rank scores): LightFM's precomputed top where the
+        model has it, sparse components over their stored entries, the rest from scores."""
+        if name == "lightfm" and self.lightfm_top is not None:
+            value = self._rank_values(self.lightfm_top.shape[1])
+            return [(self.lightfm_top[user].astype(np.int64), value) for user in users]
+        sparse = self._sparse_rows(name, users)
+        if sparse is not None:
+            return [self._rank_row(columns, values) for columns, values in sparse]
+        scores = np.asarray(self._raw_scores(name, users), np.float32)
+        ranked, values = self._top_ranks(scores, positive_only=name != "lightfm")
+        return list(zip(ranked, values, strict=True))
+
+    def _rank_values(self, count: int) -> np.ndarray:
+        """1 / (rank + offset) for ranks 0 .. count - 1."""
+        return (1.0 / (np.arange(count) + self.rank_offset)).astype(np.float32)
 
     def for_protocol(self, protocol: str) -> Recommender:
         return _BlendView(self, protocol)

@@ -97,7 +97,7 @@ class Recommendations:
         # a blended score above this has support from some component, not the tie-break alone
         self.support_floor = 1.01 * TIE_BREAK * float(self.boost.max())
         self.item_categories = dict(zip(model.item_ids, self.categories, strict=True))
-        self.groups = {
+        groups = {
             (kind, name): frame.set_index(c.ITEM_ID)[SCORE]
             .reindex(model.item_ids, fill_value=0)
             .to_numpy(np.float32)
@@ -109,7 +109,7 @@ class Recommendations:
         self.trending_scores = trending + 1e-3 * np.asarray(model.component_ranks("popularity", one)[0])
         self.group_scores = {
             key: model.rank_scores(scores[None, :])[0] + 0.5 * trending
-            for key, scores in self.groups.items()
+            for key, scores in groups.items()
             if scores.sum() > 0
         }
         self.protocol = "business_rules" if "business_rules" in model.blends else next(iter(model.blends))
@@ -311,7 +311,7 @@ class Recommendations:
     # -- items ------------------------------------------------------------------------
 
     def similar(self, item_id: str, k: int) -> list[Recommendation]:
-        position = int(self.model.item_index[item_id])
+        position = self.position[item_id]
         scores = self.model.similar_scores(np.array([position]))
         allowed = self.in_stock.copy()
         allowed[position] = False
@@ -377,7 +377,7 @@ class Recommendations:
         """Customers most likely to want the item (or the category's items), among those
         who agreed to marketing; also how many were left out for lack of consent."""
         if item_id is not None:
-            targets = np.array([int(self.model.item_index[item_id])])
+            targets = np.array([self.position[item_id]])
         else:
             targets = np.flatnonzero(self.categories == category)
         affinity = (
