@@ -34,7 +34,8 @@ demo: install
 lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy storewise features training serving tests benchmarks
+	$(RUN) python -m tests.layers
+	$(RUN) mypy storewise intake features inference training reports privacy cli serving tests benchmarks
 
 format: install
 	$(RUN) ruff format .

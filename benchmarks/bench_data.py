@@ -28,8 +28,8 @@ SAMPLE = HERE.parent.parent / "shared" / "data" / "online-retail-sample.csv.gz"
 
 
 def case_generate(customers: int, products: int, work: Path) -> dict[str, float]:
-    from features.demo.generate import GeneratorSettings, generate_shop
-    from features.demo.writer import write_generated_shop
+    from intake.demo.generate import GeneratorSettings, generate_shop
+    from intake.demo.writer import write_generated_shop
     from storewise import columns as c
     from storewise.shop import ShopPaths
 
@@ -51,8 +51,8 @@ def case_generate(customers: int, products: int, work: Path) -> dict[str, float]
 
 
 def case_import(path: Path, work: Path) -> dict[str, float]:
-    from features.importers.common import Consent, write_import
-    from features.importers.online_retail import import_online_retail
+    from intake.importers.common import Consent, write_import
+    from intake.importers.online_retail import import_online_retail
     from storewise.shop import ShopPaths
 
     started = time.perf_counter()
@@ -73,7 +73,7 @@ def run_case(name: str, work: Path) -> dict[str, float]:
     if name == "generate-large":
         result = case_generate(100_000, 20_000, work)
     elif name == "generate-default":
-        from features.demo.generate import GeneratorSettings
+        from intake.demo.generate import GeneratorSettings
 
         default = GeneratorSettings()
         result = case_generate(default.customers, default.products, work)

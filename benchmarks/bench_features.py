@@ -49,8 +49,8 @@ def main() -> None:
         print(json.dumps(one_build(args.build, args.force)))
         return
 
-    from features.demo.generate import GeneratorSettings, generate_shop
-    from features.demo.writer import write_generated_shop
+    from intake.demo.generate import GeneratorSettings, generate_shop
+    from intake.demo.writer import write_generated_shop
     from storewise import columns as c
     from storewise.shop import ShopPaths
 

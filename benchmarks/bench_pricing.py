@@ -27,18 +27,18 @@ SAMPLE = HERE.parent.parent / "shared" / "data" / "online-retail-sample.csv.gz"
 
 
 def main() -> None:
-    from features.demo.generate import GeneratorSettings, generate_shop
-    from features.demo.writer import write_generated_shop
-    from features.importers.common import Consent, write_import
-    from features.importers.online_retail import import_online_retail
     from features.pipeline import Outputs, build_features, load_output
+    from inference.pricing.policy import decide_arrays
+    from intake.demo.generate import GeneratorSettings, generate_shop
+    from intake.demo.writer import write_generated_shop
+    from intake.importers.common import Consent, write_import
+    from intake.importers.online_retail import import_online_retail
     from storewise import columns as c
     from storewise.settings import load_pricing_settings
     from storewise.shop import ShopPaths
+    from training.pricing.build import build_pricing_model
     from training.pricing.elasticity import estimate_elasticities
-    from training.pricing.model import build_pricing_model
-    from training.pricing.policy import decide_arrays
-    from training.pricing.train import elasticity_settings, train_pricing
+    from training.pricing.train import train_pricing
 
     settings = load_pricing_settings()
     results: dict[str, object] = {
@@ -70,7 +70,7 @@ def main() -> None:
         demand = load_output(large, Outputs.DEMAND)
         products = __import__("pandas").read_parquet(large.table(c.PRODUCTS))
         started = time.perf_counter()
-        elasticities, exposure = estimate_elasticities(demand, products, elasticity_settings(settings))
+        elasticities, exposure = estimate_elasticities(demand, products, settings.elasticity)
         fit_seconds = time.perf_counter() - started
         model = build_pricing_model(elasticities, demand, products, settings, "RM", exposure)
         everything = np.arange(len(model.items))

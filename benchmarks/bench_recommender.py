@@ -30,7 +30,7 @@ SAMPLE = HERE.parent.parent / "shared" / "data" / "online-retail-sample.csv.gz"
 
 
 def table(outcome: object) -> dict[str, dict[str, float]]:
-    from training.recommender.train import TrainOutcome
+    from training.recommender.outcome import TrainOutcome
 
     assert isinstance(outcome, TrainOutcome)
     rows = outcome.comparison[(outcome.comparison["metric"] == "ndcg") & (outcome.comparison["k"] == 10)]
@@ -41,9 +41,9 @@ def table(outcome: object) -> dict[str, dict[str, float]]:
 
 
 def demo_quality(work: Path) -> dict[str, object]:
-    from features.demo.generate import GeneratorSettings, generate_shop
-    from features.demo.writer import write_generated_shop
     from features.pipeline import build_features
+    from intake.demo.generate import GeneratorSettings, generate_shop
+    from intake.demo.writer import write_generated_shop
     from storewise.shop import ShopPaths
     from training.recommender.train import train_recommender
 
@@ -62,9 +62,9 @@ def demo_quality(work: Path) -> dict[str, object]:
 
 
 def retail_quality(work: Path) -> dict[str, object]:
-    from features.importers.common import Consent, write_import
-    from features.importers.online_retail import import_online_retail
     from features.pipeline import build_features
+    from intake.importers.common import Consent, write_import
+    from intake.importers.online_retail import import_online_retail
     from storewise.shop import ShopPaths
     from training.recommender.train import train_recommender
 
@@ -104,11 +104,11 @@ def retail_quality(work: Path) -> dict[str, object]:
 
 
 def large(work: Path) -> dict[str, object]:
-    from features.demo.generate import GeneratorSettings, generate_shop
-    from features.demo.writer import write_generated_shop
     from features.pipeline import build_features
+    from inference.recommender.pyfunc import batch_top_k, load_bundle
+    from intake.demo.generate import GeneratorSettings, generate_shop
+    from intake.demo.writer import write_generated_shop
     from storewise.shop import ShopPaths
-    from training.recommender.pyfunc import batch_top_k, load_bundle
     from training.recommender.train import train_recommender
 
     shop = ShopPaths(work / "large")

@@ -46,10 +46,30 @@ def free_port() -> int:
 
 def start(shop: Path, workers: int, fix: bool, home: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "STOREWISE_SHOP_DIR": str(shop), "STOREWISE_WORKERS": str(workers), "BENTOML_HOME": str(home),
-           "OMP_NUM_THREADS": "1", "STOREWISE_BENTOML_FIX": "1" if fix else "0", "STOREWISE_RELOAD_SECONDS": "3600"}  # fmt: skip
-    process = subprocess.Popen([str(BIN / "bentoml"), "serve", "serving.service:Storewise", "--host", "127.0.0.1", "--port", str(port)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "STOREWISE_SHOP_DIR": str(shop),
+        "STOREWISE_WORKERS": str(workers),
+        "BENTOML_HOME": str(home),
+        "OMP_NUM_THREADS": "1",
+        "STOREWISE_BENTOML_FIX": "1" if fix else "0",
+        "STOREWISE_RELOAD_SECONDS": "3600",
+    }
+    process = subprocess.Popen(
+        [
+            str(BIN / "bentoml"),
+            "serve",
+            "serving.service:Storewise",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:
@@ -111,7 +131,17 @@ def wrk(
 ) -> dict[str, float]:
     threads = min(connections, 2)
     env = {**os.environ, "IDS_FILE": str(ids), "TEMPLATE": template, "ENDPOINT": endpoint}
-    command = ["wrk", "-d", f"{seconds}s", f"-t{threads}", f"-c{connections}", "--latency", "-s", str(LUA), url]  # fmt: skip
+    command = [
+        "wrk",
+        "-d",
+        f"{seconds}s",
+        f"-t{threads}",
+        f"-c{connections}",
+        "--latency",
+        "-s",
+        str(LUA),
+        url,
+    ]
     if not max_requests:
         output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     else:
@@ -202,8 +232,12 @@ def main() -> None:
         "price": work / "items.txt",
         "quote": work / "items.txt",
     }
-    results: dict[str, object] = {"command": "uv run python -m benchmarks.bench_service --shop-dir DIR --compare-fix", "date": time.strftime("%Y-%m-%d"),
-                                  "workers": 2, "seconds_per_run": args.seconds}  # fmt: skip
+    results: dict[str, object] = {
+        "command": "uv run python -m benchmarks.bench_service --shop-dir DIR --compare-fix",
+        "date": time.strftime("%Y-%m-%d"),
+        "workers": 2,
+        "seconds_per_run": args.seconds,
+    }
     results["in_process"] = in_process(shop, list(customers[:2000]))
     print("in process", results["in_process"], flush=True)
     process, url = start(shop, 2, True, work / "bentoml")
@@ -227,8 +261,14 @@ def main() -> None:
             recommend = wrk(
                 url, "/recommend", ENDPOINTS["recommend"][1], ids["recommend"], 8, seconds=args.seconds
             )
-            rounds.append({"noop_rps": noop["rps"], "recommend_rps": recommend["rps"],
-                           "recommend_p99_ms": recommend["p99_ms"], "ratio": round(recommend["rps"] / noop["rps"], 3)})  # fmt: skip
+            rounds.append(
+                {
+                    "noop_rps": noop["rps"],
+                    "recommend_rps": recommend["rps"],
+                    "recommend_p99_ms": recommend["p99_ms"],
+                    "ratio": round(recommend["rps"] / noop["rps"], 3),
+                }
+            )
             print("round", rounds[-1], flush=True)
         results["recommend_vs_noop_at_c8"] = {
             "rounds": rounds,
@@ -270,8 +310,12 @@ def soak(url: str, customers: Path, requests: int, process: subprocess.Popen[byt
     result = wrk(
         url, "/recommend", ENDPOINTS["recommend"][1], customers, 8, seconds=600, max_requests=requests
     )
-    return {**result, "rss_mb_before": before, "rss_mb_after": worker_rss_mb(process),
-            "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    return {
+        **result,
+        "rss_mb_before": before,
+        "rss_mb_after": worker_rss_mb(process),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 if __name__ == "__main__":

@@ -19,10 +19,17 @@ PERIOD, SEGMENT = "period", "segment"
 VIEWED, CARTED, PURCHASED = "viewed", "carted", "purchased"
 NO_PURCHASE_YET, ALL = "no purchase yet", "all"
 FUNNEL_COLUMNS = [
-    PERIOD, SEGMENT, VIEWED, CARTED, PURCHASED,
-    "view_to_cart", "cart_to_purchase", "view_to_purchase",
-    "median_minutes_view_to_cart", "median_minutes_cart_to_purchase",
-]  # fmt: skip
+    PERIOD,
+    SEGMENT,
+    VIEWED,
+    CARTED,
+    PURCHASED,
+    "view_to_cart",
+    "cart_to_purchase",
+    "view_to_purchase",
+    "median_minutes_view_to_cart",
+    "median_minutes_cart_to_purchase",
+]
 
 
 def journeys(events: pd.DataFrame, period: str, max_hours: float) -> pd.DataFrame:

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from features.check import check_tables
 from features.clusters import behaviour, cluster_customers
 from features.customer_features import customer_features
 from features.demand import daily_demand, local_days
@@ -26,7 +25,8 @@ from features.interactions import build_interactions, id_maps
 from features.item_features import item_features
 from features.journey import funnel, journeys
 from features.rfm import rfm_table
-from features.tables import read_tables, staged_shop
+from intake.check import check_tables
+from intake.tables import read_tables, staged_shop
 from storewise import columns as c
 from storewise.config import CONFIG_DIR, flatten
 from storewise.errors import DataError

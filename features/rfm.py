@@ -41,9 +41,17 @@ SEGMENT_GRID = {
 }
 NEW = "new"
 SEGMENTS = (
-    "champions", "loyal", "potential loyalists", "new", "promising",
-    "need attention", "at risk", "can't lose", "hibernating", "lost",
-)  # fmt: skip
+    "champions",
+    "loyal",
+    "potential loyalists",
+    "new",
+    "promising",
+    "need attention",
+    "at risk",
+    "can't lose",
+    "hibernating",
+    "lost",
+)
 
 
 def quintile_score(values: pd.Series, quantiles: int = 5) -> pd.Series:

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.check import check_tables
-from features.demo.generate import GeneratorSettings, generate_shop
-from features.demo.writer import write_generated_shop
+from intake.check import check_tables
+from intake.demo.generate import GeneratorSettings, generate_shop
+from intake.demo.writer import write_generated_shop
 from features.pipeline import Outputs, build_features, load_output
-from features.tables import read_tables
+from intake.tables import read_tables
 from storewise.shop import ShopPaths
 
 shop = ShopPaths(Path(os.environ.get("STOREWISE_NOTEBOOK_SHOP", "data/notebook-demo")))

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import yaml
 
-from features.demo.generate import GeneratorSettings, generate_shop
-from features.demo.writer import write_generated_shop
+from intake.demo.generate import GeneratorSettings, generate_shop
+from intake.demo.writer import write_generated_shop
 from features.pipeline import build_features
 from storewise.config import CONFIG_DIR
 from storewise.shop import ShopPaths
 from training.recommender.train import train_recommender
-from training.registry import compare, promote
+from reports.comparison import compare
+from training.promotion import promote
 
 work = Path(tempfile.mkdtemp(prefix="notebook-"))
 os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")

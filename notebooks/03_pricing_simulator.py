@@ -18,15 +18,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.demo.generate import GeneratorSettings, generate_shop
-from features.demo.writer import write_generated_shop
+from intake.demo.generate import GeneratorSettings, generate_shop
+from intake.demo.writer import write_generated_shop
 from features.pipeline import Outputs, build_features, load_output
 from storewise.settings import load_pricing_settings
 from storewise.shop import ShopPaths
 from training.pricing.elasticity import estimate_elasticities
-from training.pricing.model import build_pricing_model
+from training.pricing.build import build_pricing_model
 from training.pricing.simulate import simulate
-from training.pricing.train import elasticity_settings, truth_metrics
+from training.pricing.train import truth_metrics
 
 shop = ShopPaths(Path(os.environ.get("STOREWISE_NOTEBOOK_SHOP", "data/notebook-pricing")))
 if not shop.raw.exists():
@@ -35,7 +35,7 @@ build_features(shop)
 settings = load_pricing_settings()
 demand = load_output(shop, Outputs.DEMAND)
 products = pd.read_parquet(shop.table("products"))
-elasticities, exposure = estimate_elasticities(demand, products, elasticity_settings(settings))
+elasticities, exposure = estimate_elasticities(demand, products, settings.elasticity)
 truth_metrics(elasticities, shop, settings)
 
 # %%

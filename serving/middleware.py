@@ -28,8 +28,16 @@ class JsonOnly:
                 body = json.dumps(
                     {"error": f"Content-Type must be application/json, not '{content_type}'"}
                 ).encode()
-                await send({"type": "http.response.start", "status": 415,
-                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 415,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)

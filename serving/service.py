@@ -26,6 +26,8 @@ import bentoml
 from bentoml.exceptions import NotFound
 from pydantic import Field
 
+from inference.loyalty import CartLine, PricedLine, price_line, quote
+from inference.recommender.answers import Context, Recommendation
 from serving import bentoml_fix
 from serving.logs import FEEDBACK, PRICE_AUDIT, JsonLines
 from serving.middleware import JsonOnly
@@ -49,8 +51,7 @@ from serving.schemas import (
     SimilarResponse,
 )
 from serving.state import Loaded, ServingState
-from storewise.loyalty import CartLine, PricedLine, price_line, quote
-from training.recommender.recommend import Context, Recommendation, normalize_customer_id
+from storewise.ids import normalize_customer_id
 
 if os.environ.get("STOREWISE_BENTOML_FIX", "1") != "0":  # "0" only to measure the defect (benchmarks)
     bentoml_fix.apply()
@@ -117,10 +118,19 @@ class Storewise:
         self, snapshot: Loaded, item_ids: list[str], customer_id: str | None, endpoint: str, rid: str
     ) -> list[ItemPrice]:
         return [
-            ItemPrice(item_id=item, base_price=base, base_reason=reason, previous_price=previous,
-                      customer_price=line.unit_price, applied=line.applied, customer_reason=line.reason)
-            for item, base, reason, previous, line in self.priced(snapshot, item_ids, customer_id, endpoint, rid)
-        ]  # fmt: skip
+            ItemPrice(
+                item_id=item,
+                base_price=base,
+                base_reason=reason,
+                previous_price=previous,
+                customer_price=line.unit_price,
+                applied=line.applied,
+                customer_reason=line.reason,
+            )
+            for item, base, reason, previous, line in self.priced(
+                snapshot, item_ids, customer_id, endpoint, rid
+            )
+        ]
 
     def priced(
         self, snapshot: Loaded, item_ids: list[str], customer_id: str | None, endpoint: str, rid: str
@@ -133,13 +143,30 @@ class Storewise:
         loyalty, currency = self.state.loyalty, self.state.settings.currency
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         rows, audit = [], []
-        for item, base, reason, previous in zip(item_ids, decided["price"].tolist(), decided["reason"].tolist(),
-                                                decided["previous_price"].tolist(), strict=True):  # fmt: skip
+        for item, base, reason, previous in zip(
+            item_ids,
+            decided["price"].tolist(),
+            decided["reason"].tolist(),
+            decided["previous_price"].tolist(),
+            strict=True,
+        ):
             line = cached_price_line(CartLine(item, 1, base, promotions.get(item)), member, loyalty, currency)
             rows.append((item, base, str(reason), previous, line))
-            audit.append({"at": now, "request_id": rid, "endpoint": endpoint, "item_id": item, "base_price": base,
-                          "previous_price": previous, "reason": str(reason), "customer_id": customer_id,
-                          "customer_price": line.unit_price, "applied": line.applied, "pricing_version": snapshot.pricing_version})  # fmt: skip
+            audit.append(
+                {
+                    "at": now,
+                    "request_id": rid,
+                    "endpoint": endpoint,
+                    "item_id": item,
+                    "base_price": base,
+                    "previous_price": previous,
+                    "reason": str(reason),
+                    "customer_id": customer_id,
+                    "customer_price": line.unit_price,
+                    "applied": line.applied,
+                    "pricing_version": snapshot.pricing_version,
+                }
+            )
         self.audit.append(audit)
         return rows
 
@@ -173,13 +200,26 @@ class Storewise:
         ids = [item.item_id for item in answer.items]
         prices = self.priced(snapshot, ids, who, "recommend", rid) if ids else []
         items = [
-            RecommendedItem(item_id=item.item_id, name=name, category=category, score=item.score, reason=item.reason,
-                            base_price=base, price=line.unit_price)
+            RecommendedItem(
+                item_id=item.item_id,
+                name=name,
+                category=category,
+                score=item.score,
+                reason=item.reason,
+                base_price=base,
+                price=line.unit_price,
+            )
             for item, (_, base, _, _, line) in zip(answer.items, prices, strict=True)
             for name, category in [self.describe(snapshot, item.item_id)]
-        ]  # fmt: skip
-        return RecommendResponse(customer_id=who, personalized=answer.personalized, source=answer.source, items=items,
-                                 model_versions=self.versions(snapshot), request_id=rid)  # fmt: skip
+        ]
+        return RecommendResponse(
+            customer_id=who,
+            personalized=answer.personalized,
+            source=answer.source,
+            items=items,
+            model_versions=self.versions(snapshot),
+            request_id=rid,
+        )
 
     @bentoml.api(route="/similar")
     async def similar(
@@ -191,8 +231,13 @@ class Storewise:
         snapshot = self.state.current
         self.require_items(snapshot, [item_id])
         found = snapshot.recommendations.similar(item_id, k)
-        items = [SimilarItem(item_id=item.item_id, name=name, category=category, score=item.score, reason=item.reason)
-                 for item in found for name, category in [self.describe(snapshot, item.item_id)]]  # fmt: skip
+        items = [
+            SimilarItem(
+                item_id=item.item_id, name=name, category=category, score=item.score, reason=item.reason
+            )
+            for item in found
+            for name, category in [self.describe(snapshot, item.item_id)]
+        ]
         return SimilarResponse(item_id=item_id, items=items, model_versions=self.versions(snapshot))
 
     @bentoml.api(route="/price")
@@ -212,8 +257,14 @@ class Storewise:
         who = self.visible(customer_id)
         rid = request_id()
         prices = self.customer_prices(snapshot, list(item_ids), who, "price", rid)
-        return PriceResponse(customer_id=who, is_member=self.is_member(snapshot, who), currency=self.state.settings.currency,
-                             prices=prices, model_versions=self.versions(snapshot), request_id=rid)  # fmt: skip
+        return PriceResponse(
+            customer_id=who,
+            is_member=self.is_member(snapshot, who),
+            currency=self.state.settings.currency,
+            prices=prices,
+            model_versions=self.versions(snapshot),
+            request_id=rid,
+        )
 
     @bentoml.api(route="/quote")
     async def quote(
@@ -245,14 +296,30 @@ class Storewise:
         ]
         result = quote(lines, member, self.state.loyalty, self.state.settings.currency)
         goes_with = snapshot.recommendations.complementary(unique, 40) if result.missing else []
-        gaps = [Gap(kind=gap.kind, amount=gap.amount, text=gap.text, items_that_close_it=self.closers(snapshot, goes_with, gap.amount, member))
-                for gap in result.missing]  # fmt: skip
+        gaps = [
+            Gap(
+                kind=gap.kind,
+                amount=gap.amount,
+                text=gap.text,
+                items_that_close_it=self.closers(snapshot, goes_with, gap.amount, member),
+            )
+            for gap in result.missing
+        ]
         return QuoteResponse(
-            customer_id=who, is_member=member, currency=self.state.settings.currency,
-            lines=[QuoteLine(**vars(line)) for line in result.lines], subtotal=result.subtotal, shipping=result.shipping,
-            free_gift=result.free_gift, total=result.total, becomes_member=result.becomes_member, applied=result.applied,
-            missing=gaps, model_versions=self.versions(snapshot), request_id=rid,
-        )  # fmt: skip
+            customer_id=who,
+            is_member=member,
+            currency=self.state.settings.currency,
+            lines=[QuoteLine(**vars(line)) for line in result.lines],
+            subtotal=result.subtotal,
+            shipping=result.shipping,
+            free_gift=result.free_gift,
+            total=result.total,
+            becomes_member=result.becomes_member,
+            applied=result.applied,
+            missing=gaps,
+            model_versions=self.versions(snapshot),
+            request_id=rid,
+        )
 
     def closers(
         self, snapshot: Loaded, candidates: list[Recommendation], gap: float, member: bool
@@ -271,8 +338,15 @@ class Storewise:
         result = []
         for price, item in fitting:
             name, category = self.describe(snapshot, item.item_id)
-            result.append(GapItem(item_id=item.item_id, name=name, category=category, price=round(price, 2),
-                                  reason=f"{item.reason}; closes the gap"))  # fmt: skip
+            result.append(
+                GapItem(
+                    item_id=item.item_id,
+                    name=name,
+                    category=category,
+                    price=round(price, 2),
+                    reason=f"{item.reason}; closes the gap",
+                )
+            )
         return result
 
     @bentoml.api(route="/feedback")
@@ -288,9 +362,14 @@ class Storewise:
     async def info(self) -> InfoResponse:
         """The model versions served and what they cover."""
         snapshot = self.state.current
-        return InfoResponse(shop=self.state.settings.name, currency=self.state.settings.currency, model_versions=self.versions(snapshot),
-                            loaded_at=snapshot.loaded_at, items=int(snapshot.recommendations.model.n_items),
-                            customers_personalized=len(snapshot.recommendations.model.user_ids))  # fmt: skip
+        return InfoResponse(
+            shop=self.state.settings.name,
+            currency=self.state.settings.currency,
+            model_versions=self.versions(snapshot),
+            loaded_at=snapshot.loaded_at,
+            items=int(snapshot.recommendations.model.n_items),
+            customers_personalized=len(snapshot.recommendations.model.user_ids),
+        )
 
     @bentoml.api(route="/reload")
     def reload(self) -> dict[str, Any]:

@@ -14,15 +14,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from features.erasure import ERASURES, erased_hashes, hashed, salt_of
+from inference.pricing.model import PricingModel
+from inference.recommender.answers import Recommendations
+from inference.registry import PRICING, RECOMMENDER, champion_version, configure, load_champion
 from storewise.config import CONFIG_DIR
+from storewise.erasures import ERASURES, erased_hashes, hashed, salt_of
 from storewise.settings import LoyaltySettings, load_loyalty_settings
 from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths, ShopSettings
-from training.pricing.model import PricingModel
-from training.recommender.pyfunc import load_bundle
-from training.recommender.recommend import Recommendations
-from training.registry import champion_version
-from training.tracking import PRICING, RECOMMENDER, configure, download_bundle
 
 log = logging.getLogger("storewise.serving")
 
@@ -40,18 +38,18 @@ class Loaded:
     loaded_at: str
 
 
-def champion(name: str) -> tuple[Path, str]:
-    client = configure()
-    version = champion_version(client, name)
+def champion_of(name: str) -> str:
+    version = champion_version(configure(), name)
     if version is None:
         raise NotReadyError(f"no champion for {name}: train a model and promote it (storewise promote)")
-    return download_bundle(f"models:/{name}/{version}"), version
+    return version
 
 
 def load_snapshot() -> Loaded:
-    recommender_bundle, recommender_version = champion(RECOMMENDER)
-    pricing_bundle, pricing_version = champion(PRICING)
-    recommendations, pricing = load_bundle(recommender_bundle), PricingModel.load(pricing_bundle)
+    recommender_version, pricing_version = champion_of(RECOMMENDER), champion_of(PRICING)
+    # by version, not by alias: the snapshot holds exactly the versions it names
+    recommendations = load_champion(RECOMMENDER, f"models:/{RECOMMENDER}/{recommender_version}")
+    pricing = load_champion(PRICING, f"models:/{PRICING}/{pricing_version}")
     # fill the models' caches (decided prices, ranks shared by every customer) now, not in
     # the first requests, and before the heap is frozen
     pricing.decided  # noqa: B018

@@ -60,3 +60,10 @@ TABLES = (CUSTOMERS, PRODUCTS, ORDERS, EVENTS, PRICE_HISTORY, STOCK_HISTORY)
 
 # tags are stored as one string, separated by this character, so that CSV and Parquet agree
 TAG_SEPARATOR = ";"
+
+# the pricing model's table (one row per item; written by training, read by the service)
+REFERENCE_PRICE = "reference_price"
+ELASTICITY, LOW, HIGH, SD = "elasticity", "low_90", "high_90", "sd"
+RAW, RAW_SE, EVIDENCE = "raw_elasticity", "raw_se", "evidence"
+BASE_RATE = "base_rate"  # expected units per unit of exposure at the reference price
+EXPOSURE = "exposure"

@@ -76,7 +76,11 @@ class LightFmSettings(StrictModel):
     max_epochs: int = Field(30, ge=1, le=500)
     patience: int = Field(4, ge=1)
     use_features: bool = True
+    # the weight of the feature columns beside each identity column in LightFM's matrices
+    feature_weight: float = Field(1.0, gt=0)
+    # 2 threads train faster but not reproducibly (LightFM's parallel SGD); 1 is deterministic
     threads: int = Field(2, ge=1, le=64)
+    seed: int = 7
 
 
 class ComponentSettings(StrictModel):
@@ -86,7 +90,27 @@ class ComponentSettings(StrictModel):
     recent_half_life_days: float = Field(60, gt=0)
     repeat_half_life_days: float = Field(90, gt=0)
     trending_half_life_days: float = Field(7, gt=0)
-    max_ease_items: int = Field(8000, ge=1)
+    # EASE inverts a dense items x items matrix: 8,000 items is about 0.5 GB and seconds.
+    # Above this, EASE is left out of the hybrid and the peers, and training says so.
+    max_ease_items: int = Field(8000, ge=1, le=50_000)
+    bm25_k1: float = Field(1.2, gt=0)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+    threads: int = Field(2, ge=1, le=64)  # implicit's BM25 and ALS
+
+
+class AlsSettings(StrictModel):
+    factors: int = Field(64, ge=1, le=1024)
+    regularization: float = Field(0.05, ge=0)
+    alpha: float = Field(10.0, gt=0)
+    iterations: int = Field(15, ge=1, le=500)
+    seed: int = 7
+
+
+class PeerSettings(StrictModel):
+    """The peers and baselines the hybrid is compared with (never served)."""
+
+    cooccurrence_neighbours: int = Field(100, ge=1)
+    als: AlsSettings = AlsSettings()
 
 
 class BlendSettings(StrictModel):
@@ -107,6 +131,7 @@ class RecommenderSettings(StrictModel):
     lightfm: LightFmSettings = LightFmSettings()
     components: ComponentSettings = ComponentSettings()
     blend: BlendSettings = BlendSettings()
+    peers: PeerSettings = PeerSettings()
     search: SearchSettings = SearchSettings()
 
 
@@ -167,6 +192,7 @@ class ElasticityConfig(StrictModel):
     min_log_price_sd: float = Field(0.02, ge=0)
     min_prior_sd: float = Field(0.15, gt=0)
     exposure: Literal["auto", "views", "index"] = "auto"
+    ridge: float = Field(1e-6, ge=0)  # the GLM's L2 penalty: just enough to keep a fit finite
 
 
 class SimulationSettings(StrictModel):

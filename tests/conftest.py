@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from features.demo.generate import GeneratedShop, GeneratorSettings, generate_shop
-from features.demo.writer import write_generated_shop
+from intake.demo.generate import GeneratedShop, GeneratorSettings, generate_shop
+from intake.demo.writer import write_generated_shop
 from storewise.shop import ShopPaths
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.demo.generate import GeneratedShop
-from features.importers.canonical import import_canonical
-from features.importers.common import Consent
+from intake.demo.generate import GeneratedShop
+from intake.importers.canonical import import_canonical
+from intake.importers.common import Consent
 from storewise import columns as c
 from storewise.errors import DataError
 

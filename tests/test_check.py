@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from features.check import check_tables
-from features.demo.generate import GeneratedShop
+from intake.check import check_tables
+from intake.demo.generate import GeneratedShop
 from storewise import columns as c
 
 TZ = ZoneInfo("Asia/Kuala_Lumpur")

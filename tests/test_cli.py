@@ -15,7 +15,7 @@ HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,Custome
 
 def storewise(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "storewise", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=300
     )
 
 

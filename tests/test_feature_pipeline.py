@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.importers.common import Consent, write_import
-from features.importers.online_retail import import_online_retail
 from features.pipeline import Outputs, build_features
+from intake.importers.common import Consent, write_import
+from intake.importers.online_retail import import_online_retail
 from storewise import columns as c
 from storewise.config import CONFIG_DIR
 from storewise.errors import ConfigError, DataError

@@ -152,8 +152,12 @@ def test_rfm_values_scores_and_segments() -> None:
     # FM = round half up of the mean: A 4.5->5, B 2, C 4.5->5, D 1.5->2, E 3
     assert table["fm_score"].to_dict() == {"A": 5, "B": 2, "C": 5, "D": 2, "E": 3}
     assert table["segment"].to_dict() == {
-        "A": "champions", "B": "new", "C": "can't lose", "D": "lost", "E": "loyal",
-    }  # fmt: skip
+        "A": "champions",
+        "B": "new",
+        "C": "can't lose",
+        "D": "lost",
+        "E": "loyal",
+    }
 
 
 # --- journey -----------------------------------------------------------------------

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.check import check_tables
-from features.demo.dynamics import ShopDynamics
-from features.demo.generate import GeneratedShop, GeneratorSettings, generate_shop
-from features.schemas import SCHEMAS
+from intake.check import check_tables
+from intake.demo.dynamics import ShopDynamics
+from intake.demo.generate import GeneratedShop, GeneratorSettings, generate_shop
+from intake.schemas import SCHEMAS
 from storewise import columns as c
 from storewise.shop import ShopPaths
 from tests.conftest import SMALL
@@ -59,8 +59,15 @@ def test_catalogue_is_a_jewellery_shop_priced_in_ringgit(small_generated: Genera
     products = small_generated.tables[c.PRODUCTS]
     assert small_generated.settings.currency == "RM"
     assert set(products[c.CATEGORY]) <= {
-        "necklace", "pendant", "chain", "earrings", "bracelet", "ring", "gift box", "care kit",
-    }  # fmt: skip
+        "necklace",
+        "pendant",
+        "chain",
+        "earrings",
+        "bracelet",
+        "ring",
+        "gift box",
+        "care kit",
+    }
     assert products[c.CATEGORY].nunique() >= 6
     assert (products[c.UNIT_COST] < products[c.LIST_PRICE]).all()
     cents = np.round(products[c.LIST_PRICE] * 100).astype(int) % 100

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storewise.loyalty import CartLine, price_line, quote
+from inference.loyalty import CartLine, price_line, quote
 from storewise.settings import LoyaltySettings
 
 RULES = LoyaltySettings()  # RM10 fee or free above RM150; 10% off; gift above RM50; free shipping from RM50
@@ -34,8 +34,15 @@ RULES = LoyaltySettings()  # RM10 fee or free above RM150; 10% off; gift above R
         ),
     ],
 )
-def test_quote_thresholds(lines: list[CartLine], member: bool, subtotal: float, shipping: float, gift: str | None,
-                          becomes_member: bool, missing: list[str]) -> None:  # fmt: skip
+def test_quote_thresholds(
+    lines: list[CartLine],
+    member: bool,
+    subtotal: float,
+    shipping: float,
+    gift: str | None,
+    becomes_member: bool,
+    missing: list[str],
+) -> None:
     result = quote(lines, member, RULES, "RM")
     assert result.subtotal == subtotal
     assert result.shipping == shipping

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.check import check_tables
-from features.importers.common import Consent, ImportResult
-from features.importers.online_retail import category_of, import_online_retail
+from intake.check import check_tables
+from intake.importers.common import Consent, ImportResult
+from intake.importers.online_retail import category_of, import_online_retail
 from storewise import columns as c
 from storewise.errors import DataError
 
@@ -124,9 +124,18 @@ def test_hand_made_quirks_each_end_where_they_should(tmp_path: Path) -> None:
     result = import_online_retail(write_csv(tmp_path / "shop.csv", HAND_MADE), consent=Consent.NONE)
     actions = result.report.set_index("source_row")["action"].to_dict()
     assert actions == {
-        4: "duplicate", 5: "return", 6: "set_aside", 7: "set_aside", 8: "guest", 9: "set_aside",
-        10: "rejected", 11: "rejected", 12: "set_aside", 13: "guest", 14: "rejected",
-    }  # fmt: skip
+        4: "duplicate",
+        5: "return",
+        6: "set_aside",
+        7: "set_aside",
+        8: "guest",
+        9: "set_aside",
+        10: "rejected",
+        11: "rejected",
+        12: "set_aside",
+        13: "guest",
+        14: "rejected",
+    }
     reasons = result.report.set_index("source_row")["reason"]
     assert reasons[4] == "exact copy of row 3"
     assert reasons[7] == "not a product: postage"

@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.demo.generate import GeneratorSettings, generate_shop
-from features.demo.writer import write_generated_shop
-from features.importers.common import Consent, write_import
-from features.importers.online_retail import import_online_retail
 from features.pipeline import Outputs, build_features, load_output
+from inference.pricing.policy import apply_ending, decide
+from intake.demo.generate import GeneratorSettings, generate_shop
+from intake.demo.writer import write_generated_shop
+from intake.importers.common import Consent, write_import
+from intake.importers.online_retail import import_online_retail
 from storewise import columns as c
-from storewise.settings import PricingSettings
+from storewise.settings import ElasticityConfig, PricingSettings
 from storewise.shop import ShopPaths
-from training.pricing.elasticity import ElasticitySettings, estimate_elasticities
+from training.pricing.build import build_pricing_model
+from training.pricing.elasticity import estimate_elasticities
 from training.pricing.forecast import forecast_check
-from training.pricing.model import build_pricing_model
-from training.pricing.policy import apply_ending, decide
 from training.pricing.simulate import simulate
 from training.pricing.train import truth_metrics
 
@@ -40,7 +40,7 @@ def priced_shop(tmp_path_factory: pytest.TempPathFactory) -> ShopPaths:
 def test_elasticities_are_recovered_on_a_shop_with_known_truth(priced_shop: ShopPaths) -> None:
     demand = load_output(priced_shop, Outputs.DEMAND)
     products = pd.read_parquet(priced_shop.table(c.PRODUCTS))
-    elasticities, exposure = estimate_elasticities(demand, products, ElasticitySettings())
+    elasticities, exposure = estimate_elasticities(demand, products, ElasticityConfig())
     assert exposure == "views"
     metrics = truth_metrics(elasticities, priced_shop, SETTINGS)
     assert metrics["elasticity_items_enough_variation"] >= 15
@@ -51,8 +51,19 @@ def test_elasticities_are_recovered_on_a_shop_with_known_truth(priced_shop: Shop
 
 
 def state(**overrides: object) -> pd.DataFrame:
-    base = {"item_id": "x", "current_price": 79.9, "list_price": 79.9, "unit_cost": 30.0, "stock": 100.0, "elasticity": -2.0, "low_90": -2.2,
-            "high_90": -1.8, "item_evidence": True, "daily_units": 2.0, "demand_change": np.nan}  # fmt: skip
+    base = {
+        "item_id": "x",
+        "current_price": 79.9,
+        "list_price": 79.9,
+        "unit_cost": 30.0,
+        "stock": 100.0,
+        "elasticity": -2.0,
+        "low_90": -2.2,
+        "high_90": -1.8,
+        "item_evidence": True,
+        "daily_units": 2.0,
+        "demand_change": np.nan,
+    }
     base.update(overrides)
     return pd.DataFrame([base])
 
@@ -148,7 +159,7 @@ def test_price_endings() -> None:
 def test_the_oracle_is_not_beaten_by_more_than_noise(priced_shop: ShopPaths) -> None:
     demand = load_output(priced_shop, Outputs.DEMAND)
     products = pd.read_parquet(priced_shop.table(c.PRODUCTS))
-    elasticities, exposure = estimate_elasticities(demand, products, ElasticitySettings())
+    elasticities, exposure = estimate_elasticities(demand, products, ElasticityConfig())
     model = build_pricing_model(elasticities, demand, products, SETTINGS, "RM", exposure)
     shares = []
     for seed in (1, 2):
@@ -170,7 +181,7 @@ def test_forecast_on_the_real_sample_beats_both_baselines(tmp_path: Path, online
     build_features(shop)
     demand = load_output(shop, Outputs.DEMAND)
     products = pd.read_parquet(shop.table(c.PRODUCTS))
-    metrics, _elasticities = forecast_check(demand, products, ElasticitySettings(), 30)
+    metrics, _elasticities = forecast_check(demand, products, ElasticityConfig(), 30)
     assert metrics["wape_model"] < metrics["wape_mean_28_days"]
     assert metrics["wape_model"] < metrics["wape_same_weekday_last_week"]
     assert metrics["share_negative_elasticity"] > 0.5

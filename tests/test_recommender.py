@@ -10,14 +10,16 @@ import pandas as pd
 import pytest
 
 from features.item_features import item_features
+from inference.recommender.answers import Context, Recommendations
+from inference.recommender.scoring import HybridModel
 from storewise import columns as c
-from storewise.settings import BusinessRules, InteractionWeights
+from storewise.settings import BusinessRules, ComponentSettings, InteractionWeights, LightFmSettings
 from training.recommender import models as m
+from training.recommender.bundle import group_popularity
 from training.recommender.data import build_train_data
 from training.recommender.evaluate import effective_truth, make_protocol
-from training.recommender.hybrid import HybridModel, fit_hybrid
+from training.recommender.hybrid import fit_hybrid
 from training.recommender.metrics import ranking_metrics
-from training.recommender.recommend import Context, Recommendations, group_popularity
 
 TZ = "Asia/Kuala_Lumpur"
 
@@ -82,11 +84,18 @@ def style_model() -> tuple[HybridModel, dict[str, pd.DataFrame]]:
         trending_days=14,
         repeat_half_life_days=90,
     )
-    lightfm = m.LightFmHybrid(components=8, epochs=30, learning_rate=0.05, threads=1, seed=3).fit(data)
-    model = fit_hybrid(data, tables[c.ORDERS], lightfm, ease_regularization=5, bm25_neighbours=10, item_neighbours=10,
-                       recent_half_life_days=60, trending_half_life_days=7, max_ease_items=100)  # fmt: skip
-    model.blends = {"discovery": {"lightfm": 1.0, "ease": 1.0}, "business_rules": {"lightfm": 1.0, "ease": 1.0},
-                    "all_purchases": {"lightfm": 1.0, "buy_again": 1.0}}  # fmt: skip
+    lightfm = m.LightFmHybrid(
+        LightFmSettings(components=8, learning_rate=0.05, threads=1, seed=3), epochs=30
+    ).fit(data)
+    components = ComponentSettings(
+        ease_regularization=5, bm25_neighbours=10, item_neighbours=10, max_ease_items=100
+    )
+    model = fit_hybrid(data, tables[c.ORDERS], lightfm, components)
+    model.blends = {
+        "discovery": {"lightfm": 1.0, "ease": 1.0},
+        "business_rules": {"lightfm": 1.0, "ease": 1.0},
+        "all_purchases": {"lightfm": 1.0, "buy_again": 1.0},
+    }
     return model, tables
 
 
@@ -253,8 +262,14 @@ def test_discovery_removes_earlier_purchases_from_candidates_and_truth(
     style_model: tuple[HybridModel, dict],
 ) -> None:
     _model, tables = style_model
-    data = build_train_data(tables, item_features(tables[c.PRODUCTS]), InteractionWeights(), pd.Timestamp("2026-03-01", tz=TZ),
-                            trending_days=14, repeat_half_life_days=90)  # fmt: skip
+    data = build_train_data(
+        tables,
+        item_features(tables[c.PRODUCTS]),
+        InteractionWeights(),
+        pd.Timestamp("2026-03-01", tz=TZ),
+        trending_days=14,
+        repeat_half_life_days=90,
+    )
     protocol = make_protocol("discovery", data, np.zeros(data.n_items, bool))
     user = data.user_ids.tolist().index("new_a")
     v0 = data.item_ids.tolist().index("V0")

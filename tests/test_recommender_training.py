@@ -12,16 +12,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.demo.generate import GeneratorSettings, generate_shop
-from features.demo.writer import write_generated_shop
 from features.pipeline import build_features
+from inference.recommender.pyfunc import batch_top_k, load_bundle
+from inference.registry import RECOMMENDER
+from intake.demo.generate import GeneratorSettings, generate_shop
+from intake.demo.writer import write_generated_shop
+from reports.comparison import compare
 from storewise import columns as c
 from storewise.shop import ShopPaths
 from tests.conftest import fast_config
-from training.recommender.pyfunc import batch_top_k, load_bundle
-from training.recommender.train import TrainOutcome, train_recommender
-from training.registry import RegistryError, compare, promote
-from training.tracking import RECOMMENDER
+from training.promotion import RegistryError, promote
+from training.recommender.outcome import TrainOutcome
+from training.recommender.train import train_recommender
 
 pytestmark = pytest.mark.xdist_group("mlflow")
 
@@ -159,8 +161,25 @@ def test_batch_recommend_cli_normalizes_ids(
     ids = tmp_path / "ids.txt"
     ids.write_text("customer_id\n" + "\n".join([*known, known[0], "nobody", ""]) + "\n")
     out = tmp_path / "recs.csv"
-    done = subprocess.run([sys.executable, "-m", "storewise", "recommend", "--customers", str(ids), "--out", str(out), "--k", "5",
-                           "--shop-dir", str(shop.root)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "recommend",
+            "--customers",
+            str(ids),
+            "--out",
+            str(out),
+            "--k",
+            "5",
+            "--shop-dir",
+            str(shop.root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "4 customers (3 personalized" in done.stdout
     table = pd.read_csv(out, dtype={c.CUSTOMER_ID: str})

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from features.pipeline import build_features
-from features.reports import write_segment_report
-from features.uplift import write_feedback_report
+from reports.feedback import write_feedback_report
+from reports.segments import write_segment_report
 from storewise.errors import DataError
 from storewise.shop import ShopPaths
 
@@ -50,8 +50,12 @@ def test_missing_logs_and_features_are_one_clear_message(tmp_path: Path, small_s
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", sorted(path.name for path in NOTEBOOKS.glob("*.py")))
 def test_notebook_runs(notebook: str, tmp_path: Path) -> None:
-    env = {**os.environ, "STOREWISE_NOTEBOOK_SHOP": str(tmp_path / "shop"), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "MPLBACKEND": "Agg"}  # fmt: skip
+    env = {
+        **os.environ,
+        "STOREWISE_NOTEBOOK_SHOP": str(tmp_path / "shop"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MPLBACKEND": "Agg",
+    }
     done = subprocess.run(
         [sys.executable, str(NOTEBOOKS / notebook)],
         env=env,

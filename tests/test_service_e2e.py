@@ -18,17 +18,17 @@ import httpx
 import pandas as pd
 import pytest
 
-from features.demo.generate import GeneratorSettings, generate_shop
-from features.demo.writer import write_generated_shop
 from features.pipeline import build_features
+from inference.registry import PRICING, RECOMMENDER
+from intake.demo.generate import GeneratorSettings, generate_shop
+from intake.demo.writer import write_generated_shop
 from storewise import columns as c
 from storewise.shop import ShopPaths
 from tests.conftest import fast_config
 from tests.servers import free_port, wait_until_ready
 from training.pricing.train import train_pricing
+from training.promotion import promote
 from training.recommender.train import train_recommender
-from training.registry import promote
-from training.tracking import PRICING, RECOMMENDER
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("server")]
 VENV_BIN = Path(sys.executable).parent
@@ -68,11 +68,31 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     promote_or_force(PRICING, pricing.version)
 
     port = free_port()
-    env = {**os.environ, "STOREWISE_SHOP_DIR": str(shop.root), "STOREWISE_CONFIG_DIR": str(config), "STOREWISE_WORKERS": "1",
-           "STOREWISE_RELOAD_SECONDS": "2", "BENTOML_HOME": str(root / "bentoml"), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "STOREWISE_SHOP_DIR": str(shop.root),
+        "STOREWISE_CONFIG_DIR": str(config),
+        "STOREWISE_WORKERS": "1",
+        "STOREWISE_RELOAD_SECONDS": "2",
+        "BENTOML_HOME": str(root / "bentoml"),
+        "OMP_NUM_THREADS": "1",
+    }
     log = (root / "server.log").open("wb")
-    process = subprocess.Popen([str(VENV_BIN / "bentoml"), "serve", "serving.service:Storewise", "--host", "127.0.0.1", "--port", str(port)],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        [
+            str(VENV_BIN / "bentoml"),
+            "serve",
+            "serving.service:Storewise",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_until_ready(f"{url}/readyz", process, root / "server.log")
     customers = pd.read_parquet(shop.table(c.CUSTOMERS))
@@ -211,8 +231,16 @@ def test_prices_are_audited_and_feedback_is_logged(server: Server) -> None:
     mine = [row for row in audit if row["request_id"] == response["request_id"]]
     assert [row["item_id"] for row in mine] == items
     assert all(row["pricing_version"] == "1" and row["reason"] for row in mine)
-    events = [{"kind": "impression", "source": "recommendation", "item_id": items[0], "customer_id": "C1", "request_id": "r1"},
-              {"kind": "purchase", "source": "price", "item_id": items[1], "price": 12.5, "quantity": 2}]  # fmt: skip
+    events = [
+        {
+            "kind": "impression",
+            "source": "recommendation",
+            "item_id": items[0],
+            "customer_id": "C1",
+            "request_id": "r1",
+        },
+        {"kind": "purchase", "source": "price", "item_id": items[1], "price": 12.5, "quantity": 2},
+    ]
     assert server.post("/feedback", {"events": events}).json() == {"accepted": 2}
     logged = [json.loads(line) for line in (server.shop.logs / "feedback.jsonl").read_text().splitlines()]
     assert [row["kind"] for row in logged[-2:]] == ["impression", "purchase"]
@@ -249,26 +277,66 @@ def test_a_new_champion_is_served_without_a_restart_or_a_failed_request(server: 
 
 def test_fuzzing_against_the_openapi_spec_finds_no_server_error(server: Server, tmp_path: Path) -> None:
     done = subprocess.run(
-        [str(VENV_BIN / "schemathesis"), "run", f"{server.url}/docs.json", "--checks", "not_a_server_error", "--max-examples", "25",
-         "--workers", "1", "--no-color"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            str(VENV_BIN / "schemathesis"),
+            "run",
+            f"{server.url}/docs.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+            "--workers",
+            "1",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout[-4000:]
 
 
 def test_uplift_report_reads_the_service_logs(server: Server) -> None:
-    from features.uplift import write_feedback_report
+    from reports.feedback import write_feedback_report
 
     customer = personalizable(server)
     shown = server.post("/recommend", {"customer_id": customer, "k": 2}).json()
-    events = [{"kind": kind, "source": "recommendation", "item_id": item["item_id"], "customer_id": customer, "request_id": shown["request_id"],
-               "recommendation_source": shown["source"], "price": item["price"]}
-              for item in shown["items"] for kind in ("impression", "click")]  # fmt: skip
-    events.append({"kind": "purchase", "source": "recommendation", "item_id": shown["items"][0]["item_id"], "customer_id": customer,
-                   "recommendation_source": shown["source"], "price": shown["items"][0]["price"], "quantity": 2})  # fmt: skip
+    events = [
+        {
+            "kind": kind,
+            "source": "recommendation",
+            "item_id": item["item_id"],
+            "customer_id": customer,
+            "request_id": shown["request_id"],
+            "recommendation_source": shown["source"],
+            "price": item["price"],
+        }
+        for item in shown["items"]
+        for kind in ("impression", "click")
+    ]
+    events.append(
+        {
+            "kind": "purchase",
+            "source": "recommendation",
+            "item_id": shown["items"][0]["item_id"],
+            "customer_id": customer,
+            "recommendation_source": shown["source"],
+            "price": shown["items"][0]["price"],
+            "quantity": 2,
+        }
+    )
     priced = server.post("/price", {"item_ids": [shown["items"][1]["item_id"]]}).json()
-    events += [{"kind": kind, "source": "price", "item_id": shown["items"][1]["item_id"], "request_id": priced["request_id"],
-                "price": priced["prices"][0]["base_price"]} for kind in ("impression", "purchase")]  # fmt: skip
+    events += [
+        {
+            "kind": kind,
+            "source": "price",
+            "item_id": shown["items"][1]["item_id"],
+            "request_id": priced["request_id"],
+            "price": priced["prices"][0]["base_price"],
+        }
+        for kind in ("impression", "purchase")
+    ]
     assert server.post("/feedback", {"events": events}).json()["accepted"] == len(events)
     page = write_feedback_report(server.shop)
     by_source = pd.read_csv(page.parent / "by_recommendation_source.csv").set_index("recommendation_source")
@@ -284,22 +352,41 @@ def test_uplift_report_reads_the_service_logs(server: Server) -> None:
 
 def test_audience_cli_keeps_only_marketing_consent(server: Server, tmp_path: Path) -> None:
     out = tmp_path / "audience.csv"
-    done = subprocess.run([str(VENV_BIN / "storewise"), "audience", "--category", "ring", "--size", "20", "--out", str(out),
-                           "--shop-dir", str(server.shop.root)], capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [
+            str(VENV_BIN / "storewise"),
+            "audience",
+            "--category",
+            "ring",
+            "--size",
+            "20",
+            "--out",
+            str(out),
+            "--shop-dir",
+            str(server.shop.root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(out, dtype={c.CUSTOMER_ID: str})
     assert len(table) == 20
     consent = server.customers.set_index(c.CUSTOMER_ID)[c.CONSENT_MARKETING]
     assert consent.loc[table[c.CUSTOMER_ID]].all()
     assert "left out for lack of consent" in done.stdout
-    unknown = subprocess.run([str(VENV_BIN / "storewise"), "audience", "--item", "GHOST", "--shop-dir", str(server.shop.root)],
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    unknown = subprocess.run(
+        [str(VENV_BIN / "storewise"), "audience", "--item", "GHOST", "--shop-dir", str(server.shop.root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == "error: unknown item 'GHOST'"
 
 
 def test_erasure_removes_the_customer_and_stops_personalization_at_once(server: Server) -> None:
-    from features.erasure import erase_customer, still_present
+    from privacy.erasure import erase_customer, still_present
 
     customer = personalizable(server)
     assert server.post("/recommend", {"customer_id": customer, "k": 3}).json()["personalized"] is True

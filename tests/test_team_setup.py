@@ -24,14 +24,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from features.demo.generate import generate_shop
-from features.demo.writer import write_generated_shop
 from features.pipeline import build_features
+from inference.registry import PRICING, RECOMMENDER
+from intake.demo.generate import generate_shop
+from intake.demo.writer import write_generated_shop
 from storewise import columns as c
 from storewise.shop import ShopPaths
 from tests.conftest import SMALL, fast_config
 from tests.servers import free_port, wait_until_ready
-from training.tracking import PRICING, RECOMMENDER
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("team")]
 VENV_BIN = Path(sys.executable).parent
@@ -65,8 +65,13 @@ class Team:
         return {**os.environ, "MLFLOW_TRACKING_URI": self.url, "OMP_NUM_THREADS": "1", **extra}
 
     def storewise(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(VENV_BIN / "storewise"), *args], env=self.env(**env),
-                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        return subprocess.run(
+            [str(VENV_BIN / "storewise"), *args],
+            env=self.env(**env),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     def query(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         import psycopg
@@ -93,10 +98,33 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
         shutil.chown(cluster, "postgres", "postgres")
         as_postgres = ["runuser", "-u", "postgres", "--"]
     pg_port, mlflow_port = free_port(), free_port()
-    run_or_fail([*as_postgres, str(binaries / "initdb"), "-D", str(cluster / "data"), "-U", "storewise",
-                 "--auth=trust", "-E", "UTF8"])  # fmt: skip
-    run_or_fail([*as_postgres, str(binaries / "pg_ctl"), "-D", str(cluster / "data"), "-l", str(cluster / "server.log"),
-                 "-w", "-o", f"-p {pg_port} -k {cluster} -c listen_addresses=127.0.0.1", "start"])  # fmt: skip
+    run_or_fail(
+        [
+            *as_postgres,
+            str(binaries / "initdb"),
+            "-D",
+            str(cluster / "data"),
+            "-U",
+            "storewise",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ]
+    )
+    run_or_fail(
+        [
+            *as_postgres,
+            str(binaries / "pg_ctl"),
+            "-D",
+            str(cluster / "data"),
+            "-l",
+            str(cluster / "server.log"),
+            "-w",
+            "-o",
+            f"-p {pg_port} -k {cluster} -c listen_addresses=127.0.0.1",
+            "start",
+        ]
+    )
     mlflow_server: subprocess.Popen[bytes] | None = None
     try:
         run_or_fail(
@@ -105,9 +133,25 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
         artifacts = root / "artifacts"
         log = (root / "mlflow-server.log").open("wb")
         mlflow_server = subprocess.Popen(
-            [str(VENV_BIN / "mlflow"), "server", "--backend-store-uri", f"postgresql://storewise@127.0.0.1:{pg_port}/mlflow",
-             "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "2"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)  # fmt: skip
+            [
+                str(VENV_BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"postgresql://storewise@127.0.0.1:{pg_port}/mlflow",
+                "--artifacts-destination",
+                str(artifacts),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mlflow_port),
+                "--workers",
+                "2",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=root,
+        )
         # the shop is made while the server creates its tables
         shop = ShopPaths(tmp_path_factory.mktemp("team") / "shop")
         write_generated_shop(shop, generate_shop(SMALL))
@@ -119,8 +163,10 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
         if mlflow_server is not None:
             os.killpg(mlflow_server.pid, signal.SIGTERM)
             mlflow_server.wait(timeout=30)
-        subprocess.run([*as_postgres, str(binaries / "pg_ctl"), "-D", str(cluster / "data"), "-m", "fast", "stop"],
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*as_postgres, str(binaries / "pg_ctl"), "-D", str(cluster / "data"), "-m", "fast", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -192,7 +238,9 @@ def test_two_trainers_compare_promote_and_serve_through_the_server(team: Team, t
         {"days": 10, "seeds": [1]}
     )  # the flow, not the policy, is tested here
     pricing_yaml.write_text(yaml.safe_dump(pricing_settings))
-    pricing = team.storewise("train", "pricing", "--shop-dir", str(team.shop.root), STOREWISE_CONFIG_DIR=str(configs[0]))  # fmt: skip
+    pricing = team.storewise(
+        "train", "pricing", "--shop-dir", str(team.shop.root), STOREWISE_CONFIG_DIR=str(configs[0])
+    )
     assert pricing.returncode == 0, pricing.stderr[-3000:]
     pricing_match = TRAINED.search(pricing.stdout)
     assert pricing_match is not None, pricing.stdout
@@ -207,10 +255,23 @@ def test_two_trainers_compare_promote_and_serve_through_the_server(team: Team, t
     port = free_port()
     log_path = tmp_path / "service.log"
     service = subprocess.Popen(
-        [str(VENV_BIN / "storewise"), "serve", "--shop-dir", str(team.shop.root), "--port", str(port), "--workers", "1",
-         "--reload-seconds", "2"],
-        env=team.env(BENTOML_HOME=str(tmp_path / "bentoml")), stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
-        start_new_session=True)  # fmt: skip
+        [
+            str(VENV_BIN / "storewise"),
+            "serve",
+            "--shop-dir",
+            str(team.shop.root),
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--reload-seconds",
+            "2",
+        ],
+        env=team.env(BENTOML_HOME=str(tmp_path / "bentoml")),
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(f"{url}/readyz", service, log_path)

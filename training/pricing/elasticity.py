@@ -25,7 +25,6 @@ Items with too little price variation or sales keep the category's value, flagge
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -35,22 +34,21 @@ from threadpoolctl import threadpool_limits
 
 from features.demand import STOCK_OUT, UNITS, VIEWS
 from storewise import columns as c
+from storewise.columns import (
+    BASE_RATE,
+    ELASTICITY,
+    EVIDENCE,
+    EXPOSURE,
+    HIGH,
+    LOW,
+    RAW,
+    RAW_SE,
+    REFERENCE_PRICE,
+    SD,
+)
+from storewise.settings import ElasticityConfig
 
 Z90 = 1.645
-REFERENCE_PRICE = "reference_price"
-ELASTICITY, LOW, HIGH, SD = "elasticity", "low_90", "high_90", "sd"
-RAW, RAW_SE, EVIDENCE = "raw_elasticity", "raw_se", "evidence"
-BASE_RATE = "base_rate"  # expected units per unit of exposure at the reference price
-EXPOSURE = "exposure"
-
-
-@dataclass(frozen=True)
-class ElasticitySettings:
-    min_units: int = 20
-    min_log_price_sd: float = 0.02
-    min_prior_sd: float = 0.15
-    ridge: float = 1e-6
-    exposure: str = "auto"  # auto: views when recorded, else the shop index
 
 
 def add_exposure(demand: pd.DataFrame, kind: str = "auto") -> tuple[pd.DataFrame, str]:
@@ -104,10 +102,9 @@ def fit_item(rows: pd.DataFrame, ridge: float, controls: bool) -> tuple[float, f
 
 
 def estimate_elasticities(
-    demand: pd.DataFrame, products: pd.DataFrame, settings: ElasticitySettings | None = None
+    demand: pd.DataFrame, products: pd.DataFrame, settings: ElasticityConfig
 ) -> tuple[pd.DataFrame, str]:
     """One row per product: raw and pooled elasticity, 90% interval, evidence, base rate."""
-    settings = settings or ElasticitySettings()
     frame, exposure_kind = add_exposure(demand, settings.exposure)
     frame = frame[~frame[STOCK_OUT].astype(bool) & (frame[EXPOSURE] > 0)].copy()
     reference = frame.groupby(c.ITEM_ID, observed=True)[c.PRICE].median()
@@ -121,8 +118,19 @@ def estimate_elasticities(
     # category's elasticity, no evidence of their own, the list price as reference
     seen = {row[c.ITEM_ID] for row in results}
     for row in products[~products[c.ITEM_ID].isin(seen)].itertuples():
-        results.append({c.ITEM_ID: getattr(row, c.ITEM_ID), c.CATEGORY: getattr(row, c.CATEGORY), REFERENCE_PRICE: float(getattr(row, c.LIST_PRICE)),
-                        RAW: np.nan, RAW_SE: np.nan, BASE_RATE: 0.0, "units": 0, "log_price_sd": 0.0, "days": 0})  # fmt: skip
+        results.append(
+            {
+                c.ITEM_ID: getattr(row, c.ITEM_ID),
+                c.CATEGORY: getattr(row, c.CATEGORY),
+                REFERENCE_PRICE: float(getattr(row, c.LIST_PRICE)),
+                RAW: np.nan,
+                RAW_SE: np.nan,
+                BASE_RATE: 0.0,
+                "units": 0,
+                "log_price_sd": 0.0,
+                "days": 0,
+            }
+        )
     table = pd.DataFrame(results)
     return pool(table, settings), exposure_kind
 
@@ -131,7 +139,7 @@ def _fit_items(
     frame: pd.DataFrame,
     reference: pd.Series,
     category: pd.Series,
-    settings: ElasticitySettings,
+    settings: ElasticityConfig,
     exposure_kind: str,
 ) -> list[dict[str, object]]:
     results = []
@@ -158,7 +166,7 @@ def _fit_items(
     return results
 
 
-def pool(table: pd.DataFrame, settings: ElasticitySettings) -> pd.DataFrame:
+def pool(table: pd.DataFrame, settings: ElasticityConfig) -> pd.DataFrame:
     """Empirical-Bayes shrinkage of each raw elasticity towards its category."""
     table = table.copy()
     usable = table[RAW].notna() & np.isfinite(table[RAW_SE]) & (table[RAW_SE] > 0)
@@ -185,7 +193,7 @@ def pool(table: pd.DataFrame, settings: ElasticitySettings) -> pd.DataFrame:
 
 
 def _prior(
-    rows: pd.DataFrame, settings: ElasticitySettings, fallback: tuple[float, float] | None = None
+    rows: pd.DataFrame, settings: ElasticityConfig, fallback: tuple[float, float] | None = None
 ) -> tuple[float, float]:
     """(mean, sd) of a category's elasticities: precision-weighted mean; variance between
     items by the method of moments (never below min_prior_sd squared) plus the variance

@@ -22,13 +22,9 @@ import pandas as pd
 
 from features.demand import DAY_OF_WEEK, UNITS
 from storewise import columns as c
-from training.pricing.elasticity import (
-    ELASTICITY,
-    EVIDENCE,
-    REFERENCE_PRICE,
-    ElasticitySettings,
-    estimate_elasticities,
-)
+from storewise.columns import ELASTICITY, EVIDENCE, REFERENCE_PRICE
+from storewise.settings import ElasticityConfig
+from training.pricing.elasticity import estimate_elasticities
 
 LEVEL_DAYS = 28
 
@@ -42,7 +38,7 @@ def bias(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 
 def forecast_check(
-    demand: pd.DataFrame, products: pd.DataFrame, settings: ElasticitySettings, days: int
+    demand: pd.DataFrame, products: pd.DataFrame, settings: ElasticityConfig, days: int
 ) -> tuple[dict[str, float], pd.DataFrame]:
     last = demand[c.DATE].max()
     cutoff = last - pd.Timedelta(days=days - 1)

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.demo.dynamics import ShopDynamics
+from inference.pricing.model import PricingModel
+from inference.pricing.policy import decide_arrays
+from intake.demo.dynamics import ShopDynamics
 from storewise.shop import ShopPaths
-from training.pricing.model import PricingModel
-from training.pricing.policy import decide_arrays
 
 POLICIES = ("fixed", "optimizer", "oracle")
 
@@ -75,8 +75,16 @@ def simulate(
                         int(dynamics.stock[item]),
                     )
                 )
-        rows.append({"policy": policy, "seed": seed, "days": days, **totals, "leftover_stock_units": float(dynamics.stock.sum()),
-                     "leftover_stock_value": float(np.sum(dynamics.stock * cost))})  # fmt: skip
+        rows.append(
+            {
+                "policy": policy,
+                "seed": seed,
+                "days": days,
+                **totals,
+                "leftover_stock_units": float(dynamics.stock.sum()),
+                "leftover_stock_value": float(np.sum(dynamics.stock * cost)),
+            }
+        )
     summary = pd.DataFrame(rows)
     oracle = summary.loc[summary["policy"] == "oracle", "profit"].iloc[0]
     summary["profit_share_of_oracle"] = summary["profit"] / oracle
@@ -102,8 +110,15 @@ def _optimizer_prices(
     return decide_arrays(model.states(positions, **overrides), model.settings, model.currency)["price"]
 
 
-def _oracle_prices(model: PricingModel, positions: np.ndarray, truth: ShopDynamics, dynamics: ShopDynamics, day: int, prices: np.ndarray,
-                   cost: np.ndarray) -> np.ndarray:  # fmt: skip
+def _oracle_prices(
+    model: PricingModel,
+    positions: np.ndarray,
+    truth: ShopDynamics,
+    dynamics: ShopDynamics,
+    day: int,
+    prices: np.ndarray,
+    cost: np.ndarray,
+) -> np.ndarray:
     no_promo = np.zeros(len(prices), bool)
     true_elasticity = truth.items.elasticity
     state = model.states(positions)

@@ -29,24 +29,20 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from features.pipeline import Outputs, fresh_manifest, load_output
-from features.tables import read_table
+from inference.pricing.model import PricingModel
+from inference.registry import PRICING, load_champion
+from intake.tables import read_table
 from storewise import columns as c
+from storewise.columns import ELASTICITY, EVIDENCE, HIGH, LOW
 from storewise.config import CONFIG_DIR, flatten
 from storewise.errors import DataError
 from storewise.settings import PricingSettings, load_pricing_settings
 from storewise.shop import ShopPaths
-from training.pricing.elasticity import (
-    ELASTICITY,
-    EVIDENCE,
-    HIGH,
-    LOW,
-    ElasticitySettings,
-    estimate_elasticities,
-)
+from training.pricing.build import build_pricing_model
+from training.pricing.elasticity import estimate_elasticities
 from training.pricing.forecast import forecast_check
-from training.pricing.model import PricingModel, build_pricing_model
 from training.pricing.simulate import SimulationResult, simulate
-from training.tracking import PRICING, ensure_experiment, environment
+from training.tracking import ensure_experiment, environment
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", c.ITEM_ID)]),
@@ -73,21 +69,14 @@ class PricingOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def elasticity_settings(settings: PricingSettings) -> ElasticitySettings:
-    e = settings.elasticity
-    return ElasticitySettings(
-        min_units=e.min_units,
-        min_log_price_sd=e.min_log_price_sd,
-        min_prior_sd=e.min_prior_sd,
-        exposure=e.exposure,
-    )
-
-
 def truth_metrics(elasticities: pd.DataFrame, shop: ShopPaths, settings: PricingSettings) -> dict[str, float]:
     truth = pd.read_parquet(shop.ground_truth / "items.parquet").set_index(c.ITEM_ID)["elasticity"]
     table = elasticities.assign(truth=elasticities[c.ITEM_ID].map(truth))
-    enough = table[(table["units"] >= settings.evaluation.enough_units) & (table["log_price_sd"] >= settings.evaluation.enough_log_price_sd)
-                   & (table[EVIDENCE] == "item")]  # fmt: skip
+    enough = table[
+        (table["units"] >= settings.evaluation.enough_units)
+        & (table["log_price_sd"] >= settings.evaluation.enough_log_price_sd)
+        & (table[EVIDENCE] == "item")
+    ]
     covered = (enough["truth"] >= enough[LOW]) & (enough["truth"] <= enough[HIGH])
     return {
         "elasticity_items_enough_variation": float(len(enough)),
@@ -137,7 +126,7 @@ def train_pricing(
     assert products is not None
     seconds: dict[str, float] = {}
     mark = time.perf_counter()
-    elasticities, exposure = estimate_elasticities(demand, products, elasticity_settings(settings))
+    elasticities, exposure = estimate_elasticities(demand, products, settings.elasticity)
     seconds["fit"] = round(time.perf_counter() - mark, 2)
     model = build_pricing_model(elasticities, demand, products, settings, shop_settings.currency, exposure)
     model.info = {"data_hash": manifest["input_hash"], "trained_until": str(demand[c.DATE].max().date())}
@@ -159,9 +148,7 @@ def train_pricing(
         beats = metrics["simulation.optimizer.profit_mean"] > metrics["simulation.fixed.profit_mean"]
     else:
         mark = time.perf_counter()
-        forecast, _ = forecast_check(
-            demand, products, elasticity_settings(settings), settings.evaluation.forecast_days
-        )
+        forecast, _ = forecast_check(demand, products, settings.elasticity, settings.evaluation.forecast_days)
         metrics.update({f"forecast.{key}": value for key, value in forecast.items()})
         seconds["forecast check"] = round(time.perf_counter() - mark, 2)
         metrics["gate_score"] = 1 - forecast["wape_model"]
@@ -181,7 +168,7 @@ def train_pricing(
 def log_pricing_run(
     outcome: PricingOutcome, shop: ShopPaths, settings: PricingSettings, data_hash: str, beats: bool
 ) -> tuple[str, str]:
-    from training.pricing.pyfunc import PricingPyfunc
+    from inference.pricing.pyfunc import PricingPyfunc
 
     experiment = ensure_experiment(PRICING)
     workdir = Path(tempfile.mkdtemp(prefix="storewise-pricing-"))
@@ -189,10 +176,22 @@ def log_pricing_run(
         experiment_id=experiment, run_name=f"pricing {pd.Timestamp.now():%Y-%m-%d %H:%M}"
     ) as run:
         mlflow.log_params(flatten(settings))
-        split = (f"simulation {settings.simulation.days} days, seeds {list(settings.simulation.seeds)}" if outcome.simulation is not None
-                 else f"forecast last {settings.evaluation.forecast_days} days")  # fmt: skip
-        mlflow.set_tags({"data_hash": data_hash, "split": split, "beats_baselines": str(beats).lower(), "exposure": outcome.model.exposure,
-                         "best_other": "fixed list price" if outcome.simulation is not None else "mean of 28 days / same weekday last week"})  # fmt: skip
+        split = (
+            f"simulation {settings.simulation.days} days, seeds {list(settings.simulation.seeds)}"
+            if outcome.simulation is not None
+            else f"forecast last {settings.evaluation.forecast_days} days"
+        )
+        mlflow.set_tags(
+            {
+                "data_hash": data_hash,
+                "split": split,
+                "beats_baselines": str(beats).lower(),
+                "exposure": outcome.model.exposure,
+                "best_other": "fixed list price"
+                if outcome.simulation is not None
+                else "mean of 28 days / same weekday last week",
+            }
+        )
         mlflow.log_metrics({key: value for key, value in outcome.metrics.items() if np.isfinite(value)})
         mlflow.log_metrics(
             {f"seconds.{key.replace(' ', '_')}": value for key, value in outcome.seconds.items()}
@@ -211,15 +210,23 @@ def log_pricing_run(
         packages = Path(__file__).resolve().parents[2]
         example = pd.DataFrame({c.ITEM_ID: [str(outcome.model.items[c.ITEM_ID].iloc[0])]})
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=PricingPyfunc(), artifacts={"bundle": str(bundle)},
-            code_paths=[str(packages / "storewise"), str(packages / "features"), str(packages / "training")],
-            signature=SIGNATURE, input_example=example, registered_model_name=PRICING,
+            name="model",
+            python_model=PricingPyfunc(),
+            artifacts={"bundle": str(bundle)},
+            code_paths=[str(packages / "storewise"), str(packages / "inference")],
+            signature=SIGNATURE,
+            input_example=example,
+            registered_model_name=PRICING,
             pip_requirements=["mlflow", "pandas", "numpy", "scikit-learn", "pyarrow", "pydantic", "pyyaml"],
-        )  # fmt: skip
+        )
         version = str(info.registered_model_version)
         client = mlflow.MlflowClient()
-        for key, value in {"run_id": run.info.run_id, "data_hash": data_hash, "gate_score": f"{outcome.metrics['gate_score']:.6f}",
-                           "beats_baselines": str(beats).lower()}.items():  # fmt: skip
+        for key, value in {
+            "run_id": run.info.run_id,
+            "data_hash": data_hash,
+            "gate_score": f"{outcome.metrics['gate_score']:.6f}",
+            "beats_baselines": str(beats).lower(),
+        }.items():
             client.set_model_version_tag(PRICING, version, key, value)
         return run.info.run_id, version
 
@@ -258,14 +265,12 @@ def simulate_with_champion(
     shop: ShopPaths, days: int, seeds: tuple[int, ...], model_uri: str = f"models:/{PRICING}@champion"
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """`storewise simulate`: the champion pricing model in the simulator, logged as a run."""
-    from training.pricing.pyfunc import load_pricing_model
-
     if not shop.ground_truth.exists():
         raise DataError(
             "no ground truth: the simulator needs the demo shop's true demand (`storewise data generate`)",
             path=shop.root,
         )
-    model = load_pricing_model(model_uri)
+    model = load_champion(PRICING, model_uri)
     summary, daily, metrics = run_simulations(shop, model, days, seeds)
     experiment = ensure_experiment(PRICING)
     with mlflow.start_run(experiment_id=experiment, run_name=f"simulation {days} days") as run:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from inference.recommender.scoring import HybridModel
 from training.recommender.data import Truth
 from training.recommender.evaluate import Protocol, effective_truth
-from training.recommender.hybrid import HybridModel
 from training.recommender.metrics import ranking_metrics, top_k
 
 MAX_TUNING_USERS = 1500

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 
@@ -21,13 +21,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from inference.recommender.pyfunc import SIGNATURE, RecommenderModel
+from inference.registry import RECOMMENDER
 from storewise import columns as c
-from training.recommender.pyfunc import SIGNATURE, RecommenderModel
-from training.recommender.train import PRIMARY_METRIC, flat_params
-from training.tracking import RECOMMENDER, ensure_experiment, environment
-
-if TYPE_CHECKING:
-    from training.recommender.train import Trainer, TrainOutcome
+from training.recommender.outcome import PRIMARY_METRIC, TrainOutcome, flat_params
+from training.recommender.trainer import Trainer
+from training.tracking import ensure_experiment, environment
 
 PACKAGES = Path(__file__).resolve().parents[2]
 REQUIREMENTS = (
@@ -48,9 +47,19 @@ def requirements() -> list[str]:
     return [f"{name}=={package_version(name)}" for name in REQUIREMENTS]
 
 
-def log_run(outcome: TrainOutcome, *, trainer: Trainer, validation_scores: dict[str, float], best_epochs: int, best_value: float,
-            search_results: list[dict[str, Any]], overrides: dict[str, Any], folds: list[tuple[pd.Timestamp, pd.Timestamp]],
-            test_window: tuple[pd.Timestamp, pd.Timestamp], workdir: Path) -> tuple[str, str]:  # fmt: skip
+def log_run(
+    outcome: TrainOutcome,
+    *,
+    trainer: Trainer,
+    validation_scores: dict[str, float],
+    best_epochs: int,
+    best_value: float,
+    search_results: list[dict[str, Any]],
+    overrides: dict[str, Any],
+    folds: list[tuple[pd.Timestamp, pd.Timestamp]],
+    test_window: tuple[pd.Timestamp, pd.Timestamp],
+    workdir: Path,
+) -> tuple[str, str]:
     experiment = ensure_experiment(RECOMMENDER)
     settings = trainer.shop.settings()
     with mlflow.start_run(
@@ -120,7 +129,7 @@ def log_run(outcome: TrainOutcome, *, trainer: Trainer, validation_scores: dict[
             name="model",
             python_model=RecommenderModel(),
             artifacts={"bundle": str(outcome.bundle)},
-            code_paths=[str(PACKAGES / "storewise"), str(PACKAGES / "features"), str(PACKAGES / "training")],
+            code_paths=[str(PACKAGES / "storewise"), str(PACKAGES / "inference")],
             signature=SIGNATURE,
             input_example=example,
             pip_requirements=requirements(),
@@ -128,8 +137,13 @@ def log_run(outcome: TrainOutcome, *, trainer: Trainer, validation_scores: dict[
         )
         version = str(info.registered_model_version)
         client = mlflow.MlflowClient()
-        for key, value in {"run_id": run.info.run_id, "data_hash": trainer.data_hash, PRIMARY_METRIC: f"{metrics[PRIMARY_METRIC]:.6f}",
-                           "primary_protocol": outcome.primary_protocol, **verdicts}.items():  # fmt: skip
+        for key, value in {
+            "run_id": run.info.run_id,
+            "data_hash": trainer.data_hash,
+            PRIMARY_METRIC: f"{metrics[PRIMARY_METRIC]:.6f}",
+            "primary_protocol": outcome.primary_protocol,
+            **verdicts,
+        }.items():
             client.set_model_version_tag(RECOMMENDER, version, key, value)
         return run.info.run_id, version
 

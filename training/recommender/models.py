@@ -5,6 +5,10 @@ matrix (higher is better). Excluding items and cutting the top k happen outside,
 way for every model, so comparisons are fair. The peers come from libraries where one
 exists (implicit's BM25 item-kNN and ALS); EASE, popularity, co-occurrence and buy-again
 are a few lines of linear algebra each.
+
+Constructors take the typed settings (`storewise/settings.py`, loaded from
+`config/recommender.yaml`) and say only which variant they are (what history, binary or
+counts): no default lives here, so a model never runs on a value the config does not show.
 """
 
 from __future__ import annotations
@@ -16,9 +20,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from storewise.settings import AlsSettings, ComponentSettings, LightFmSettings
 from training.recommender.data import TrainData
-
-MAX_EASE_ITEMS = 8_000  # EASE inverts an items x items matrix: 8k items is ~0.5 GB and seconds
 
 
 class Recommender(ABC):
@@ -137,7 +140,7 @@ class Cooccurrence(ItemItem):
 
     name = "cooccurrence"
 
-    def __init__(self, neighbours: int = 100, source: str = "weights", binary: bool = True) -> None:
+    def __init__(self, neighbours: int, source: str = "weights", binary: bool = True) -> None:
         super().__init__(source, binary)
         self.neighbours = neighbours
 
@@ -158,21 +161,24 @@ class Ease(ItemItem):
 
     name = "ease"
 
-    def __init__(
-        self,
-        regularization: float = 500.0,
-        source: str = "purchases",
-        binary: bool = True,
-        neighbours: int = 200,
-    ) -> None:
+    def __init__(self, settings: ComponentSettings, source: str = "purchases", binary: bool = True) -> None:
         super().__init__(source, binary)
-        self.regularization = regularization
-        self.neighbours = neighbours
+        self.regularization = settings.ease_regularization
+        self.neighbours = settings.item_neighbours
+        self.max_items = settings.max_ease_items
+
+    @staticmethod
+    def fits(n_items: int, settings: ComponentSettings) -> bool:
+        """Whether EASE's dense inverse is allowed for this catalogue (`max_ease_items`)."""
+        return n_items <= settings.max_ease_items
 
     def item_similarity(self, user_items: sp.csr_matrix) -> sp.csr_matrix:
         n_items = user_items.shape[1]
-        if n_items > MAX_EASE_ITEMS:
-            raise ValueError(f"EASE needs a dense {n_items} x {n_items} inverse; this catalogue is too large")
+        if n_items > self.max_items:
+            raise ValueError(
+                f"EASE needs a dense {n_items:,} x {n_items:,} inverse, above components.max_ease_items "
+                f"({self.max_items:,}) in config/recommender.yaml"
+            )
         gram = (user_items.T @ user_items).toarray().astype(np.float64)
         gram[np.diag_indices(n_items)] += self.regularization
         precision = np.linalg.inv(gram)
@@ -188,21 +194,15 @@ class ItemKnnBm25(ItemItem):
 
     name = "item_knn_bm25"
 
-    def __init__(
-        self,
-        neighbours: int = 100,
-        k1: float = 1.2,
-        b: float = 0.75,
-        source: str = "purchases",
-        binary: bool = False,
-    ) -> None:
+    def __init__(self, settings: ComponentSettings, source: str = "purchases", binary: bool = False) -> None:
         super().__init__(source, binary)
-        self.neighbours, self.k1, self.b = neighbours, k1, b
+        self.neighbours, self.k1, self.b = settings.bm25_neighbours, settings.bm25_k1, settings.bm25_b
+        self.threads = settings.threads
 
     def item_similarity(self, user_items: sp.csr_matrix) -> sp.csr_matrix:
         from implicit.nearest_neighbours import BM25Recommender
 
-        model = BM25Recommender(K=self.neighbours, K1=self.k1, B=self.b, num_threads=2)
+        model = BM25Recommender(K=self.neighbours, K1=self.k1, B=self.b, num_threads=self.threads)
         model.fit(user_items, show_progress=False)
         return sp.csr_matrix(model.similarity).astype(np.float32)
 
@@ -215,10 +215,16 @@ class Als(Recommender):
 
     name = "als"
 
-    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 10.0, iterations: int = 15,
-                 source: str = "purchases", binary: bool = False, seed: int = 7) -> None:  # fmt: skip
-        self.factors, self.regularization, self.alpha = factors, regularization, alpha
-        self.iterations, self.source, self.binary, self.seed = iterations, source, binary, seed
+    def __init__(
+        self, settings: AlsSettings, threads: int, source: str = "purchases", binary: bool = False
+    ) -> None:
+        self.factors, self.regularization, self.alpha = (
+            settings.factors,
+            settings.regularization,
+            settings.alpha,
+        )
+        self.iterations, self.seed, self.threads = settings.iterations, settings.seed, threads
+        self.source, self.binary = source, binary
 
     def fit(self, data: TrainData) -> Als:
         from implicit.als import AlternatingLeastSquares
@@ -226,9 +232,13 @@ class Als(Recommender):
         matrix = data.weights if self.source == "weights" else data.purchases
         matrix = binarize(matrix) if self.binary else matrix.astype(np.float32)
         model = AlternatingLeastSquares(
-            factors=self.factors, regularization=self.regularization, alpha=self.alpha,
-            iterations=self.iterations, random_state=self.seed, num_threads=2,
-        )  # fmt: skip
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.seed,
+            num_threads=self.threads,
+        )
         model.fit(matrix.tocsr(), show_progress=False)
         self.user_factors = np.asarray(model.user_factors)
         self.item_factors = np.asarray(model.item_factors)
@@ -238,8 +248,14 @@ class Als(Recommender):
         return (self.user_factors[users] @ self.item_factors.T).astype(np.float32)
 
     def params(self) -> dict[str, Any]:
-        return {"factors": self.factors, "regularization": self.regularization, "alpha": self.alpha,
-                "iterations": self.iterations, "source": self.source, "binary": self.binary}  # fmt: skip
+        return {
+            "factors": self.factors,
+            "regularization": self.regularization,
+            "alpha": self.alpha,
+            "iterations": self.iterations,
+            "source": self.source,
+            "binary": self.binary,
+        }
 
 
 class LightFmHybrid(Recommender):
@@ -250,13 +266,15 @@ class LightFmHybrid(Recommender):
 
     name = "lightfm"
 
-    def __init__(self, *, loss: str = "warp", components: int = 48, learning_rate: float = 0.05, item_alpha: float = 1e-6,
-                 user_alpha: float = 1e-6, max_sampled: int = 30, epochs: int = 30, use_features: bool = True,
-                 feature_weight: float = 1.0, seed: int = 7, threads: int = 2) -> None:  # fmt: skip
-        self.loss, self.components, self.learning_rate = loss, components, learning_rate
-        self.item_alpha, self.user_alpha, self.max_sampled = item_alpha, user_alpha, max_sampled
-        self.epochs, self.use_features, self.feature_weight = epochs, use_features, feature_weight
-        self.seed, self.threads = seed, threads
+    def __init__(self, settings: LightFmSettings, epochs: int) -> None:
+        self.settings, self.epochs = settings, epochs
+        self.loss, self.components, self.learning_rate = (
+            settings.loss,
+            settings.components,
+            settings.learning_rate,
+        )
+        self.use_features, self.feature_weight = settings.use_features, settings.feature_weight
+        self.seed, self.threads = settings.seed, settings.threads
         self.epochs_trained = 0
 
     def feature_matrices(self, data: TrainData) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -274,10 +292,14 @@ class LightFmHybrid(Recommender):
         from lightfm import LightFM
 
         self.model = LightFM(
-            no_components=self.components, loss=self.loss, learning_rate=self.learning_rate,
-            item_alpha=self.item_alpha, user_alpha=self.user_alpha, max_sampled=self.max_sampled,
+            no_components=self.components,
+            loss=self.loss,
+            learning_rate=self.learning_rate,
+            item_alpha=self.settings.item_alpha,
+            user_alpha=self.settings.user_alpha,
+            max_sampled=self.settings.max_sampled,
             random_state=np.random.RandomState(self.seed),
-        )  # fmt: skip
+        )
         self.user_matrix, self.item_matrix = self.feature_matrices(data)
         interactions = data.weights.tocoo()
         sample_weight = interactions.copy()
@@ -286,9 +308,13 @@ class LightFmHybrid(Recommender):
         binary.data = np.ones_like(binary.data)
         for epoch in range(1, self.epochs + 1):
             self.model.fit_partial(
-                binary, user_features=self.user_matrix, item_features=self.item_matrix,
-                sample_weight=sample_weight, epochs=1, num_threads=self.threads,
-            )  # fmt: skip
+                binary,
+                user_features=self.user_matrix,
+                item_features=self.item_matrix,
+                sample_weight=sample_weight,
+                epochs=1,
+                num_threads=self.threads,
+            )
             self.epochs_trained = epoch
             self._cache_representations()
             if on_epoch is not None and on_epoch(epoch, self):
@@ -304,7 +330,14 @@ class LightFmHybrid(Recommender):
 
     def params(self) -> dict[str, Any]:
         return {
-            "loss": self.loss, "components": self.components, "learning_rate": self.learning_rate,
-            "item_alpha": self.item_alpha, "user_alpha": self.user_alpha, "max_sampled": self.max_sampled,
-            "epochs": self.epochs_trained, "use_features": self.use_features, "feature_weight": self.feature_weight,
-        }  # fmt: skip
+            "loss": self.loss,
+            "components": self.components,
+            "learning_rate": self.learning_rate,
+            "item_alpha": self.settings.item_alpha,
+            "user_alpha": self.settings.user_alpha,
+            "max_sampled": self.settings.max_sampled,
+            "epochs": self.epochs_trained,
+            "use_features": self.use_features,
+            "feature_weight": self.feature_weight,
+            "seed": self.seed,
+        }

@@ -14,10 +14,9 @@ refit on everything, log to MLflow and register.
 
 from __future__ import annotations
 
-import json
-import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,161 +25,168 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from features.pipeline import Outputs, fresh_manifest, load_output
-from features.tables import read_tables
+from inference.recommender.scoring import HybridModel
 from storewise import columns as c
-from storewise.config import CONFIG_DIR, flatten
+from storewise.config import CONFIG_DIR
 from storewise.errors import DataError
-from storewise.settings import (
-    BusinessRules,
-    RecommenderSettings,
-    load_business_rules,
-    load_recommender_settings,
-)
 from storewise.shop import ShopPaths
-from training.recommender import models as m
 from training.recommender.blend import FoldScores, fold_scores, tune
-from training.recommender.data import TrainData, Truth, build_train_data, build_truth, split_cutoffs
-from training.recommender.evaluate import (
-    PROTOCOLS,
-    Protocol,
-    evaluate,
-    evaluate_protocols,
-    make_protocol,
-    records,
-)
-from training.recommender.hybrid import HybridModel, fit_hybrid
+from training.recommender.bundle import write_model_bundle
+from training.recommender.data import TrainData, Truth, build_truth, split_cutoffs
+from training.recommender.evaluate import PROTOCOLS, Protocol, evaluate, evaluate_protocols, records
+from training.recommender.hybrid import BlendView
 from training.recommender.metrics import ranking_metrics
+from training.recommender.mlflow_run import log_run
+from training.recommender.outcome import PRIMARY_METRIC, TrainOutcome
+from training.recommender.trainer import Trainer, peers
 
-log = logging.getLogger(__name__)
-PRIMARY_METRIC = "ndcg_at_10"
+Window = tuple[pd.Timestamp, pd.Timestamp]
+STEPS = ("validation data", "lightfm epochs", "validation folds", "blend", "test comparison", "final fit")
 
 
 @dataclass
-class TrainOutcome:
-    run_id: str | None
-    version: str | None
-    primary_protocol: str
-    comparison: pd.DataFrame
-    learning_curve: list[tuple[int, float]]
-    blends: dict[str, dict[str, float]]
-    seconds: dict[str, float] = field(default_factory=dict)
-    bundle: Path | None = None
+class Folds:
+    """The validation folds: each one's data before the fold, truth in it, protocols."""
 
-    def value(self, model: str, protocol: str | None = None, metric: str = "ndcg", k: int = 10) -> float:
-        protocol = protocol or self.primary_protocol
-        rows = self.comparison[(self.comparison["model"] == model) & (self.comparison["protocol"] == protocol)
-                               & (self.comparison["metric"] == metric) & (self.comparison["k"] == k)]  # fmt: skip
-        return float(rows["value"].iloc[0])
-
-    def best_other(
-        self, protocol: str | None = None, exclude: tuple[str, ...] = ("hybrid", "lightfm", "cold_start")
-    ) -> tuple[str, float]:
-        """The best baseline or peer (LightFM alone is a component of the hybrid, not a baseline)."""
-        protocol = protocol or self.primary_protocol
-        rows = self.comparison[(self.comparison["protocol"] == protocol) & (self.comparison["metric"] == "ndcg")
-                               & (self.comparison["k"] == 10) & ~self.comparison["model"].isin(exclude)]  # fmt: skip
-        best = rows.loc[rows["value"].idxmax()]
-        return str(best["model"]), float(best["value"])
+    windows: list[Window]
+    data: list[TrainData]
+    truth: list[Truth]
+    protocols: list[dict[str, Protocol]] = field(default_factory=list)
 
 
-def peers(n_items: int, settings: RecommenderSettings) -> list[m.Recommender]:
-    """Baselines and the peers a data scientist would try, each with counts and bought/not-bought."""
-    components = settings.components
-    models: list[m.Recommender] = [
-        m.Popularity(),
-        m.Popularity(trending=True),
-        m.Cooccurrence(),
-        m.BuyAgain(),
+@dataclass
+class LightFmChoice:
+    """LightFM's settings for the run: epochs by early stopping, `--search` overrides."""
+
+    epochs: int
+    value: float
+    curve: list[tuple[int, float]]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    search_results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def fold_windows(test_cutoff: pd.Timestamp, days: int, count: int) -> list[Window]:
+    """`count` windows of `days` each, ending where the test weeks begin (latest first)."""
+    return [
+        (test_cutoff - pd.Timedelta(days=(i + 1) * days), test_cutoff - pd.Timedelta(days=i * days))
+        for i in range(count)
     ]
-    for binary in (True, False):
-        suffix = "binary" if binary else "counts"
-        variants: list[m.Recommender] = [
-            m.ItemKnnBm25(neighbours=components.bm25_neighbours, source="purchases", binary=binary),
-            m.Als(source="purchases", binary=binary),
-        ]
-        if n_items <= components.max_ease_items:
-            variants.append(
-                m.Ease(
-                    components.ease_regularization,
-                    "purchases",
-                    binary=binary,
-                    neighbours=components.item_neighbours,
-                )
-            )
-        for model in variants:
-            model.name = f"{model.name}_{suffix}"
-            models.append(model)
-    return models
 
 
-def one_time_mask(data: TrainData, products: pd.DataFrame, rules: BusinessRules) -> np.ndarray:
-    categories = products.set_index(c.ITEM_ID)[c.CATEGORY].reindex(data.item_ids).fillna("").to_numpy()
-    return np.isin(categories, list(rules.one_time_categories))
+def validation_folds(trainer: Trainer, windows: list[Window]) -> Folds:
+    data = [trainer.data_at(cutoff) for cutoff, _ in windows]
+    customers = trainer.tables[c.CUSTOMERS]
+    truth = [
+        build_truth(trainer.orders, customers, fold, window)
+        for fold, window in zip(data, windows, strict=True)
+    ]
+    if not len(truth[0].user_index):
+        start, end = windows[0]
+        raise DataError(
+            f"no customer with history bought anything in the validation weeks ({start:%Y-%m-%d} to "
+            f"{end:%Y-%m-%d}); the shop needs more history, or shorter evaluation windows in "
+            "config/recommender.yaml",
+            path=trainer.shop.root,
+        )
+    return Folds(windows, data, truth, [trainer.protocols(fold) for fold in data])
 
 
-class Trainer:
-    def __init__(
-        self, shop: ShopPaths, config_dir: Path = CONFIG_DIR, evaluation: dict[str, Any] | None = None
-    ) -> None:
-        self.shop = shop
-        settings = load_recommender_settings(config_dir)
-        if evaluation:
-            settings = settings.model_copy(
-                update={"evaluation": settings.evaluation.model_copy(update=evaluation)}
-            )
-        self.settings = settings
-        self.rules = load_business_rules(config_dir)
-        self.config_dir = config_dir
-        manifest = fresh_manifest(shop, config_dir)
-        self.data_hash = str(manifest["input_hash"])
-        self.tables = read_tables(shop)
-        self.item_features = load_output(shop, Outputs.ITEM_FEATURES)
-        self.customer_features = load_output(shop, Outputs.CUSTOMER_FEATURES)
-        self.orders = self.tables[c.ORDERS]
-        self.seconds: dict[str, float] = {}
+def choose_lightfm(trainer: Trainer, folds: Folds, search: bool) -> LightFmChoice:
+    """Epochs by early stopping on the first fold; with `search`, the best trial's settings."""
+    primary = trainer.settings.evaluation.primary_protocol
+    data, truth, protocol = folds.data[0], folds.truth[0], folds.protocols[0][primary]
+    results: list[dict[str, Any]] = []
+    overrides: dict[str, Any] = {}
+    if search:
+        for components in trainer.settings.search.components:
+            for rate in trainer.settings.search.learning_rate:
+                trial = {"components": components, "learning_rate": rate}
+                epochs, value, _ = trainer.early_stopping(data, truth, protocol, trial)
+                results.append({**trial, "epochs": epochs, f"validation_{PRIMARY_METRIC}": value})
+        best = max(results, key=lambda row: row[f"validation_{PRIMARY_METRIC}"])
+        overrides = {"components": best["components"], "learning_rate": best["learning_rate"]}
+    epochs, value, curve = trainer.early_stopping(data, truth, protocol, overrides)
+    return LightFmChoice(epochs, value, curve, overrides, results)
 
-    def data_at(self, cutoff: pd.Timestamp) -> TrainData:
-        evaluation, components = self.settings.evaluation, self.settings.components
-        return build_train_data(self.tables, self.item_features, self.settings.interactions, cutoff,
-                                trending_days=evaluation.trending_days, repeat_half_life_days=components.repeat_half_life_days)  # fmt: skip
 
-    def protocols(self, data: TrainData) -> dict[str, Protocol]:
-        mask = one_time_mask(data, self.tables[c.PRODUCTS], self.rules)
-        return {name: make_protocol(name, data, mask) for name in PROTOCOLS}
+def fold_tuning(
+    trainer: Trainer, folds: Folds, choice: LightFmChoice
+) -> tuple[dict[str, list[FoldScores]], list[str]]:
+    """Every component's ranks on every fold and protocol, for the blend tuning."""
+    tuning: dict[str, list[FoldScores]] = {protocol: [] for protocol in PROTOCOLS}
+    available: list[str] = []
+    for index, (data, truth, protocols) in enumerate(
+        zip(folds.data, folds.truth, folds.protocols, strict=True)
+    ):
+        hybrid = trainer.hybrid(data, trainer.lightfm(choice.epochs, choice.overrides).fit(data))
+        available = hybrid.available
+        for protocol in PROTOCOLS:
+            tuning[protocol].append(fold_scores(hybrid, truth, protocols[protocol], seed=index))
+    return tuning, available
 
-    def lightfm(self, epochs: int, overrides: dict[str, Any] | None = None) -> m.LightFmHybrid:
-        s = self.settings.lightfm
-        options = {"loss": s.loss, "components": s.components, "learning_rate": s.learning_rate, "item_alpha": s.item_alpha,
-                   "user_alpha": s.user_alpha, "max_sampled": s.max_sampled, "use_features": s.use_features,
-                   "threads": s.threads, **(overrides or {})}  # fmt: skip
-        return m.LightFmHybrid(epochs=epochs, **options)
 
-    def hybrid(self, data: TrainData, lightfm: m.LightFmHybrid) -> HybridModel:
-        s = self.settings.components
-        model = fit_hybrid(data, self.orders, lightfm, ease_regularization=s.ease_regularization, bm25_neighbours=s.bm25_neighbours,
-                           item_neighbours=s.item_neighbours, recent_half_life_days=s.recent_half_life_days,
-                           trending_half_life_days=s.trending_half_life_days, max_ease_items=s.max_ease_items)  # fmt: skip
-        model.candidates, model.rank_offset = self.settings.blend.candidates, self.settings.blend.rank_offset
-        return model
+def tune_blends(
+    trainer: Trainer, tuning: dict[str, list[FoldScores]], available: list[str]
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Blend weights per protocol and their validation NDCG@10."""
+    blend = trainer.settings.blend
+    blends, scores = {}, {}
+    for protocol in PROTOCOLS:
+        blends[protocol], scores[protocol], _ = tune(tuning[protocol], available, blend.grid, blend.passes)
+    return blends, scores
 
-    def early_stopping(
-        self, data: TrainData, truth: Truth, protocol: Protocol, overrides: dict[str, Any] | None = None
-    ) -> tuple[int, float, list[tuple[int, float]]]:
-        settings = self.settings.lightfm
-        curve: list[tuple[int, float]] = []
-        best = (0, -1.0)
 
-        def on_epoch(epoch: int, model: m.LightFmHybrid) -> bool:
-            nonlocal best
-            value = evaluate(model, data, truth, protocol)[PRIMARY_METRIC]
-            curve.append((epoch, value))
-            if value > best[1]:
-                best = (epoch, value)
-            return epoch - best[0] >= settings.patience
+def test_comparison(
+    trainer: Trainer, window: Window, choice: LightFmChoice, blends: dict[str, dict[str, float]]
+) -> pd.DataFrame:
+    """The hybrid, LightFM alone, the baselines and the peers on the test weeks, under the
+    same masks: flat {model, protocol, metric, k, value} rows."""
+    data = trainer.data_at(window[0])
+    truth = build_truth(trainer.orders, trainer.tables[c.CUSTOMERS], data, window)
+    protocols = trainer.protocols(data)
+    lightfm = trainer.lightfm(choice.epochs, choice.overrides).fit(data)
+    hybrid = trainer.hybrid(data, lightfm)
+    hybrid.blends = blends
+    rows: list[dict[str, object]] = []
+    for protocol in PROTOCOLS:
+        view = BlendView(hybrid, protocol)
+        rows += records(view.name, protocol, evaluate(view, data, truth, protocols[protocol]))
+    for scorer in [lightfm, *peers(data.n_items, trainer.settings)]:
+        if scorer is not lightfm:
+            scorer.fit(data)
+        for protocol, metrics in evaluate_protocols(scorer, data, truth, protocols).items():
+            rows += records(scorer.name, protocol, metrics)
+    rows += records("cold_start", "all_purchases", cold_start_metrics(hybrid, truth))
+    return pd.DataFrame(rows)
 
-        self.lightfm(settings.max_epochs, overrides).fit(data, on_epoch=on_epoch)
-        return best[0], best[1], curve
+
+def final_fit(
+    trainer: Trainer, end: pd.Timestamp, choice: LightFmChoice, blends: dict[str, dict[str, float]]
+) -> HybridModel:
+    """The hybrid refitted on all the data: the model that is registered."""
+    data = trainer.data_at(end)
+    final = trainer.hybrid(data, trainer.lightfm(choice.epochs, choice.overrides).fit(data))
+    final.blends = blends
+    final.precompute_lightfm_top()
+    final.info = {
+        "data_hash": trainer.data_hash,
+        "trained_until": str(end),
+        "lightfm_epochs": choice.epochs,
+        "lightfm_seed": trainer.settings.lightfm.seed,
+    }
+    return final
+
+
+def step_timer(trainer: Trainer, bar: tqdm) -> Callable[[str, float], float]:
+    """Records a step's seconds and moves the progress bar; returns the next step's start."""
+
+    def step(name: str, since: float) -> float:
+        trainer.seconds[name] = round(time.perf_counter() - since, 2)
+        bar.set_postfix_str(f"done: {name}")
+        bar.update(1)
+        return time.perf_counter()
+
+    return step
 
 
 def train_recommender(
@@ -194,109 +200,47 @@ def train_recommender(
     """`evaluation` overrides keys of the evaluation settings (test_days, ...)."""
     started = time.perf_counter()
     trainer = Trainer(shop, config_dir, evaluation)
-    settings = trainer.settings
-    windows = settings.evaluation
-    cuts = split_cutoffs(trainer.orders, windows.test_days, windows.validation_days)
-    test_cutoff, end = cuts["test"]
-    folds = [(test_cutoff - pd.Timedelta(days=(i + 1) * windows.validation_days), test_cutoff - pd.Timedelta(days=i * windows.validation_days))
-             for i in range(windows.validation_folds)]  # fmt: skip
-    primary = windows.primary_protocol
-    steps = ["validation data", "lightfm epochs", "validation folds", "blend", "test comparison", "final fit"]
-    bar = tqdm(total=len(steps), desc="training recommender", unit="step")
-
-    def step(name: str, since: float) -> float:
-        trainer.seconds[name] = round(time.perf_counter() - since, 2)
-        bar.set_postfix_str(f"done: {name}")
-        bar.update(1)
-        return time.perf_counter()
+    windows = trainer.settings.evaluation
+    test_cutoff, end = split_cutoffs(trainer.orders, windows.test_days, windows.validation_days)["test"]
+    bar = tqdm(total=len(STEPS), desc="training recommender", unit="step")
+    step = step_timer(trainer, bar)
 
     mark = time.perf_counter()
-    fold_data = [trainer.data_at(cutoff) for cutoff, _ in folds]
-    fold_truth = [
-        build_truth(trainer.orders, trainer.tables[c.CUSTOMERS], data, window)
-        for data, window in zip(fold_data, folds, strict=True)
-    ]
-    if not len(fold_truth[0].user_index):
-        raise DataError(f"no customer with history bought anything in the validation weeks ({folds[0][0]:%Y-%m-%d} to {folds[0][1]:%Y-%m-%d}); "
-                        "the shop needs more history, or shorter evaluation windows in config/recommender.yaml", path=shop.root)  # fmt: skip
-    mark = step("validation data", mark)
-
-    fold_protocols = [trainer.protocols(data) for data in fold_data]
-    search_results: list[dict[str, Any]] = []
-    overrides: dict[str, Any] = {}
-    if search:
-        for components in settings.search.components:
-            for rate in settings.search.learning_rate:
-                trial = {"components": components, "learning_rate": rate}
-                epochs, value, _ = trainer.early_stopping(
-                    fold_data[0], fold_truth[0], fold_protocols[0][primary], trial
-                )
-                search_results.append({**trial, "epochs": epochs, f"validation_{PRIMARY_METRIC}": value})
-        best_trial = max(search_results, key=lambda row: row[f"validation_{PRIMARY_METRIC}"])
-        overrides = {"components": best_trial["components"], "learning_rate": best_trial["learning_rate"]}
-    best_epochs, best_value, curve = trainer.early_stopping(
-        fold_data[0], fold_truth[0], fold_protocols[0][primary], overrides
+    folds = validation_folds(
+        trainer, fold_windows(test_cutoff, windows.validation_days, windows.validation_folds)
     )
+    mark = step("validation data", mark)
+    choice = choose_lightfm(trainer, folds, search)
     mark = step("lightfm epochs", mark)
-
-    tuning: dict[str, list[FoldScores]] = {protocol: [] for protocol in PROTOCOLS}
-    available: list[str] = []
-    for index, (data, truth, protocols) in enumerate(zip(fold_data, fold_truth, fold_protocols, strict=True)):
-        lightfm = trainer.lightfm(best_epochs, overrides).fit(data)
-        hybrid = trainer.hybrid(data, lightfm)
-        available = hybrid.available
-        for protocol in PROTOCOLS:
-            tuning[protocol].append(fold_scores(hybrid, truth, protocols[protocol], seed=index))
+    tuning, available = fold_tuning(trainer, folds, choice)
     mark = step("validation folds", mark)
-
-    blends: dict[str, dict[str, float]] = {}
-    validation_scores: dict[str, float] = {}
-    for protocol in PROTOCOLS:
-        weights, value, _ = tune(tuning[protocol], available, settings.blend.grid, settings.blend.passes)
-        blends[protocol] = weights
-        validation_scores[protocol] = value
+    blends, validation_scores = tune_blends(trainer, tuning, available)
     mark = step("blend", mark)
-
-    test_data = trainer.data_at(test_cutoff)
-    test_truth = build_truth(trainer.orders, trainer.tables[c.CUSTOMERS], test_data, (test_cutoff, end))
-    test_protocols = trainer.protocols(test_data)
-    lightfm = trainer.lightfm(best_epochs, overrides).fit(test_data)
-    hybrid = trainer.hybrid(test_data, lightfm)
-    hybrid.blends = blends
-    rows: list[dict[str, object]] = []
-    for protocol in PROTOCOLS:
-        view = hybrid.for_protocol(protocol)
-        rows += records(view.name, protocol, evaluate(view, test_data, test_truth, test_protocols[protocol]))
-    for scorer in [lightfm, *peers(test_data.n_items, settings)]:
-        if scorer is not lightfm:
-            scorer.fit(test_data)
-        for protocol, metrics in evaluate_protocols(scorer, test_data, test_truth, test_protocols).items():
-            rows += records(scorer.name, protocol, metrics)
-    rows += records("cold_start", "all_purchases", cold_start_metrics(hybrid, test_truth))
-    comparison = pd.DataFrame(rows)
+    comparison = test_comparison(trainer, (test_cutoff, end), choice, blends)
     mark = step("test comparison", mark)
-
-    final_data = trainer.data_at(end)
-    final_lightfm = trainer.lightfm(best_epochs, overrides).fit(final_data)
-    final = trainer.hybrid(final_data, final_lightfm)
-    final.blends = blends
-    final.precompute_lightfm_top()
-    final.info = {"data_hash": trainer.data_hash, "trained_until": str(end), "lightfm_epochs": best_epochs}
+    final = final_fit(trainer, end, choice, blends)
     step("final fit", mark)
     bar.close()
     trainer.seconds["total"] = round(time.perf_counter() - started, 2)
 
-    outcome = TrainOutcome(None, None, primary, comparison, curve, blends, trainer.seconds)
+    outcome = TrainOutcome(
+        None, None, windows.primary_protocol, comparison, choice.curve, blends, trainer.seconds
+    )
     workdir = Path(tempfile.mkdtemp(prefix="storewise-recommender-"))
     outcome.bundle = write_model_bundle(workdir / "bundle", trainer, final)
     if register:
-        from training.recommender.mlflow_run import log_run
-
         outcome.run_id, outcome.version = log_run(
-            outcome, trainer=trainer, validation_scores=validation_scores, best_epochs=best_epochs,
-            best_value=best_value, search_results=search_results, overrides=overrides, folds=folds,
-            test_window=(test_cutoff, end), workdir=workdir,
-        )  # fmt: skip
+            outcome,
+            trainer=trainer,
+            validation_scores=validation_scores,
+            best_epochs=choice.epochs,
+            best_value=choice.value,
+            search_results=choice.search_results,
+            overrides=choice.overrides,
+            folds=folds.windows,
+            test_window=(test_cutoff, end),
+            workdir=workdir,
+        )
     return outcome
 
 
@@ -309,26 +253,3 @@ def cold_start_metrics(model: HybridModel, truth: Truth) -> dict[str, float]:
     metrics = ranking_metrics(ranked, truth.cold_start_items)
     metrics["users"] = float(len(truth.cold_start_items))
     return metrics
-
-
-def write_model_bundle(directory: Path, trainer: Trainer, model: HybridModel) -> Path:
-    from training.recommender.pyfunc import write_bundle
-    from training.recommender.recommend import group_popularity
-
-    products = trainer.tables[c.PRODUCTS]
-    catalog = products[[c.ITEM_ID, c.NAME, c.CATEGORY, c.STOCK, c.LIST_PRICE]]
-    consent = trainer.tables[c.CUSTOMERS].set_index(c.CUSTOMER_ID)[
-        [c.CONSENT_PERSONALIZATION, c.CONSENT_MARKETING]
-    ]
-    customers = trainer.customer_features[[c.CUSTOMER_ID, c.REGION, "rfm_segment", c.IS_MEMBER]].join(
-        consent, on=c.CUSTOMER_ID
-    )
-    groups = group_popularity(trainer.orders, trainer.customer_features)
-    return write_bundle(directory, model, catalog, customers, groups, trainer.rules)
-
-
-def flat_params(settings: RecommenderSettings, rules: BusinessRules) -> dict[str, Any]:
-    params = flatten(settings)
-    params.update({f"business_rules.{key}": json.dumps(value) if isinstance(value, list | tuple | dict) else value
-                   for key, value in rules.model_dump().items()})  # fmt: skip
-    return params

@@ -1,0 +1,134 @@
+"""`storewise data generate | import | check`: a shop's data in (intake/)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import ShopDir, fail, say
+from intake.demo.generate import GeneratorSettings
+from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths
+
+app = typer.Typer(
+    help="Shop data: generate the demo shop, import exports, check a shop.", no_args_is_help=True
+)
+DEMO = GeneratorSettings()
+
+
+@app.command("generate")
+def data_generate(
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
+    customers: Annotated[int, typer.Option(min=1, help="Number of customers.")] = DEMO.customers,
+    products: Annotated[int, typer.Option(min=1, help="Number of products.")] = DEMO.products,
+    days: Annotated[int, typer.Option(min=28, help="Days of history.")] = DEMO.days,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same shop.")] = DEMO.seed,
+    end_date: Annotated[str, typer.Option(help="Last day of the history (YYYY-MM-DD).")] = DEMO.end_date,
+) -> None:
+    """Generate the demo jewellery shop (deterministic for a seed)."""
+    from tqdm import tqdm
+
+    from intake.demo.generate import generate_shop
+    from intake.demo.writer import write_generated_shop
+
+    options = GeneratorSettings(
+        customers=customers, products=products, days=days, seed=seed, end_date=end_date
+    )
+    shop = ShopPaths(shop_dir)
+    with tqdm(total=days, desc="simulating days", unit="day", file=sys.stderr, mininterval=0.5) as bar:
+        generated = generate_shop(options, progress=bar.update)
+    write_generated_shop(shop, generated)
+    for name, table in generated.tables.items():
+        say(f"  {name:<14} {len(table):>10,} rows")
+    say(f"wrote {shop.raw} (canonical tables), {shop.ground_truth} (true demand, for the simulator only)")
+
+
+@app.command("import")
+def data_import(
+    path: Annotated[Path, typer.Argument(help="The export: a file, or a directory of canonical tables.")],
+    format: Annotated[str, typer.Option("--format", help="online-retail or canonical.")],
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
+    consent: Annotated[
+        str,
+        typer.Option(
+            help="Consent to assume for customers the export has no consent for: none, personalization "
+            "(not marketing) or all. Invoice exports carry none."
+        ),
+    ] = "personalization",
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            help="The shop's time zone (default: Europe/London for "
+            "online-retail, Asia/Kuala_Lumpur for canonical)."
+        ),
+    ] = None,
+    currency: Annotated[
+        str | None,
+        typer.Option(help="The shop's currency (default: GBP for online-retail, RM for canonical)."),
+    ] = None,
+) -> None:
+    """Import a shop's export into canonical tables, with a report of every row set aside."""
+    from intake.importers.common import Consent, write_import
+    from intake.importers.online_retail import import_online_retail
+
+    formats = ("online-retail", "canonical")
+    if format not in formats:
+        fail(f"unknown --format '{format}'; use one of: {', '.join(formats)}")
+    try:
+        assumed = Consent(consent)
+    except ValueError:
+        fail(f"unknown --consent '{consent}'; use one of: {', '.join(item.value for item in Consent)}")
+    shop = ShopPaths(shop_dir)
+    if format == "online-retail":
+        result = import_online_retail(
+            path, consent=assumed, timezone=timezone or "Europe/London", currency=currency or "GBP"
+        )
+    else:
+        from intake.importers.canonical import import_canonical
+
+        result = import_canonical(
+            path,
+            consent=assumed,
+            timezone=timezone or "Asia/Kuala_Lumpur",
+            currency=currency or "RM",
+        )
+    write_import(shop, result)
+    for key, value in result.summary.items():
+        if isinstance(value, dict):
+            say(f"  {key}:")
+            for sub_key, sub_value in value.items():
+                say(
+                    f"    {sub_key}: {sub_value:,}"
+                    if isinstance(sub_value, int)
+                    else f"    {sub_key}: {sub_value}"
+                )
+        else:
+            say(f"  {key}: {value:,}" if isinstance(value, int) else f"  {key}: {value}")
+    for note in result.notes:
+        say(f"note: {note}")
+    say(
+        f"wrote {shop.raw} (canonical tables), {shop.import_report} (one line per row not imported as is), "
+        f"{shop.import_summary}"
+    )
+
+
+@app.command("check")
+def data_check(shop_dir: ShopDir = DEFAULT_SHOP_DIR) -> None:
+    """Validate a shop's tables against the canonical schemas and summarize them."""
+    from intake.check import check_tables
+    from intake.tables import read_tables
+
+    shop = ShopPaths(shop_dir)
+    settings = shop.settings()
+    tables = read_tables(shop)
+    report = check_tables(tables, settings.tz)
+    say(f"shop {settings.name} ({settings.source}, {settings.currency}, {settings.timezone}) at {shop.root}")
+    for key, value in report.summary.items():
+        say(f"  {key}: {value:,}" if isinstance(value, int) else f"  {key}: {value}")
+    for problem in report.problems:
+        say(f"  {problem}")
+    if not report.ok:
+        fail(f"{len(report.errors)} problem(s) in {shop.raw}; fix the data or re-import")
+    say(f"ok: {shop.raw} holds valid canonical tables (wrote nothing)")

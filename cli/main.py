@@ -1,0 +1,49 @@
+"""The `storewise` command line: one entry point, verbs grouped by step, one module per group.
+
+| verbs | module |
+|---|---|
+| `data generate / import / check` | `cli/data.py` |
+| `features build` | `cli/features.py` |
+| `train recommender / pricing`, `evaluate`, `simulate` | `cli/train.py` |
+| `compare`, `promote` | `cli/review.py` |
+| `recommend`, `audience` | `cli/recommend.py` |
+| `serve` | `cli/serve.py` |
+| `report segments / feedback` | `cli/report.py` |
+| `erase` | `cli/privacy.py` |
+
+Every verb takes `--shop-dir` (default `data/demo`) and says where it wrote. A problem
+with the user's input is one line on stderr naming the file, row and column, and exit
+code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from cli import data, features, privacy, recommend, report, review, serve, train
+from storewise.errors import EXIT_USAGE, StorewiseError
+
+app = typer.Typer(
+    help="Storewise: recommendations and dynamic pricing for online shops.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(features.app, name="features")
+app.add_typer(train.app, name="train")
+app.add_typer(report.app, name="report")
+for module in (train, review, recommend, serve, privacy):
+    module.register(app)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except StorewiseError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        sys.exit(EXIT_USAGE)

@@ -1,0 +1,147 @@
+"""`storewise train recommender | pricing`, `evaluate` and `simulate`: fit, judge and register
+the models (training/)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.common import ShopDir, fail, say
+from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths
+
+app = typer.Typer(help="Train models and register them in MLflow.", no_args_is_help=True)
+
+
+TestDays = Annotated[
+    int | None, typer.Option(min=1, help="Override evaluation.test_days (the held-out last days).")
+]
+ValidationDays = Annotated[int | None, typer.Option(min=1, help="Override evaluation.validation_days.")]
+
+
+def _evaluation_overrides(test_days: int | None, validation_days: int | None) -> dict[str, int]:
+    overrides = {}
+    if test_days is not None:
+        overrides["test_days"] = test_days
+    if validation_days is not None:
+        overrides["validation_days"] = validation_days
+    return overrides
+
+
+def _print_comparison(outcome: object) -> None:
+    from training.recommender.outcome import TrainOutcome
+
+    assert isinstance(outcome, TrainOutcome)
+    table = outcome.comparison
+    for protocol in ("discovery", "all_purchases", "business_rules"):
+        rows = table[(table["protocol"] == protocol) & (table["metric"] == "ndcg") & (table["k"] == 10)]
+        rows = rows.sort_values("value", ascending=False)
+        marker = " (primary)" if protocol == outcome.primary_protocol else ""
+        say(f"  NDCG@10 on the test weeks, {protocol}{marker}:")
+        for row in rows.itertuples():
+            say(f"    {row.model:<22} {row.value:.4f}")
+
+
+@app.command("recommender")
+def train_recommender_command(
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
+    search: Annotated[
+        bool, typer.Option("--search", help="Also try the LightFM settings in config search:, as child runs.")
+    ] = False,
+    test_days: TestDays = None,
+    validation_days: ValidationDays = None,
+) -> None:
+    """Tune, compare against baselines and peers, refit, log to MLflow and register."""
+    from inference.registry import tracking_uri
+    from training.recommender.train import train_recommender
+
+    outcome = train_recommender(
+        ShopPaths(shop_dir), search=search, evaluation=_evaluation_overrides(test_days, validation_days)
+    )
+    _print_comparison(outcome)
+    say(f"  time: {outcome.seconds['total']} s")
+    say(
+        f"wrote run {outcome.run_id} and registered storewise-recommender version {outcome.version} in {tracking_uri()}"
+    )
+    say(f"next: storewise promote --model recommender --version {outcome.version}")
+
+
+def evaluate_command(
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR, test_days: TestDays = None, validation_days: ValidationDays = None
+) -> None:
+    """The recommender's side-by-side comparison on the test weeks, without logging or registering."""
+    from training.recommender.train import train_recommender
+
+    outcome = train_recommender(
+        ShopPaths(shop_dir), register=False, evaluation=_evaluation_overrides(test_days, validation_days)
+    )
+    _print_comparison(outcome)
+    say("wrote nothing (evaluate does not log; `train recommender` does)")
+
+
+@app.command("pricing")
+def train_pricing_command(shop_dir: ShopDir = DEFAULT_SHOP_DIR) -> None:
+    """Fit elasticities, judge the pricing policy (simulator or forecast), log and register."""
+    from inference.registry import tracking_uri
+    from training.pricing.train import train_pricing
+
+    outcome = train_pricing(ShopPaths(shop_dir))
+    m = outcome.metrics
+    say(
+        f"  items: {m['items']:.0f}, with enough price history of their own: {m['items_with_own_evidence']:.0f}"
+    )
+    if "elasticity_mae" in m:
+        say(
+            f"  elasticity vs the demo shop's truth ({m['elasticity_items_enough_variation']:.0f} items with enough price variation): "
+            f"MAE {m['elasticity_mae']:.3f}, 90% intervals cover {m['elasticity_coverage_90']:.0%}"
+        )
+        for policy in ("fixed", "optimizer", "oracle"):
+            say(
+                f"  simulated profit, {policy:<9}: {m[f'simulation.{policy}.profit_mean']:,.0f} "
+                f"({m[f'simulation.{policy}.share_of_oracle_mean']:.1%} of the oracle, sd {m[f'simulation.{policy}.share_of_oracle_sd']:.1%})"
+            )
+    else:
+        say(
+            f"  forecast of the last {m['forecast.forecast_days']:.0f} days: WAPE model {m['forecast.wape_model']:.3f}, "
+            f"mean of 28 days {m['forecast.wape_mean_28_days']:.3f}, same weekday last week {m['forecast.wape_same_weekday_last_week']:.3f}; "
+            f"bias {m['forecast.bias_model']:+.1%}"
+        )
+        say(
+            f"  negative elasticities: {m['forecast.share_negative_elasticity']:.0%} of {m['forecast.items_with_price_variation']:.0f} "
+            f"items with price variation (median {m['forecast.elasticity_q50']:.2f})"
+        )
+    say(
+        f"wrote run {outcome.run_id} and registered storewise-pricing version {outcome.version} in {tracking_uri()}"
+    )
+    say(f"next: storewise promote --model pricing --version {outcome.version}")
+
+
+def simulate_command(
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
+    days: Annotated[int, typer.Option(min=1, max=730, help="Days to simulate after the history.")] = 60,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
+) -> None:
+    """Run the champion pricing policy, the fixed list price and the oracle on the demo shop's true demand."""
+    from training.pricing.train import simulate_with_champion
+
+    try:
+        seed_list = tuple(int(seed) for seed in seeds.split(","))
+    except ValueError:
+        fail(f"--seeds must be whole numbers separated by commas, got '{seeds}'")
+    summary, metrics = simulate_with_champion(ShopPaths(shop_dir), days, seed_list)
+    table = summary.groupby("policy")[
+        ["profit", "revenue", "units", "stockout_item_days", "leftover_stock_units", "profit_share_of_oracle"]
+    ].mean()
+    for policy, row in table.iterrows():
+        say(
+            f"  {policy:<9} profit {row['profit']:>12,.0f}  revenue {row['revenue']:>12,.0f}  units {row['units']:>8,.0f}  "
+            f"stock-out item-days {row['stockout_item_days']:>6,.0f}  leftover {row['leftover_stock_units']:>7,.0f}  "
+            f"{row['profit_share_of_oracle']:.1%} of oracle"
+        )
+    say(f"wrote run {metrics['run_id']} in the storewise-pricing experiment")
+
+
+def register(root: typer.Typer) -> None:
+    """The verbs of this step that sit at the top level."""
+    root.command("evaluate")(evaluate_command)
+    root.command("simulate")(simulate_command)

@@ -1,0 +1,113 @@
+"""The fitted pricing model: per item, what the policy needs to price it now.
+
+Elasticity with its interval and evidence, the expected daily units at the reference
+price (the fitted base rate times the item's recent exposure), the price in force at the
+end of the data, current stock, cost, list price and the week-on-month demand change.
+`train pricing` builds it (`training/pricing/build.py`), logs and registers it; the service
+loads it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from inference.pricing.policy import decide_arrays
+from storewise import columns as c
+from storewise.columns import ELASTICITY, EVIDENCE, HIGH, LOW, REFERENCE_PRICE
+from storewise.settings import PricingSettings
+
+
+@dataclass
+class PricingModel:
+    items: pd.DataFrame
+    settings: PricingSettings
+    currency: str
+    exposure: str
+    info: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.items = self.items.reset_index(drop=True)
+        # a dict: pricing a request's few items is a hot path, and pandas .loc costs more than the pricing
+        self.position = {item: index for index, item in enumerate(self.items[c.ITEM_ID].astype(str))}
+        self.arrays = {
+            "item_id": self.items[c.ITEM_ID].astype(str).to_numpy(),
+            "current_price": self.items["current_price"].to_numpy(float),
+            "list_price": self.items[c.LIST_PRICE].to_numpy(float),
+            "unit_cost": self.items[c.UNIT_COST].to_numpy(float),
+            "stock": self.items[c.STOCK].to_numpy(float),
+            "elasticity": self.items[ELASTICITY].to_numpy(float),
+            "low_90": self.items[LOW].to_numpy(float),
+            "high_90": self.items[HIGH].to_numpy(float),
+            "item_evidence": (self.items[EVIDENCE] == "item").to_numpy(),
+            "reference_price": self.items[REFERENCE_PRICE].to_numpy(float),
+            "daily_units_at_reference": self.items["daily_units_at_reference"].to_numpy(float),
+            "demand_change": self.items["demand_change"].to_numpy(float),
+        }
+
+    def knows(self, item_id: str) -> bool:
+        return item_id in self.position
+
+    def states(self, positions: np.ndarray, **overrides: np.ndarray) -> dict[str, np.ndarray]:
+        a = self.arrays
+        state = {
+            name: a[name][positions]
+            for name in (
+                "item_id",
+                "current_price",
+                "list_price",
+                "unit_cost",
+                "stock",
+                "elasticity",
+                "low_90",
+                "high_90",
+                "item_evidence",
+                "demand_change",
+            )
+        }
+        state.update(overrides)
+        ratio = state["current_price"] / a["reference_price"][positions]
+        state["daily_units"] = overrides.get(
+            "daily_units", a["daily_units_at_reference"][positions] * ratio ** state["elasticity"]
+        )
+        return state
+
+    @cached_property
+    def decided(self) -> dict[str, np.ndarray]:
+        """Every item's base price now, with its reason. The policy's inputs are fixed for a
+        model, so it decides once; the service prices every recommended item of every request."""
+        return decide_arrays(
+            self.states(np.arange(len(self.items), dtype=np.int64)), self.settings, self.currency
+        )
+
+    def price(self, item_ids: list[str]) -> dict[str, np.ndarray]:
+        """Base prices now for these items (the same whoever asks)."""
+        positions = np.array([self.position[item] for item in item_ids], dtype=np.int64)
+        return {name: values[positions] for name, values in self.decided.items()}
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.items.to_parquet(directory / "items.parquet", index=False)
+        meta = {
+            "settings": self.settings.model_dump(mode="json"),
+            "currency": self.currency,
+            "exposure": self.exposure,
+            "info": self.info,
+        }
+        (directory / "pricing.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> PricingModel:
+        meta = json.loads((directory / "pricing.json").read_text(encoding="utf-8"))
+        return cls(
+            pd.read_parquet(directory / "items.parquet"),
+            PricingSettings.model_validate(meta["settings"]),
+            meta["currency"],
+            meta["exposure"],
+            meta["info"],
+        )

@@ -1,0 +1,395 @@
+"""The hybrid recommender as it is loaded to answer: precomputed arrays and their scoring.
+
+Training fits it (`training/recommender/hybrid.py`) and writes it into the bundle; the
+service and the batch CLI load it from there and score with NumPy alone.
+
+It holds precomputed arrays only (LightFM user and item representations, item-item
+matrices, customers' histories, popularity vectors) and blends components by rank:
+each component's top `candidates` items score 1 / (rank + offset), and the blend is a
+weighted sum of those, with weights per protocol tuned on the validation weeks. Rank
+blending makes components on different scales comparable and is cheap: a partial sort
+per component, no per-item Python loop.
+
+Components (name: what scores item i for customer u):
+- lightfm: LightFM's u·i + bias, with customer and item features;
+- ease / ease_recent: EASE on bought/not-bought, times the customer's purchases (all,
+  or weighted towards recent ones);
+- ease_weights: EASE on interaction weights (views, carts, purchases), times the
+  customer's interaction weights;
+- bm25 / bm25_recent: BM25 item-kNN (implicit) on purchase counts, times counts (all,
+  or recent);
+- buy_again: the customer's own purchases, decayed by age;
+- trending, recent_buyers, popularity: what sells lately (buyers decayed by a short
+  half-life, or counted over the last weeks) and overall (the same for everyone).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+# component -> (item-item matrix, history); None for components that are not item-item
+ITEM_ITEM = {
+    "ease": ("ease", "binary"),
+    "ease_recent": ("ease", "recent"),
+    "ease_weights": ("ease_weights", "weights"),
+    "bm25": ("bm25", "counts"),
+    "bm25_recent": ("bm25", "recent"),
+}
+VECTORS = ("trending", "recent_buyers", "popularity")
+COMPONENTS = ("lightfm", *ITEM_ITEM, "buy_again", *VECTORS)
+TIE_BREAK = 1e-7  # popularity's weight in every blend: orders items the components leave tied
+DENSE_ITEM_ITEM_LIMIT = 5_000  # 5,000 items: a 100 MB dense float32 matrix
+
+
+def _row(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
+    start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+    return matrix.indices[start:stop], matrix.data[start:stop]
+
+
+def _weighted_rows(
+    matrix: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """weights · matrix[rows] as (columns, values): the sparse product for one customer."""
+    if not len(rows):
+        return np.zeros(0, np.int32), np.zeros(0, np.float32)
+    starts, stops = matrix.indptr[rows], matrix.indptr[rows + 1]
+    columns = np.concatenate([matrix.indices[a:b] for a, b in zip(starts, stops, strict=True)])
+    values = np.concatenate([matrix.data[a:b] * w for a, b, w in zip(starts, stops, weights, strict=True)])
+    unique, inverse = np.unique(columns, return_inverse=True)
+    return unique, np.bincount(inverse, weights=values, minlength=len(unique)).astype(np.float32)
+
+
+@dataclass
+class HybridModel:
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    user_embedding: np.ndarray
+    item_embedding: np.ndarray
+    item_bias: np.ndarray
+    item_feature_embedding: np.ndarray  # per item-feature column (for items placed by features alone)
+    item_feature_bias: np.ndarray
+    item_feature_names: list[str]
+    similarity: dict[str, sp.csr_matrix]
+    histories: dict[str, sp.csr_matrix]
+    vectors: dict[str, np.ndarray]
+    blends: dict[str, dict[str, float]] = field(default_factory=dict)
+    candidates: int = 200
+    rank_offset: float = 20.0
+    info: dict[str, Any] = field(default_factory=dict)
+    # each customer's LightFM top `candidates` items, best first (see precompute_lightfm_top)
+    lightfm_top: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.user_index = pd.Series(np.arange(len(self.user_ids)), index=self.user_ids)
+        self.item_index = pd.Series(np.arange(len(self.item_ids)), index=self.item_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def available(self) -> list[str]:
+        names = ["lightfm", "buy_again", *VECTORS]
+        names += [name for name, (matrix, _) in ITEM_ITEM.items() if matrix in self.similarity]
+        return [name for name in COMPONENTS if name in names]
+
+    # -- scoring ----------------------------------------------------------------------
+
+    def component_scores(self, name: str, users: np.ndarray) -> np.ndarray:
+        scores = self._raw_scores(name, users)
+        return scores.toarray() if isinstance(scores, sp.csr_matrix) else np.asarray(scores)
+
+    def _raw_scores(self, name: str, users: np.ndarray) -> np.ndarray | sp.csr_matrix:
+        """Scores as computed: sparse where the component is (histories, item-item products
+        on catalogues too large for a dense matrix), dense otherwise."""
+        if name == "lightfm":
+            return self.user_embedding[users] @ self.item_embedding.T + self.item_bias
+        if name == "buy_again":
+            return sp.csr_matrix(self.histories["repeat"][users])
+        if name in VECTORS:
+            return np.broadcast_to(self.vectors[name], (len(users), self.n_items))
+        matrix, history = ITEM_ITEM[name]
+        product = self.histories[history][users] @ self.item_item(matrix)
+        return sp.csr_matrix(product) if sp.issparse(product) else np.asarray(product)
+
+    def component_ranks(self, name: str, users: np.ndarray) -> np.ndarray | sp.csr_matrix:
+        """`rank_scores` of a component, computed the cheap way: once for the components that
+        are the same for everyone, over the stored entries only for sparse ones (a customer
+        with five purchases has a few hundred co-purchased items, not 20,000)."""
+        if name in VECTORS:
+            cache = self.__dict__.setdefault("_vector_ranks", {})
+            if name not in cache:
+                cache[name] = self.rank_scores(self.vectors[name][None, :].astype(np.float32))[0]
+            return np.broadcast_to(cache[name], (len(users), self.n_items))
+        rows = self._sparse_rows(name, users)
+        if rows is None:
+            scores = np.asarray(self._raw_scores(name, users), np.float32)
+            return self.rank_scores(scores, positive_only=name != "lightfm")
+        ranked = [self._rank_row(columns, values) for columns, values in rows]
+        lengths = [len(columns) for columns, _ in ranked]
+        return sp.csr_matrix(
+            (
+                np.concatenate([np.zeros(0, np.float32), *(values for _, values in ranked)]),
+                np.concatenate([np.zeros(0, np.int32), *(columns for columns, _ in ranked)]),
+                np.concatenate([[0], np.cumsum(lengths)]),
+            ),
+            shape=(len(users), self.n_items),
+        )
+
+    def _sparse_rows(self, name: str, users: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Each customer's stored (item, score) entries for a sparse component, or None for a
+        dense one. For one customer (a service request) the item-item product is a few rows
+        of the matrix added up in NumPy: scipy's per-call overhead would cost more."""
+        if name == "buy_again":
+            history = self.histories["repeat"]
+            return [_row(history, int(user)) for user in users]
+        if name not in ITEM_ITEM:
+            return None
+        matrix_name, history_name = ITEM_ITEM[name]
+        matrix = self.item_item(matrix_name)
+        if not isinstance(matrix, sp.csr_matrix):
+            return None
+        if len(users) == 1:
+            items, weights = _row(self.histories[history_name], int(users[0]))
+            return [_weighted_rows(matrix, items, weights)]
+        product = sp.csr_matrix(self.histories[history_name][users] @ matrix)
+        return [_row(product, row) for row in range(len(users))]
+
+    def _rank_row(self, columns: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`rank_scores(positive_only=True)` of one sparse row: only stored positive entries
+        can score, so only they are ranked. Ties go to the lower item index."""
+        positive = values > 0
+        columns, values = columns[positive], values[positive]
+        if len(values) > self.candidates:
+            keep = np.argpartition(-values, self.candidates - 1)[: self.candidates]
+            columns, values = columns[keep], values[keep]
+        order = np.lexsort((columns, -values))
+        return columns[order].astype(np.int32), self._rank_values(len(order))
+
+    def item_item(self, name: str) -> np.ndarray | sp.csr_matrix:
+        """The item-item matrix, dense for catalogues small enough (a sparse history times a
+        dense matrix is several times faster), else sparse."""
+        cache = self.__dict__.setdefault("_dense", {})
+        if name not in cache:
+            matrix = self.similarity[name]
+            cache[name] = matrix.toarray() if self.n_items <= DENSE_ITEM_ITEM_LIMIT else matrix
+        return cache[name]
+
+    def rank_scores(self, scores: np.ndarray, positive_only: bool = True) -> np.ndarray:
+        """1 / (rank + offset) for each row's top candidates, 0 elsewhere. With
+        `positive_only` (every component but LightFM, whose scores are relative), an item
+        without positive support (no co-purchase with the history, never bought) gets
+        nothing, however high it would rank among the rest."""
+        ranked, values = self._top_ranks(scores, positive_only)
+        out = np.zeros(scores.shape, np.float32)
+        out[np.arange(scores.shape[0])[:, None], ranked] = values
+        return out
+
+    def _top_ranks(self, scores: np.ndarray, positive_only: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's top candidates (item columns, best first) and their rank scores."""
+        top = min(self.candidates, scores.shape[1])
+        part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        order = np.argsort(-part_scores, axis=1, kind="stable")
+        ranked = np.take_along_axis(part, order, axis=1)
+        value = self._rank_values(top)
+        if not positive_only:
+            return ranked, np.broadcast_to(value, ranked.shape)
+        return ranked, np.where(np.take_along_axis(part_scores, order, axis=1) > 0, value, np.float32(0))
+
+    def shared_blend(self, weights: dict[str, float]) -> np.ndarray:
+        """The part of a blend that is the same for every customer (the weighted ranks of
+        trending, recent buyers and popularity, and the tie-break), computed once."""
+        return self._shared(weights)[0]
+
+    def _shared(self, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """The shared part of a blend and a mask of the items it ranks, cached per blend."""
+        key = tuple(sorted((name, weight) for name, weight in weights.items() if weight and name in VECTORS))
+        cache = self.__dict__.setdefault("_shared_blends", {})
+        if key not in cache:
+            popularity = self.vectors["popularity"]
+            ranks = np.zeros(self.n_items, np.float32)
+            for name, weight in key:
+                ranks += weight * np.asarray(self.component_ranks(name, np.zeros(1, np.int64))[0])
+            # a tiny popularity tie-break, so equal blends order by what sells
+            shared = ranks + (TIE_BREAK * popularity / max(float(popularity.max()), 1.0)).astype(np.float32)
+            shared.setflags(write=False)
+            support = ranks > 0
+            support.setflags(write=False)
+            cache[key] = (shared, support)
+        return cache[key]
+
+    def precompute_lightfm_top(self, batch: int = 1024) -> None:
+        """Each customer's LightFM top candidates, computed once when the model is built:
+        answering one customer then reads 200 item ids instead of multiplying and
+        partially sorting 20,000 item vectors, which on a busy server (caches shared with
+        other processes) was the largest part of a request."""
+        top = min(self.candidates, self.n_items)
+        ranked = np.empty((len(self.user_ids), top), np.uint16 if self.n_items < 2**16 else np.int32)
+        for start in range(0, len(self.user_ids), batch):
+            users = np.arange(start, min(start + batch, len(self.user_ids)))
+            scores = np.asarray(self._raw_scores("lightfm", users), np.float32)
+            ranked[users] = self._top_ranks(scores, positive_only=False)[0]
+        self.lightfm_top = ranked
+
+    def blend_candidates(self, user: int, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """One customer's blend on the items some component ranks (sorted item columns and
+        their scores). Every other item scores the tie-break alone, below any ranked item
+        with a positive weight, so a customer's top k lies here whenever enough of these
+        are allowed; a service request then scores a few hundred items, not 20,000."""
+        shared, support = self._shared(weights)
+        total, ranked_anywhere = shared.copy(), support.copy()
+        for name, weight in weights.items():
+            if weight and name not in VECTORS:
+                ranked, values = self._ranked_rows(name, np.array([user]))[0]
+                total[ranked] += weight * values
+                ranked_anywhere[ranked] = True
+        columns = np.flatnonzero(ranked_anywhere)
+        return columns, total[columns]
+
+    def blend_scores(self, users: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+        total = np.tile(self.shared_blend(weights), (len(users), 1))
+        for name, weight in weights.items():
+            if weight and name not in VECTORS:
+                for row, (ranked, values) in enumerate(self._ranked_rows(name, users)):
+                    total[row, ranked] += weight * values
+        return total
+
+    def _ranked_rows(self, name: str, users: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each customer's ranked items for a component that differs by customer (item
+        columns, best first, and their rank scores): LightFM's precomputed top where the
+        model has it, sparse components over their stored entries, the rest from scores."""
+        if name == "lightfm" and self.lightfm_top is not None:
+            value = self._rank_values(self.lightfm_top.shape[1])
+            return [(self.lightfm_top[user].astype(np.int64), value) for user in users]
+        sparse = self._sparse_rows(name, users)
+        if sparse is not None:
+            return [self._rank_row(columns, values) for columns, values in sparse]
+        scores = np.asarray(self._raw_scores(name, users), np.float32)
+        ranked, values = self._top_ranks(scores, positive_only=name != "lightfm")
+        return list(zip(ranked, values, strict=True))
+
+    def _rank_values(self, count: int) -> np.ndarray:
+        """1 / (rank + offset) for ranks 0 .. count - 1."""
+        return (1.0 / (np.arange(count) + self.rank_offset)).astype(np.float32)
+
+    # -- serving helpers --------------------------------------------------------------
+
+    def item_vectors_normalized(self) -> np.ndarray:
+        if "normalized_items" not in self.__dict__:
+            norms = np.linalg.norm(self.item_embedding, axis=1, keepdims=True)
+            norms[norms == 0] = 1
+            self.__dict__["normalized_items"] = (self.item_embedding / norms).astype(np.float32)
+        return self.__dict__["normalized_items"]
+
+    def similar_scores(self, items: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Similarity of every item to a set of items: LightFM embedding cosine blended by
+        rank with co-purchase (EASE where present, else BM25)."""
+        # float32 like the vectors: a float64 weight would convert all 20,000 vectors per call
+        weights = np.ones(len(items), np.float32) if weights is None else np.asarray(weights, np.float32)
+        vectors = self.item_vectors_normalized()
+        embedding = (weights @ vectors[items]) @ vectors.T
+        matrix = self.similarity.get("ease") if "ease" in self.similarity else self.similarity.get("bm25")
+        parts = [self.rank_scores(embedding[None, :].astype(np.float32), positive_only=False)]
+        if matrix is not None:
+            co = np.asarray(sp.csr_matrix(weights.reshape(1, -1)) @ matrix[items].toarray()).ravel()
+            if co.max() > 0:
+                parts.append(self.rank_scores(co[None, :].astype(np.float32)))
+        total = np.sum(parts, axis=0)[0]
+        total[items] = -np.inf
+        return total
+
+    def complement_scores(self, cart: np.ndarray) -> np.ndarray:
+        """Items bought with the cart's items: co-purchase first (BM25 or EASE), the
+        embedding only to order what co-purchase leaves tied."""
+        matrix = self.similarity.get("bm25") if "bm25" in self.similarity else self.similarity.get("ease")
+        co = np.zeros(self.n_items, np.float32)
+        if matrix is not None:
+            co = np.asarray(matrix[cart].sum(axis=0)).ravel().astype(np.float32)
+        embedding = self.similar_scores(cart)
+        embedding[cart] = 0
+        total = (
+            self.rank_scores(co[None, :])[0] * 2
+            + self.rank_scores(embedding[None, :], positive_only=False)[0] * 0.5
+        )
+        total[cart] = -np.inf
+        return total
+
+    def feature_representation(self, feature_names: list[str]) -> tuple[np.ndarray, float]:
+        """A new item's LightFM representation from its features alone (unknown features
+        are ignored), normalized like the training rows."""
+        index = {name: i for i, name in enumerate(self.item_feature_names)}
+        known = [index[name] for name in feature_names if name in index]
+        if not known:
+            return np.zeros(self.item_embedding.shape[1], np.float32), 0.0
+        weight = 1.0 / len(known)
+        return self.item_feature_embedding[known].sum(axis=0) * weight, float(
+            self.item_feature_bias[known].sum() * weight
+        )
+
+    # -- persistence ------------------------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            "user_ids": self.user_ids.astype(str),
+            "item_ids": self.item_ids.astype(str),
+            "user_embedding": self.user_embedding,
+            "item_embedding": self.item_embedding,
+            "item_bias": self.item_bias,
+            "item_feature_embedding": self.item_feature_embedding,
+            "item_feature_bias": self.item_feature_bias,
+            **{f"vector_{name}": vector for name, vector in self.vectors.items()},
+        }
+        np.savez_compressed(directory / "arrays.npz", **arrays)  # type: ignore[arg-type]
+        if self.lightfm_top is not None:  # uncompressed: item ids compress poorly, and it loads at once
+            np.save(directory / "lightfm_top.npy", self.lightfm_top)
+        for kind, matrices in (("similarity", self.similarity), ("history", self.histories)):
+            for name, matrix in matrices.items():
+                sp.save_npz(directory / f"{kind}_{name}.npz", matrix.tocsr())
+        meta = {
+            "item_feature_names": self.item_feature_names,
+            "blends": self.blends,
+            "candidates": self.candidates,
+            "rank_offset": self.rank_offset,
+            "similarity": sorted(self.similarity),
+            "histories": sorted(self.histories),
+            "vectors": sorted(self.vectors),
+            "info": self.info,
+        }
+        (directory / "model.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> HybridModel:
+        meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
+        with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
+            data = {name: arrays[name] for name in arrays.files}
+        return cls(
+            user_ids=data["user_ids"].astype(object),
+            item_ids=data["item_ids"].astype(object),
+            user_embedding=data["user_embedding"],
+            item_embedding=data["item_embedding"],
+            item_bias=data["item_bias"],
+            item_feature_embedding=data["item_feature_embedding"],
+            item_feature_bias=data["item_feature_bias"],
+            item_feature_names=meta["item_feature_names"],
+            similarity={
+                name: sp.load_npz(directory / f"similarity_{name}.npz").tocsr() for name in meta["similarity"]
+            },
+            histories={
+                name: sp.load_npz(directory / f"history_{name}.npz").tocsr() for name in meta["histories"]
+            },
+            vectors={name: data[f"vector_{name}"] for name in meta["vectors"]},
+            blends=meta["blends"],
+            candidates=meta["candidates"],
+            rank_offset=meta["rank_offset"],
+            info=meta["info"],
+            lightfm_top=np.load(top) if (top := directory / "lightfm_top.npy").exists() else None,
+        )

@@ -1,3 +1,0 @@
-from storewise.cli import main
-
-main()

@@ -1,0 +1,140 @@
+"""What one recommender training run works from: the shop's tables and features, read once,
+the typed settings, and how each model of the run is made from them (the data at a cutoff,
+the evaluation protocols, LightFM, the hybrid, the peers)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.pipeline import Outputs, fresh_manifest, load_output
+from inference.recommender.scoring import HybridModel
+from intake.tables import read_tables
+from storewise import columns as c
+from storewise.config import CONFIG_DIR
+from storewise.settings import (
+    BusinessRules,
+    RecommenderSettings,
+    load_business_rules,
+    load_recommender_settings,
+)
+from storewise.shop import ShopPaths
+from training.recommender import models as m
+from training.recommender.data import TrainData, Truth, build_train_data
+from training.recommender.evaluate import PROTOCOLS, Protocol, evaluate, make_protocol
+from training.recommender.hybrid import fit_hybrid
+from training.recommender.outcome import PRIMARY_METRIC
+
+log = logging.getLogger(__name__)
+
+
+def peers(n_items: int, settings: RecommenderSettings) -> list[m.Recommender]:
+    """Baselines and the peers a data scientist would try, each with counts and bought/not-bought."""
+    components = settings.components
+    models: list[m.Recommender] = [
+        m.Popularity(),
+        m.Popularity(trending=True),
+        m.Cooccurrence(settings.peers.cooccurrence_neighbours),
+        m.BuyAgain(),
+    ]
+    with_ease = m.Ease.fits(n_items, components)
+    if not with_ease:
+        log.warning(
+            "EASE peers left out: %s items is above components.max_ease_items (%s)",
+            f"{n_items:,}",
+            f"{components.max_ease_items:,}",
+        )
+    for binary in (True, False):
+        suffix = "binary" if binary else "counts"
+        variants: list[m.Recommender] = [
+            m.ItemKnnBm25(components, source="purchases", binary=binary),
+            m.Als(settings.peers.als, components.threads, source="purchases", binary=binary),
+        ]
+        if with_ease:
+            variants.append(m.Ease(components, "purchases", binary=binary))
+        for model in variants:
+            model.name = f"{model.name}_{suffix}"
+            models.append(model)
+    return models
+
+
+def one_time_mask(data: TrainData, products: pd.DataFrame, rules: BusinessRules) -> np.ndarray:
+    categories = products.set_index(c.ITEM_ID)[c.CATEGORY].reindex(data.item_ids).fillna("").to_numpy()
+    return np.isin(categories, list(rules.one_time_categories))
+
+
+class Trainer:
+    def __init__(
+        self, shop: ShopPaths, config_dir: Path = CONFIG_DIR, evaluation: dict[str, Any] | None = None
+    ) -> None:
+        self.shop = shop
+        settings = load_recommender_settings(config_dir)
+        if evaluation:
+            # validated like the file: a CLI override out of range fails the same way
+            settings = RecommenderSettings.model_validate(
+                {
+                    **settings.model_dump(by_alias=True),
+                    "evaluation": {**settings.evaluation.model_dump(), **evaluation},
+                }
+            )
+        self.settings = settings
+        self.rules = load_business_rules(config_dir)
+        self.config_dir = config_dir
+        manifest = fresh_manifest(shop, config_dir)
+        self.data_hash = str(manifest["input_hash"])
+        self.tables = read_tables(shop)
+        self.item_features = load_output(shop, Outputs.ITEM_FEATURES)
+        self.customer_features = load_output(shop, Outputs.CUSTOMER_FEATURES)
+        self.orders = self.tables[c.ORDERS]
+        self.seconds: dict[str, float] = {}
+
+    def data_at(self, cutoff: pd.Timestamp) -> TrainData:
+        evaluation, components = self.settings.evaluation, self.settings.components
+        return build_train_data(
+            self.tables,
+            self.item_features,
+            self.settings.interactions,
+            cutoff,
+            trending_days=evaluation.trending_days,
+            repeat_half_life_days=components.repeat_half_life_days,
+        )
+
+    def protocols(self, data: TrainData) -> dict[str, Protocol]:
+        mask = one_time_mask(data, self.tables[c.PRODUCTS], self.rules)
+        return {name: make_protocol(name, data, mask) for name in PROTOCOLS}
+
+    def lightfm(self, epochs: int, overrides: dict[str, Any] | None = None) -> m.LightFmHybrid:
+        """LightFM with the configured settings, `overrides` (a search trial) applied."""
+        settings = self.settings.lightfm
+        if overrides:
+            settings = type(settings).model_validate({**settings.model_dump(), **overrides})
+        return m.LightFmHybrid(settings, epochs)
+
+    def hybrid(self, data: TrainData, lightfm: m.LightFmHybrid) -> HybridModel:
+        model = fit_hybrid(data, self.orders, lightfm, self.settings.components)
+        model.candidates, model.rank_offset = self.settings.blend.candidates, self.settings.blend.rank_offset
+        return model
+
+    def early_stopping(
+        self, data: TrainData, truth: Truth, protocol: Protocol, overrides: dict[str, Any] | None = None
+    ) -> tuple[int, float, list[tuple[int, float]]]:
+        """LightFM trained epoch by epoch until validation NDCG@10 stops improving for
+        `patience` epochs: (best epoch, its value, the learning curve)."""
+        settings = self.settings.lightfm
+        curve: list[tuple[int, float]] = []
+        best = (0, -1.0)
+
+        def on_epoch(epoch: int, model: m.LightFmHybrid) -> bool:
+            nonlocal best
+            value = evaluate(model, data, truth, protocol)[PRIMARY_METRIC]
+            curve.append((epoch, value))
+            if value > best[1]:
+                best = (epoch, value)
+            return epoch - best[0] >= settings.patience
+
+        self.lightfm(settings.max_epochs, overrides).fit(data, on_epoch=on_epoch)
+        return best[0], best[1], curve
