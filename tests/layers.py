@@ -15,7 +15,17 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("storewise", "intake", "features", "inference", "training", "reports", "privacy", "cli", "serving")
+PACKAGES = (
+    "storewise",
+    "intake",
+    "features",
+    "inference",
+    "training",
+    "reports",
+    "privacy",
+    "cli",
+    "serving",
+)
 # what each package may import (besides itself); anything else is a violation
 ALLOWED = {
     "storewise": set(),
@@ -124,14 +134,18 @@ def layer_violations(edges: dict[str, set[str]]) -> list[str]:
         for target in sorted(targets):
             other = target.split(".")[0]
             if other != package and other not in ALLOWED[package]:
-                problems.append(f"{source} imports {target}: {package} may import only {sorted(ALLOWED[package])}")
+                problems.append(
+                    f"{source} imports {target}: {package} may import only {sorted(ALLOWED[package])}"
+                )
     return problems
 
 
 def problems() -> list[str]:
     edges = graph()
     found = [f"import cycle between modules: {' <-> '.join(cycle)}" for cycle in cycles(edges)]
-    found += [f"import cycle between packages: {' <-> '.join(cycle)}" for cycle in cycles(package_edges(edges))]
+    found += [
+        f"import cycle between packages: {' <-> '.join(cycle)}" for cycle in cycles(package_edges(edges))
+    ]
     return found + layer_violations(edges)
 
 

@@ -5,10 +5,23 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from storewise.shop import ShopPaths
+
+
+@dataclass(frozen=True)
+class TrainedShop:
+    """A shop with its models trained and promoted in `tracking_uri` (tests/serving/conftest.py)."""
+
+    root: Path
+    shop: ShopPaths
+    config: Path
+    tracking_uri: str
 
 
 def free_port() -> int:

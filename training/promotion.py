@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlflow import MlflowClient
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from inference.registry import CHAMPION, champion_version, configure
@@ -58,7 +59,35 @@ def _version(client: MlflowClient, name: str, version: str | None) -> tuple[str,
         raise RegistryError(f"'{name}' version {version} not found ({error.error_code})") from None
 
 
+def judge(
+    gate: GateSpec, candidate: Run, value: float, champion: Run | None, current: str | None
+) -> tuple[bool, str]:
+    """The gate's verdict on a candidate run, without side effects: (promote?, reason)."""
+    primary = candidate.data.tags.get("primary_protocol", "")
+    if candidate.data.tags.get(gate.baseline_tag.format(primary=primary)) != "true":
+        best = candidate.data.tags.get(
+            f"best_other.{primary}", candidate.data.tags.get("best_other", "a baseline")
+        )
+        return False, f"does not beat its baselines ({gate.metric} {value:.4f} vs {best})"
+    if champion is None:
+        return True, f"first champion: {gate.metric} {value:.4f}, beats its baselines"
+    same_data = champion.data.tags.get("data_hash") == candidate.data.tags.get("data_hash")
+    same_split = champion.data.tags.get("split") == candidate.data.tags.get("split")
+    if not (same_data and same_split):
+        return True, (
+            f"champion v{current} was evaluated on other data or another split, so it cannot be compared; "
+            f"promoted because it beats its baselines ({gate.metric} {value:.4f})"
+        )
+    champion_value = champion.data.metrics.get(gate.metric, float("-inf"))
+    verb = "beats" if value > champion_value else "does not beat"
+    return value > champion_value, (
+        f"{gate.metric} {value:.4f} {verb} champion v{current} ({champion_value:.4f}) on the same split and data"
+    )
+
+
 def promote(name: str, version: str | None = None, *, force: bool = False) -> Decision:
+    """Give `version` (default: the newest) the champion alias if the gate lets it, or
+    unconditionally with `force` (recorded as a tag on the version)."""
     client = configure()
     if name not in GATES:
         raise RegistryError(f"unknown model '{name}'; use one of {', '.join(GATES)}")
@@ -71,46 +100,18 @@ def promote(name: str, version: str | None = None, *, force: bool = False) -> De
     value = candidate.data.metrics.get(gate.metric)
     if value is None:
         raise RegistryError(f"run {run_id} has no metric '{gate.metric}'")
-
-    def accept(reason: str) -> Decision:
+    if force:
+        accepted, reason = True, f"forced (--force): {gate.metric} {value:.4f}"
+    else:
+        champion = (
+            client.get_run(str(client.get_model_version(name, current).run_id))
+            if current is not None
+            else None
+        )
+        accepted, reason = judge(gate, candidate, value, champion, current)
+    if accepted:
         client.set_registered_model_alias(name, CHAMPION, candidate_version)
         client.set_model_version_tag(name, candidate_version, "promotion", reason)
         if force:
             client.set_model_version_tag(name, candidate_version, "promoted_with_force", "true")
-        return Decision(True, candidate_version, reason, current)
-
-    if force:
-        return accept(f"forced (--force): {gate.metric} {value:.4f}")
-    primary = candidate.data.tags.get("primary_protocol", "")
-    beats = candidate.data.tags.get(gate.baseline_tag.format(primary=primary))
-    if beats != "true":
-        best = candidate.data.tags.get(
-            f"best_other.{primary}", candidate.data.tags.get("best_other", "a baseline")
-        )
-        return Decision(
-            False,
-            candidate_version,
-            f"does not beat its baselines ({gate.metric} {value:.4f} vs {best})",
-            current,
-        )
-    if current is None:
-        return accept(f"first champion: {gate.metric} {value:.4f}, beats its baselines")
-    champion_run = client.get_run(str(client.get_model_version(name, current).run_id))
-    same_data = champion_run.data.tags.get("data_hash") == candidate.data.tags.get("data_hash")
-    same_split = champion_run.data.tags.get("split") == candidate.data.tags.get("split")
-    champion_value = champion_run.data.metrics.get(gate.metric, float("-inf"))
-    if same_data and same_split:
-        if value > champion_value:
-            return accept(
-                f"{gate.metric} {value:.4f} beats champion v{current} ({champion_value:.4f}) on the same split and data"
-            )
-        return Decision(
-            False,
-            candidate_version,
-            f"{gate.metric} {value:.4f} does not beat champion v{current} ({champion_value:.4f}) on the same split and data",
-            current,
-        )
-    return accept(
-        f"champion v{current} was evaluated on other data or another split, so it cannot be compared; "
-        f"promoted because it beats its baselines ({gate.metric} {value:.4f})"
-    )
+    return Decision(accepted, candidate_version, reason, current)

@@ -4,6 +4,7 @@ lives in `inference/recommender/scoring.py`, which the service loads)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,11 +21,22 @@ log = logging.getLogger(__name__)
 
 
 class BlendView(Recommender):
-    """The hybrid's blend for one protocol, evaluated like any other recommender."""
+    """The hybrid's blend for one protocol, evaluated like any other recommender; saved and
+    loaded as the hybrid itself (`HybridModel.save`)."""
 
     def __init__(self, model: HybridModel, protocol: str) -> None:
         self.model, self.protocol = model, protocol
         self.name = "hybrid"
+
+    def save(self, directory: Path) -> None:
+        self.model.save(directory / "hybrid")
+        (directory / "protocol.txt").write_text(self.protocol, encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> BlendView:
+        return cls(
+            HybridModel.load(directory / "hybrid"), (directory / "protocol.txt").read_text(encoding="utf-8")
+        )
 
     def fit(self, data: TrainData) -> BlendView:
         return self

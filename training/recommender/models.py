@@ -13,9 +13,11 @@ counts): no default lives here, so a model never runs on a value the config does
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,7 +27,12 @@ from training.recommender.data import TrainData
 
 
 class Recommender(ABC):
+    """`fit` learns from a TrainData; `score(users)` is a users x items array, higher is
+    better; `save` and `load` keep what `score` needs (the arrays named in `state`) and the
+    model's settings, so a saved model scores exactly as the fitted one."""
+
     name: str = "model"
+    state: tuple[str, ...] = ()
 
     @abstractmethod
     def fit(self, data: TrainData) -> Recommender: ...
@@ -35,6 +42,36 @@ class Recommender(ABC):
 
     def params(self) -> dict[str, Any]:
         return {}
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        settings = {
+            key: value
+            for key, value in vars(self).items()
+            if key not in self.state and isinstance(value, str | int | float | bool)
+        }
+        (directory / "recommender.json").write_text(
+            json.dumps({"class": type(self).__name__, "settings": settings}), encoding="utf-8"
+        )
+        for key in self.state:
+            value = getattr(self, key)
+            if sp.issparse(value):
+                sp.save_npz(directory / f"{key}.npz", sp.csr_matrix(value))
+            else:
+                np.save(directory / f"{key}.npy", np.asarray(value), allow_pickle=False)
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        meta = json.loads((directory / "recommender.json").read_text(encoding="utf-8"))
+        if meta["class"] != cls.__name__:
+            raise ValueError(f"{directory} holds a {meta['class']}, not a {cls.__name__}")
+        model = cls.__new__(cls)
+        vars(model).update(meta["settings"])
+        for key in cls.state:
+            sparse = directory / f"{key}.npz"
+            value = sp.load_npz(sparse).tocsr() if sparse.exists() else np.load(directory / f"{key}.npy")
+            setattr(model, key, value)
+        return model
 
 
 def keep_top_neighbours(similarity: np.ndarray | sp.spmatrix, neighbours: int) -> sp.csr_matrix:
@@ -81,6 +118,8 @@ def binarize(matrix: sp.csr_matrix) -> sp.csr_matrix:
 class Popularity(Recommender):
     """Items by distinct buyers; `trending` counts only the last weeks before the cutoff."""
 
+    state = ("vector",)
+
     def __init__(self, trending: bool = False) -> None:
         self.trending = trending
         self.name = "trending" if trending else "popularity"
@@ -99,6 +138,7 @@ class BuyAgain(Recommender):
     """The customer's own purchases, most and most recently bought first, then popularity."""
 
     name = "buy_again"
+    state = ("repeat", "fallback")
 
     def fit(self, data: TrainData) -> BuyAgain:
         self.repeat = data.repeat_score
@@ -111,6 +151,8 @@ class BuyAgain(Recommender):
 
 class ItemItem(Recommender):
     """Score = the user's history times an item-item matrix. Subclasses make the matrix."""
+
+    state = ("user_items", "similarity")
 
     def __init__(self, source: str = "weights", binary: bool = False) -> None:
         self.source = source
@@ -214,6 +256,7 @@ class Als(Recommender):
     """implicit's alternating least squares on confidence-weighted implicit feedback."""
 
     name = "als"
+    state = ("user_factors", "item_factors")
 
     def __init__(
         self, settings: AlsSettings, threads: int, source: str = "purchases", binary: bool = False
@@ -265,6 +308,7 @@ class LightFmHybrid(Recommender):
     items that share them."""
 
     name = "lightfm"
+    state = ("user_embedding", "item_embedding", "item_bias")
 
     def __init__(self, settings: LightFmSettings, epochs: int) -> None:
         self.settings, self.epochs = settings, epochs

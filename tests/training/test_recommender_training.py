@@ -20,7 +20,7 @@ from intake.demo.writer import write_generated_shop
 from reports.comparison import compare
 from storewise import columns as c
 from storewise.shop import ShopPaths
-from tests.conftest import fast_config
+from tests.helpers import fast_config
 from training.promotion import RegistryError, promote
 from training.recommender.outcome import TrainOutcome
 from training.recommender.train import train_recommender

@@ -12,7 +12,7 @@ from intake.demo.generate import GeneratedShop, GeneratorSettings, generate_shop
 from intake.schemas import SCHEMAS
 from storewise import columns as c
 from storewise.shop import ShopPaths
-from tests.conftest import SMALL
+from tests.helpers import SMALL
 
 YEAR = GeneratorSettings(customers=20_000, products=40, days=365, seed=11)
 

@@ -1,11 +1,8 @@
-"""The segment report, missing-input errors, and the notebooks (executed, so they cannot rot)."""
+"""The segment and feedback reports: charts, tables, exports, and missing-input errors."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,8 +13,6 @@ from reports.feedback import write_feedback_report
 from reports.segments import write_segment_report
 from storewise.errors import DataError
 from storewise.shop import ShopPaths
-
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 def test_segment_report_has_charts_tables_and_exports(small_shop: ShopPaths, tmp_path: Path) -> None:
@@ -45,23 +40,3 @@ def test_missing_logs_and_features_are_one_clear_message(tmp_path: Path, small_s
         write_segment_report(shop)
     with pytest.raises(DataError, match="no log yet"):
         write_feedback_report(shop)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("notebook", sorted(path.name for path in NOTEBOOKS.glob("*.py")))
-def test_notebook_runs(notebook: str, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "STOREWISE_NOTEBOOK_SHOP": str(tmp_path / "shop"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "MPLBACKEND": "Agg",
-    }
-    done = subprocess.run(
-        [sys.executable, str(NOTEBOOKS / notebook)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]

@@ -30,7 +30,7 @@ from intake.demo.generate import generate_shop
 from intake.demo.writer import write_generated_shop
 from storewise import columns as c
 from storewise.shop import ShopPaths
-from tests.conftest import SMALL, fast_config
+from tests.helpers import SMALL, fast_config
 from tests.servers import free_port, wait_until_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("team")]

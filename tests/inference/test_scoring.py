@@ -1,0 +1,49 @@
+"""The hybrid as loaded to answer: each component ranks a customer's own style first, and a
+saved model scores exactly as before."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inference.recommender.scoring import HybridModel
+from tests.style import build_style_model
+
+
+@pytest.fixture(scope="module")
+def style_model() -> tuple[HybridModel, dict[str, pd.DataFrame]]:
+    return build_style_model()
+
+
+@pytest.mark.parametrize("component", ["lightfm", "ease", "bm25"])
+def test_a_customer_of_one_style_gets_that_style_first(
+    style_model: tuple[HybridModel, dict], component: str
+) -> None:
+    model, _ = style_model
+    user = np.array([model.user_index["new_a"]])
+    scores = model.component_scores(component, user)[0].astype(float)
+    scores[model.item_index["V0"]] = -np.inf  # already bought
+    top3 = [model.item_ids[i] for i in np.argsort(-scores)[:3]]
+    assert all(item.startswith("V") for item in top3), f"{component}: {top3}"
+
+
+def test_saved_model_gives_the_same_scores(style_model: tuple[HybridModel, dict], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model, _ = style_model
+    model.save(tmp_path / "hybrid")
+    loaded = HybridModel.load(tmp_path / "hybrid")
+    users = np.arange(5)
+    np.testing.assert_allclose(
+        loaded.blend_scores(users, model.blends["discovery"]),
+        model.blend_scores(users, model.blends["discovery"]),
+    )
+    assert list(loaded.item_ids) == list(model.item_ids)
+    assert loaded.lightfm_top is None
+    precomputed = dataclasses.replace(model)
+    precomputed.precompute_lightfm_top()
+    precomputed.save(tmp_path / "precomputed")
+    reloaded = HybridModel.load(tmp_path / "precomputed")
+    assert reloaded.lightfm_top is not None
+    np.testing.assert_array_equal(reloaded.lightfm_top, precomputed.lightfm_top)

@@ -1,0 +1,131 @@
+"""What every recommender (the hybrid's blends, LightFM, the baselines and the peers) must
+do, checked on a tiny shop whose right answers are known (tests/style.py): fit, score every
+item, score the same way twice, break ties by item index, save and load, and beat the
+popularity baseline at telling the two styles apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from storewise.settings import (
+    AlsSettings,
+    ComponentSettings,
+    LightFmSettings,
+    PeerSettings,
+    RecommenderSettings,
+)
+from tests.style import build_style_model, style_data, style_shop
+from training.recommender.data import TrainData
+from training.recommender.hybrid import BlendView
+from training.recommender.metrics import top_k
+from training.recommender.models import LightFmHybrid, Recommender
+from training.recommender.trainer import peers
+
+SETTINGS = RecommenderSettings(
+    lightfm=LightFmSettings(components=8, learning_rate=0.05, threads=1, seed=3),
+    components=ComponentSettings(
+        ease_regularization=5, bm25_neighbours=10, item_neighbours=10, max_ease_items=100, threads=1
+    ),
+    peers=PeerSettings(cooccurrence_neighbours=10, als=AlsSettings(factors=4, iterations=20, seed=3)),
+)
+
+
+def factories() -> dict[str, Callable[[], Recommender]]:
+    made: dict[str, Callable[[], Recommender]] = {}
+    for index, model in enumerate(peers(10, SETTINGS)):
+        made[model.name] = lambda index=index: peers(10, SETTINGS)[index]  # type: ignore[misc]
+    made["lightfm"] = lambda: LightFmHybrid(SETTINGS.lightfm, epochs=30)
+    for protocol in ("discovery", "all_purchases"):
+        made[f"hybrid_{protocol}"] = lambda protocol=protocol: BlendView(build_style_model()[0], protocol)  # type: ignore[misc]
+    return made
+
+
+FACTORIES = factories()
+# the baselines score everyone alike; buy_again recommends what was bought (its own floor below)
+NOT_PERSONAL = {"popularity", "trending", "buy_again"}
+
+
+@pytest.fixture(scope="module")
+def data() -> TrainData:
+    return style_data(style_shop())
+
+
+def test_every_model_of_the_comparison_is_covered() -> None:
+    assert {"popularity", "trending", "cooccurrence", "buy_again", "lightfm", "hybrid_discovery"} <= set(
+        FACTORIES
+    )
+    assert {"ease_binary", "ease_counts", "item_knn_bm25_binary", "als_counts"} <= set(FACTORIES)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_fit_returns_the_model_and_scores_every_item(name: str, data: TrainData) -> None:
+    model = FACTORIES[name]()
+    assert model.fit(data) is model
+    users = np.arange(data.n_users)
+    scores = model.score(users)
+    assert scores.shape == (data.n_users, data.n_items)
+    assert np.issubdtype(scores.dtype, np.floating)
+    assert np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_the_same_data_gives_the_same_scores_and_ties_go_to_the_lower_item(
+    name: str, data: TrainData
+) -> None:
+    users = np.arange(data.n_users)
+    first = FACTORIES[name]().fit(data).score(users)
+    second = FACTORIES[name]().fit(data).score(users)
+    np.testing.assert_array_equal(first, second)
+    for k in (1, 3, data.n_items):
+        ranked = top_k(first, k)
+        # best first; among equal scores the lower item index first, wherever the cut falls
+        expected = np.array([np.lexsort((np.arange(data.n_items), -row))[:k] for row in first])
+        np.testing.assert_array_equal(ranked, expected)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_a_saved_model_scores_as_the_fitted_one(name: str, data: TrainData, tmp_path: Path) -> None:
+    model = FACTORIES[name]().fit(data)
+    model.save(tmp_path / name)
+    loaded = type(model).load(tmp_path / name)
+    users = np.arange(data.n_users)
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
+
+
+def own_style_first(model: Recommender, data: TrainData) -> float:
+    """Share of the style customers whose best item not yet bought is of their own style."""
+    customers = [
+        i for i, user in enumerate(data.user_ids) if str(user)[0] in "ab" and str(user)[1:].isdigit()
+    ]
+    scores = model.score(np.array(customers)).astype(float)
+    scores[data.purchases[customers].toarray() > 0] = -np.inf
+    best = top_k(scores, 1)[:, 0]
+    style = {"a": "V", "b": "B"}
+    return float(
+        np.mean(
+            [
+                str(data.item_ids[item])[0] == style[str(data.user_ids[user])[0]]
+                for user, item in zip(customers, best, strict=True)
+            ]
+        )
+    )
+
+
+@pytest.mark.parametrize("name", sorted(set(FACTORIES) - NOT_PERSONAL))
+def test_a_personal_model_tells_the_styles_apart_better_than_popularity(name: str, data: TrainData) -> None:
+    baseline = own_style_first(FACTORIES["popularity"]().fit(data), data)
+    assert baseline <= 0.6, "popularity recommends the same item to both styles"
+    assert own_style_first(FACTORIES[name]().fit(data), data) >= 0.9
+
+
+def test_buy_again_ranks_what_was_bought_first(data: TrainData) -> None:
+    model = FACTORIES["buy_again"]().fit(data)
+    users = np.arange(data.n_users)
+    ranked = top_k(model.score(users), 4)
+    for user in users:
+        bought = set(data.purchases[user].indices.tolist())
+        assert set(ranked[user, : len(bought)].tolist()) == bought or len(bought) > 4
