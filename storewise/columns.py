@@ -76,3 +76,8 @@ EXPOSURE = "exposure"
 # store's shelf) and the elasticity of this item's demand to each other shelf item's price
 SHELF = "shelf"
 CROSS_ELASTICITY = "cross_elasticity"
+# the lowest and highest price the item sold at in the data: where its elasticity was measured
+OBSERVED_LOW, OBSERVED_HIGH = "observed_low_price", "observed_high_price"
+# optional, where the data supports it: log demand's curvature in log price (relative to
+# the reference price); the elasticity at a price p is elasticity + 2 curvature log(p / ref)
+CURVATURE = "curvature"

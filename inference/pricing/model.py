@@ -21,7 +21,18 @@ import pandas as pd
 
 from inference.pricing.policy import decide_arrays
 from storewise import columns as c
-from storewise.columns import CROSS_ELASTICITY, ELASTICITY, EVIDENCE, HIGH, LOW, REFERENCE_PRICE, SHELF
+from storewise.columns import (
+    CROSS_ELASTICITY,
+    CURVATURE,
+    ELASTICITY,
+    EVIDENCE,
+    HIGH,
+    LOW,
+    OBSERVED_HIGH,
+    OBSERVED_LOW,
+    REFERENCE_PRICE,
+    SHELF,
+)
 from storewise.settings import PricingSettings
 
 
@@ -52,6 +63,11 @@ class PricingModel:
             "daily_units_at_reference": self.items["daily_units_at_reference"].to_numpy(float),
             "demand_change": self.items["demand_change"].to_numpy(float),
         }
+        if OBSERVED_LOW in self.items and OBSERVED_HIGH in self.items:
+            self.arrays["observed_low"] = self.items[OBSERVED_LOW].to_numpy(float)
+            self.arrays["observed_high"] = self.items[OBSERVED_HIGH].to_numpy(float)
+        if CURVATURE in self.items:
+            self.arrays["curvature"] = self.items[CURVATURE].fillna(0).to_numpy(float)
         if SHELF in self.items and CROSS_ELASTICITY in self.items:
             self.arrays["shelf"] = pd.factorize(self.items[SHELF])[0].astype(np.int64)
             self.arrays["cross_elasticity"] = self.items[CROSS_ELASTICITY].fillna(0).to_numpy(float)
@@ -76,15 +92,23 @@ class PricingModel:
                 "demand_change",
             )
         }
-        for name in ("shelf", "cross_elasticity"):
+        for name in ("shelf", "cross_elasticity", "observed_low", "observed_high", "curvature"):
             if name in a:
                 state[name] = a[name][positions]
+        if "curvature" in a:
+            state["reference_price"] = a["reference_price"][positions]
         state.update(overrides)
-        ratio = state["current_price"] / a["reference_price"][positions]
-        state["daily_units"] = overrides.get(
-            "daily_units", a["daily_units_at_reference"][positions] * ratio ** state["elasticity"]
-        )
+        if "daily_units" not in overrides:
+            state["daily_units"] = a["daily_units_at_reference"][positions] * self.price_factor(
+                positions, state["current_price"]
+            )
         return state
+
+    def price_factor(self, positions: np.ndarray, prices: np.ndarray) -> np.ndarray:
+        """Demand at `prices` relative to demand at the reference prices."""
+        log_move = np.log(prices / self.arrays["reference_price"][positions])
+        bend = self.arrays["curvature"][positions] * log_move**2 if "curvature" in self.arrays else 0.0
+        return np.exp(self.arrays["elasticity"][positions] * log_move + bend)
 
     @cached_property
     def decided(self) -> dict[str, np.ndarray]:

@@ -46,6 +46,11 @@ ITEM_STATE_COLUMNS = (
 # optional: the item's shelf (items priced together; -1 = alone) and its demand's
 # elasticity to the price of each other item on the shelf
 CROSS_COLUMNS = ("shelf", "cross_elasticity")
+# optional: the lowest and highest price the item sold at (NaN: unknown)
+OBSERVED_COLUMNS = ("observed_low", "observed_high")
+# optional: log demand's curvature in log(price / reference_price) (0: constant elasticity)
+CURVE_COLUMNS = ("curvature", "reference_price")
+TARGET_GRID = 121  # prices tried between floor and ceiling for an item with curvature
 SHELF_ITERATIONS = 60
 
 
@@ -103,10 +108,23 @@ class _Items:
     demand_change: np.ndarray
     shelf: np.ndarray
     cross: np.ndarray
+    observed_low: np.ndarray
+    observed_high: np.ndarray
+    curvature: np.ndarray
+    reference: np.ndarray
 
     def demand(self, price: np.ndarray) -> np.ndarray:
+        """D0 (p / p0) ** e, times exp(k (L(p)^2 - L(p0)^2)) with L = log(p / reference) where
+        demand has a curvature k."""
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return self.d0 * (price / self.p0) ** self.elasticity
+            bend = self.curvature * (
+                np.log(price / self.reference) ** 2 - np.log(self.p0 / self.reference) ** 2
+            )
+            return (
+                self.d0
+                * (price / self.p0) ** self.elasticity
+                * np.exp(np.where(self.curvature != 0, bend, 0.0))
+            )
 
 
 def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Items:
@@ -115,6 +133,11 @@ def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Item
     list_price = s["list_price"].astype(float)
     cost = s["unit_cost"].astype(float)
     has_cross = all(name in states for name in CROSS_COLUMNS)
+    observed = [
+        np.asarray(states[name], float) if name in states else np.full(n, np.nan) for name in OBSERVED_COLUMNS
+    ]
+    curved = all(name in states for name in CURVE_COLUMNS)
+    p0 = s["current_price"].astype(float)
     return _Items(
         item_id=s["item_id"],
         p0=s["current_price"].astype(float),
@@ -130,6 +153,10 @@ def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Item
         demand_change=s["demand_change"].astype(float),
         shelf=np.asarray(states["shelf"]).astype(np.int64) if has_cross else np.full(n, -1),
         cross=np.nan_to_num(np.asarray(states["cross_elasticity"], float)) if has_cross else np.zeros(n),
+        observed_low=observed[0],
+        observed_high=observed[1],
+        curvature=np.nan_to_num(np.asarray(states["curvature"], float)) if curved else np.zeros(n),
+        reference=np.asarray(states["reference_price"], float) if curved else p0,
     )
 
 
@@ -149,11 +176,26 @@ def _bounds(items: _Items, g: Guardrails) -> tuple[np.ndarray, np.ndarray]:
 
 
 def own_target(items: _Items, floor: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
-    """The profit-maximizing price of each item alone."""
+    """The profit-maximizing price of each item alone: cost e / (1 + e) at a constant
+    elasticity, the best of a grid of prices where demand has a curvature."""
     elastic = items.elasticity < -1
     with np.errstate(divide="ignore", invalid="ignore"):
         target = np.where(elastic, items.cost * items.elasticity / (1 + items.elasticity), ceiling)
-    return np.clip(target, floor, ceiling)
+    target = np.clip(target, floor, ceiling)
+    curved = np.flatnonzero((items.curvature != 0) & (items.d0 > 0) & (ceiling > floor))
+    if len(curved):
+        target[curved] = _grid_target(items, curved, floor[curved], ceiling[curved])
+    return target
+
+
+def _grid_target(items: _Items, at: np.ndarray, floor: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
+    steps = np.linspace(0.0, 1.0, TARGET_GRID)[None, :]
+    prices = floor[:, None] * (ceiling / floor)[:, None] ** steps  # items x grid, log-spaced
+    e, k = items.elasticity[at][:, None], items.curvature[at][:, None]
+    log_move = np.log(prices / items.reference[at][:, None])
+    log_demand = e * log_move + k * log_move**2  # up to a constant per item
+    profit = (prices - items.cost[at][:, None]) * np.exp(log_demand - log_demand.max(axis=1, keepdims=True))
+    return prices[np.arange(len(at)), profit.argmax(axis=1)]
 
 
 def shelf_target(items: _Items, alone: np.ndarray, floor: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
@@ -207,6 +249,14 @@ def inventory_target(
         cover_at_target = items.stock / items.demand(target)
         stretch = items.p0 * (items.stock / (items.d0 * inv.low_cover_days)) ** (1 / items.elasticity)
         clear = items.p0 * (items.stock / (items.d0 * inv.high_cover_days)) ** (1 / items.elasticity)
+    curved = items.curvature != 0
+    if curved.any():
+        stretch = np.where(
+            curved, _price_for_cover(items, inv.low_cover_days, floor, ceiling, lowest=True), stretch
+        )
+        clear = np.where(
+            curved, _price_for_cover(items, inv.high_cover_days, floor, ceiling, lowest=False), clear
+        )
     known = ~np.isnan(items.stock) & (items.d0 > 0) & (items.stock > 0)
     short = known & (cover_at_target < inv.low_cover_days)
     long = known & (cover_at_target > inv.high_cover_days)
@@ -215,6 +265,29 @@ def inventory_target(
     out = ~np.isnan(items.stock) & (items.stock <= 0)
     target = np.where(out, np.clip(items.p0, floor, ceiling), target)
     return target, _Stock(short, long, out, known)
+
+
+def _price_for_cover(
+    items: _Items, days: float, floor: np.ndarray, ceiling: np.ndarray, lowest: bool
+) -> np.ndarray:
+    """Where demand bends, the lowest price at which the stock lasts `days` (or the highest
+    at which it moves within `days`), from a grid between floor and ceiling."""
+    found = np.where(lowest, ceiling, floor).astype(float)
+    grid = np.linspace(0.0, 1.0, TARGET_GRID)
+    for step in grid[::-1] if lowest else grid:
+        price = floor * (ceiling / floor) ** step
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lasts = items.stock / items.demand(price) >= days
+        found = np.where(lasts if lowest else ~lasts, price, found)
+    return found
+
+
+def within_observed(items: _Items, target: np.ndarray, settings: PricingSettings) -> np.ndarray:
+    """The target kept within `max_beyond_observed` of the prices the item sold at."""
+    margin = settings.uncertainty.max_beyond_observed
+    low = np.where(np.isfinite(items.observed_low), items.observed_low * (1 - margin), -np.inf)
+    high = np.where(np.isfinite(items.observed_high), items.observed_high * (1 + margin), np.inf)
+    return np.clip(target, low, np.maximum(low, high))
 
 
 def move_share(items: _Items, settings: PricingSettings) -> np.ndarray:
@@ -239,20 +312,37 @@ def guardrailed(
     return np.maximum(price, np.ceil(floor * 100 - 1e-6) / 100)
 
 
+def price_bounds(
+    states: pd.DataFrame | dict[str, np.ndarray], settings: PricingSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """(floor, ceiling) of each item under the guardrails."""
+    return _bounds(_items(states, settings.guardrails), settings.guardrails)
+
+
+def profit_target(states: pd.DataFrame | dict[str, np.ndarray], settings: PricingSettings) -> np.ndarray:
+    """The profit-maximizing price of each item (with its shelf, where cross effects are
+    given) within the bounds: step 1 of the policy alone."""
+    items = _items(states, settings.guardrails)
+    floor, ceiling = _bounds(items, settings.guardrails)
+    return shelf_target(items, own_target(items, floor, ceiling), floor, ceiling)
+
+
 def decide_arrays(
     states: pd.DataFrame | dict[str, np.ndarray],
     settings: PricingSettings,
     currency: str = "RM",
     period: str = "day",
+    reasons: bool = True,
 ) -> dict[str, np.ndarray]:
-    """The same, on plain arrays (what the service calls for a few items: no DataFrame cost)."""
+    """The same, on plain arrays (what the service calls for a few items: no DataFrame cost);
+    `reasons=False` leaves the reasons out (the simulator decides thousands of times)."""
     g = settings.guardrails
     items = _items(states, g)
     floor, ceiling = _bounds(items, g)
     alone = own_target(items, floor, ceiling)
-    target, stock = inventory_target(
-        items, shelf_target(items, alone, floor, ceiling), floor, ceiling, settings
-    )
+    best = shelf_target(items, alone, floor, ceiling)
+    trusted = np.clip(within_observed(items, best, settings), floor, ceiling)
+    target, stock = inventory_target(items, trusted, floor, ceiling, settings)
     share = move_share(items, settings)
     wanted = items.p0 * (target / items.p0) ** share
     price = guardrailed(wanted, items.p0, floor, ceiling, g)
@@ -269,6 +359,8 @@ def decide_arrays(
         "high_90": np.round(items.high_e, 3),
         "stock_cover_days": np.round(cover, 1),
     }
+    if not reasons:
+        return result
     within_cap = np.clip(wanted, items.p0 * (1 - g.max_daily_change), items.p0 * (1 + g.max_daily_change))
     facts = _Facts(
         capped=np.abs(within_cap - wanted) > 1e-9,
@@ -278,6 +370,7 @@ def decide_arrays(
         cost_above_list=floor > items.list_price,
         alone=np.round(alone, 2),
         stock=stock,
+        untrusted=np.abs(trusted - best) > 0.005,
     )
     context = _Context(currency, period, g)
     result["reason"] = np.array(
@@ -297,6 +390,7 @@ class _Facts:
     cost_above_list: np.ndarray
     alone: np.ndarray
     stock: _Stock
+    untrusted: np.ndarray  # the best price lay beyond the prices the item sold at
 
 
 @dataclass(frozen=True)
@@ -349,6 +443,11 @@ def _signal_parts(
         return parts
     target = result["target_price"][i]
     parts.append(f"best price {_money(context.currency, target)}")
+    if facts.untrusted[i]:
+        low, high = items.observed_low[i], items.observed_high[i]
+        parts.append(
+            f"kept near the prices it sold at ({_money(context.currency, low)} to {_money(context.currency, high)})"
+        )
     if abs(target - facts.alone[i]) >= 0.005 and items.cross[i] != 0:
         parts.append(
             f"{_money(context.currency, facts.alone[i])} alone: a cut takes sales from the other items on its shelf"

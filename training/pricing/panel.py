@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from features.demand import RECORDED, UNITS
 from storewise import columns as c
@@ -41,12 +40,15 @@ from storewise.columns import (
     EVIDENCE,
     HIGH,
     LOW,
+    OBSERVED_HIGH,
+    OBSERVED_LOW,
     RAW,
     RAW_SE,
     REFERENCE_PRICE,
     SD,
 )
-from storewise.settings import PanelSettings
+from storewise.settings import ElasticityConfig, PanelSettings
+from training.pricing.cross import CrossFinding, shelf_index, wald_finding
 from training.pricing.glm import GlmFit, Panel, fit_panel_poisson
 
 Z90 = 1.645
@@ -65,17 +67,6 @@ class PanelSpec:
     harmonics: int = 2
     weekday: bool = False
     lags: bool = True
-
-
-@dataclass(frozen=True)
-class CrossFinding:
-    """Whether cross-price effects are in the model, and the measurement that decided it."""
-
-    used: bool
-    reason: str
-    wald: float = float("nan")
-    p_value: float = float("nan")
-    products_excluding_zero: int = 0
 
 
 @dataclass
@@ -128,13 +119,7 @@ def _item_info(products: pd.DataFrame) -> pd.DataFrame:
 
 
 def _shelf_index(frame: pd.DataFrame) -> np.ndarray:
-    """Mean relative log price of the other items on the same shelf in the same period."""
-    keys = [frame[c.SHELF], frame[c.DATE]]
-    total = frame.groupby(keys)[LOG_PRICE].transform("sum").to_numpy()
-    count = frame.groupby(keys)[LOG_PRICE].transform("size").to_numpy()
-    own = frame[LOG_PRICE].to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 1, (total - own) / (count - 1), 0.0)
+    return shelf_index(frame[c.SHELF], frame[c.DATE], frame[LOG_PRICE])
 
 
 def design(frame: pd.DataFrame, spec: PanelSpec, products: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -176,34 +161,35 @@ def _shared_terms(frame: pd.DataFrame, spec: PanelSpec) -> dict[str, np.ndarray]
     return terms
 
 
-def choose_spec(train: pd.DataFrame, settings: PanelSettings, period: str) -> PanelSpec:
+def choose_spec(train: pd.DataFrame, config: ElasticityConfig, period: str) -> PanelSpec:
     """Season only with a year of data (else it is the trend); weekdays only for days."""
     span = (train[c.DATE].max() - train[c.DATE].min()).days
     return PanelSpec(
         price=True,
-        cross=settings.cross_effects != "off",
-        harmonics=settings.season_harmonics if span >= 365 else 0,
+        cross=config.cross_effects != "off",
+        harmonics=config.panel.season_harmonics if span >= 365 else 0,
         weekday=period == "day",
-        lags=settings.lags,
+        lags=config.panel.lags,
     )
 
 
 def fit_panel(
-    frame: pd.DataFrame, spec: PanelSpec, settings: PanelSettings, progress: Progress | None = None
+    frame: pd.DataFrame, spec: PanelSpec, config: ElasticityConfig, progress: Progress | None = None
 ) -> PanelFit:
     """Fit on the recorded rows of `frame`; with prices, the store slopes' spread by
     empirical Bayes and the cross effects kept or dropped by the data."""
     say = progress or (lambda _: None)
-    fit = _fit(frame, spec, settings, say)
-    if spec.price and spec.cross and settings.cross_effects == "auto":
-        fit.cross = cross_finding(fit)
+    fit = _fit(frame, spec, config.panel, say)
+    if spec.price and spec.cross and config.cross_effects == "auto":
+        fit.cross = cross_finding(fit, config.cross_test_level)
         if not fit.cross.used:
             say("refit without cross effects")
             reason = fit.cross
-            fit = _fit(frame, replace(spec, cross=False), settings, say)
+            fit = _fit(frame, replace(spec, cross=False), config.panel, say)
             fit.cross = reason
     elif spec.price and spec.cross:
-        fit.cross = replace(cross_finding(fit), used=True, reason="cross effects on (pricing.yaml)")
+        finding = cross_finding(fit, config.cross_test_level)
+        fit.cross = replace(finding, used=True, reason=f"on by configuration ({finding.reason})")
     return fit
 
 
@@ -251,27 +237,14 @@ def _store_slopes(
     return glm, sd
 
 
-def cross_finding(fit: PanelFit) -> CrossFinding:
+def cross_finding(fit: PanelFit, level: float) -> CrossFinding:
     """A Wald test that every product's shelf effect is zero."""
     at = [i for i, name in enumerate(fit.names) if name.startswith("shelf:")]
     if not at:
         return CrossFinding(False, "no store has two products on one shelf in a period: nothing to estimate")
     gamma = fit.glm.beta[at]
     covariance = fit.glm.covariance[np.ix_(at, at)]
-    wald = float(gamma @ np.linalg.pinv(covariance) @ gamma)
-    p_value = float(stats.chi2.sf(wald, len(at)))
-    sd = np.sqrt(np.maximum(np.diag(covariance), 0))
-    excluding = int(np.sum((gamma - Z90 * sd > 0) | (gamma + Z90 * sd < 0)))
-    level = f"Wald chi2 {wald:.1f} on {len(at)} df, p = {p_value:.2g}"
-    if p_value < 0.05:
-        return CrossFinding(
-            True,
-            f"supported ({level}; {excluding} of {len(at)} products' 90% intervals exclude 0)",
-            wald,
-            p_value,
-            excluding,
-        )
-    return CrossFinding(False, f"not supported by the data ({level}): left out", wald, p_value, excluding)
+    return wald_finding(gamma, covariance, level, "products")
 
 
 def predict(fit: PanelFit, frame: pd.DataFrame) -> np.ndarray:
@@ -318,12 +291,15 @@ def elasticity_table(
     among the shelf's other items)."""
     recorded = train[train[RECORDED]]
     grouped = recorded.groupby(c.ITEM_ID)
+    sold_at = recorded[recorded[UNITS] > 0].groupby(c.ITEM_ID)[c.PRICE]
     stats_ = pd.DataFrame(
         {
             "units": grouped[UNITS].sum(),
             "log_price_sd": grouped[LOG_PRICE].std().fillna(0.0),
             "days": grouped.size(),
             REFERENCE_PRICE: grouped[c.PRICE].median(),
+            OBSERVED_LOW: sold_at.min(),
+            OBSERVED_HIGH: sold_at.max(),
         }
     ).reindex(fit.item_ids)
     info = train.drop_duplicates(c.ITEM_ID).set_index(c.ITEM_ID).reindex(fit.item_ids)
@@ -359,5 +335,7 @@ def elasticity_table(
             "units": stats_["units"].fillna(0).to_numpy(),
             "log_price_sd": stats_["log_price_sd"].fillna(0).to_numpy(),
             "days": stats_["days"].fillna(0).to_numpy(),
+            OBSERVED_LOW: stats_[OBSERVED_LOW].to_numpy(float),
+            OBSERVED_HIGH: stats_[OBSERVED_HIGH].to_numpy(float),
         }
     )

@@ -25,7 +25,7 @@ import pandas as pd
 
 from features.demand import RECORDED, UNITS
 from storewise import columns as c
-from storewise.settings import PanelSettings, PricingEvaluation
+from storewise.settings import ElasticityConfig, PricingEvaluation
 from training.pricing.panel import PanelFit, Progress, choose_spec, fit_panel, panel_frame, predict
 
 
@@ -50,7 +50,7 @@ def forecast_split(demand: pd.DataFrame, days: int) -> tuple[pd.Timestamp, pd.Ti
 def panel_forecast_check(
     demand: pd.DataFrame,
     products: pd.DataFrame,
-    settings: PanelSettings,
+    settings: ElasticityConfig,
     evaluation: PricingEvaluation,
     days: int,
     period: str,

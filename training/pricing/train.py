@@ -107,9 +107,13 @@ def truth_metrics(elasticities: pd.DataFrame, shop: ShopPaths, settings: Pricing
 def run_simulations(
     shop: ShopPaths, model: PricingModel, days: int, seeds: tuple[int, ...]
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
-    results: list[SimulationResult] = [simulate(shop, model, days, seed) for seed in seeds]
+    """The simulator over seeds: per policy, profit, share of the oracle's profit, regret."""
+    results: list[SimulationResult] = []
+    with tqdm(total=len(seeds), desc="simulating", unit="seed", file=sys.stderr) as bar:
+        for seed in seeds:
+            results.append(simulate(shop, model, days, seed, progress=lambda step: bar.set_postfix_str(step)))
+            bar.update(1)
     summary = pd.concat([result.summary for result in results], ignore_index=True)
-    daily = results[0].daily
     by_policy = summary.groupby("policy")
     metrics = {}
     for policy in ("fixed", "optimizer", "oracle"):
@@ -121,10 +125,21 @@ def run_simulations(
         metrics[f"simulation.{policy}.share_of_oracle_sd"] = float(
             by_policy["profit_share_of_oracle"].std(ddof=0)[policy]
         )
-        for column in ("revenue", "units", "stockout_item_days", "lost_units", "leftover_stock_units"):
+        metrics[f"simulation.{policy}.share_of_oracle_max"] = float(
+            by_policy["profit_share_of_oracle"].max()[policy]
+        )
+        for column in (
+            "revenue",
+            "units",
+            "stockout_item_days",
+            "lost_units",
+            "leftover_stock_units",
+            "holding_cost",
+            "regret",
+        ):
             metrics[f"simulation.{policy}.{column}_mean"] = float(by_policy[column].mean()[policy])
     metrics["profit_share_of_oracle"] = metrics["simulation.optimizer.share_of_oracle_mean"]
-    return summary, daily, metrics
+    return summary, results[0].daily, metrics
 
 
 def uses_panel(products: pd.DataFrame, settings: PricingSettings) -> bool:
@@ -221,7 +236,7 @@ def train_panel(
     """Elasticities pooled across stores; judged by forecasting the last days at the
     prices charged against the same model without prices and two baselines."""
     shop_settings = shop.settings()
-    panel, evaluation = settings.elasticity.panel, settings.evaluation
+    panel, evaluation = settings.elasticity, settings.evaluation
     mark = time.perf_counter()
     with fit_progress("forecast check: fitting on the data before the cut") as progress:
         forecast = panel_forecast_check(
