@@ -19,15 +19,18 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per worker: the workers are the parallelism
 
 import functools
+import inspect
 import logging
 import sys
 import time
 import uuid
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import bentoml
-from bentoml.exceptions import NotFound, ServiceUnavailable
+from bentoml.exceptions import NotFound
 from pydantic import Field
+from starlette.responses import JSONResponse
 
 from inference.loyalty import CartLine, PricedLine, price_line, quote
 from inference.recommender.answers import Context, Recommendation
@@ -93,6 +96,40 @@ def request_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+class UnavailableError(Exception):
+    """The service cannot answer this now (no models, a log it cannot write); a 503 whose
+    body says why. BentoML hides the message of every 5xx it raises, so endpoints wrapped
+    in `says_why_unavailable` return the answer themselves."""
+
+
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
+
+
+def says_why_unavailable(endpoint: EndpointT) -> EndpointT:
+    def unavailable(error: UnavailableError) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=503, headers={"retry-after": "5"})
+
+    if inspect.iscoroutinefunction(endpoint):
+
+        @functools.wraps(endpoint)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await endpoint(*args, **kwargs)
+            except UnavailableError as error:
+                return unavailable(error)
+
+        return wrapper  # type: ignore[return-value]
+
+    @functools.wraps(endpoint)
+    def blocking(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return endpoint(*args, **kwargs)
+        except UnavailableError as error:
+            return unavailable(error)
+
+    return blocking  # type: ignore[return-value]
+
+
 # Endpoints are `async def`: each is a fraction of a millisecond of CPU work, and on the
 # event loop it skips BentoML's hand-off to a worker thread (measured in
 # benchmarks/README.md). `/reload` stays a plain def: it may download a model.
@@ -128,7 +165,7 @@ class Storewise:
         try:
             return self.state.require()
         except NotReadyError as error:
-            raise ServiceUnavailable(str(error)) from None
+            raise UnavailableError(str(error)) from None
 
     @staticmethod
     def versions(snapshot: Loaded) -> ModelVersions:
@@ -148,7 +185,7 @@ class Storewise:
         except LogWriteError as error:
             if log_file.failures == 1 or log_file.failures % 1000 == 0:
                 log.error("ALARM: %s (%d failed writes); refusing to %s", error, log_file.failures, what)
-            raise ServiceUnavailable(f"cannot write the log, so refusing to {what}: {error}") from None
+            raise UnavailableError(f"cannot write the log, so refusing to {what}: {error}") from None
 
     @staticmethod
     def require_items(snapshot: Loaded, item_ids: list[str]) -> None:
@@ -236,6 +273,7 @@ class Storewise:
     # -- endpoints --------------------------------------------------------------------
 
     @bentoml.api(route="/recommend")
+    @says_why_unavailable
     async def recommend(
         self,
         customer_id: CustomerId = None,
@@ -281,6 +319,7 @@ class Storewise:
         )
 
     @bentoml.api(route="/similar")
+    @says_why_unavailable
     async def similar(
         self,
         item_id: Id,
@@ -300,6 +339,7 @@ class Storewise:
         return SimilarResponse(item_id=item_id, items=items, model_versions=self.versions(snapshot))
 
     @bentoml.api(route="/price")
+    @says_why_unavailable
     async def price(
         self,
         item_ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_ITEMS)],
@@ -323,6 +363,7 @@ class Storewise:
         )
 
     @bentoml.api(route="/quote")
+    @says_why_unavailable
     async def quote(
         self,
         cart: Annotated[list[CartItem], Field(min_length=1, max_length=MAX_ITEMS)],
@@ -407,6 +448,7 @@ class Storewise:
         return result
 
     @bentoml.api(route="/feedback")
+    @says_why_unavailable
     async def feedback(
         self, events: Annotated[list[FeedbackEvent], Field(min_length=1, max_length=1000)]
     ) -> FeedbackResponse:
@@ -425,6 +467,7 @@ class Storewise:
         return FeedbackResponse(accepted=len(events))
 
     @bentoml.api(route="/info")
+    @says_why_unavailable
     async def info(self) -> InfoResponse:
         """The model versions served and what they cover."""
         snapshot = self.snapshot()
@@ -451,6 +494,7 @@ class Storewise:
         return found
 
     @bentoml.api(route="/reload")
+    @says_why_unavailable
     def reload(self) -> dict[str, Any]:
         """Admin: pick up newly promoted champions now (a watcher also does it periodically).
         Needs `Authorization: Bearer <STOREWISE_ADMIN_TOKEN>`."""

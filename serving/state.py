@@ -154,6 +154,7 @@ class ServingState:
             current.recommender_version,
             current.pricing_version,
         ):
+            self.broken.clear()  # a broken champion replaced by the one served: no alarm left
             return False
         fresh = self._load(current, recommender, pricing)
         if fresh is None:
