@@ -38,6 +38,8 @@ def preflight(env: dict[str, str]) -> None:
         fail(error.message)
     ShopPaths(settings.shop_dir).settings()  # a bad shop.yaml: named now, not in every worker
     uri = env["MLFLOW_TRACKING_URI"]
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        fail(f"no tracking store at {uri}: train a model (storewise train recommender) and promote it first")
     try:
         client = configure()
         recommender, pricing = find_champion(client, RECOMMENDER), find_champion(client, PRICING)
