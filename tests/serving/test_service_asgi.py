@@ -85,6 +85,8 @@ def event(**fields: object) -> dict[str, object]:
         ("/recommend", {"context": {"recently_viewed": ["x"] * 201}}, ["recently_viewed"]),
         ("/recommend", {"context": {"include_categories": ["   "]}}, ["include_categories"]),
         ("/recommend", {"context": {"colour": "red"}}, ["colour"]),
+        ("/recommend", {"k": 3, "colour": "red"}, ["colour"]),
+        ("/info", {"verbose": True}, ["verbose"]),
         ("/similar", {}, ["item_id"]),
         ("/similar", {"item_id": ""}, ["item_id"]),
         ("/similar", {"item_id": "   "}, ["item_id"]),
