@@ -218,3 +218,46 @@ def test_the_tracking_server_down_during_reload_checks(
         f"(max {max(timings) * 1000:.0f} ms), {answered}/{5 * len(people)} answers during the outage, "
         f"{len(warnings)} warning, recovered on the first check after it came back"
     )
+
+
+def test_one_local_copy_per_model_version_and_no_download_left_behind(
+    store: str, trained_shop: TrainedShop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from inference.registry import load_champion
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # every temporary directory lands here
+    cache = tmp_path / "model-cache"
+    state = ServingState(settings(trained_shop, tmp_path))
+    served = state.require()
+    ServingState(settings(trained_shop, tmp_path))  # a second worker, or a restart: no new copy
+
+    def cached() -> list[str]:
+        return sorted(
+            f"{path.parent.name}/{path.name}" for path in cache.glob("*/*/*") if not path.name.startswith(".")
+        )
+
+    assert cached() == [f"{PRICING}/{served.pricing_version}", f"{RECOMMENDER}/{served.recommender_version}"]
+    # a new pricing champion: that version alone is downloaded, the recommender is reused
+    client = configure()
+    (pricing_copy,) = cache.glob(f"*/{PRICING}/{served.pricing_version}")
+    version = client.create_model_version(PRICING, source=str(pricing_copy)).version
+    client.set_registered_model_alias(PRICING, CHAMPION, version)
+    assert state.reload_if_changed()
+    assert state.require().recommendations is served.recommendations
+    assert cached() == sorted(
+        [
+            f"{PRICING}/{served.pricing_version}",
+            f"{PRICING}/{version}",
+            f"{RECOMMENDER}/{served.recommender_version}",
+        ]
+    )
+    # the CLI's way (no cache) reads a download and deletes it
+    load_champion(RECOMMENDER)
+    assert list(scratch.iterdir()) == []
+    print(
+        f"FIGURE model cache: {len(cached())} copies for {len(cached())} versions after 2 starts and a reload"
+    )
