@@ -180,11 +180,12 @@ class Storewise:
         """Append to a log, or refuse the request (503): a price is never given without its
         audit line, nor feedback accepted that is not kept. The first failure of an outage
         is logged as an error (the alarm), and /info lists it until a write succeeds."""
+        outage = log_file.last_failure is not None
         try:
             log_file.append(records)
         except LogWriteError as error:
-            if log_file.failures == 1 or log_file.failures % 1000 == 0:
-                log.error("ALARM: %s (%d failed writes); refusing to %s", error, log_file.failures, what)
+            if not outage:  # once per outage; /info shows it meanwhile
+                log.error("ALARM: %s; refusing to %s until it can be written", error, what)
             raise UnavailableError(f"cannot write the log, so refusing to {what}: {error}") from None
 
     @staticmethod

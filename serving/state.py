@@ -78,6 +78,7 @@ class ServingState:
         self._lock = threading.Lock()
         self._erased: set[str] = set()
         self._erased_stamp: float | None = None
+        self._salt: str | None = None
         self.current: Loaded | None = None
         self.not_ready: str | None = "starting"
         self.tracking_down_since: str | None = None
@@ -113,7 +114,9 @@ class ServingState:
             self._erased_stamp = stamp
         if not self._erased:
             return False
-        return hashed(customer_id, salt_of(self.shop)) in self._erased
+        if self._salt is None:
+            self._salt = salt_of(self.shop)  # written once per shop, by the first erasure
+        return hashed(customer_id, self._salt) in self._erased
 
     # -- reloading ------------------------------------------------------------------
 

@@ -231,3 +231,7 @@ def test_a_full_disk_under_the_audit_log_refuses_prices_and_raises_an_alarm(
     rid = answer.json()["request_id"]
     assert any(rid in path.read_text() for path in log_files(logs, PRICE_AUDIT))
     assert client.post("/info", json={}).json()["alarms"] == []
+    print(
+        f"FIGURE audit disk full: {len(refused)}/{len(refused)} priced answers refused with 503 "
+        "(none given unaudited), /similar answered, the alarm in /info, pricing back on the first write"
+    )
