@@ -52,7 +52,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start(shop: Path, workers: int, fix: bool, home: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    shop: Path, workers: int, fix: bool, home: Path, code: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`bentoml serve` of the service in this checkout, or in `code` (another checkout of
+    the repository: its `serving/` is imported first)."""
     port = free_port()
     env = {
         **os.environ,
@@ -80,6 +84,7 @@ def start(shop: Path, workers: int, fix: bool, home: Path) -> tuple[subprocess.P
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        cwd=code,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):
@@ -250,6 +255,17 @@ def parse_args() -> argparse.Namespace:
         "--workers", type=int, nargs="+", default=[2], help="worker counts to measure, one server each"
     )
     parser.add_argument("--compare-fix", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. `git worktree add /tmp/base main`): its service and this one, "
+        "2 workers each, recommend and no-op at c=8 in alternating rounds",
+    )
+    parser.add_argument(
+        "--baseline-only",
+        action="store_true",
+        help="run only the --baseline comparison and add it to the results file",
+    )
     return parser.parse_args()
 
 
@@ -313,9 +329,7 @@ def rounds_at_c8(url: str, ids: dict[str, Path], seconds: int, count: int) -> di
 def measure_served(
     shop: Path, workers: int, args: argparse.Namespace, ids: dict[str, Path], work: Path
 ) -> dict[str, object]:
-    """One server with `workers` workers: the grid, the rounds, the soak, memory, and the
-    audit log's bytes written meanwhile."""
-    audit_before = audit_bytes(shop)
+    """One server with `workers` workers: the grid, the rounds, the soak, memory."""
     process, url = start(shop, workers, True, work / "bentoml")
     result: dict[str, object] = {"workers": workers}
     try:
@@ -328,7 +342,6 @@ def measure_served(
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
-    result["audit_bytes_written"] = audit_bytes(shop) - audit_before
     return result
 
 
@@ -352,29 +365,76 @@ def stock_bentoml(
         process.wait(timeout=60)
 
 
+def versus_baseline(
+    shop: Path, args: argparse.Namespace, ids: dict[str, Path], work: Path
+) -> dict[str, object]:
+    """This checkout's service against another's on the same machine, minutes apart at most:
+    per round, no-op and recommend at c=8 on each; the ratios of this one to the baseline."""
+    mine, mine_url = start(shop, 2, True, work / "bentoml")
+    base, base_url = start(shop, 2, True, work / "bentoml-baseline", code=args.baseline.resolve())
+    rounds = []
+    try:
+        for _ in range(args.rounds):
+            row = {}
+            for label, url in (("this", mine_url), ("baseline", base_url)):
+                for name in ("noop", "recommend"):
+                    endpoint, template = ENDPOINTS[name]
+                    row[f"{label}_{name}_rps"] = wrk(
+                        url, endpoint, template, ids[name], 8, seconds=args.seconds
+                    )["rps"]
+            row["recommend_ratio"] = round(row["this_recommend_rps"] / row["baseline_recommend_rps"], 3)
+            row["noop_ratio"] = round(row["this_noop_rps"] / row["baseline_noop_rps"], 3)
+            rounds.append(row)
+            print("versus baseline", row, flush=True)
+    finally:
+        for process in (mine, base):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=60)
+    return {
+        "baseline": str(args.baseline),
+        "rounds": rounds,
+        "median_recommend_ratio": statistics.median(row["recommend_ratio"] for row in rounds),
+        "median_noop_ratio": statistics.median(row["noop_ratio"] for row in rounds),
+    }
+
+
 def main() -> None:
     args = parse_args()
     shop = args.shop_dir.resolve()
     work = Path(tempfile.mkdtemp(prefix="bench-service-"))
     try:
         ids, customers = write_ids(shop, work)
-        results: dict[str, object] = {
-            "command": "uv run python -m benchmarks.bench_service --shop-dir DIR --workers "
-            + " ".join(map(str, args.workers))
-            + (" --compare-fix" if args.compare_fix else ""),
-            "date": time.strftime("%Y-%m-%d"),
-            "seconds_per_run": args.seconds,
-        }
-        results["in_process"] = in_process(shop, customers[:2000])
-        print("in process", results["in_process"], flush=True)
-        results["served"] = [measure_served(shop, workers, args, ids, work) for workers in args.workers]
-        if args.compare_fix:
-            results["stock_bentoml_without_fix"] = stock_bentoml(shop, args, ids, work)
+        if args.baseline_only:
+            results = json.loads(RESULTS.read_text(encoding="utf-8"))
+            results["versus_baseline"] = versus_baseline(shop, args, ids, work)
+        else:
+            results = measure_all(shop, args, ids, customers, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(f"wrote {RESULTS}")
+
+
+def measure_all(
+    shop: Path, args: argparse.Namespace, ids: dict[str, Path], customers: list[str], work: Path
+) -> dict[str, object]:
+    results: dict[str, object] = {
+        "command": "uv run python -m benchmarks.bench_service --shop-dir DIR --workers "
+        + " ".join(map(str, args.workers))
+        + (" --compare-fix" if args.compare_fix else "")
+        + (f" --baseline {args.baseline}" if args.baseline else ""),
+        "date": time.strftime("%Y-%m-%d"),
+        "seconds_per_run": args.seconds,
+    }
+    results["in_process"] = in_process(shop, customers[:2000])
+    print("in process", results["in_process"], flush=True)
+    results["served"] = [measure_served(shop, workers, args, ids, work) for workers in args.workers]
+    if args.compare_fix:
+        results["stock_bentoml_without_fix"] = stock_bentoml(shop, args, ids, work)
+    if args.baseline:
+        results["versus_baseline"] = versus_baseline(shop, args, ids, work)
+    return results
 
 
 def soak(url: str, customers: Path, requests: int, process: subprocess.Popen[bytes]) -> dict[str, float]:

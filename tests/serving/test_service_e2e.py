@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -278,6 +279,10 @@ def test_fuzzing_against_the_openapi_spec_finds_no_server_error(server: Server, 
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout[-4000:]
+    summary = [
+        line.strip() for line in done.stdout.splitlines() if re.search(r"generated|Operations|passed", line)
+    ]
+    print("FIGURE fuzz:", " | ".join(summary[-4:]))
 
 
 def test_uplift_report_reads_the_service_logs(server: Server) -> None:
@@ -401,6 +406,7 @@ class Load:
         self.stop = threading.Event()
         self.answers: list[dict[str, Any]] = []
         self.failed: list[str] = []
+        self.timings: list[tuple[float, float]] = []  # (start, seconds) of every request
         self.threads = [threading.Thread(target=self.run, args=(index,)) for index in range(threads)]
 
     def run(self, index: int) -> None:
@@ -412,8 +418,10 @@ class Load:
                     "customer_id": self.customers[number % len(self.customers)],
                 }
                 number += len(self.threads)
+                started = time.time()
                 try:
                     response = client.post(f"{self.server.url}/price", json=body)
+                    self.timings.append((started, time.time() - started))
                 except httpx.HTTPError as error:
                     self.failed.append(type(error).__name__)
                     continue
@@ -491,10 +499,12 @@ def test_erasure_under_load_loses_no_audit_line_of_anyone_else(server: Server) -
         lines[row["request_id"]] = lines.get(row["request_id"], 0) + 1
     expected = sum(len(answer["prices"]) for answer in load.answers)
     found = sum(lines.get(answer["request_id"], 0) for answer in load.answers)
+    during = sorted(seconds for begun, seconds in load.timings if started <= begun <= started + erasing)
     print(
         f"FIGURE erasure under load: {len(load.answers)} priced answers for {len(others)} customers, "
         f"{expected} audit lines expected, {found} found ({expected - found} lost); the erasure took "
-        f"{erasing:.1f} s and removed {result.counts[f'log {PRICE_AUDIT}']} audit lines of the erased customer"
+        f"{erasing:.1f} s and removed {result.counts[f'log {PRICE_AUDIT}']} audit lines of the erased customer; "
+        f"requests during it: median {statistics.median(during) * 1000:.0f} ms, slowest {during[-1] * 1000:.0f} ms"
     )
     assert load.failed == []
     assert found == expected
