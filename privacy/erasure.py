@@ -232,7 +232,7 @@ def versions_holding(customer_id: str) -> list[HeldBy]:
             with tempfile.TemporaryDirectory(prefix="storewise-erasure-") as into:
                 try:
                     bundle = download_bundle(f"models:/{name}/{version.version}", Path(into))
-                except (FileNotFoundError, OSError):
+                except FileNotFoundError:
                     continue  # no bundle: nothing of anyone's
                 if bundle_mentions(bundle, customer_id):
                     held.append(HeldBy(name, str(version.version), str(version.version) == champion))

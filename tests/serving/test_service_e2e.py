@@ -517,13 +517,11 @@ def test_erasure_under_load_loses_no_audit_line_of_anyone_else(server: Server) -
     assert customer not in record
     assert "id_hash" in record
 
-    # every recommender version was trained on them; the champion stays until replaced
+    # every recommender version was trained on them (v1, and v2 if the reload test ran
+    # first); the champion stays until a retrained one replaces it, the others can go
     held = versions_holding(customer)
-    assert {(version.name, version.champion) for version in held} >= {
-        (RECOMMENDER, True),
-        (RECOMMENDER, False),
-    }
+    assert (RECOMMENDER, True) in {(version.name, version.champion) for version in held}
+    assert all(version.name == RECOMMENDER for version in held)  # pricing holds no customer
     deleted = delete_versions(held)
-    assert deleted
-    assert all(not version.champion for version in deleted)
+    assert deleted == [version for version in held if not version.champion]
     assert [version for version in versions_holding(customer) if not version.champion] == []
