@@ -51,9 +51,16 @@ def erase_command(
 def offer_to_delete_versions(customer_id: str, delete: bool | None) -> None:
     """List the registered versions that still hold the id; delete those that are not the
     champion if `delete` (asked when None and a person is at the terminal)."""
+    from pathlib import Path
+
+    from inference.registry import tracking_uri
     from privacy.erasure import delete_versions, versions_holding
     from storewise.service_settings import model_cache_dir
 
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        say(f"no tracking store at {uri}: no model versions to check")
+        return
     held = versions_holding(customer_id)
     if not held:
         say("no registered model version holds the id")

@@ -143,3 +143,36 @@ def test_model_bundles_are_searched_in_tables_arrays_and_text(tmp_path: Path) ->
     (bundle / "rules.json").write_text('{"pinned": ["C4"]}')
     for customer, held in [("C1", True), ("C3", True), ("C4", True), ("C5", False)]:
         assert erasure.bundle_mentions(bundle, customer) is held
+
+
+def test_the_erase_command_says_what_it_did_and_refuses_an_unknown_id(
+    shop: ShopPaths, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    customer = a_buyer(shop)
+    storewise = str(Path(sys.executable).parent / "storewise")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'none.db'}"}
+    done = subprocess.run(
+        [storewise, "erase", customer, "--shop-dir", str(shop.root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "  customers: 1" in done.stdout
+    assert "stopped personalizing for this customer before anything else" in done.stdout
+    assert "no model versions to check" in done.stdout
+    assert still_present(shop, customer) == []
+    unknown = subprocess.run(
+        [storewise, "erase", "NOBODY", "--shop-dir", str(shop.root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == f"error: {shop.raw}: unknown customer 'NOBODY' (nothing to erase)"
