@@ -365,8 +365,28 @@ def stock_bentoml(
         process.wait(timeout=60)
 
 
+# run in another checkout's directory: its own benchmarks/ and serving/ are imported
+IN_PROCESS = (
+    "import json, sys; from pathlib import Path; from benchmarks.bench_service import in_process; "
+    "print('RESULT', json.dumps(in_process(Path(sys.argv[1]), sys.argv[2].split(','))))"
+)
+
+
+def in_process_of(code: Path | None, shop: Path, customers: list[str]) -> dict[str, float]:
+    """`in_process` of this checkout or of `code`, in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-c", IN_PROCESS, str(shop), ",".join(customers)],
+        cwd=code,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))  # type: ignore[no-any-return]
+
+
 def versus_baseline(
-    shop: Path, args: argparse.Namespace, ids: dict[str, Path], work: Path
+    shop: Path, args: argparse.Namespace, ids: dict[str, Path], customers: list[str], work: Path
 ) -> dict[str, object]:
     """This checkout's service against another's on the same machine, minutes apart at most:
     per round, no-op and recommend at c=8 on each; the ratios of this one to the baseline."""
@@ -390,8 +410,18 @@ def versus_baseline(
         for process in (mine, base):
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=60)
+    in_process_rounds = []
+    for _ in range(args.rounds):  # the endpoint method alone, each checkout in its own process
+        baseline_ms = in_process_of(args.baseline.resolve(), shop, customers)["endpoint_method_ms"]
+        this_ms = in_process_of(None, shop, customers)["endpoint_method_ms"]
+        in_process_rounds.append(
+            {"baseline_ms": baseline_ms, "this_ms": this_ms, "ratio": round(this_ms / baseline_ms, 3)}
+        )
+        print("in process versus baseline", in_process_rounds[-1], flush=True)
     return {
         "baseline": str(args.baseline),
+        "in_process_rounds": in_process_rounds,
+        "median_in_process_ratio": statistics.median(row["ratio"] for row in in_process_rounds),
         "rounds": rounds,
         "median_recommend_ratio": statistics.median(row["recommend_ratio"] for row in rounds),
         "median_noop_ratio": statistics.median(row["noop_ratio"] for row in rounds),
@@ -406,7 +436,7 @@ def main() -> None:
         ids, customers = write_ids(shop, work)
         if args.baseline_only:
             results = json.loads(RESULTS.read_text(encoding="utf-8"))
-            results["versus_baseline"] = versus_baseline(shop, args, ids, work)
+            results["versus_baseline"] = versus_baseline(shop, args, ids, customers[:2000], work)
         else:
             results = measure_all(shop, args, ids, customers, work)
     finally:
@@ -433,7 +463,7 @@ def measure_all(
     if args.compare_fix:
         results["stock_bentoml_without_fix"] = stock_bentoml(shop, args, ids, work)
     if args.baseline:
-        results["versus_baseline"] = versus_baseline(shop, args, ids, work)
+        results["versus_baseline"] = versus_baseline(shop, args, ids, customers[:2000], work)
     return results
 
 
