@@ -138,8 +138,11 @@ def serve_command(
         fail("the bentoml command was not found beside this Python nor on PATH; run `make install`")
     say(f"serving {shop.root} on http://{host}:{port} (OpenAPI at /docs.json); logs in {shop.logs}")
     command = [str(bentoml), "serve", "serving.service:Storewise", "--host", host, "--port", str(port)]
-    # its own process group: stopped as a whole, by us, on Ctrl-C or a failed start
+    # its own process group: stopped as a whole, by us, on Ctrl-C, a SIGTERM or SIGHUP to us
+    # (a supervisor stopping `storewise serve`) or a failed start
     process = subprocess.Popen(command, env=env, start_new_session=True)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stopped_by_signal)
     probe_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     try:
         code = supervise(process, f"http://{probe_host}:{port}", startup_seconds)
@@ -148,6 +151,12 @@ def serve_command(
     finally:
         stop(process)
     raise typer.Exit(code)
+
+
+def stopped_by_signal(signum: int, _frame: object) -> None:
+    for again in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(again, signal.SIG_IGN)  # once is enough: let the stop finish
+    raise KeyboardInterrupt  # unwinds to the `finally` that stops the server
 
 
 def register(root: typer.Typer) -> None:

@@ -261,3 +261,56 @@ def test_one_local_copy_per_model_version_and_no_download_left_behind(
     print(
         f"FIGURE model cache: {len(cached())} copies for {len(cached())} versions after 2 starts and a reload"
     )
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if path.read_text().rsplit(")", 1)[-1].split()[1] == str(pid):
+                found.append(int(path.parent.name))
+        except (OSError, IndexError):
+            continue  # a process that ended while we looked
+    return found
+
+
+def test_stopping_storewise_serve_stops_the_server_it_started(
+    trained_shop: TrainedShop, tmp_path: Path
+) -> None:
+    """A supervisor's SIGTERM to `storewise serve` (not to its process group) must not leave
+    BentoML running: the server has its own process group, so the wrapper stops it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.servers import wait_until_ready
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": trained_shop.tracking_uri,
+        "STOREWISE_MODEL_CACHE": str(tmp_path / "model-cache"),
+        "BENTOML_HOME": str(tmp_path / "bentoml"),
+    }
+    command = [
+        str(Path(sys.executable).parent / "storewise"),
+        *("serve", "--shop-dir", str(trained_shop.shop.root), "--port", str(port), "--workers", "1"),
+    ]
+    wrapper = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_until_ready(f"http://127.0.0.1:{port}/readyz", wrapper, log)
+        servers = children_of(wrapper.pid)
+        assert len(servers) == 1, servers
+        started = time.perf_counter()
+        wrapper.send_signal(signal.SIGTERM)
+        assert wrapper.wait(timeout=60) == 0
+        gone = not Path(f"/proc/{servers[0]}").exists()
+        print(
+            f"FIGURE storewise serve stopped by SIGTERM: it and its server gone in {time.perf_counter() - started:.1f} s"
+        )
+        assert gone, "the BentoML server outlived storewise serve"
+    finally:
+        if wrapper.poll() is None:
+            wrapper.kill()
