@@ -268,7 +268,9 @@ def test_two_trainers_compare_promote_and_serve_through_the_server(team: Team, t
             "--reload-seconds",
             "2",
         ],
-        env=team.env(BENTOML_HOME=str(tmp_path / "bentoml")),
+        env=team.env(
+            BENTOML_HOME=str(tmp_path / "bentoml"), STOREWISE_MODEL_CACHE=str(tmp_path / "model-cache")
+        ),
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
