@@ -178,7 +178,8 @@ def champion_in_database(team: Team, name: str) -> str:
 
 
 def served_versions(url: str) -> dict[str, str]:
-    return dict(httpx.post(f"{url}/info", json={}, timeout=10).json()["model_versions"])
+    versions = httpx.post(f"{url}/info", json={}, timeout=10).json()["model_versions"]
+    return {name: versions[name] for name in ("recommender", "pricing")}
 
 
 def test_two_trainers_compare_promote_and_serve_through_the_server(team: Team, tmp_path: Path) -> None:
@@ -267,7 +268,9 @@ def test_two_trainers_compare_promote_and_serve_through_the_server(team: Team, t
             "--reload-seconds",
             "2",
         ],
-        env=team.env(BENTOML_HOME=str(tmp_path / "bentoml")),
+        env=team.env(
+            BENTOML_HOME=str(tmp_path / "bentoml"), STOREWISE_MODEL_CACHE=str(tmp_path / "model-cache")
+        ),
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
