@@ -124,6 +124,7 @@ def start_haproxy(replicas: list[Replica], folder: Path) -> tuple[subprocess.Pop
 
 @pytest.fixture(scope="module")
 def cluster(team: Team, team_shop: ShopPaths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    require_program(shutil.which("haproxy"), "haproxy")  # before the training, not after
     root = tmp_path_factory.mktemp("replicas")
     first = train_recommender(team, team_shop, fast_config(root))
     promoted = team.storewise("promote", "--model", "recommender", "--version", first.version, "--force")
@@ -213,6 +214,7 @@ def test_a_promotion_reaches_every_replica_under_load_without_a_failed_request(
     try:
         time.sleep(3)  # steady load before the promotion
         monkeypatch.setenv("MLFLOW_TRACKING_URI", team.url)
+        promoting = time.monotonic()
         promote(RECOMMENDER, after, force=True)
         promoted = time.monotonic()
         deadline = promoted + RELOAD_SECONDS + LOAD_ALLOWANCE + 30
@@ -245,7 +247,7 @@ def test_a_promotion_reaches_every_replica_under_load_without_a_failed_request(
     assert load.failures == [], load.failures[:5]
     assert all(at is not None and at <= RELOAD_SECONDS + LOAD_ALLOWANCE for at in propagation), figures
     assert stale == 0, figures
-    assert {version for at, version, _ in load.answers if at < promoted - load.started} == {before}
+    assert {version for at, version, _ in load.answers if at < promoting - load.started} == {before}
     assert {version for _, version, _ in load.answers} == {before, after}
 
     # each replica logged its own share, and every answer is in exactly one replica's log
