@@ -165,7 +165,10 @@ def test_the_bento_requires_only_the_service_set_as_wheels(bento: Bento, service
 
 def test_the_served_bento_answers_recommend_price_and_quote(served: str, store: Store) -> None:
     info = httpx.post(f"{served}/info", json={}, timeout=30).json()
-    assert info["model_versions"] == {"recommender": "1", "pricing": "1"}
+    assert {name: info["model_versions"][name] for name in ("recommender", "pricing")} == {
+        "recommender": "1",
+        "pricing": "1",
+    }
     interactions = pd.read_parquet(store.shop.features / "interactions.parquet")
     customer = str(interactions[c.CUSTOMER_ID].value_counts().index[0])
     # what the full environment computes from the same champions, in this process

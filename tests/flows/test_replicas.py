@@ -27,8 +27,8 @@ import pytest
 from mlflow import MlflowClient
 
 from inference.registry import RECOMMENDER
-from serving.logs import PRICE_AUDIT
 from storewise import columns as c
+from storewise.service_logs import PRICE_AUDIT, log_files
 from storewise.shop import ShopPaths
 from tests.flows.team import (
     Team,
@@ -193,9 +193,11 @@ def first_seen(replica: Replica, version: str, deadline: float) -> float | None:
 
 
 def audited_requests(replica: Replica) -> set[str]:
-    audit = replica.shop.logs / PRICE_AUDIT
-    lines = audit.read_text().splitlines() if audit.exists() else []
-    return {json.loads(line)["request_id"] for line in lines}
+    """The request ids in every audit file of the replica (one per worker process, rotated too)."""
+    lines = [
+        line for path in log_files(replica.shop.logs, PRICE_AUDIT) for line in path.read_text().splitlines()
+    ]
+    return {json.loads(line)["request_id"] for line in lines if line.strip()}
 
 
 def test_a_promotion_reaches_every_replica_under_load_without_a_failed_request(
