@@ -29,6 +29,13 @@ def data_generate(
     days: Annotated[int, typer.Option(min=28, help="Days of history.")] = DEMO.days,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same shop.")] = DEMO.seed,
     end_date: Annotated[str, typer.Option(help="Last day of the history (YYYY-MM-DD).")] = DEMO.end_date,
+    demand_family: Annotated[
+        str,
+        typer.Option(
+            help="The true demand's family: constant_elasticity (what the pricing model fits), "
+            "linear (a choke price), reference_price (a cut's boost fades) or substitution."
+        ),
+    ] = DEMO.demand_family,
 ) -> None:
     """Generate the demo jewellery shop (deterministic for a seed)."""
     from tqdm import tqdm
@@ -37,8 +44,17 @@ def data_generate(
     from intake.demo.writer import write_generated_shop
 
     options = GeneratorSettings(
-        customers=customers, products=products, days=days, seed=seed, end_date=end_date
+        customers=customers,
+        products=products,
+        days=days,
+        seed=seed,
+        end_date=end_date,
+        demand_family=demand_family,
     )
+    try:
+        options.validate()
+    except ValueError as error:
+        fail(str(error))
     shop = ShopPaths(shop_dir)
     with tqdm(total=days, desc="simulating days", unit="day", file=sys.stderr, mininterval=0.5) as bar:
         generated = generate_shop(options, progress=bar.update)

@@ -121,7 +121,9 @@ def _print_simulation(m: dict[str, float]) -> None:
     for policy in ("fixed", "optimizer", "oracle"):
         say(
             f"  simulated profit, {policy:<9}: {m[f'simulation.{policy}.profit_mean']:,.0f} "
-            f"({m[f'simulation.{policy}.share_of_oracle_mean']:.1%} of the oracle, sd {m[f'simulation.{policy}.share_of_oracle_sd']:.1%})"
+            f"({m[f'simulation.{policy}.share_of_oracle_mean']:.1%} of the oracle, sd {m[f'simulation.{policy}.share_of_oracle_sd']:.1%}, "
+            f"max {m[f'simulation.{policy}.share_of_oracle_max']:.1%}; regret {m[f'simulation.{policy}.regret_mean']:,.0f}, "
+            f"holding cost {m[f'simulation.{policy}.holding_cost_mean']:,.0f})"
         )
 
 
