@@ -64,7 +64,7 @@ def test_a_missing_column_is_one_error_and_the_shop_is_left_as_it_was(tmp_path: 
 def test_the_shared_dominicks_sample_adds_up() -> None:
     raw = pd.read_csv(DOMINICKS)
     result = import_weekly_sales(DOMINICKS)
-    s = result.summary
+    s = {key: value for key, value in result.summary.items() if isinstance(value, int)}
     accounted = (
         s["rows imported with sales"]
         + s["rows imported without sales (price recorded, zero units)"]
