@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.common import ShopDir, fail, say
 from intake.demo.generate import GeneratorSettings
 from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths
+
+if TYPE_CHECKING:
+    from intake.importers.common import ImportResult
 
 app = typer.Typer(
     help="Shop data: generate the demo shop, import exports, check a shop.", no_args_is_help=True
@@ -26,6 +29,13 @@ def data_generate(
     days: Annotated[int, typer.Option(min=28, help="Days of history.")] = DEMO.days,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same shop.")] = DEMO.seed,
     end_date: Annotated[str, typer.Option(help="Last day of the history (YYYY-MM-DD).")] = DEMO.end_date,
+    demand_family: Annotated[
+        str,
+        typer.Option(
+            help="The true demand's family: constant_elasticity (what the pricing model fits), "
+            "linear (a choke price), reference_price (a cut's boost fades) or substitution."
+        ),
+    ] = DEMO.demand_family,
 ) -> None:
     """Generate the demo jewellery shop (deterministic for a seed)."""
     from tqdm import tqdm
@@ -34,8 +44,17 @@ def data_generate(
     from intake.demo.writer import write_generated_shop
 
     options = GeneratorSettings(
-        customers=customers, products=products, days=days, seed=seed, end_date=end_date
+        customers=customers,
+        products=products,
+        days=days,
+        seed=seed,
+        end_date=end_date,
+        demand_family=demand_family,
     )
+    try:
+        options.validate()
+    except ValueError as error:
+        fail(str(error))
     shop = ShopPaths(shop_dir)
     with tqdm(total=days, desc="simulating days", unit="day", file=sys.stderr, mininterval=0.5) as bar:
         generated = generate_shop(options, progress=bar.update)
@@ -48,7 +67,7 @@ def data_generate(
 @app.command("import")
 def data_import(
     path: Annotated[Path, typer.Argument(help="The export: a file, or a directory of canonical tables.")],
-    format: Annotated[str, typer.Option("--format", help="online-retail or canonical.")],
+    format: Annotated[str, typer.Option("--format", help="online-retail, weekly-sales or canonical.")],
     shop_dir: ShopDir = DEFAULT_SHOP_DIR,
     consent: Annotated[
         str,
@@ -61,41 +80,74 @@ def data_import(
         str | None,
         typer.Option(
             help="The shop's time zone (default: Europe/London for "
-            "online-retail, Asia/Kuala_Lumpur for canonical)."
+            "online-retail, UTC for weekly-sales, Asia/Kuala_Lumpur for canonical)."
         ),
     ] = None,
     currency: Annotated[
         str | None,
-        typer.Option(help="The shop's currency (default: GBP for online-retail, RM for canonical)."),
+        typer.Option(
+            help="The shop's currency (default: GBP for online-retail, USD for weekly-sales, RM for canonical)."
+        ),
     ] = None,
+    period: Annotated[
+        str, typer.Option(help="weekly-sales only: the period of the export's rows, week or day.")
+    ] = "week",
 ) -> None:
     """Import a shop's export into canonical tables, with a report of every row set aside."""
     from intake.importers.common import Consent, write_import
-    from intake.importers.online_retail import import_online_retail
 
-    formats = ("online-retail", "canonical")
+    formats = ("online-retail", "weekly-sales", "canonical")
     if format not in formats:
         fail(f"unknown --format '{format}'; use one of: {', '.join(formats)}")
+    if period not in ("week", "day"):
+        fail(f"unknown --period '{period}'; use week or day")
     try:
         assumed = Consent(consent)
     except ValueError:
         fail(f"unknown --consent '{consent}'; use one of: {', '.join(item.value for item in Consent)}")
     shop = ShopPaths(shop_dir)
-    if format == "online-retail":
-        result = import_online_retail(
-            path, consent=assumed, timezone=timezone or "Europe/London", currency=currency or "GBP"
-        )
-    else:
-        from intake.importers.canonical import import_canonical
-
-        result = import_canonical(
-            path,
-            consent=assumed,
-            timezone=timezone or "Asia/Kuala_Lumpur",
-            currency=currency or "RM",
-        )
+    result = _read_export(format, path, assumed, timezone, currency, period)
     write_import(shop, result)
-    for key, value in result.summary.items():
+    _print_summary(result.summary)
+    for note in result.notes:
+        say(f"note: {note}")
+    say(
+        f"wrote {shop.raw} (canonical tables), {shop.import_report} (one line per row not imported as is), "
+        f"{shop.import_summary}"
+    )
+
+
+def _read_export(
+    format: str, path: Path, consent: object, timezone: str | None, currency: str | None, period: str
+) -> ImportResult:
+    """The import result of one export format, with that format's default zone and currency."""
+    from intake.importers.common import Consent
+
+    assert isinstance(consent, Consent)
+    if format == "online-retail":
+        from intake.importers.online_retail import import_online_retail
+
+        return import_online_retail(
+            path, consent=consent, timezone=timezone or "Europe/London", currency=currency or "GBP"
+        )
+    if format == "weekly-sales":
+        from intake.importers.weekly_sales import import_weekly_sales
+
+        return import_weekly_sales(
+            path,
+            period="day" if period == "day" else "week",
+            timezone=timezone or "UTC",
+            currency=currency or "USD",
+        )
+    from intake.importers.canonical import import_canonical
+
+    return import_canonical(
+        path, consent=consent, timezone=timezone or "Asia/Kuala_Lumpur", currency=currency or "RM"
+    )
+
+
+def _print_summary(summary: dict[str, object]) -> None:
+    for key, value in summary.items():
         if isinstance(value, dict):
             say(f"  {key}:")
             for sub_key, sub_value in value.items():
@@ -106,12 +158,6 @@ def data_import(
                 )
         else:
             say(f"  {key}: {value:,}" if isinstance(value, int) else f"  {key}: {value}")
-    for note in result.notes:
-        say(f"note: {note}")
-    say(
-        f"wrote {shop.raw} (canonical tables), {shop.import_report} (one line per row not imported as is), "
-        f"{shop.import_summary}"
-    )
 
 
 @app.command("check")

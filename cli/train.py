@@ -80,40 +80,92 @@ def evaluate_command(
 
 
 @app.command("pricing")
-def train_pricing_command(shop_dir: ShopDir = DEFAULT_SHOP_DIR) -> None:
+def train_pricing_command(
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
+    forecast_days: Annotated[
+        int | None,
+        typer.Option(
+            min=7,
+            help="Imported shops: fit on all but the last N days and forecast them at the prices "
+            "charged (overrides evaluation.forecast_days).",
+        ),
+    ] = None,
+) -> None:
     """Fit elasticities, judge the pricing policy (simulator or forecast), log and register."""
     from inference.registry import tracking_uri
     from training.pricing.train import train_pricing
 
-    outcome = train_pricing(ShopPaths(shop_dir))
+    outcome = train_pricing(ShopPaths(shop_dir), forecast_days=forecast_days)
     m = outcome.metrics
     say(
         f"  items: {m['items']:.0f}, with enough price history of their own: {m['items_with_own_evidence']:.0f}"
     )
     if "elasticity_mae" in m:
-        say(
-            f"  elasticity vs the demo shop's truth ({m['elasticity_items_enough_variation']:.0f} items with enough price variation): "
-            f"MAE {m['elasticity_mae']:.3f}, 90% intervals cover {m['elasticity_coverage_90']:.0%}"
-        )
-        for policy in ("fixed", "optimizer", "oracle"):
-            say(
-                f"  simulated profit, {policy:<9}: {m[f'simulation.{policy}.profit_mean']:,.0f} "
-                f"({m[f'simulation.{policy}.share_of_oracle_mean']:.1%} of the oracle, sd {m[f'simulation.{policy}.share_of_oracle_sd']:.1%})"
-            )
+        _print_simulation(m)
+    elif outcome.products is not None:
+        _print_panel(outcome)
     else:
-        say(
-            f"  forecast of the last {m['forecast.forecast_days']:.0f} days: WAPE model {m['forecast.wape_model']:.3f}, "
-            f"mean of 28 days {m['forecast.wape_mean_28_days']:.3f}, same weekday last week {m['forecast.wape_same_weekday_last_week']:.3f}; "
-            f"bias {m['forecast.bias_model']:+.1%}"
-        )
-        say(
-            f"  negative elasticities: {m['forecast.share_negative_elasticity']:.0%} of {m['forecast.items_with_price_variation']:.0f} "
-            f"items with price variation (median {m['forecast.elasticity_q50']:.2f})"
-        )
+        _print_item_forecast(m)
+    say(f"  time: fit {outcome.seconds.get('fit', 0):.1f} s, total {outcome.seconds['total']:.1f} s")
     say(
         f"wrote run {outcome.run_id} and registered storewise-pricing version {outcome.version} in {tracking_uri()}"
     )
     say(f"next: storewise promote --model pricing --version {outcome.version}")
+
+
+def _print_simulation(m: dict[str, float]) -> None:
+    say(
+        f"  elasticity vs the demo shop's truth ({m['elasticity_items_enough_variation']:.0f} items with enough price variation): "
+        f"MAE {m['elasticity_mae']:.3f}, 90% intervals cover {m['elasticity_coverage_90']:.0%}"
+    )
+    for policy in ("fixed", "optimizer", "oracle"):
+        say(
+            f"  simulated profit, {policy:<9}: {m[f'simulation.{policy}.profit_mean']:,.0f} "
+            f"({m[f'simulation.{policy}.share_of_oracle_mean']:.1%} of the oracle, sd {m[f'simulation.{policy}.share_of_oracle_sd']:.1%}, "
+            f"max {m[f'simulation.{policy}.share_of_oracle_max']:.1%}; regret {m[f'simulation.{policy}.regret_mean']:,.0f}, "
+            f"holding cost {m[f'simulation.{policy}.holding_cost_mean']:,.0f})"
+        )
+
+
+def _print_item_forecast(m: dict[str, float]) -> None:
+    say(
+        f"  forecast of the last {m['forecast.forecast_days']:.0f} days: WAPE model {m['forecast.wape_model']:.3f}, "
+        f"without price {m['forecast.wape_no_price']:.3f}, mean of 28 days {m['forecast.wape_mean_28_days']:.3f}, "
+        f"same weekday last week {m['forecast.wape_same_weekday_last_week']:.3f}; bias {m['forecast.bias_model']:+.1%}"
+    )
+    say(
+        f"  negative elasticities: {m['forecast.share_negative_elasticity']:.0%} of {m['forecast.items_with_price_variation']:.0f} "
+        f"items with price variation (median {m['forecast.elasticity_q50']:.2f})"
+    )
+
+
+def _print_panel(outcome: object) -> None:
+    from training.pricing.train import PricingOutcome
+
+    assert isinstance(outcome, PricingOutcome)
+    assert outcome.products is not None
+    m = outcome.metrics
+    say(
+        f"  forecast of the last {m['forecast.forecast_days']:.0f} days ({m['forecast.forecast_periods']:.0f} periods, "
+        f"{m['forecast.forecast_series']:.0f} series, 90% intervals over series):"
+    )
+    forecasts = [
+        key[len("forecast.wape_") :] for key in m if key.startswith("forecast.wape_") and key.count(".") == 1
+    ]
+    for name in [
+        name for name in forecasts if not name.startswith("model_") and not name.endswith(("_low", "_high"))
+    ]:
+        low, high = m[f"forecast.wape_{name}_low"], m[f"forecast.wape_{name}_high"]
+        say(f"    WAPE {name:<16} {m[f'forecast.wape_{name}']:.3f} ({low:.3f} to {high:.3f})")
+    low, high = m["forecast.wape_model_over_no_price_low"], m["forecast.wape_model_over_no_price_high"]
+    say(f"    model / no price   {m['forecast.wape_model_over_no_price']:.3f} ({low:.3f} to {high:.3f})")
+    say("  own-price elasticity by product (pooled over stores, 90% interval):")
+    for row in outcome.products.itertuples(index=False):
+        say(
+            f"    {row.product:<12} {row.elasticity:6.2f} ({row.elasticity_low_90:.2f} to {row.elasticity_high_90:.2f})"
+        )
+    if outcome.cross is not None:
+        say(f"  cross-price effects: {outcome.cross.reason}")
 
 
 def simulate_command(

@@ -31,7 +31,7 @@ from storewise import columns as c
 from storewise.config import CONFIG_DIR, flatten
 from storewise.errors import DataError
 from storewise.settings import load_feature_settings, load_recommender_settings
-from storewise.shop import ShopPaths
+from storewise.shop import ShopPaths, ShopSettings
 
 MANIFEST = "manifest.json"
 DISCOUNT_TOLERANCE = 0.97  # a price at least 3% under list counts as a discount
@@ -87,108 +87,141 @@ def read_manifest(shop: ShopPaths) -> dict[str, object] | None:
 
 def build_features(shop: ShopPaths, *, config_dir: Path = CONFIG_DIR, force: bool = False) -> BuildResult:
     started = time.perf_counter()
-    feature_settings = load_feature_settings(config_dir)
-    recommender_settings = load_recommender_settings(config_dir)
-    settings = shop.settings()
     digest = input_hash(shop, config_dir)
     previous = read_manifest(shop)
     if not force and previous is not None and previous.get("input_hash") == digest:
         return BuildResult(previous, rebuilt=False)
+    tables = checked_tables(shop)
+    build = FeatureBuild(tables, shop.settings(), config_dir)
+    customer_steps = has_customers(tables[c.ORDERS])
+    steps = [*(CUSTOMER_STEPS if customer_steps else ()), "demand"]
+    with tqdm(total=len(steps), desc="building features", unit="step") as bar:
+        if customer_steps:
+            build.customer_outputs(bar)
+        else:
+            build.notes.append(
+                "no customer on any order (a sales export): the customer features (interactions, RFM, "
+                "items and customers, journey, clusters) are not built and the recommender cannot train here"
+            )
+        build.demand_output(bar)
+    manifest = write_outputs(shop, build, digest, started)
+    return BuildResult(manifest, rebuilt=True, notes=build.notes)
 
+
+CUSTOMER_STEPS = ("interactions", "rfm", "items and customers", "journey", "clusters")
+
+
+def has_customers(orders: pd.DataFrame) -> bool:
+    return bool(orders[c.CUSTOMER_ID].notna().any())
+
+
+def checked_tables(shop: ShopPaths) -> dict[str, pd.DataFrame]:
+    """The shop's tables, provided they pass `data check`."""
     tables = read_tables(shop)
-    report = check_tables(tables, settings.tz)
+    report = check_tables(tables, shop.settings().tz)
     if not report.ok:
         first = report.errors[0]
         raise DataError(
             f"fails `storewise data check` ({len(report.errors)} problem(s), first: {first}); fix or re-import the data",
             path=shop.raw,
         )
-    orders, products, customers = tables[c.ORDERS], tables[c.PRODUCTS], tables[c.CUSTOMERS]
-    events = tables.get(c.EVENTS)
-    price_history = tables.get(c.PRICE_HISTORY)
-    stock_history = tables.get(c.STOCK_HISTORY)
-    tz = settings.tz
-    timings: dict[str, float] = {}
-    outputs: dict[str, pd.DataFrame] = {}
-    notes: list[str] = []
+    return tables
 
-    steps = ["interactions", "rfm", "items and customers", "journey", "clusters", "demand"]
-    with tqdm(total=len(steps), desc="building features", unit="step") as bar:
 
-        def step(name: str) -> None:
-            """Record the step just finished and move the bar past it."""
-            timings[name] = round(time.perf_counter() - step_started[0], 3)
-            step_started[0] = time.perf_counter()
-            bar.set_postfix_str(f"done: {name}")
-            bar.update(1)
+class FeatureBuild:
+    """The outputs of one build, step by step, with each step's time and the notes."""
 
-        step_started = [time.perf_counter()]
-        interactions = build_interactions(orders, events, customers, recommender_settings.interactions)
+    def __init__(self, tables: dict[str, pd.DataFrame], settings: ShopSettings, config_dir: Path) -> None:
+        self.tables = tables
+        self.shop_settings = settings
+        self.features = load_feature_settings(config_dir)
+        self.recommender = load_recommender_settings(config_dir)
+        self.outputs: dict[str, pd.DataFrame] = {}
+        self.timings: dict[str, float] = {}
+        self.notes: list[str] = []
+        self._mark = time.perf_counter()
+
+    def step(self, name: str, bar: tqdm) -> None:
+        """Record the step just finished and move the bar past it."""
+        self.timings[name] = round(time.perf_counter() - self._mark, 3)
+        self._mark = time.perf_counter()
+        bar.set_postfix_str(f"done: {name}")
+        bar.update(1)
+
+    def customer_outputs(self, bar: tqdm) -> None:
+        t, settings = self.tables, self.features
+        orders, products, customers, events = t[c.ORDERS], t[c.PRODUCTS], t[c.CUSTOMERS], t.get(c.EVENTS)
+        interactions = build_interactions(orders, events, customers, self.recommender.interactions)
         users, items = id_maps(interactions, products)
-        outputs |= {Outputs.INTERACTIONS: interactions, Outputs.USERS: users, Outputs.ITEMS: items}
-        step("interactions")
-
-        rfm = rfm_table(orders, quantiles=feature_settings.rfm.quantiles)
-        outputs[Outputs.RFM] = rfm
-        step("rfm")
+        self.outputs |= {Outputs.INTERACTIONS: interactions, Outputs.USERS: users, Outputs.ITEMS: items}
+        self.step("interactions", bar)
+        rfm = rfm_table(orders, quantiles=settings.rfm.quantiles)
+        self.outputs[Outputs.RFM] = rfm
+        self.step("rfm", bar)
         item_table = item_features(products)
-        outputs[Outputs.ITEM_FEATURES] = item_table
-        outputs[Outputs.CUSTOMER_FEATURES] = customer_features(customers, rfm, interactions, item_table)
-        step("items and customers")
+        self.outputs[Outputs.ITEM_FEATURES] = item_table
+        self.outputs[Outputs.CUSTOMER_FEATURES] = customer_features(customers, rfm, interactions, item_table)
+        self.step("items and customers", bar)
+        self.outputs[Outputs.JOURNEY] = self._journey(events, rfm)
+        self.step("journey", bar)
+        discounted = discounted_lines(orders, products, t.get(c.PRICE_HISTORY), self.shop_settings.tz)
+        table = behaviour(orders, products, rfm, discounted, settings.clusters.top_categories)
+        clustering = cluster_customers(table, settings.clusters)
+        self.outputs[Outputs.CLUSTERS] = clustering.assignments
+        self.outputs[Outputs.CLUSTER_PROFILES] = clustering.profiles
+        self.outputs[Outputs.CLUSTER_SELECTION] = clustering.selection
+        self.step("clusters", bar)
 
+    def _journey(self, events: pd.DataFrame | None, rfm: pd.DataFrame) -> pd.DataFrame:
         if events is not None and (events[c.EVENT] == c.VIEW).any():
-            rows = journeys(
-                events, feature_settings.journey.period, feature_settings.journey.max_hours_between_stages
-            )
-            outputs[Outputs.JOURNEY] = funnel(rows, rfm)
-        else:
-            outputs[Outputs.JOURNEY] = funnel(pd.DataFrame(), rfm)
-            notes.append(
-                "no storefront events: the journey funnel is empty (orders alone show no views or carts)"
-            )
-        step("journey")
-
-        discounted = discounted_lines(orders, products, price_history, tz)
-        table = behaviour(orders, products, rfm, discounted, feature_settings.clusters.top_categories)
-        clustering = cluster_customers(table, feature_settings.clusters)
-        outputs[Outputs.CLUSTERS] = clustering.assignments
-        outputs[Outputs.CLUSTER_PROFILES] = clustering.profiles
-        outputs[Outputs.CLUSTER_SELECTION] = clustering.selection
-        step("clusters")
-
-        outputs[Outputs.DEMAND] = daily_demand(
-            orders,
-            products,
-            tz,
-            events=events,
-            price_history=price_history,
-            stock_history=stock_history,
-            velocity_windows=feature_settings.demand.velocity_windows,
+            journey = self.features.journey
+            return funnel(journeys(events, journey.period, journey.max_hours_between_stages), rfm)
+        self.notes.append(
+            "no storefront events: the journey funnel is empty (orders alone show no views or carts)"
         )
-        if stock_history is None:
-            notes.append("no stock history: stock-out days cannot be flagged (stock_start is empty)")
-        step("demand")
+        return funnel(pd.DataFrame(), rfm)
 
+    def demand_output(self, bar: tqdm) -> None:
+        t, shop = self.tables, self.shop_settings
+        self.outputs[Outputs.DEMAND] = daily_demand(
+            t[c.ORDERS],
+            t[c.PRODUCTS],
+            shop.tz,
+            events=t.get(c.EVENTS),
+            price_history=t.get(c.PRICE_HISTORY),
+            stock_history=t.get(c.STOCK_HISTORY),
+            velocity_windows=self.features.demand.velocity_windows,
+            period=shop.period,
+            price_log=shop.price_log,
+        )
+        if t.get(c.STOCK_HISTORY) is None:
+            self.notes.append("no stock history: stock-out days cannot be flagged (stock_start is empty)")
+        self.step("demand", bar)
+
+
+def write_outputs(shop: ShopPaths, build: FeatureBuild, digest: str, started: float) -> dict[str, object]:
+    """Write every output and the manifest in one step."""
     with staged_shop(shop) as staging:
         directory = staging / shop.features.name
         directory.mkdir()
-        for name, frame in outputs.items():
+        for name, frame in build.outputs.items():
             frame.to_parquet(directory / name, index=False)
         manifest = {
             "input_hash": digest,
             "built_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 3),
-            "step_seconds": timings,
-            "row_counts": {name: len(frame) for name, frame in outputs.items()},
-            "shop": settings.model_dump(),
+            "step_seconds": build.timings,
+            "row_counts": {name: len(frame) for name, frame in build.outputs.items()},
+            "shop": build.shop_settings.model_dump(),
+            "period": build.shop_settings.period,
             "config": {
-                **flatten(feature_settings, "features."),
-                **flatten(recommender_settings.interactions, "recommender.interactions."),
+                **flatten(build.features, "features."),
+                **flatten(build.recommender.interactions, "recommender.interactions."),
             },
-            "notes": notes,
+            "notes": build.notes,
         }
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
-    return BuildResult(manifest, rebuilt=True, notes=notes)
+    return manifest
 
 
 def discounted_lines(

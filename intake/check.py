@@ -67,6 +67,8 @@ def check_tables(tables: dict[str, pd.DataFrame], tz: ZoneInfo) -> CheckReport:
 def _check_columns(table: pd.DataFrame, schema: TableSchema, tz: ZoneInfo) -> list[Problem]:
     problems = []
     for spec in schema.columns:
+        if spec.name not in table.columns and spec.optional:
+            continue
         if spec.name not in table.columns:
             problems.append(Problem(schema.name, spec.name, "error", "column is missing"))
             continue

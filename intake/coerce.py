@@ -190,6 +190,8 @@ def coerce_table(
     problems: list[pd.DataFrame] = []
     bad_rows = np.zeros(len(raw), bool)
     for spec in schema.columns:
+        if spec.name not in raw.columns and spec.optional:
+            continue
         if spec.name not in raw.columns:
             if spec.nullable:
                 out[spec.name] = pd.Series(pd.NA, index=raw.index)
@@ -226,7 +228,8 @@ def empty_report() -> pd.DataFrame:
 def to_canonical_dtypes(table: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
     """One storage type per kind, so Parquet files written by any importer look the same."""
     out = table.copy()
-    for spec in schema.columns:
+    present = [spec for spec in schema.columns if not (spec.optional and spec.name not in out)]
+    for spec in present:
         column = out[spec.name]
         if spec.kind == "str":
             out[spec.name] = column.astype("str").where(column.notna(), None).astype("str")
@@ -238,4 +241,4 @@ def to_canonical_dtypes(table: pd.DataFrame, schema: TableSchema) -> pd.DataFram
             out[spec.name] = column.astype("boolean" if spec.nullable else "bool")
         elif spec.kind == "date":
             out[spec.name] = pd.to_datetime(column).astype("datetime64[us]")
-    return out[schema.column_names]
+    return out[[spec.name for spec in present]]

@@ -29,6 +29,9 @@ class ColumnSpec:
     minimum_inclusive: bool = True
     allowed: tuple[str, ...] | None = None
     description: str = ""
+    # an optional column may be absent from a table (then it is all null); when present it
+    # is checked like any other
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ PRODUCTS = TableSchema(
         ColumnSpec(c.LIST_PRICE, "float", minimum=0, minimum_inclusive=False),
         ColumnSpec(c.UNIT_COST, "float", nullable=True, minimum=0),
         ColumnSpec(c.STOCK, "int", nullable=True, minimum=0),
+        ColumnSpec(c.PRODUCT, "str", nullable=True, optional=True, description="the product across stores"),
+        ColumnSpec(c.STORE, "str", nullable=True, optional=True),
     ),
     unique=(c.ITEM_ID,),
 )
@@ -124,6 +129,7 @@ PRICE_HISTORY = TableSchema(
         ColumnSpec(c.DATE, "date"),
         ColumnSpec(c.PRICE, "float", minimum=0, minimum_inclusive=False),
         ColumnSpec(c.PROMO, "bool"),
+        ColumnSpec(c.FEATURE, "float", nullable=True, minimum=0, optional=True, description="0 to 1"),
     ),
     unique=(c.ITEM_ID, c.DATE),
     foreign_keys=(ForeignKey(c.ITEM_ID, c.PRODUCTS, c.ITEM_ID),),

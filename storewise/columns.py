@@ -26,6 +26,10 @@ TAGS = "tags"
 LIST_PRICE = "list_price"
 UNIT_COST = "unit_cost"
 STOCK = "stock"
+# optional, for shops with several stores (weekly sales exports): each store's product is
+# its own priced item; `product` names the product it is in every store, `store` the store
+PRODUCT = "product"
+STORE = "store"
 
 # orders
 QUANTITY = "quantity"
@@ -41,6 +45,7 @@ AT = "at"
 DATE = "date"
 PRICE = "price"
 PROMO = "promo"
+FEATURE = "feature"  # optional: share of the period the item was in the shop's feature advertising
 
 # event types, in funnel order
 VIEW = "view"
@@ -67,3 +72,12 @@ ELASTICITY, LOW, HIGH, SD = "elasticity", "low_90", "high_90", "sd"
 RAW, RAW_SE, EVIDENCE = "raw_elasticity", "raw_se", "evidence"
 BASE_RATE = "base_rate"  # expected units per unit of exposure at the reference price
 EXPOSURE = "exposure"
+# optional, where the model estimates cross-price effects: the items priced together (a
+# store's shelf) and the elasticity of this item's demand to each other shelf item's price
+SHELF = "shelf"
+CROSS_ELASTICITY = "cross_elasticity"
+# the lowest and highest price the item sold at in the data: where its elasticity was measured
+OBSERVED_LOW, OBSERVED_HIGH = "observed_low_price", "observed_high_price"
+# optional, where the data supports it: log demand's curvature in log price (relative to
+# the reference price); the elasticity at a price p is elasticity + 2 curvature log(p / ref)
+CURVATURE = "curvature"

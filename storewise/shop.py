@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -26,6 +27,13 @@ class ShopSettings(StrictModel):
     currency: str = Field(min_length=1, max_length=8)
     timezone: str
     source: str = Field(description="how the data arrived: 'demo-generator' or an import format")
+    # The period the shop's sales are recorded in: a weekly sales export knows weeks, not
+    # days, and its demand signals are per week.
+    period: Literal["day", "week"] = "day"
+    # How price_history reads: "changes" = a row when a price changes (it holds until the
+    # item's next row); "periods" = a row for every period the export recorded, so a period
+    # without a row was not recorded (its sales are unknown, not zero).
+    price_log: Literal["changes", "periods"] = "changes"
 
     @field_validator("timezone")
     @classmethod

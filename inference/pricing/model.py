@@ -1,8 +1,10 @@
 """The fitted pricing model: per item, what the policy needs to price it now.
 
-Elasticity with its interval and evidence, the expected daily units at the reference
-price (the fitted base rate times the item's recent exposure), the price in force at the
-end of the data, current stock, cost, list price and the week-on-month demand change.
+Elasticity with its interval and evidence, the expected units per period (a day, or a
+week for weekly data) at the reference price (the fitted base rate times the item's
+recent exposure), the price in force at the end of the data, current stock, cost, list
+price and the week-on-month demand change; where the model estimated cross-price effects,
+each item's shelf and its demand's elasticity to the other shelf items' prices.
 `train pricing` builds it (`training/pricing/build.py`), logs and registers it; the service
 loads it.
 """
@@ -19,7 +21,18 @@ import pandas as pd
 
 from inference.pricing.policy import decide_arrays
 from storewise import columns as c
-from storewise.columns import ELASTICITY, EVIDENCE, HIGH, LOW, REFERENCE_PRICE
+from storewise.columns import (
+    CROSS_ELASTICITY,
+    CURVATURE,
+    ELASTICITY,
+    EVIDENCE,
+    HIGH,
+    LOW,
+    OBSERVED_HIGH,
+    OBSERVED_LOW,
+    REFERENCE_PRICE,
+    SHELF,
+)
 from storewise.settings import PricingSettings
 
 
@@ -30,6 +43,7 @@ class PricingModel:
     currency: str
     exposure: str
     info: dict[str, object] = field(default_factory=dict)
+    period: str = "day"
 
     def __post_init__(self) -> None:
         self.items = self.items.reset_index(drop=True)
@@ -49,6 +63,14 @@ class PricingModel:
             "daily_units_at_reference": self.items["daily_units_at_reference"].to_numpy(float),
             "demand_change": self.items["demand_change"].to_numpy(float),
         }
+        if OBSERVED_LOW in self.items and OBSERVED_HIGH in self.items:
+            self.arrays["observed_low"] = self.items[OBSERVED_LOW].to_numpy(float)
+            self.arrays["observed_high"] = self.items[OBSERVED_HIGH].to_numpy(float)
+        if CURVATURE in self.items:
+            self.arrays["curvature"] = self.items[CURVATURE].fillna(0).to_numpy(float)
+        if SHELF in self.items and CROSS_ELASTICITY in self.items:
+            self.arrays["shelf"] = pd.factorize(self.items[SHELF])[0].astype(np.int64)
+            self.arrays["cross_elasticity"] = self.items[CROSS_ELASTICITY].fillna(0).to_numpy(float)
 
     def knows(self, item_id: str) -> bool:
         return item_id in self.position
@@ -70,19 +92,30 @@ class PricingModel:
                 "demand_change",
             )
         }
+        for name in ("shelf", "cross_elasticity", "observed_low", "observed_high", "curvature"):
+            if name in a:
+                state[name] = a[name][positions]
+        if "curvature" in a:
+            state["reference_price"] = a["reference_price"][positions]
         state.update(overrides)
-        ratio = state["current_price"] / a["reference_price"][positions]
-        state["daily_units"] = overrides.get(
-            "daily_units", a["daily_units_at_reference"][positions] * ratio ** state["elasticity"]
-        )
+        if "daily_units" not in overrides:
+            state["daily_units"] = a["daily_units_at_reference"][positions] * self.price_factor(
+                positions, state["current_price"]
+            )
         return state
+
+    def price_factor(self, positions: np.ndarray, prices: np.ndarray) -> np.ndarray:
+        """Demand at `prices` relative to demand at the reference prices."""
+        log_move = np.log(prices / self.arrays["reference_price"][positions])
+        bend = self.arrays["curvature"][positions] * log_move**2 if "curvature" in self.arrays else 0.0
+        return np.exp(self.arrays["elasticity"][positions] * log_move + bend)
 
     @cached_property
     def decided(self) -> dict[str, np.ndarray]:
         """Every item's base price now, with its reason. The policy's inputs are fixed for a
         model, so it decides once; the service prices every recommended item of every request."""
         return decide_arrays(
-            self.states(np.arange(len(self.items), dtype=np.int64)), self.settings, self.currency
+            self.states(np.arange(len(self.items), dtype=np.int64)), self.settings, self.currency, self.period
         )
 
     def price(self, item_ids: list[str]) -> dict[str, np.ndarray]:
@@ -98,6 +131,7 @@ class PricingModel:
             "currency": self.currency,
             "exposure": self.exposure,
             "info": self.info,
+            "period": self.period,
         }
         (directory / "pricing.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
 
@@ -110,4 +144,5 @@ class PricingModel:
             meta["currency"],
             meta["exposure"],
             meta["info"],
+            meta.get("period", "day"),
         )

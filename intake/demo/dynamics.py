@@ -12,6 +12,24 @@ so expected units are exactly proportional to price ** elasticity: the elasticit
 true, constant price elasticity of demand for the item. Stock is replenished by a fixed
 reorder-point policy with supplier lead times (and the occasional late delivery), so
 items run out at peaks and demand on those days is censored.
+
+That is the default demand family, the one the pricing model fits. Others, chosen by
+`demand_family`, are there to find out what the model gets wrong when the world is not
+what it assumes (the purchase probability's price factor changes, the rest stays):
+
+- `linear`: conversion * (1 + elasticity * (price / ref - 1)), zero at and above the
+  choke price ref * (1 - 1 / elasticity);
+- `reference_price`: customers compare the price with the one they are used to, which
+  follows the prices charged (it closes `reference_memory` of the gap each day): an extra
+  factor (price / reference) ** reference_effect, so a cut's boost fades as the new
+  price becomes the usual one, and a rise hurts most at first;
+- `substitution`: the other items of the category are substitutes: an extra factor
+  exp(substitution * mean log(price / ref) of the category's other items), so a cut on
+  one item takes sales from its category.
+
+In every family `elasticity` is the true own-price elasticity at the reference price with
+the other prices fixed and, for reference prices, once customers are used to the price
+(the long-run effect of a permanent price change).
 """
 
 from __future__ import annotations
@@ -26,6 +44,7 @@ import pandas as pd
 from intake.demo.calendar import season_factor, weekday_factor
 
 MAX_PURCHASE_PROBABILITY = 0.9
+FAMILIES = ("constant_elasticity", "linear", "reference_price", "substitution")
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,10 @@ class ShopTruth:
     anonymous_share: float
     cart_to_purchase: float
     late_delivery_probability: float
+    demand_family: str = "constant_elasticity"
+    reference_memory: float = 0.15
+    reference_effect: float = -1.0
+    substitution: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +79,7 @@ class ItemTruth:
     lead_days: np.ndarray
     reorder_point: np.ndarray
     order_quantity: np.ndarray
+    category: np.ndarray  # the category's index (the substitutes of the substitution family)
 
 
 @dataclass
@@ -70,6 +94,19 @@ class DayOutcome:
     stocked_out: np.ndarray  # demand exceeded the stock at the start of the day
 
 
+@dataclass(frozen=True)
+class DayDraws:
+    """One simulated day's random numbers: views per item, and per view its item, a
+    uniform that decides whether it buys and the extra units it takes if it does; per
+    item a uniform that decides whether an order placed that day arrives late."""
+
+    views: np.ndarray
+    item: np.ndarray
+    buy: np.ndarray
+    extra: np.ndarray
+    late: np.ndarray
+
+
 class ShopDynamics:
     """True demand plus the inventory state it runs against."""
 
@@ -79,6 +116,7 @@ class ShopDynamics:
         items: ItemTruth,
         stock: np.ndarray,
         pending: list[tuple[int, int, int]],
+        reference: np.ndarray | None = None,
     ):
         self.shop = shop
         self.items = items
@@ -87,6 +125,8 @@ class ShopDynamics:
         entries = np.asarray(pending, dtype=np.int64).reshape(-1, 3)
         self.pending_day, self.pending_item, self.pending_quantity = entries.T.copy()
         self.start = pd.Timestamp(shop.start)
+        # the price customers are used to (the reference_price family's state)
+        self.reference = np.asarray(items.ref_price, float).copy() if reference is None else reference.copy()
 
     @property
     def n_items(self) -> int:
@@ -113,8 +153,30 @@ class ShopDynamics:
         return traffic * share * np.where(promo, self.shop.promo_view_boost, 1.0)
 
     def purchase_probability(self, prices: np.ndarray) -> np.ndarray:
-        ratio = np.asarray(prices, float) / self.items.ref_price
-        return np.minimum(MAX_PURCHASE_PROBABILITY, self.items.conversion * ratio**self.items.elasticity)
+        prices = np.asarray(prices, float)
+        ratio = prices / self.items.ref_price
+        family, e = self.shop.demand_family, self.items.elasticity
+        factor = np.maximum(0.0, 1 + e * (ratio - 1)) if family == "linear" else ratio**e
+        if family == "reference_price":
+            factor = factor * (prices / self.reference) ** self.shop.reference_effect
+        elif family == "substitution":
+            factor = factor * np.exp(self.shop.substitution * self.peer_index(prices))
+        return np.minimum(MAX_PURCHASE_PROBABILITY, self.items.conversion * factor)
+
+    def peer_index(self, prices: np.ndarray) -> np.ndarray:
+        """Mean log price relative to reference of the other items of each item's category."""
+        log_ratio = np.log(np.asarray(prices, float) / self.items.ref_price)
+        category = self.items.category.astype(np.int64)
+        total = np.bincount(category, weights=log_ratio)[category] - log_ratio
+        count = np.bincount(category)[category] - 1
+        return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+    def remember(self, prices: np.ndarray) -> None:
+        """Customers get used to the prices charged today (the reference_price family)."""
+        if self.shop.demand_family == "reference_price":
+            self.reference = self.reference + self.shop.reference_memory * (
+                np.asarray(prices, float) - self.reference
+            )
 
     def expected_units(self, day: int, prices: np.ndarray, promo: np.ndarray) -> np.ndarray:
         """Uncensored expected demand in units: what the oracle knows."""
@@ -136,6 +198,7 @@ class ShopDynamics:
         carts_only = rng.binomial(views - buyers, p_cart_only)
         self.stock = stock_start - units
         self._reorder(day, rng)
+        self.remember(prices)
         return DayOutcome(
             views=views,
             buyers=buyers,
@@ -145,6 +208,50 @@ class ShopDynamics:
             carts_only=carts_only,
             stock_start=stock_start,
             stocked_out=~enough,
+        )
+
+    def step_drawn(self, day: int, prices: np.ndarray, draws: DayDraws) -> DayOutcome:
+        """One day with the day's random numbers drawn beforehand, so that every pricing
+        policy meets the same visitors: a view buys when its uniform is under the purchase
+        probability at the price charged (fewer buy at a higher price, never others), and
+        a buyer takes its drawn extra units. Used by the simulator; no promotions."""
+        self._receive(day)
+        stock_start = self.stock.copy()
+        p_buy = self.purchase_probability(prices)
+        buys = draws.buy < p_buy[draws.item]
+        buyers = np.bincount(draws.item[buys], minlength=self.n_items)
+        wanted = np.bincount(draws.item[buys], weights=1 + draws.extra[buys], minlength=self.n_items).astype(
+            np.int64
+        )
+        enough = wanted <= stock_start
+        units = np.where(enough, wanted, stock_start)
+        self.stock = stock_start - units
+        on_order = np.bincount(self.pending_item, weights=self.pending_quantity, minlength=self.n_items)
+        need = np.flatnonzero((self.stock + on_order < self.items.reorder_point) & self.launched(day + 1))
+        if len(need):
+            self._place_orders(day, need, draws.late[need] < self.shop.late_delivery_probability)
+        self.remember(prices)
+        return DayOutcome(
+            views=draws.views,
+            buyers=buyers,
+            sold_buyers=np.where(enough, buyers, np.minimum(buyers, stock_start)),
+            units=units,
+            wanted_units=wanted,
+            carts_only=np.zeros(self.n_items, np.int64),
+            stock_start=stock_start,
+            stocked_out=~enough,
+        )
+
+    def draw_day(self, day: int, rng: np.random.Generator) -> DayDraws:
+        """The random numbers of one simulated day (views at the day's traffic, no promotion)."""
+        views = rng.poisson(self.expected_views(day, np.zeros(self.n_items, bool)))
+        item = np.repeat(np.arange(self.n_items), views)
+        return DayDraws(
+            views=views,
+            item=item,
+            buy=rng.random(len(item)),
+            extra=rng.poisson(self.items.extra_units[item]),
+            late=rng.random(self.n_items),
         )
 
     def _receive(self, day: int) -> None:
@@ -158,7 +265,9 @@ class ShopDynamics:
         need = np.flatnonzero((self.stock + on_order < self.items.reorder_point) & self.launched(day + 1))
         if not len(need):
             return
-        late = rng.random(len(need)) < self.shop.late_delivery_probability
+        self._place_orders(day, need, rng.random(len(need)) < self.shop.late_delivery_probability)
+
+    def _place_orders(self, day: int, need: np.ndarray, late: np.ndarray) -> None:
         lead = np.where(late, self.items.lead_days[need] * 5 // 2, self.items.lead_days[need])
         self.pending_day = np.concatenate([self.pending_day, day + 1 + lead.astype(np.int64)])
         self.pending_item = np.concatenate([self.pending_item, need.astype(np.int64)])
@@ -179,6 +288,7 @@ class ShopDynamics:
         table = pd.DataFrame({name: value for name, value in asdict(self.items).items()})
         table.insert(0, "item_id", item_ids.to_numpy())
         table["stock"] = self.stock
+        table["reference_now"] = self.reference
         table.to_parquet(directory / "items.parquet", index=False)
         state = {
             "shop": asdict(self.shop),
@@ -193,12 +303,16 @@ class ShopDynamics:
         """The dynamics as saved, the item ids in their order, and the next day index."""
         table = pd.read_parquet(directory / "items.parquet")
         state = json.loads((directory / "shop.json").read_text(encoding="utf-8"))
+        if "category" not in table:  # ground truth written before the demand families
+            table["category"] = 0
         fields = ItemTruth.__dataclass_fields__
         items = ItemTruth(**{name: table[name].to_numpy() for name in fields})
+        reference = table["reference_now"].to_numpy(float) if "reference_now" in table else None
         dynamics = cls(
             ShopTruth(**state["shop"]),
             items,
             table["stock"].to_numpy(),
             [tuple(entry) for entry in state["pending"]],
+            reference,
         )
         return dynamics, table["item_id"], int(state["next_day"])

@@ -16,7 +16,7 @@ import pandas as pd
 from intake.coerce import to_canonical_dtypes
 from intake.demo.catalog import Catalog, make_catalog
 from intake.demo.customers import Population, affinity, make_customers
-from intake.demo.dynamics import DayOutcome, ItemTruth, ShopDynamics, ShopTruth
+from intake.demo.dynamics import FAMILIES, DayOutcome, ItemTruth, ShopDynamics, ShopTruth
 from intake.demo.journeys import (
     PURCHASE,
     Journeys,
@@ -48,11 +48,20 @@ class GeneratorSettings:
     growth_per_year: float = 0.10
     cart_to_purchase: float = 0.4
     late_delivery_probability: float = 0.08
+    # the true demand's family (intake/demo/dynamics.py) and the other families' parameters
+    demand_family: str = "constant_elasticity"
+    reference_memory: float = 0.15  # share of the gap to today's price the usual price closes a day
+    reference_effect: float = -1.0  # elasticity to price / usual price
+    substitution: float = 1.0  # elasticity to the category's other prices
 
     def validate(self) -> None:
         for name in ("customers", "products", "days"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1")
+        if self.demand_family not in FAMILIES:
+            raise ValueError(
+                f"--demand-family must be one of {', '.join(FAMILIES)}, got '{self.demand_family}'"
+            )
         if self.days < 28:
             raise ValueError("--days must be at least 28 (four weeks make the smallest useful history)")
 
@@ -142,6 +151,7 @@ def _initial_dynamics(
         lead_days=lead,
         reorder_point=reorder_point,
         order_quantity=order_quantity,
+        category=catalog.category,
     )
     shop = ShopTruth(
         start=start.date().isoformat(),
@@ -151,6 +161,10 @@ def _initial_dynamics(
         anonymous_share=options.anonymous_share,
         cart_to_purchase=options.cart_to_purchase,
         late_delivery_probability=options.late_delivery_probability,
+        demand_family=options.demand_family,
+        reference_memory=options.reference_memory,
+        reference_effect=options.reference_effect,
+        substitution=options.substitution,
     )
     initial = np.where(catalog.launch_day == 0, order_quantity + reorder_point, 0)
     # items launched later arrive with their first delivery on launch day

@@ -61,10 +61,36 @@ def test_unknown_format_and_consent_are_usage_errors(tmp_path: Path) -> None:
     path.write_text("a\n1\n")
     unknown = storewise("data", "import", str(path), "--format", "shopify", "--shop-dir", str(tmp_path / "s"))
     assert unknown.returncode == 2
-    assert unknown.stderr.strip() == "error: unknown --format 'shopify'; use one of: online-retail, canonical"
+    assert (
+        unknown.stderr.strip()
+        == "error: unknown --format 'shopify'; use one of: online-retail, weekly-sales, canonical"
+    )
     consent = storewise("data", "import", str(path), "--format", "canonical", "--consent", "maybe")
     assert consent.returncode == 2
     assert "unknown --consent 'maybe'; use one of: none, personalization, all" in consent.stderr
+
+
+def test_weekly_sales_import_and_its_usage_errors(tmp_path: Path) -> None:
+    path = tmp_path / "sales.csv"
+    path.write_text(
+        "store,item_id,week_start,units,unit_price\n1,A,2024-01-01,5,2.50\n1,A,2024-01-08,x,2.50\n"
+    )
+    shop = tmp_path / "weekly"
+    done = storewise("data", "import", str(path), "--format", "weekly-sales", "--shop-dir", str(shop))
+    assert done.returncode == 0, done.stderr
+    assert "rows read: 2" in done.stdout
+    assert "rejected: 1" in done.stdout
+    report = pd.read_csv(shop / "import_report.csv")
+    assert report[["source_row", "column"]].values.tolist() == [[3, "units"]]
+    period = storewise("data", "import", str(path), "--format", "weekly-sales", "--period", "month")
+    assert period.returncode == 2
+    assert "unknown --period 'month'; use week or day" in period.stderr
+    family = storewise("data", "generate", "--shop-dir", str(tmp_path / "g"), "--demand-family", "cubic")
+    assert family.returncode == 2
+    assert "--demand-family must be one of constant_elasticity, linear, reference_price, substitution" in (
+        family.stderr
+    )
+    assert not (tmp_path / "g").exists()
 
 
 def test_check_of_a_directory_without_a_shop(tmp_path: Path) -> None:

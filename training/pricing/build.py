@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.demand import STOCK_START, velocity_column
+from features.demand import PERIOD_DAYS, STOCK_START, velocity_column
 from inference.pricing.model import PricingModel
 from storewise import columns as c
-from storewise.columns import BASE_RATE, EXPOSURE
+from storewise.columns import BASE_RATE, EXPOSURE, REFERENCE_PRICE
 from storewise.settings import PricingSettings
 from training.pricing.elasticity import add_exposure
+from training.pricing.panel import FEATURE_LAG, PROMO_LAG, PanelFit, predict
 
 RECENT_DAYS = 28
 
@@ -24,12 +25,11 @@ def build_pricing_model(
     currency: str,
     exposure_kind: str,
 ) -> PricingModel:
-    """Join the elasticities with each item's state at the end of the data."""
+    """Join the per-item elasticities with each item's state at the end of the data."""
     frame, _ = add_exposure(demand, settings.elasticity.exposure)
     last_day = frame[c.DATE].max()
     recent = frame[frame[c.DATE] > last_day - pd.Timedelta(days=RECENT_DAYS)]
     exposure = recent.groupby(c.ITEM_ID, observed=True)[EXPOSURE].mean()
-    last = frame.sort_values(c.DATE).groupby(c.ITEM_ID, observed=True).tail(1).set_index(c.ITEM_ID)
     table = products[[c.ITEM_ID, c.LIST_PRICE, c.UNIT_COST, c.STOCK]].merge(
         elasticities.drop(columns=[column for column in (c.LIST_PRICE,) if column in elasticities]),
         on=c.ITEM_ID,
@@ -39,6 +39,13 @@ def build_pricing_model(
     table["daily_units_at_reference"] = (table[BASE_RATE] * items.map(exposure).fillna(0).to_numpy()).fillna(
         0
     )
+    return PricingModel(_with_state(table, frame), settings, currency, exposure_kind)
+
+
+def _with_state(table: pd.DataFrame, demand: pd.DataFrame) -> pd.DataFrame:
+    """The price in force, the week-on-month demand change and the stock at the end."""
+    last = demand.sort_values(c.DATE).groupby(c.ITEM_ID, observed=True).tail(1).set_index(c.ITEM_ID)
+    items = table[c.ITEM_ID]
     table["current_price"] = items.map(last[c.PRICE]).fillna(table[c.LIST_PRICE]).to_numpy(float)
     short, long = velocity_column(7), velocity_column(28)
     if short in last and long in last:
@@ -50,4 +57,37 @@ def build_pricing_model(
     if STOCK_START in last and stock_now.isna().all():
         stock_now = items.map(last[STOCK_START].astype("Float64")).astype(float)
     table[c.STOCK] = stock_now.to_numpy()
-    return PricingModel(table, settings, currency, exposure_kind)
+    return table
+
+
+def next_period_units(fit: PanelFit, frame: pd.DataFrame, period: str) -> pd.Series:
+    """Each item's expected units next period at today's prices (its own and its shelf's),
+    without a deal or an ad: the demand the policy prices against."""
+    last = frame.sort_values(c.DATE).groupby(c.ITEM_ID).tail(1).copy()
+    last[PROMO_LAG], last[FEATURE_LAG] = last[c.PROMO].to_numpy(), last[c.FEATURE].to_numpy()
+    last[c.PROMO], last[c.FEATURE] = 0.0, 0.0
+    last[c.DATE] = last[c.DATE] + pd.Timedelta(days=PERIOD_DAYS[period])
+    return pd.Series(predict(fit, last), index=last[c.ITEM_ID].to_numpy())
+
+
+def build_panel_pricing_model(
+    fit: PanelFit,
+    frame: pd.DataFrame,
+    elasticities: pd.DataFrame,
+    demand: pd.DataFrame,
+    products: pd.DataFrame,
+    settings: PricingSettings,
+    currency: str,
+    period: str,
+) -> PricingModel:
+    """The panel model's items: demand next period at today's prices is the reference,
+    so the policy's curve D0 (p / p0) ** e starts from the price in force."""
+    table = products[[c.ITEM_ID, c.LIST_PRICE, c.UNIT_COST, c.STOCK]].merge(
+        elasticities.drop(columns=[REFERENCE_PRICE]), on=c.ITEM_ID, how="inner"
+    )
+    table = _with_state(table, demand.assign(**{c.ITEM_ID: demand[c.ITEM_ID].astype(str)}))
+    units = next_period_units(fit, frame, period)
+    table["daily_units_at_reference"] = table[c.ITEM_ID].map(units).fillna(0).to_numpy(float)
+    table[REFERENCE_PRICE] = table["current_price"]
+    table[BASE_RATE] = table["daily_units_at_reference"]
+    return PricingModel(table, settings, currency, "panel", period=period)

@@ -24,29 +24,41 @@ Items with too little price variation or sales keep the category's value, flagge
 
 from __future__ import annotations
 
+import sys
 import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import PoissonRegressor
 from threadpoolctl import threadpool_limits
+from tqdm import tqdm
 
 from features.demand import STOCK_OUT, UNITS, VIEWS
 from storewise import columns as c
 from storewise.columns import (
     BASE_RATE,
+    CROSS_ELASTICITY,
+    CURVATURE,
     ELASTICITY,
     EVIDENCE,
     EXPOSURE,
     HIGH,
     LOW,
+    OBSERVED_HIGH,
+    OBSERVED_LOW,
     RAW,
     RAW_SE,
     REFERENCE_PRICE,
     SD,
+    SHELF,
 )
 from storewise.settings import ElasticityConfig
+from training.pricing.cross import CrossFinding, shelf_index, wald_finding
+
+SHELF_INDEX = "shelf_index"
+CURVATURE_TERM = "log_price_squared"
 
 Z90 = 1.645
 
@@ -61,14 +73,25 @@ def add_exposure(demand: pd.DataFrame, kind: str = "auto") -> tuple[pd.DataFrame
     return demand.assign(**{EXPOSURE: demand[c.DATE].map(index).to_numpy(float)}), "shop index"
 
 
-def fit_item(rows: pd.DataFrame, ridge: float, controls: bool) -> tuple[float, float, float, float] | None:
-    """(elasticity, its standard error, base rate, promotion effect) or None if it cannot fit.
+@dataclass(frozen=True)
+class ItemFit:
+    elasticity: float  # at the reference price
+    se: float
+    base_rate: float
+    promo_effect: float
+    extra: dict[str, tuple[float, float]]  # term -> (coefficient, standard error)
+
+
+def fit_item(rows: pd.DataFrame, ridge: float, controls: bool, extra: tuple[str, ...] = ()) -> ItemFit | None:
+    """An item's Poisson GLM, or None if it cannot fit; `extra` terms (columns of `rows`:
+    the shelf index, the squared log price) sit beside the log price.
 
     With views as exposure, promotion traffic, season and trend are already in the
     exposure, and a promotion flag would only compete with the price for the same moves
     (a promotion *is* a price cut), so price is the only regressor. With the shop index,
     promotion and trend are controls."""
     columns = [np.log(rows[c.PRICE] / rows[REFERENCE_PRICE]).to_numpy()]
+    columns += [rows[term].to_numpy(float) for term in extra]
     keep_promo = controls and rows[c.PROMO].astype(float).std() > 0
     if keep_promo:
         columns.append(rows[c.PROMO].astype(float).to_numpy())
@@ -96,43 +119,63 @@ def fit_item(rows: pd.DataFrame, ridge: float, controls: bool) -> tuple[float, f
     dispersion = max(
         1.0, float(np.sum((y - mean) ** 2 / np.maximum(mean, 1e-9)) / max(len(y) - design.shape[1], 1))
     )
-    se = float(np.sqrt(covariance[1, 1] * dispersion))
-    promo_effect = float(coefficients[1]) if keep_promo else 0.0
-    return float(coefficients[0]), se, float(np.exp(model.intercept_)), promo_effect
+    se = np.sqrt(np.maximum(np.diag(covariance), 0) * dispersion)
+    return ItemFit(
+        elasticity=float(coefficients[0]),
+        se=float(se[1]),
+        base_rate=float(np.exp(model.intercept_)),
+        promo_effect=float(coefficients[1 + len(extra)]) if keep_promo else 0.0,
+        extra={term: (float(coefficients[1 + i]), float(se[2 + i])) for i, term in enumerate(extra)},
+    )
 
 
 def estimate_elasticities(
     demand: pd.DataFrame, products: pd.DataFrame, settings: ElasticityConfig
 ) -> tuple[pd.DataFrame, str]:
-    """One row per product: raw and pooled elasticity, 90% interval, evidence, base rate."""
+    """One row per product: raw and pooled elasticity, 90% interval, evidence, base rate;
+    with cross effects or curvature where the data supports them (their findings are in
+    the table's `attrs["findings"]`)."""
     frame, exposure_kind = add_exposure(demand, settings.exposure)
+    category = products.set_index(c.ITEM_ID)[c.CATEGORY]
+    frame[SHELF_INDEX] = _category_index(frame, category)
     frame = frame[~frame[STOCK_OUT].astype(bool) & (frame[EXPOSURE] > 0)].copy()
     reference = frame.groupby(c.ITEM_ID, observed=True)[c.PRICE].median()
     frame[REFERENCE_PRICE] = frame[c.ITEM_ID].map(reference).astype(float)
+    frame[CURVATURE_TERM] = np.log(frame[c.PRICE] / frame[REFERENCE_PRICE]) ** 2
     frame["t"] = (frame[c.DATE] - frame[c.DATE].min()).dt.days
-    category = products.set_index(c.ITEM_ID)[c.CATEGORY]
     with threadpool_limits(limits=1):
         # thousands of tiny fits: OpenMP threads cost far more to start than they save
-        results = _fit_items(frame, reference, category, settings, exposure_kind)
-    # items with no usable day at all (never sold, never seen) still get a row: their
-    # category's elasticity, no evidence of their own, the list price as reference
-    seen = {row[c.ITEM_ID] for row in results}
-    for row in products[~products[c.ITEM_ID].isin(seen)].itertuples():
-        results.append(
-            {
-                c.ITEM_ID: getattr(row, c.ITEM_ID),
-                c.CATEGORY: getattr(row, c.CATEGORY),
-                REFERENCE_PRICE: float(getattr(row, c.LIST_PRICE)),
-                RAW: np.nan,
-                RAW_SE: np.nan,
-                BASE_RATE: 0.0,
-                "units": 0,
-                "log_price_sd": 0.0,
-                "days": 0,
-            }
-        )
-    table = pd.DataFrame(results)
-    return pool(table, settings), exposure_kind
+        table = pd.DataFrame(_fit_items(frame, reference, category, settings, exposure_kind))
+        table = pd.concat([table, _unseen(products, set(table.get(c.ITEM_ID, [])))], ignore_index=True)
+        table, findings = with_extensions(frame, table, settings, exposure_kind)
+    table = pool(table, settings)
+    if findings.get(SHELF_INDEX) is not None and findings[SHELF_INDEX].used:
+        table = _pooled_cross(table)
+    if findings.get(CURVATURE_TERM) is not None and findings[CURVATURE_TERM].used:
+        table[CURVATURE] = shrunk(table, f"{CURVATURE_TERM}_effect", settings)
+    table.attrs["findings"] = findings
+    return table, exposure_kind
+
+
+def _unseen(products: pd.DataFrame, seen: set[object]) -> pd.DataFrame:
+    """Items with no usable day at all (never sold, never seen) still get a row: their
+    category's elasticity, no evidence of their own, the list price as reference."""
+    rows = products[~products[c.ITEM_ID].isin(seen)]
+    return pd.DataFrame(
+        {
+            c.ITEM_ID: rows[c.ITEM_ID].to_numpy(),
+            c.CATEGORY: rows[c.CATEGORY].to_numpy(),
+            REFERENCE_PRICE: rows[c.LIST_PRICE].to_numpy(float),
+            RAW: np.nan,
+            RAW_SE: np.nan,
+            BASE_RATE: 0.0,
+            "units": 0,
+            "log_price_sd": 0.0,
+            "days": 0,
+            OBSERVED_LOW: np.nan,
+            OBSERVED_HIGH: np.nan,
+        }
+    )
 
 
 def _fit_items(
@@ -143,27 +186,142 @@ def _fit_items(
     exposure_kind: str,
 ) -> list[dict[str, object]]:
     results = []
-    for item, rows in frame.groupby(c.ITEM_ID, observed=True, sort=False):
+    groups = frame.groupby(c.ITEM_ID, observed=True, sort=False)
+    for item, rows in tqdm(groups, desc="fitting elasticities", unit="item", file=sys.stderr, mininterval=1):
         log_price_sd = float(np.log(rows[c.PRICE] / rows[REFERENCE_PRICE]).std())
         units = int(rows[UNITS].sum())
         fitted = None
         if units >= settings.min_units and log_price_sd >= settings.min_log_price_sd:
             fitted = fit_item(rows, settings.ridge, controls=exposure_kind != "views")
         base_rate = float(rows[UNITS].sum() / rows[EXPOSURE].sum()) if rows[EXPOSURE].sum() > 0 else 0.0
+        sold_at = rows.loc[rows[UNITS].to_numpy() > 0, c.PRICE]
         results.append(
             {
                 c.ITEM_ID: item,
                 c.CATEGORY: category.get(item, "unknown"),
                 REFERENCE_PRICE: float(reference[item]),
-                RAW: fitted[0] if fitted else np.nan,
-                RAW_SE: fitted[1] if fitted else np.nan,
-                BASE_RATE: fitted[2] if fitted else base_rate,
+                RAW: fitted.elasticity if fitted else np.nan,
+                RAW_SE: fitted.se if fitted else np.nan,
+                BASE_RATE: fitted.base_rate if fitted else base_rate,
                 "units": units,
                 "log_price_sd": log_price_sd,
                 "days": len(rows),
+                OBSERVED_LOW: float(sold_at.min()) if len(sold_at) else np.nan,
+                OBSERVED_HIGH: float(sold_at.max()) if len(sold_at) else np.nan,
             }
         )
     return results
+
+
+def _category_index(demand: pd.DataFrame, category: pd.Series) -> np.ndarray:
+    """Each day, the mean log price (relative to each item's median) of the other items
+    of the item's category: what a substitute's price cut does."""
+    items = demand[c.ITEM_ID].astype(str)
+    log_price = np.log(demand[c.PRICE].astype(float))
+    relative = log_price - log_price.groupby(items.to_numpy()).transform("median")
+    return shelf_index(items.map(category).fillna("unknown"), demand[c.DATE], relative)
+
+
+EXTENSION_NAMES = {SHELF_INDEX: "cross-price effects", CURVATURE_TERM: "curvature"}
+
+
+def _refit(
+    frame: pd.DataFrame,
+    table: pd.DataFrame,
+    settings: ElasticityConfig,
+    exposure_kind: str,
+    extra: tuple[str, ...],
+) -> dict[object, ItemFit]:
+    """The items with evidence of their own, refitted with `extra` terms beside the price."""
+    with_evidence = set(table.loc[table[RAW].notna(), c.ITEM_ID])
+    fits = {}
+    for item, rows in frame.groupby(c.ITEM_ID, observed=True, sort=False):
+        if item in with_evidence and all(rows[term].std() > 0 for term in extra):
+            fit = fit_item(rows, settings.ridge, controls=exposure_kind != "views", extra=extra)
+            if fit is not None and all(fit.extra[term][1] > 0 for term in extra):
+                fits[item] = fit
+    return fits
+
+
+def with_extensions(
+    frame: pd.DataFrame, table: pd.DataFrame, settings: ElasticityConfig, exposure_kind: str
+) -> tuple[pd.DataFrame, dict[str, CrossFinding]]:
+    """Test each extension (cross-price effects through the category's shelf index, a
+    curvature of log demand in log price) by refitting the items with it; keep those the
+    data supports (or configuration forces) and take the elasticities from a refit with
+    all of them."""
+    findings: dict[str, CrossFinding] = {}
+    for term, mode in ((SHELF_INDEX, settings.cross_effects), (CURVATURE_TERM, settings.curvature)):
+        if mode == "off":
+            continue
+        fits = _refit(frame, table, settings, exposure_kind, (term,))
+        if not fits:
+            findings[term] = CrossFinding(False, f"{EXTENSION_NAMES[term]}: nothing to estimate")
+            continue
+        values = np.array([fit.extra[term][0] for fit in fits.values()])
+        variances = np.diag([fit.extra[term][1] ** 2 for fit in fits.values()])
+        finding = wald_finding(values, variances, settings.cross_test_level, "items")
+        findings[term] = (
+            finding
+            if mode == "auto"
+            else replace(finding, used=True, reason=f"on by configuration ({finding.reason})")
+        )
+    used = tuple(term for term, finding in findings.items() if finding.used)
+    if not used:
+        return table, findings
+    return _with_refit(table, _refit(frame, table, settings, exposure_kind, used), used), findings
+
+
+def _with_refit(table: pd.DataFrame, fits: dict[object, ItemFit], terms: tuple[str, ...]) -> pd.DataFrame:
+    table = table.copy()
+    fit_of = table[c.ITEM_ID].map(fits)
+    has = fit_of.notna().to_numpy()
+    chosen = list(fit_of[has])
+    table.loc[has, RAW] = [fit.elasticity for fit in chosen]
+    table.loc[has, RAW_SE] = [fit.se for fit in chosen]
+    table.loc[has, BASE_RATE] = [fit.base_rate for fit in chosen]
+    for term in terms:
+        for position, column in ((0, f"{term}_effect"), (1, f"{term}_effect_se")):
+            table[column] = np.nan
+            table.loc[has, column] = [fit.extra[term][position] for fit in chosen]
+    return table
+
+
+def _pooled_cross(table: pd.DataFrame) -> pd.DataFrame:
+    """Each category's shelf effect (precision-weighted over its items) shared by its
+    items, as the elasticity to each other item's price."""
+    effect, se = table[f"{SHELF_INDEX}_effect"], table[f"{SHELF_INDEX}_effect_se"]
+    usable = effect.notna() & (se > 0)
+    weight = np.where(usable, 1 / np.maximum(se.fillna(1.0), 1e-6) ** 2, 0.0)
+    weighted = pd.DataFrame({"w": weight, "wg": weight * effect.fillna(0.0), c.CATEGORY: table[c.CATEGORY]})
+    sums = weighted.groupby(c.CATEGORY)[["w", "wg"]].sum()
+    category_effect = (sums["wg"] / sums["w"].where(sums["w"] > 0)).fillna(0.0)
+    others = table.groupby(c.CATEGORY)[c.ITEM_ID].transform("size").to_numpy() - 1
+    table[SHELF] = table[c.CATEGORY].to_numpy()
+    table[CROSS_ELASTICITY] = np.where(
+        others > 0, table[c.CATEGORY].map(category_effect).to_numpy(float) / np.maximum(others, 1), 0.0
+    )
+    return table
+
+
+def shrunk(table: pd.DataFrame, column: str, settings: ElasticityConfig) -> np.ndarray:
+    """Empirical-Bayes posterior means of a per-item estimate (with `<column>_se`) towards
+    its category's precision-weighted mean (0 for items without an estimate)."""
+    rows = pd.DataFrame({RAW: table[column], RAW_SE: table[f"{column}_se"], c.CATEGORY: table[c.CATEGORY]})
+    usable = rows[RAW].notna() & (rows[RAW_SE] > 0)
+    global_prior = _prior(rows[usable], settings, fallback=(0.0, 1.0))
+    priors = {
+        name: _prior(group[usable.loc[group.index]], settings, fallback=global_prior)
+        for name, group in rows.groupby(c.CATEGORY)
+    }
+    mean = rows[c.CATEGORY].map({name: prior[0] for name, prior in priors.items()}).to_numpy(float)
+    sd = rows[c.CATEGORY].map({name: prior[1] for name, prior in priors.items()}).to_numpy(float)
+    precision = np.where(usable, 1 / np.maximum(rows[RAW_SE].fillna(1.0).to_numpy(float), 1e-6) ** 2, 0.0)
+    return np.where(
+        usable,
+        (rows[RAW].fillna(0.0).to_numpy(float) * precision + mean / sd**2) / (precision + 1 / sd**2),
+        mean,
+    )
 
 
 def pool(table: pd.DataFrame, settings: ElasticityConfig) -> pd.DataFrame:

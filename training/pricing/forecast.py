@@ -7,8 +7,10 @@ units over those days at the prices actually in force:
 
 where the level is the item's mean daily units over its last 28 days divided by the mean
 of its price factor over those days, and the weekday factor is the shop's share of sales
-by weekday (a wholesaler that never ships on Saturday gets zero there). Baselines in the
-same run: the item's mean of its last 28 days, and the same weekday last week.
+by weekday (a wholesaler that never ships on Saturday gets zero there). In the same run:
+the same forecast with the price effect removed (the 28-day mean by weekday), the item's
+mean of its last 28 days, and the same weekday last week; intervals from a bootstrap
+over items.
 
 Lumpy demand (wholesalers buying dozens at once, on some days only): the model forecasts
 expected units, spread by the weekday profile over the days, not the timing of the next
@@ -23,8 +25,9 @@ import pandas as pd
 from features.demand import DAY_OF_WEEK, UNITS
 from storewise import columns as c
 from storewise.columns import ELASTICITY, EVIDENCE, REFERENCE_PRICE
-from storewise.settings import ElasticityConfig
+from storewise.settings import ElasticityConfig, PricingEvaluation
 from training.pricing.elasticity import estimate_elasticities
+from training.pricing.panel_forecast import forecast_metrics
 
 LEVEL_DAYS = 28
 
@@ -38,7 +41,11 @@ def bias(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 
 def forecast_check(
-    demand: pd.DataFrame, products: pd.DataFrame, settings: ElasticityConfig, days: int
+    demand: pd.DataFrame,
+    products: pd.DataFrame,
+    settings: ElasticityConfig,
+    days: int,
+    evaluation: PricingEvaluation | None = None,
 ) -> tuple[dict[str, float], pd.DataFrame]:
     last = demand[c.DATE].max()
     cutoff = last - pd.Timedelta(days=days - 1)
@@ -70,23 +77,33 @@ def forecast_check(
     )
 
     items = test[c.ITEM_ID].astype(str)
-    model = items.map(level).fillna(0).to_numpy() * factor(test) * test[DAY_OF_WEEK].map(weekday).to_numpy()
+    by_weekday = test[DAY_OF_WEEK].map(weekday).to_numpy()
     mean_28 = items.map(grouped[UNITS].mean()).fillna(0).to_numpy()
     last_week = recent[recent[c.DATE] >= cutoff - pd.Timedelta(days=7)]
     same_weekday = last_week.set_index([last_week[c.ITEM_ID].astype(str), DAY_OF_WEEK])[UNITS]
-    naive = pd.Series(list(zip(items, test[DAY_OF_WEEK], strict=True))).map(same_weekday).fillna(0).to_numpy()
-    actual = test[UNITS].to_numpy(float)
-
+    rows = pd.DataFrame(
+        {
+            c.ITEM_ID: items.to_numpy(),
+            UNITS: test[UNITS].to_numpy(float),
+            "model": items.map(level).fillna(0).to_numpy() * factor(test) * by_weekday,
+            "no_price": mean_28 * by_weekday,
+            "mean_28_days": mean_28,
+            "same_weekday_last_week": pd.Series(list(zip(items, test[DAY_OF_WEEK], strict=True)))
+            .map(same_weekday)
+            .fillna(0)
+            .to_numpy(),
+        }
+    )
+    scores = forecast_metrics(
+        rows,
+        ["model", "no_price", "mean_28_days", "same_weekday_last_week"],
+        evaluation or PricingEvaluation(),
+    )
     with_variation = elasticities[elasticities[EVIDENCE] == "item"]
     metrics = {
         "forecast_days": float(days),
         "forecast_items": float(items.nunique()),
-        "wape_model": wape(actual, model),
-        "wape_mean_28_days": wape(actual, mean_28),
-        "wape_same_weekday_last_week": wape(actual, naive),
-        "bias_model": bias(actual, model),
-        "bias_mean_28_days": bias(actual, mean_28),
-        "bias_same_weekday_last_week": bias(actual, naive),
+        **scores,
         "items_with_price_variation": float(len(with_variation)),
         "share_negative_elasticity": float((with_variation["raw_elasticity"] < 0).mean())
         if len(with_variation)

@@ -12,8 +12,12 @@ optimizer's share of the oracle's profit (demo) or 1 - WAPE (imported shops).
 from __future__ import annotations
 
 import json
+import re
+import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
+from tqdm import tqdm
 
 from features.pipeline import Outputs, fresh_manifest, load_output
 from inference.pricing.model import PricingModel
@@ -38,9 +43,19 @@ from storewise.config import CONFIG_DIR, flatten
 from storewise.errors import DataError
 from storewise.settings import PricingSettings, load_pricing_settings
 from storewise.shop import ShopPaths
-from training.pricing.build import build_pricing_model
+from training.pricing.build import build_panel_pricing_model, build_pricing_model
 from training.pricing.elasticity import estimate_elasticities
 from training.pricing.forecast import forecast_check
+from training.pricing.panel import (
+    CrossFinding,
+    PanelFit,
+    choose_spec,
+    elasticity_table,
+    fit_panel,
+    panel_frame,
+    product_table,
+)
+from training.pricing.panel_forecast import panel_forecast_check
 from training.pricing.simulate import SimulationResult, simulate
 from training.tracking import ensure_experiment, environment
 
@@ -67,6 +82,8 @@ class PricingOutcome:
     run_id: str | None = None
     version: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    products: pd.DataFrame | None = None  # panel model: per product, with intervals
+    cross: CrossFinding | None = None  # panel model: the cross-price effects' finding
 
 
 def truth_metrics(elasticities: pd.DataFrame, shop: ShopPaths, settings: PricingSettings) -> dict[str, float]:
@@ -90,9 +107,13 @@ def truth_metrics(elasticities: pd.DataFrame, shop: ShopPaths, settings: Pricing
 def run_simulations(
     shop: ShopPaths, model: PricingModel, days: int, seeds: tuple[int, ...]
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
-    results: list[SimulationResult] = [simulate(shop, model, days, seed) for seed in seeds]
+    """The simulator over seeds: per policy, profit, share of the oracle's profit, regret."""
+    results: list[SimulationResult] = []
+    with tqdm(total=len(seeds), desc="simulating", unit="seed", file=sys.stderr) as bar:
+        for seed in seeds:
+            results.append(simulate(shop, model, days, seed, progress=lambda step: bar.set_postfix_str(step)))
+            bar.update(1)
     summary = pd.concat([result.summary for result in results], ignore_index=True)
-    daily = results[0].daily
     by_policy = summary.groupby("policy")
     metrics = {}
     for policy in ("fixed", "optimizer", "oracle"):
@@ -104,10 +125,31 @@ def run_simulations(
         metrics[f"simulation.{policy}.share_of_oracle_sd"] = float(
             by_policy["profit_share_of_oracle"].std(ddof=0)[policy]
         )
-        for column in ("revenue", "units", "stockout_item_days", "lost_units", "leftover_stock_units"):
+        metrics[f"simulation.{policy}.share_of_oracle_max"] = float(
+            by_policy["profit_share_of_oracle"].max()[policy]
+        )
+        for column in (
+            "revenue",
+            "units",
+            "stockout_item_days",
+            "lost_units",
+            "leftover_stock_units",
+            "holding_cost",
+            "regret",
+        ):
             metrics[f"simulation.{policy}.{column}_mean"] = float(by_policy[column].mean()[policy])
     metrics["profit_share_of_oracle"] = metrics["simulation.optimizer.share_of_oracle_mean"]
-    return summary, daily, metrics
+    return summary, results[0].daily, metrics
+
+
+def uses_panel(products: pd.DataFrame, settings: PricingSettings) -> bool:
+    """The pooled panel model for store x product data (unless configured otherwise)."""
+    model = settings.elasticity.model
+    if model != "auto":
+        return model == "panel"
+    if c.PRODUCT not in products or products[c.PRODUCT].isna().all():
+        return False
+    return int(products[c.PRODUCT].nunique()) <= settings.elasticity.panel.max_products
 
 
 def train_pricing(
@@ -116,28 +158,56 @@ def train_pricing(
     config_dir: Path = CONFIG_DIR,
     register: bool = True,
     simulation_days: int | None = None,
+    forecast_days: int | None = None,
 ) -> PricingOutcome:
+    """Fit, judge, log and register the pricing model of a shop (see the module's docstring)."""
     started = time.perf_counter()
     settings = load_pricing_settings(config_dir)
+    if forecast_days is not None:
+        evaluation = settings.evaluation.model_copy(update={"forecast_days": forecast_days})
+        settings = settings.model_copy(update={"evaluation": evaluation})
     manifest = fresh_manifest(shop, config_dir)
-    shop_settings = shop.settings()
     demand = load_output(shop, Outputs.DEMAND)
     products = read_table(shop, c.PRODUCTS)
     assert products is not None
-    seconds: dict[str, float] = {}
+    if uses_panel(products, settings):
+        outcome = train_panel(shop, demand, products, settings)
+    else:
+        outcome = train_items(shop, demand, products, settings, simulation_days)
+    outcome.model.info = {
+        "data_hash": manifest["input_hash"],
+        "trained_until": str(demand[c.DATE].max().date()),
+    }
+    outcome.seconds["total"] = round(time.perf_counter() - started, 2)
+    if register:
+        outcome.run_id, outcome.version = log_pricing_run(
+            outcome, shop, settings, str(manifest["input_hash"]), bool(outcome.metrics["beats_baselines"])
+        )
+    return outcome
+
+
+def train_items(
+    shop: ShopPaths,
+    demand: pd.DataFrame,
+    products: pd.DataFrame,
+    settings: PricingSettings,
+    simulation_days: int | None,
+) -> PricingOutcome:
+    """One elasticity per item pooled by category; judged in the simulator (demo shop) or
+    by a forecast of the last days (imported shops)."""
+    shop_settings = shop.settings()
     mark = time.perf_counter()
     elasticities, exposure = estimate_elasticities(demand, products, settings.elasticity)
-    seconds["fit"] = round(time.perf_counter() - mark, 2)
+    seconds = {"fit": round(time.perf_counter() - mark, 2)}
     model = build_pricing_model(elasticities, demand, products, settings, shop_settings.currency, exposure)
-    model.info = {"data_hash": manifest["input_hash"], "trained_until": str(demand[c.DATE].max().date())}
     metrics: dict[str, float] = {
         "items": float(len(elasticities)),
         "items_with_own_evidence": float((elasticities[EVIDENCE] == "item").sum()),
     }
-    outcome = PricingOutcome(model, metrics, elasticities)
+    outcome = PricingOutcome(model, metrics, elasticities, seconds=seconds)
+    mark = time.perf_counter()
     if shop.ground_truth.exists():
         metrics.update(truth_metrics(elasticities, shop, settings))
-        mark = time.perf_counter()
         days = simulation_days or settings.simulation.days
         outcome.simulation, outcome.simulation_daily, simulated = run_simulations(
             shop, model, days, settings.simulation.seeds
@@ -147,8 +217,9 @@ def train_pricing(
         metrics["gate_score"] = metrics["profit_share_of_oracle"]
         beats = metrics["simulation.optimizer.profit_mean"] > metrics["simulation.fixed.profit_mean"]
     else:
-        mark = time.perf_counter()
-        forecast, _ = forecast_check(demand, products, settings.elasticity, settings.evaluation.forecast_days)
+        forecast, _ = forecast_check(
+            demand, products, settings.elasticity, settings.evaluation.forecast_days, settings.evaluation
+        )
         metrics.update({f"forecast.{key}": value for key, value in forecast.items()})
         seconds["forecast check"] = round(time.perf_counter() - mark, 2)
         metrics["gate_score"] = 1 - forecast["wape_model"]
@@ -156,13 +227,91 @@ def train_pricing(
             forecast["wape_mean_28_days"], forecast["wape_same_weekday_last_week"]
         )
     metrics["beats_baselines"] = float(beats)
-    seconds["total"] = round(time.perf_counter() - started, 2)
-    outcome.seconds = seconds
-    if register:
-        outcome.run_id, outcome.version = log_pricing_run(
-            outcome, shop, settings, str(manifest["input_hash"]), beats
-        )
     return outcome
+
+
+def train_panel(
+    shop: ShopPaths, demand: pd.DataFrame, products: pd.DataFrame, settings: PricingSettings
+) -> PricingOutcome:
+    """Elasticities pooled across stores; judged by forecasting the last days at the
+    prices charged against the same model without prices and two baselines."""
+    shop_settings = shop.settings()
+    panel, evaluation = settings.elasticity, settings.evaluation
+    mark = time.perf_counter()
+    with fit_progress("forecast check: fitting on the data before the cut") as progress:
+        forecast = panel_forecast_check(
+            demand, products, panel, evaluation, evaluation.forecast_days, shop_settings.period, progress
+        )
+    seconds = {"forecast check": round(time.perf_counter() - mark, 2)}
+    mark = time.perf_counter()
+    last = demand[c.DATE].max()
+    frame = panel_frame(demand, products, last)
+    with fit_progress("fitting elasticities on all the data") as progress:
+        fit = fit_panel(frame, choose_spec(frame, panel, shop_settings.period), panel, progress)
+    e = settings.elasticity
+    elasticities = elasticity_table(fit, frame, e.min_units, e.min_log_price_sd)
+    seconds["fit"] = round(time.perf_counter() - mark, 2)
+    model = build_panel_pricing_model(
+        fit, frame, elasticities, demand, products, settings, shop_settings.currency, shop_settings.period
+    )
+    outcome = PricingOutcome(
+        model,
+        panel_metrics(fit, elasticities, forecast.metrics, evaluation.baseline_periods),
+        elasticities,
+        seconds=seconds,
+    )
+    outcome.products = product_table(fit)
+    outcome.cross = fit.cross
+    return outcome
+
+
+def panel_metrics(
+    fit: PanelFit, elasticities: pd.DataFrame, forecast: dict[str, float], baseline_periods: int
+) -> dict[str, float]:
+    metrics: dict[str, float] = {
+        "items": float(len(elasticities)),
+        "items_with_own_evidence": float((elasticities[EVIDENCE] == "item").sum()),
+        "panel.store_slope_sd": fit.slope_sd,
+        "panel.dispersion": fit.glm.dispersion,
+        "panel.cross_effects_used": float(fit.cross.used),
+        "panel.cross_wald": fit.cross.wald,
+        "panel.cross_p_value": fit.cross.p_value,
+        "panel.share_negative_elasticity": float((elasticities[ELASTICITY] < 0).mean()),
+        "panel.share_negative_high_90": float((elasticities[HIGH] < 0).mean()),
+        **{f"forecast.{key}": value for key, value in forecast.items()},
+    }
+    for row in product_table(fit).itertuples(index=False):
+        name = metric_name(str(getattr(row, c.PRODUCT)))
+        metrics[f"elasticity.{name}"] = float(getattr(row, ELASTICITY))
+        metrics[f"elasticity.{name}.low_90"] = float(getattr(row, f"{ELASTICITY}_low_90"))
+        metrics[f"elasticity.{name}.high_90"] = float(getattr(row, f"{ELASTICITY}_high_90"))
+    others = (
+        "no_price",
+        "last_period",
+        *(key[5:] for key in forecast if key.startswith("wape_mean_") and key.count("_") == 3),
+    )
+    metrics["gate_score"] = 1 - forecast["wape_model"]
+    metrics["beats_baselines"] = float(
+        all(forecast["wape_model"] < forecast[f"wape_{name}"] for name in others)
+    )
+    return metrics
+
+
+def metric_name(text: str) -> str:
+    """A product code as an MLflow metric name part (letters, digits, _ - . only)."""
+    return re.sub(r"[^A-Za-z0-9_\-.]", "_", text)[:100]
+
+
+@contextmanager
+def fit_progress(description: str) -> Iterator[Callable[[str], None]]:
+    """A progress bar over the fits of a panel model (each step says what it fits)."""
+    with tqdm(desc=description, unit="fit", file=sys.stderr) as bar:
+
+        def progress(message: str) -> None:
+            bar.set_postfix_str(message)
+            bar.update(1)
+
+        yield progress
 
 
 def log_pricing_run(
@@ -181,15 +330,15 @@ def log_pricing_run(
             if outcome.simulation is not None
             else f"forecast last {settings.evaluation.forecast_days} days"
         )
+        if outcome.cross is not None:
+            mlflow.set_tag("cross_effects", outcome.cross.reason)
         mlflow.set_tags(
             {
                 "data_hash": data_hash,
                 "split": split,
                 "beats_baselines": str(beats).lower(),
                 "exposure": outcome.model.exposure,
-                "best_other": "fixed list price"
-                if outcome.simulation is not None
-                else "mean of 28 days / same weekday last week",
+                "best_other": best_other(outcome, settings),
             }
         )
         mlflow.log_metrics({key: value for key, value in outcome.metrics.items() if np.isfinite(value)})
@@ -199,6 +348,8 @@ def log_pricing_run(
         reports = workdir / "reports"
         reports.mkdir()
         outcome.elasticities.to_csv(reports / "elasticities.csv", index=False)
+        if outcome.products is not None:
+            outcome.products.to_csv(reports / "products.csv", index=False)
         elasticity_plot(outcome.elasticities, reports / "elasticities.png")
         if outcome.simulation is not None and outcome.simulation_daily is not None:
             outcome.simulation.to_csv(reports / "simulation.csv", index=False)
@@ -229,6 +380,15 @@ def log_pricing_run(
         }.items():
             client.set_model_version_tag(PRICING, version, key, value)
         return run.info.run_id, version
+
+
+def best_other(outcome: PricingOutcome, settings: PricingSettings) -> str:
+    """What the model is compared with in this run."""
+    if outcome.simulation is not None:
+        return "fixed list price"
+    if outcome.products is not None:
+        return f"same model without prices / last period / mean of the last {settings.evaluation.baseline_periods} periods"
+    return "mean of 28 days / same weekday last week"
 
 
 def elasticity_plot(elasticities: pd.DataFrame, path: Path) -> None:

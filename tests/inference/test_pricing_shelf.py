@@ -1,0 +1,45 @@
+"""The policy's shelf and observed-price steps, on prices worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inference.pricing.policy import decide
+from storewise.settings import PricingSettings
+
+SETTINGS = PricingSettings()
+ITEM = {
+    "current_price": 79.9,
+    "list_price": 79.9,
+    "unit_cost": 30.0,
+    "stock": np.nan,  # unknown: no inventory step
+    "elasticity": -3.0,
+    "low_90": -3.1,
+    "high_90": -2.9,
+    "item_evidence": True,
+    "daily_units": 2.0,
+    "demand_change": np.nan,
+}
+TWO = pd.DataFrame([{**ITEM, "item_id": "a"}, {**ITEM, "item_id": "b"}])
+
+
+def test_alone_each_item_goes_to_cost_e_over_1_plus_e() -> None:
+    assert decide(TWO, SETTINGS)["target_price"].tolist() == pytest.approx([45.0, 45.0])  # 30 * 3 / 2
+
+
+def test_substitutes_on_one_shelf_are_priced_together() -> None:
+    # D_i = A p_i^e p_j^g: the joint first-order condition at equal prices gives
+    # p = c (e + g) / (1 + e + g) = 30 * -2 / -1 = 60 for e = -3, g = 1 (alone: 45)
+    decided = decide(TWO.assign(shelf=[0, 0], cross_elasticity=[1.0, 1.0]), SETTINGS)
+    assert decided["target_price"].tolist() == pytest.approx([60.0, 60.0], abs=0.01)
+    assert "RM45.00 alone: a cut takes sales from the other items on its shelf" in decided["reason"].iloc[0]
+
+
+def test_the_target_stays_near_the_prices_the_item_sold_at() -> None:
+    decided = decide(TWO.assign(observed_low=[70.0, 40.0], observed_high=[90.0, 90.0]), SETTINGS)
+    # a: 45 is far below the lowest price it sold at: 70 x (1 - 0.10) = 63; b: 45 is inside
+    assert decided["target_price"].tolist() == pytest.approx([63.0, 45.0])
+    assert "kept near the prices it sold at (RM70.00 to RM90.00)" in decided["reason"].iloc[0]
+    assert "kept near" not in decided["reason"].iloc[1]
