@@ -54,7 +54,9 @@ class GateSpec:
 
 
 GATES = {
-    "storewise-recommender": GateSpec(metric="ndcg_at_10", baseline_tag="beats_baselines.{primary}", paired=True),
+    "storewise-recommender": GateSpec(
+        metric="ndcg_at_10", baseline_tag="beats_baselines.{primary}", paired=True
+    ),
     "storewise-pricing": GateSpec(metric="gate_score", baseline_tag="beats_baselines"),
 }
 
@@ -113,14 +115,19 @@ def judge(
     when both were evaluated on the same customers."""
     primary = candidate.data.tags.get("primary_protocol", "")
     beats = candidate.data.tags.get(gate.baseline_tag.format(primary=primary)) == "true"
-    best = candidate.data.tags.get(f"best_other.{primary}", candidate.data.tags.get("best_other", "a baseline"))
+    best = candidate.data.tags.get(
+        f"best_other.{primary}", candidate.data.tags.get("best_other", "a baseline")
+    )
     peers = peer_interval(candidate, primary) if gate.paired else None
     if peers is not None and peers.clearly_below_zero:
         return False, f"is clearly behind its best peer ({gate.metric} {value:.4f} vs {best})"
     if champion is None:
         return _first_champion(gate, value, beats, best, peers)
     if not beats:
-        return False, f"does not beat its baselines ({gate.metric} {value:.4f} vs {best}); champion v{current} stays"
+        return (
+            False,
+            f"does not beat its baselines ({gate.metric} {value:.4f} vs {best}); champion v{current} stays",
+        )
     if not same_split(candidate, champion):
         return True, (
             f"champion v{current} was evaluated on other data or another split, so it cannot be compared; "
@@ -175,7 +182,9 @@ def versus_champion(client: MlflowClient, candidate: Run, champion: Run) -> Inte
         except (MlflowException, OSError):
             return None
         frames.append(
-            table[(table["protocol"] == primary) & (table["model"] == "hybrid")].set_index(c.CUSTOMER_ID)["ndcg_at_10"]
+            table[(table["protocol"] == primary) & (table["model"] == "hybrid")].set_index(c.CUSTOMER_ID)[
+                "ndcg_at_10"
+            ]
         )
     joined = pd.concat(frames, axis=1, keys=["candidate", "champion"], join="inner")
     if not len(joined):
@@ -208,7 +217,9 @@ def promote(name: str, version: str | None = None, *, force: bool = False) -> De
         accepted, reason = True, f"forced (--force): {gate.metric} {value:.4f}"
     else:
         champion = (
-            client.get_run(str(client.get_model_version(name, current).run_id)) if current is not None else None
+            client.get_run(str(client.get_model_version(name, current).run_id))
+            if current is not None
+            else None
         )
         paired = (
             versus_champion(client, candidate, champion)

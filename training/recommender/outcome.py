@@ -59,6 +59,12 @@ class TrainOutcome:
         best = rows.loc[rows["value"].idxmax()]
         return str(best["model"]), float(best["value"])
 
+    def interval(self, model: str, protocol: str | None = None) -> Interval:
+        """The hybrid's test NDCG@10 minus `model`'s, with its paired bootstrap interval."""
+        protocol = protocol or self.primary_protocol
+        row = self.intervals[(self.intervals["protocol"] == protocol) & (self.intervals["model"] == model)]
+        return Interval(float(row["mean"].iloc[0]), float(row["low"].iloc[0]), float(row["high"].iloc[0]))
+
 
 def flat_params(settings: RecommenderSettings, rules: BusinessRules) -> dict[str, Any]:
     params = flatten(settings)
@@ -69,9 +75,3 @@ def flat_params(settings: RecommenderSettings, rules: BusinessRules) -> dict[str
         }
     )
     return params
-
-    def interval(self, model: str, protocol: str | None = None) -> Interval:
-        """The hybrid's test NDCG@10 minus `model`'s, with its paired bootstrap interval."""
-        protocol = protocol or self.primary_protocol
-        row = self.intervals[(self.intervals["protocol"] == protocol) & (self.intervals["model"] == model)]
-        return Interval(float(row["mean"].iloc[0]), float(row["low"].iloc[0]), float(row["high"].iloc[0]))

@@ -172,7 +172,7 @@ def validate(
 ) -> tuple[LightFmChoice, list[dict[str, FoldScores]], list[str]]:
     """LightFM's epochs and place in the blend, and every fold's component ranks for the
     blend tuning (`tune_all`)."""
-    components = list(trainer.settings.blend.components)
+    components: list[str] = list(trainer.settings.blend.components)
     choice = choose_lightfm(trainer, folds[0], search) if "lightfm" in components else None
     step("lightfm epochs")
     latest = fold_hybrid(trainer, folds[0], choice.latest_fold_model if choice else None, components)
