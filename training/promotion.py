@@ -119,15 +119,13 @@ def judge(
         f"best_other.{primary}", candidate.data.tags.get("best_other", "a baseline")
     )
     peers = peer_interval(candidate, primary) if gate.paired else None
+    stays = "" if current is None else f"; champion v{current} stays"
     if peers is not None and peers.clearly_below_zero:
-        return False, f"is clearly behind its best peer ({gate.metric} {value:.4f} vs {best})"
+        return False, f"is clearly behind its best peer ({gate.metric} {value:.4f} vs {best}){stays}"
     if champion is None:
         return _first_champion(gate, value, beats, best, peers)
     if not beats:
-        return (
-            False,
-            f"does not beat its baselines ({gate.metric} {value:.4f} vs {best}); champion v{current} stays",
-        )
+        return False, f"does not beat its baselines ({gate.metric} {value:.4f} vs {best}){stays}"
     if not same_split(candidate, champion):
         return True, (
             f"champion v{current} was evaluated on other data or another split, so it cannot be compared; "
@@ -155,8 +153,10 @@ def _against_champion(
     if versus is None:
         better = value > champion_value
         verb = "beats" if better else "does not beat"
+        stays = "" if better else f"; champion v{current} stays"
         return better, (
-            f"{gate.metric} {value:.4f} {verb} champion v{current} ({champion_value:.4f}) on the same split and data"
+            f"{gate.metric} {value:.4f} {verb} champion v{current} ({champion_value:.4f}) on the same split "
+            f"and data{stays}"
         )
     if versus.clearly_above_zero:
         return True, (

@@ -129,7 +129,7 @@ def test_the_gate_refuses_a_worse_model_and_records_force(
         pytest.skip("the degraded configuration did not come out worse on this data")
     refused = promote(RECOMMENDER, worse.version)
     assert not refused.promoted
-    assert "does not beat" in refused.reason
+    assert refused.reason.endswith(f"champion v{good.version} stays"), refused.reason
     assert (
         str(mlflow.MlflowClient().get_model_version_by_alias(RECOMMENDER, "champion").version) == good.version
     )
