@@ -10,6 +10,7 @@ cluster's size, typical values and a label made from what sets it apart.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,8 @@ from sklearn.preprocessing import StandardScaler
 from features.rfm import FREQUENCY, MONETARY, RECENCY_DAYS
 from storewise import columns as c
 from storewise.settings import ClusterSettings
+
+log = logging.getLogger(__name__)
 
 BASKET_UNITS = "basket_units"
 DISCOUNT_SHARE = "discount_share"
@@ -71,14 +74,23 @@ def behaviour(
 
 
 def cluster_customers(table: pd.DataFrame, settings: ClusterSettings) -> Clustering:
-    if len(table) < settings.min_clusters * 2:
-        raise ValueError(
-            f"clustering needs at least {settings.min_clusters * 2} customers with purchases, found {len(table)}"
-        )
+    """KMeans for k = min..max clusters, keeping the best silhouette. A shop with too few
+    buyers to split (fewer than twice `min_clusters`) gets one cluster of everyone, and a
+    selection table that says so, rather than an error that would stop the whole build."""
     matrix = table.copy()
     for column in LOG_SCALED:
         matrix[column] = np.log1p(matrix[column])
-    scaled = StandardScaler().fit_transform(matrix.to_numpy(float))
+    scaled = (
+        StandardScaler().fit_transform(matrix.to_numpy(float))
+        if len(table)
+        else np.zeros((0, table.shape[1]))
+    )
+    if len(table) < settings.min_clusters * 2:
+        log.warning("%s customers with purchases: too few to cluster, all in one cluster", len(table))
+        labels = np.zeros(len(table), int)
+        assignments = pd.DataFrame({c.CUSTOMER_ID: table.index, CLUSTER: labels})
+        selection = pd.DataFrame({"k": [1], "silhouette": [np.nan], "chosen": [True]})
+        return Clustering(assignments, profile(table, labels, scaled), selection)
     rng = np.random.default_rng(settings.seed)
     sample = rng.choice(len(scaled), size=min(len(scaled), settings.silhouette_sample), replace=False)
     scores, fits = [], {}

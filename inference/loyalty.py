@@ -4,14 +4,22 @@ The same code prices a quote in the service and a basket anywhere else. Rules (d
 `config/loyalty.yaml`): members pay `member_discount` less than the base price; discounts
 never stack (a line gets the better of the member price and a promotional price, and a
 non-member gets the promotional price when there is one); members get a free gift on a
-purchase *above* `free_gift_above`; everyone gets free shipping from `free_shipping_from`
-*or more*; a purchase *above* `membership.free_above` makes a customer a member free, from
-the next order. A line with a negative quantity is a return: it counts against the
-thresholds at the price it was bought.
+purchase *above* `free_gift_above` (what they pay for the goods); free shipping when the
+goods come to `free_shipping_from` *or more* at the prices everyone pays (before the member
+discount, so a member never pays more than a guest for the same cart: a discount cannot
+push their order under the line); a purchase *above* `membership.free_above` makes a
+customer a member free, from the next order.
+
+Amounts are added in whole cents (integers), so the thresholds are exact (RM50.00 is free
+shipping, RM49.99 is not) and the total is exactly the lines plus shipping. A line's
+quantity is at least 1 and its prices finite and not negative (`CartLine` refuses anything
+else, naming the field); these invariants are proved for every input by property-based
+tests (tests/inference/test_loyalty.py).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,6 +34,14 @@ class CartLine:
     quantity: int
     base_price: float
     promo_price: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.quantity, int) or isinstance(self.quantity, bool) or self.quantity < 1:
+            raise ValueError(f"quantity must be a whole number of at least 1, got {self.quantity!r}")
+        for name in ("base_price", "promo_price"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite amount of at least 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -65,12 +81,13 @@ def money(amount: float, currency: str) -> str:
     return f"{currency}{amount:,.2f}" if len(currency) <= 2 else f"{currency} {amount:,.2f}"
 
 
-def cents(amount: float) -> float:
-    return round(amount + 1e-9, 2)
+def in_cents(amount: float) -> int:
+    """An amount in whole cents, half a cent rounding up (10.005 is 1001)."""
+    return math.floor(amount * 100 + 0.5 + 1e-7)
 
 
 def member_price(base_price: float, rules: LoyaltySettings) -> float:
-    return cents(base_price * (1 - rules.member_discount))
+    return in_cents(in_cents(base_price) * (1 - rules.member_discount) / 100) / 100
 
 
 # on equal prices: the member price (the benefit that needs no promotion), then the promotion
@@ -78,11 +95,14 @@ PREFERENCE = {"member": 0, "promotion": 1, "base": 2}
 
 
 def price_line(line: CartLine, is_member: bool, rules: LoyaltySettings, currency: str) -> PricedLine:
-    """The price a customer pays for one line: the best of the prices they may have."""
-    member = member_price(line.base_price, rules)
-    options: list[tuple[float, Applied]] = [(line.base_price, "base")]
-    if line.promo_price is not None and line.promo_price < line.base_price:
-        options.append((line.promo_price, "promotion"))
+    """The price a customer pays for one line: the best of the prices they may have (one of
+    them, never one discount on top of another), in whole cents."""
+    base = in_cents(line.base_price)
+    member = in_cents(base * (1 - rules.member_discount) / 100)
+    promo = None if line.promo_price is None else in_cents(line.promo_price)
+    options: list[tuple[int, Applied]] = [(base, "base")]
+    if promo is not None and promo < base:
+        options.append((promo, "promotion"))
     if is_member:
         options.append((member, "member"))
     # the cheapest wins; on a tie the member price (the benefit that needs no promotion)
@@ -90,72 +110,113 @@ def price_line(line: CartLine, is_member: bool, rules: LoyaltySettings, currency
     if applied == "base":
         reason = "base price"
     elif applied == "member":
-        reason = f"member price: {rules.member_discount:.0%} off {money(line.base_price, currency)}"
+        reason = f"member price: {rules.member_discount:.0%} off {money(base / 100, currency)}"
     else:
         reason = "promotional price" + (" (better than the member price)" if is_member else "")
     return PricedLine(
         line.item_id,
         line.quantity,
-        line.base_price,
-        member,
-        line.promo_price,
-        unit,
+        base / 100,
+        member / 100,
+        None if promo is None else promo / 100,
+        unit / 100,
         applied,
-        cents(unit * line.quantity),
+        unit * line.quantity / 100,
         reason,
     )
 
 
 def quote(lines: list[CartLine], is_member: bool, rules: LoyaltySettings, currency: str) -> Quote:
     priced = [price_line(line, is_member, rules, currency) for line in lines]
-    subtotal = cents(sum(line.amount for line in priced))
+    paid = sum(in_cents(line.amount) for line in priced)
+    # what the goods cost at the prices everyone pays (promotions, no member discount)
+    everyone = sum(
+        in_cents(line.unit_price if line.applied != "member" else everyone_price(line)) * line.quantity
+        for line in priced
+    )
     applied: list[str] = []
     missing: list[Missing] = []
-    saved = cents(
-        sum((line.base_price * line.quantity) - line.amount for line in priced if line.quantity > 0)
-    )
+    saved = sum(in_cents(line.base_price) * line.quantity for line in priced) - paid
     if saved > 0:
         kinds = sorted({line.applied for line in priced if line.applied != "base"})
         applied.append(
-            f"{' and '.join(kinds)} prices save {money(saved, currency)} (discounts never stack: each line gets its best price)"
+            f"{' and '.join(kinds)} prices save {money(saved / 100, currency)} (discounts never stack: each line gets its best price)"
         )
+    shipping = shipping_cents(everyone, rules, currency, applied, missing)
+    gift = free_gift(paid, is_member, rules, currency, applied, missing)
+    becomes_member = not is_member and free_membership(paid, rules, currency, applied, missing)
+    return Quote(
+        priced,
+        paid / 100,
+        shipping / 100,
+        gift,
+        (paid + shipping) / 100,
+        is_member,
+        becomes_member,
+        applied,
+        missing,
+    )
 
-    shipping = rules.shipping_fee if 0 < subtotal < rules.free_shipping_from else 0.0
-    if subtotal >= rules.free_shipping_from:
+
+def everyone_price(line: PricedLine) -> float:
+    """The line's unit price for a customer who is not a member."""
+    if line.promo_price is not None and line.promo_price < line.base_price:
+        return line.promo_price
+    return line.base_price
+
+
+def shipping_cents(
+    goods: int, rules: LoyaltySettings, currency: str, applied: list[str], missing: list[Missing]
+) -> int:
+    line = in_cents(rules.free_shipping_from)
+    if goods >= line:
         applied.append(
-            f"free shipping: {money(subtotal, currency)} is at least {money(rules.free_shipping_from, currency)}"
+            f"free shipping: {money(goods / 100, currency)} is at least {money(line / 100, currency)}"
         )
-    elif subtotal > 0:
-        gap = cents(rules.free_shipping_from - subtotal)
-        missing.append(Missing("free_shipping", gap, f"{money(gap, currency)} more for free shipping"))
+        return 0
+    gap = (line - goods) / 100
+    missing.append(Missing("free_shipping", gap, f"{money(gap, currency)} more for free shipping"))
+    return in_cents(rules.shipping_fee)
 
-    gift = None
-    if is_member and subtotal > rules.free_gift_above:
-        gift = rules.free_gift
-        applied.append(
-            f"free gift for members on orders above {money(rules.free_gift_above, currency)}: {rules.free_gift}"
-        )
-    elif is_member and subtotal > 0:
-        gap = cents(rules.free_gift_above - subtotal + 0.01)
-        missing.append(Missing("free_gift", gap, f"{money(gap, currency)} more for a free gift"))
 
-    becomes_member = False
+def free_gift(
+    paid: int,
+    is_member: bool,
+    rules: LoyaltySettings,
+    currency: str,
+    applied: list[str],
+    missing: list[Missing],
+) -> str | None:
     if not is_member:
-        if subtotal > rules.membership.free_above:
-            becomes_member = True
-            applied.append(
-                f"this order (above {money(rules.membership.free_above, currency)}) makes you a member free: "
-                f"{rules.member_discount:.0%} off from your next order"
-            )
-        elif subtotal > 0:
-            gap = cents(rules.membership.free_above - subtotal + 0.01)
-            missing.append(
-                Missing(
-                    "free_membership",
-                    gap,
-                    f"{money(gap, currency)} more to become a member free "
-                    f"(or join for {money(rules.membership.fee, currency)})",
-                )
-            )
-    total = cents(subtotal + shipping)
-    return Quote(priced, subtotal, cents(shipping), gift, total, is_member, becomes_member, applied, missing)
+        return None
+    line = in_cents(rules.free_gift_above)
+    if paid > line:
+        applied.append(
+            f"free gift for members on orders above {money(line / 100, currency)}: {rules.free_gift}"
+        )
+        return rules.free_gift
+    gap = (line - paid + 1) / 100
+    missing.append(Missing("free_gift", gap, f"{money(gap, currency)} more for a free gift"))
+    return None
+
+
+def free_membership(
+    paid: int, rules: LoyaltySettings, currency: str, applied: list[str], missing: list[Missing]
+) -> bool:
+    line = in_cents(rules.membership.free_above)
+    if paid > line:
+        applied.append(
+            f"this order (above {money(line / 100, currency)}) makes you a member free: "
+            f"{rules.member_discount:.0%} off from your next order"
+        )
+        return True
+    gap = (line - paid + 1) / 100
+    missing.append(
+        Missing(
+            "free_membership",
+            gap,
+            f"{money(gap, currency)} more to become a member free "
+            f"(or join for {money(rules.membership.fee, currency)})",
+        )
+    )
+    return False

@@ -1,7 +1,7 @@
 """`storewise report feedback`: what the service's recommendations and prices did.
 
-Reads the service's logs (`<shop>/logs/feedback.jsonl`, `<shop>/logs/price_audit.jsonl`)
-and reports, per recommendation source (personalized, segment, region, trending),
+Reads the service's logs (`<shop>/logs/feedback*.jsonl`, `<shop>/logs/price_audit*.jsonl`:
+every worker's file, live and rotated, storewise/service_logs.py) and reports, per recommendation source (personalized, segment, region, trending),
 impressions, clicks, add-to-carts, purchases, click-through, conversion and revenue; and
 per price change (the base price went up, down or stayed, by the audit record of the
 request that showed it), the same for prices shown. Written as HTML with a chart and CSVs.
@@ -20,14 +20,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from storewise.errors import DataError
+from storewise.service_logs import FEEDBACK, PRICE_AUDIT, log_files
 from storewise.shop import ShopPaths
 
 KINDS = ("impression", "click", "add_to_cart", "purchase")
 
 
-def read_jsonl(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise DataError("no log yet: the service writes it as the storefront calls it", path=path)
+def read_jsonl(path: Path) -> list[dict[str, object]]:
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -36,7 +35,17 @@ def read_jsonl(path: Path) -> pd.DataFrame:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
             raise DataError("not a JSON line", path=path, row=number) from None
-    return pd.DataFrame(rows)
+    return rows
+
+
+def read_log(shop: ShopPaths, name: str) -> pd.DataFrame:
+    """Every line of a service log: all its files, live and rotated, oldest first."""
+    files = log_files(shop.logs, name)
+    if not files:
+        raise DataError(
+            "no log yet: the service writes it as the storefront calls it", path=shop.logs / f"{name}*.jsonl"
+        )
+    return pd.DataFrame([row for path in files for row in read_jsonl(path)])
 
 
 def funnel_by(events: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -70,9 +79,9 @@ def price_change_direction(audit: pd.DataFrame) -> pd.DataFrame:
 
 def write_feedback_report(shop: ShopPaths, out: Path | None = None) -> Path:
     out = out or shop.root / "reports" / "feedback"
-    events = read_jsonl(shop.logs / "feedback.jsonl")
+    events = read_log(shop, FEEDBACK)
     if events.empty:
-        raise DataError("the feedback log is empty", path=shop.logs / "feedback.jsonl")
+        raise DataError("the feedback log is empty", path=shop.logs / f"{FEEDBACK}*.jsonl")
     for column in ("price", "quantity", "recommendation_source", "request_id"):
         if column not in events:
             events[column] = None
@@ -85,9 +94,8 @@ def write_feedback_report(shop: ShopPaths, out: Path | None = None) -> Path:
     )
     prices = events[events["source"] == "price"]
     by_change = pd.DataFrame()
-    audit_path = shop.logs / "price_audit.jsonl"
-    if len(prices) and audit_path.exists():
-        directions = price_change_direction(read_jsonl(audit_path))
+    if len(prices) and log_files(shop.logs, PRICE_AUDIT):
+        directions = price_change_direction(read_log(shop, PRICE_AUDIT))
         joined = prices.merge(directions, on=["request_id", "item_id"], how="left")
         joined["price_change"] = joined["price_change"].fillna("not in the audit")
         by_change = funnel_by(joined, "price_change")

@@ -22,7 +22,7 @@ from features.pipeline import Outputs, load_output
 from features.rfm import SEGMENTS
 from storewise import columns as c
 from storewise.errors import DataError
-from storewise.shop import ShopPaths
+from storewise.shop import ShopPaths, ShopSettings
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -57,43 +57,33 @@ def _save(figure: plt.Figure, path: Path) -> str:
     return path.name
 
 
-def write_segment_report(shop: ShopPaths, out: Path | None = None) -> Path:
-    out = out or shop.root / "reports" / "segments"
-    out.mkdir(parents=True, exist_ok=True)
-    settings = shop.settings()
-    rfm = load_output(shop, Outputs.RFM)
-    if rfm.empty:
-        raise DataError(
-            "no customer has a purchase: there are no segments to report", path=shop.features / Outputs.RFM
-        )
-    funnel = load_output(shop, Outputs.JOURNEY)
-    clusters = load_output(shop, Outputs.CLUSTERS)
-    profiles = load_output(shop, Outputs.CLUSTER_PROFILES)
-    selection = load_output(shop, Outputs.CLUSTER_SELECTION)
-    summary = segment_summary(rfm)
-
+def write_exports(
+    out: Path, rfm: pd.DataFrame, summary: pd.DataFrame, features: dict[str, pd.DataFrame]
+) -> None:
+    """The CSVs a marketer opens: segments, customers by segment (with cluster), funnel, clusters."""
     summary.to_csv(out / "segments.csv", index=False)
     customers = rfm[
         [c.CUSTOMER_ID, "segment", "recency_days", "frequency", "monetary", "r_score", "f_score", "m_score"]
     ]
-    customers = customers.merge(clusters, on=c.CUSTOMER_ID, how="left")
-    customers.to_csv(out / "customers_by_segment.csv", index=False)
-    funnel.to_csv(out / "journey_funnel.csv", index=False)
-    profiles.to_csv(out / "cluster_profiles.csv", index=False)
+    customers.merge(features["clusters"], on=c.CUSTOMER_ID, how="left").to_csv(
+        out / "customers_by_segment.csv", index=False
+    )
+    features["funnel"].to_csv(out / "journey_funnel.csv", index=False)
+    features["profiles"].to_csv(out / "cluster_profiles.csv", index=False)
 
+
+def segment_charts(out: Path, rfm: pd.DataFrame, summary: pd.DataFrame, currency: str) -> list[str]:
+    """Segment sizes, spend by segment, and the recency x frequency grid, as PNGs."""
     charts = []
-    figure, axis = plt.subplots(figsize=(7, 4))
-    axis.barh(summary["segment"][::-1], summary["customers"][::-1], color="#4c72b0")
-    axis.set_xlabel("customers")
-    axis.set_title("RFM segments")
-    charts.append(_save(figure, out / "rfm_segments.png"))
-
-    figure, axis = plt.subplots(figsize=(7, 4))
-    axis.barh(summary["segment"][::-1], summary["total_spend"][::-1], color="#55a868")
-    axis.set_xlabel(f"spend ({settings.currency})")
-    axis.set_title("Spend by segment")
-    charts.append(_save(figure, out / "spend_by_segment.png"))
-
+    for column, label, colour, title, name in (
+        ("customers", "customers", "#4c72b0", "RFM segments", "rfm_segments.png"),
+        ("total_spend", f"spend ({currency})", "#55a868", "Spend by segment", "spend_by_segment.png"),
+    ):
+        figure, axis = plt.subplots(figsize=(7, 4))
+        axis.barh(summary["segment"][::-1], summary[column][::-1], color=colour)
+        axis.set_xlabel(label)
+        axis.set_title(title)
+        charts.append(_save(figure, out / name))
     heat = rfm.pivot_table(
         index="r_score", columns="f_score", values=c.CUSTOMER_ID, aggfunc="count", fill_value=0
     ).sort_index(ascending=False)
@@ -106,38 +96,55 @@ def write_segment_report(shop: ShopPaths, out: Path | None = None) -> Path:
     axis.set_title("Customers by recency and frequency")
     figure.colorbar(image)
     charts.append(_save(figure, out / "rf_grid.png"))
+    return charts
 
-    funnel_all = funnel[funnel[SEGMENT] == ALL] if len(funnel) else funnel
-    if len(funnel_all):
-        figure, axis = plt.subplots(figsize=(8, 4))
-        for column, label in (
-            ("view_to_cart", "view → cart"),
-            ("cart_to_purchase", "cart → purchase"),
-            ("view_to_purchase", "view → purchase"),
-        ):
-            axis.plot(funnel_all[PERIOD], funnel_all[column], marker="o", label=label)
-        axis.set_ylabel("conversion")
-        axis.set_title("Journey funnel by month")
-        axis.tick_params(axis="x", rotation=45)
-        axis.legend()
-        charts.append(_save(figure, out / "funnel.png"))
 
+def funnel_chart(out: Path, funnel_all: pd.DataFrame) -> None:
+    figure, axis = plt.subplots(figsize=(8, 4))
+    for column, label in (
+        ("view_to_cart", "view → cart"),
+        ("cart_to_purchase", "cart → purchase"),
+        ("view_to_purchase", "view → purchase"),
+    ):
+        axis.plot(funnel_all[PERIOD], funnel_all[column], marker="o", label=label)
+    axis.set_ylabel("conversion")
+    axis.set_title("Journey funnel by month")
+    axis.tick_params(axis="x", rotation=45)
+    axis.legend()
+    _save(figure, out / "funnel.png")
+
+
+def cluster_chart(out: Path, profiles: pd.DataFrame) -> None:
     figure, axis = plt.subplots(figsize=(7, 4))
     axis.bar(profiles[CLUSTER].astype(str), profiles["customers"], color="#c44e52")
     axis.set_xlabel("cluster")
     axis.set_ylabel("customers")
     axis.set_title("Behavioural clusters")
-    charts.append(_save(figure, out / "clusters.png"))
+    _save(figure, out / "clusters.png")
 
+
+def funnel_note(funnel_all: pd.DataFrame) -> str:
     latest = funnel_all.tail(1)
-    funnel_note = (
+    if not len(latest):
+        return (
+            "This shop has no storefront events, so there is no funnel (orders alone show no views or carts)."
+        )
+    return (
         f"Latest month {html.escape(str(latest[PERIOD].iloc[0]))}: {int(latest['viewed'].iloc[0]):,} journeys, "
         f"{latest['view_to_purchase'].iloc[0]:.1%} bought."
-        if len(latest)
-        else "This shop has no storefront events, so there is no funnel (orders alone show no views or carts)."
     )
+
+
+def page_body(
+    settings: ShopSettings,
+    rfm: pd.DataFrame,
+    summary: pd.DataFrame,
+    charts: list[str],
+    features: dict[str, pd.DataFrame],
+) -> list[str]:
+    funnel_all, profiles, selection = features["funnel_all"], features["profiles"], features["selection"]
     chosen = selection.loc[selection["chosen"], "k"]
-    body = [
+    return [
         f"<h1>Customer segments — {html.escape(settings.name)}</h1>",
         f"<p class='sub'>{len(rfm):,} customers with a purchase; amounts in {html.escape(settings.currency)}. "
         "Exports: <a href='segments.csv'>segments.csv</a>, <a href='customers_by_segment.csv'>customers_by_segment.csv</a>, "
@@ -149,7 +156,7 @@ def write_segment_report(shop: ShopPaths, out: Path | None = None) -> Path:
         summary.to_html(index=False),
         f"<img src='{charts[2]}' alt='R by F grid' style='max-width:450px'>",
         "<h2>Journey funnel</h2>",
-        f"<p>{funnel_note}</p>",
+        f"<p>{funnel_note(funnel_all)}</p>",
         *(["<img src='funnel.png' alt='funnel'>", _funnel_table(funnel_all)] if len(funnel_all) else []),
         "<h2>Behavioural clusters</h2>",
         f"<p class='note'>KMeans on standardized behaviour; {int(chosen.iloc[0]) if len(chosen) else len(profiles)} clusters, "
@@ -157,6 +164,33 @@ def write_segment_report(shop: ShopPaths, out: Path | None = None) -> Path:
         "<img src='clusters.png' alt='clusters' style='max-width:600px'>",
         profiles.to_html(index=False),
     ]
+
+
+def write_segment_report(shop: ShopPaths, out: Path | None = None) -> Path:
+    """`storewise report segments`: HTML with charts under `<shop>/reports/segments/`, and CSVs."""
+    out = out or shop.root / "reports" / "segments"
+    out.mkdir(parents=True, exist_ok=True)
+    settings = shop.settings()
+    rfm = load_output(shop, Outputs.RFM)
+    if rfm.empty:
+        raise DataError(
+            "no customer has a purchase: there are no segments to report", path=shop.features / Outputs.RFM
+        )
+    funnel = load_output(shop, Outputs.JOURNEY)
+    features = {
+        "funnel": funnel,
+        "funnel_all": funnel[funnel[SEGMENT] == ALL] if len(funnel) else funnel,
+        "clusters": load_output(shop, Outputs.CLUSTERS),
+        "profiles": load_output(shop, Outputs.CLUSTER_PROFILES),
+        "selection": load_output(shop, Outputs.CLUSTER_SELECTION),
+    }
+    summary = segment_summary(rfm)
+    write_exports(out, rfm, summary, features)
+    charts = segment_charts(out, rfm, summary, settings.currency)
+    if len(features["funnel_all"]):
+        funnel_chart(out, features["funnel_all"])
+    cluster_chart(out, features["profiles"])
+    body = page_body(settings, rfm, summary, charts, features)
     page = out / "index.html"
     page.write_text(
         f"<!doctype html><html><head><meta charset='utf-8'><title>Segments</title><style>{STYLE}</style></head>"

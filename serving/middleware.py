@@ -1,19 +1,33 @@
-"""ASGI middleware of the service: the endpoints speak JSON only.
+"""ASGI middleware of the service: the endpoints speak JSON only; admin endpoints need the
+admin token.
 
 BentoML parses a body by its Content-Type; a form type it cannot parse (multipart without a
 boundary, say) raised inside BentoML and came back as a 500. A request with any type but
 JSON (or none) to an API route is answered 415 here, before BentoML parses it.
+
+`/reload` and `/noop` are for operators, not the storefront: they answer only a request
+carrying `Authorization: Bearer <STOREWISE_ADMIN_TOKEN>` (compared in constant time).
+With no token set they are refused (403) for everyone; a wrong or missing token is a 401.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Any
 
 ALLOWED = ("application/json", "")
-API_PATHS = frozenset(
-    {"/recommend", "/similar", "/price", "/quote", "/feedback", "/info", "/reload", "/noop"}
-)
+ADMIN_PATHS = frozenset({"/reload", "/noop"})
+API_PATHS = frozenset({"/recommend", "/similar", "/price", "/quote", "/feedback", "/info"}) | ADMIN_PATHS
+
+
+async def answer(
+    send: Any, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+    await send({"type": "http.response.body", "body": body})
 
 
 class JsonOnly:
@@ -25,19 +39,28 @@ class JsonOnly:
             headers = dict(scope.get("headers") or [])
             content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
             if content_type not in ALLOWED:
-                body = json.dumps(
-                    {"error": f"Content-Type must be application/json, not '{content_type}'"}
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 415,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
+                await answer(send, 415, f"Content-Type must be application/json, not '{content_type}'")
+                return
+        await self.app(scope, receive, send)
+
+
+class AdminOnly:
+    def __init__(self, app: Any, token: str | None = None) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] in ADMIN_PATHS:
+            if self.expected is None:
+                await answer(send, 403, "admin endpoints are off: set STOREWISE_ADMIN_TOKEN to use them")
+                return
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                await answer(
+                    send,
+                    401,
+                    "admin endpoint: send 'Authorization: Bearer <STOREWISE_ADMIN_TOKEN>'",
+                    [(b"www-authenticate", b"Bearer")],
                 )
-                await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)

@@ -6,14 +6,28 @@ before any handler runs.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Id = str
-ItemIds = list[Id]
 MAX_K = 100
 MAX_ITEMS = 200
+MAX_QUANTITY = 1000
+MAX_PRICE = 1_000_000
+# text a person could have typed: no control characters, not only spaces
+PRINTABLE = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
+Category = Annotated[str, Field(min_length=1, max_length=64, pattern=PRINTABLE)]
+# empty (or absent) for a guest
+CustomerId = Annotated[
+    str | None,
+    Field(
+        max_length=64,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="Pseudonymous customer id; empty for a guest.",
+    ),
+]
+PriceSource = Literal["pricing_model", "list_prices"]
 
 
 class Strict(BaseModel):
@@ -29,22 +43,26 @@ class RecommendContext(Strict):
     cart: list[Id] = Field(
         default_factory=list, max_length=MAX_ITEMS, description="Items in the cart (never recommended back)."
     )
-    include_categories: list[str] = Field(default_factory=list, max_length=50)
-    exclude_categories: list[str] = Field(default_factory=list, max_length=50)
+    include_categories: list[Category] = Field(default_factory=list, max_length=50)
+    exclude_categories: list[Category] = Field(default_factory=list, max_length=50)
 
 
 class CartItem(Strict):
-    item_id: Id = Field(min_length=1, max_length=64)
-    quantity: int = Field(1, ge=-1000, le=1000, description="Negative for a return.")
+    item_id: Id
+    quantity: int = Field(1, ge=1, le=MAX_QUANTITY, strict=True, description="How many: 1 or more.")
 
 
 class ModelVersions(Strict):
     recommender: str
-    pricing: str
+    pricing: str | None = Field(description="None while no pricing model has passed the gate.")
+    price_source: PriceSource = Field(
+        description="'list_prices' while no pricing model has passed the promotion gate: every "
+        "base price is then the shop's list price."
+    )
 
 
 class RecommendedItem(Strict):
-    item_id: Id
+    item_id: str
     name: str
     category: str
     score: float
@@ -63,7 +81,7 @@ class RecommendResponse(Strict):
 
 
 class SimilarItem(Strict):
-    item_id: Id
+    item_id: str
     name: str
     category: str
     score: float
@@ -71,13 +89,13 @@ class SimilarItem(Strict):
 
 
 class SimilarResponse(Strict):
-    item_id: Id
+    item_id: str
     items: list[SimilarItem]
     model_versions: ModelVersions
 
 
 class ItemPrice(Strict):
-    item_id: Id
+    item_id: str
     base_price: float = Field(description="The same for every customer at this moment.")
     base_reason: str
     previous_price: float
@@ -96,7 +114,7 @@ class PriceResponse(Strict):
 
 
 class QuoteLine(Strict):
-    item_id: Id
+    item_id: str
     quantity: int
     base_price: float
     member_price: float
@@ -108,7 +126,7 @@ class QuoteLine(Strict):
 
 
 class GapItem(Strict):
-    item_id: Id
+    item_id: str
     name: str
     category: str
     price: float = Field(description="The price for this customer.")
@@ -141,12 +159,12 @@ class QuoteResponse(Strict):
 class FeedbackEvent(Strict):
     kind: Literal["impression", "click", "add_to_cart", "purchase"]
     source: Literal["recommendation", "price"]
-    item_id: Id = Field(min_length=1, max_length=64)
-    customer_id: str | None = Field(None, max_length=64)
-    request_id: str | None = Field(None, max_length=64)
+    item_id: Id
+    customer_id: CustomerId = None
+    request_id: Id | None = None
     recommendation_source: Literal["personalized", "segment", "region", "trending"] | None = None
-    price: float | None = Field(None, ge=0, le=1_000_000)
-    quantity: int = Field(1, ge=1, le=10_000)
+    price: float | None = Field(None, ge=0, le=MAX_PRICE, allow_inf_nan=False)
+    quantity: int = Field(1, ge=1, le=10_000, strict=True)
 
 
 class FeedbackResponse(Strict):
@@ -157,6 +175,8 @@ class InfoResponse(Strict):
     shop: str
     currency: str
     model_versions: ModelVersions
+    price_note: str = Field(description="Where the base prices come from.")
     loaded_at: str
     items: int
     customers_personalized: int
+    alarms: list[str] = Field(description="What is wrong now (a log that cannot be written, ...).")

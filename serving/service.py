@@ -3,11 +3,13 @@
 `bentoml serve serving.service:Storewise` (or `storewise serve`) loads the `champion`
 versions of `storewise-recommender` and `storewise-pricing` from the MLflow registry
 (`MLFLOW_TRACKING_URI`), the shop's settings from `STOREWISE_SHOP_DIR` and the loyalty rules
-from `config/loyalty.yaml`, and answers JSON over HTTP. Bad input is a 400 naming the field
+from `config/loyalty.yaml`, and answers JSON over HTTP. Its settings are environment
+variables checked at import (`serving/settings.py`). Bad input is a 400 naming the field
 (BentoML validates the typed arguments), an unknown item a 404 naming it. Every price it
-gives goes to `<shop>/logs/price_audit.jsonl`; feedback to `<shop>/logs/feedback.jsonl`.
-Every answer carries the model versions. A newly promoted champion is picked up by a
-watcher thread (every `STOREWISE_RELOAD_SECONDS`, default 15) or `POST /reload`.
+gives goes to the price audit log (`serving/logs.py`), and a price that cannot be audited
+(a full disk) is not given: 503. Every answer carries the model versions and where the
+prices come from. A newly promoted champion is picked up by a watcher thread (every
+`STOREWISE_RELOAD_SECONDS`) or `POST /reload` (an admin endpoint: `STOREWISE_ADMIN_TOKEN`).
 """
 
 from __future__ import annotations
@@ -17,27 +19,35 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per worker: the workers are the parallelism
 
 import functools
+import inspect
 import logging
+import sys
 import time
 import uuid
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import bentoml
 from bentoml.exceptions import NotFound
 from pydantic import Field
+from starlette.responses import JSONResponse
 
 from inference.loyalty import CartLine, PricedLine, price_line, quote
 from inference.recommender.answers import Context, Recommendation
 from serving import bentoml_fix
-from serving.logs import FEEDBACK, PRICE_AUDIT, JsonLines
-from serving.middleware import JsonOnly
+from serving.list_prices import REASON as LIST_PRICE_NOTE
+from serving.logs import FEEDBACK, PRICE_AUDIT, JsonLines, LogWriteError
+from serving.middleware import AdminOnly, JsonOnly
 from serving.schemas import (
     MAX_ITEMS,
+    MAX_K,
     CartItem,
+    CustomerId,
     FeedbackEvent,
     FeedbackResponse,
     Gap,
     GapItem,
+    Id,
     InfoResponse,
     ItemPrice,
     ModelVersions,
@@ -50,16 +60,31 @@ from serving.schemas import (
     SimilarItem,
     SimilarResponse,
 )
-from serving.state import Loaded, ServingState
+from serving.state import Loaded, NotReadyError, ServingState, tracking_timeouts
 from storewise.ids import normalize_customer_id
+from storewise.service_settings import (
+    ServiceSettings,
+    ServiceSettingsError,
+    read_service_settings,
+    require_shop,
+)
 
-if os.environ.get("STOREWISE_BENTOML_FIX", "1") != "0":  # "0" only to measure the defect (benchmarks)
-    bentoml_fix.apply()
 log = logging.getLogger("storewise.serving")
-WORKERS = int(os.environ.get("STOREWISE_WORKERS", "2"))
-CustomerId = Annotated[
-    str | None, Field(None, max_length=64, description="Pseudonymous customer id; empty for a guest.")
-]
+
+
+def settings_or_exit() -> ServiceSettings:
+    """The environment's settings, or one line naming the bad variable and exit code 2."""
+    try:
+        return read_service_settings()
+    except ServiceSettingsError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+SETTINGS = settings_or_exit()
+tracking_timeouts(SETTINGS)
+if SETTINGS.bentoml_fix == "1":  # "0" only to measure the defect (benchmarks)
+    bentoml_fix.apply()
 
 
 # price_line is pure and a model has one base price per item, so a request's lines repeat
@@ -71,25 +96,97 @@ def request_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+class UnavailableError(Exception):
+    """The service cannot answer this now (no models, a log it cannot write); a 503 whose
+    body says why. BentoML hides the message of every 5xx it raises, so endpoints wrapped
+    in `says_why_unavailable` return the answer themselves."""
+
+
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
+
+
+def says_why_unavailable(endpoint: EndpointT) -> EndpointT:
+    def unavailable(error: UnavailableError) -> JSONResponse:
+        return JSONResponse({"error": str(error)}, status_code=503, headers={"retry-after": "5"})
+
+    if inspect.iscoroutinefunction(endpoint):
+
+        @functools.wraps(endpoint)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await endpoint(*args, **kwargs)
+            except UnavailableError as error:
+                return unavailable(error)
+
+        return wrapper  # type: ignore[return-value]
+
+    @functools.wraps(endpoint)
+    def blocking(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return endpoint(*args, **kwargs)
+        except UnavailableError as error:
+            return unavailable(error)
+
+    return blocking  # type: ignore[return-value]
+
+
 # Endpoints are `async def`: each is a fraction of a millisecond of CPU work, and on the
 # event loop it skips BentoML's hand-off to a worker thread (measured in
 # benchmarks/README.md). `/reload` stays a plain def: it may download a model.
-@bentoml.service(name="storewise", workers=WORKERS, traffic={"timeout": 30})
+@bentoml.service(name="storewise", workers=SETTINGS.workers, traffic={"timeout": 30})
 class Storewise:
     def __init__(self) -> None:
-        self.state = ServingState()
+        try:
+            require_shop(SETTINGS)
+        except ServiceSettingsError as error:
+            log.error("%s", error.message)
+            print(f"error: {error.message}", file=sys.stderr)
+            raise SystemExit(2) from None
+        self.state = ServingState(SETTINGS)
         logs = self.state.shop.logs
-        self.audit = JsonLines(logs / PRICE_AUDIT)
-        self.feedback_log = JsonLines(logs / FEEDBACK)
-        self.state.start_watching(float(os.environ.get("STOREWISE_RELOAD_SECONDS", "15")))
-        if os.environ.get("STOREWISE_BENTOML_FIX", "1") != "0":
+        rotation = {
+            "rotate": SETTINGS.log_rotate,
+            "max_bytes": int(SETTINGS.log_max_mb * 2**20),
+            "keep": SETTINGS.log_keep,
+        }
+        self.audit = JsonLines(logs, PRICE_AUDIT, **rotation)  # type: ignore[arg-type]
+        self.feedback_log = JsonLines(logs, FEEDBACK, **rotation)  # type: ignore[arg-type]
+        self.state.start_watching(SETTINGS.reload_seconds)
+        if SETTINGS.bentoml_fix == "1":
             bentoml_fix.freeze_heap()
+
+    def __is_ready__(self) -> bool:
+        """BentoML's /readyz: ready only with models to answer with."""
+        return self.state.current is not None
 
     # -- helpers ----------------------------------------------------------------------
 
+    def snapshot(self) -> Loaded:
+        try:
+            return self.state.require()
+        except NotReadyError as error:
+            raise UnavailableError(str(error)) from None
+
     @staticmethod
     def versions(snapshot: Loaded) -> ModelVersions:
-        return ModelVersions(recommender=snapshot.recommender_version, pricing=snapshot.pricing_version)
+        return ModelVersions(
+            recommender=snapshot.recommender_version,
+            pricing=snapshot.pricing_version,
+            price_source=snapshot.price_source,
+        )
+
+    @staticmethod
+    def write(log_file: JsonLines, records: list[dict[str, Any]], what: str) -> None:
+        """Append to a log, or refuse the request (503): a price is never given without its
+        audit line, nor feedback accepted that is not kept. The first failure of an outage
+        is logged as an error (the alarm), and /info lists it until a write succeeds."""
+        outage = log_file.last_failure is not None
+        try:
+            log_file.append(records)
+        except LogWriteError as error:
+            if not outage:  # once per outage; /info shows it meanwhile
+                log.error("ALARM: %s; refusing to %s until it can be written", error, what)
+            raise UnavailableError(f"cannot write the log, so refusing to {what}: {error}") from None
 
     @staticmethod
     def require_items(snapshot: Loaded, item_ids: list[str]) -> None:
@@ -105,9 +202,9 @@ class Storewise:
     def visible(self, customer_id: str | None) -> str | None:
         """The customer's id, or None for a guest or an erased customer (who is then served
         exactly as a guest: nothing personal, no member benefits)."""
-        if not customer_id:
+        who = normalize_customer_id(customer_id) if customer_id else ""
+        if not who:
             return None
-        who = normalize_customer_id(customer_id)
         return None if self.state.is_erased(who) else who
 
     @staticmethod
@@ -167,7 +264,7 @@ class Storewise:
                     "pricing_version": snapshot.pricing_version,
                 }
             )
-        self.audit.append(audit)
+        self.write(self.audit, audit, "give prices")
         return rows
 
     def describe(self, snapshot: Loaded, item_id: str) -> tuple[str, str]:
@@ -177,15 +274,16 @@ class Storewise:
     # -- endpoints --------------------------------------------------------------------
 
     @bentoml.api(route="/recommend")
+    @says_why_unavailable
     async def recommend(
         self,
         customer_id: CustomerId = None,
-        k: Annotated[int, Field(ge=1, le=100)] = 10,
+        k: Annotated[int, Field(ge=1, le=MAX_K, strict=True)] = 10,
         context: RecommendContext | None = None,
     ) -> RecommendResponse:
         """Top k items for a customer, priced for them, with reasons; non-personalized (and
         said so) for a guest, an unknown customer or one without consent."""
-        snapshot = self.state.current
+        snapshot = self.snapshot()
         context = context or RecommendContext()
         self.require_items(snapshot, context.recently_viewed + context.cart)
         who = self.visible(customer_id)
@@ -222,13 +320,14 @@ class Storewise:
         )
 
     @bentoml.api(route="/similar")
+    @says_why_unavailable
     async def similar(
         self,
-        item_id: Annotated[str, Field(min_length=1, max_length=64)],
-        k: Annotated[int, Field(ge=1, le=100)] = 10,
+        item_id: Id,
+        k: Annotated[int, Field(ge=1, le=MAX_K, strict=True)] = 10,
     ) -> SimilarResponse:
         """Items like this one (embeddings blended with co-purchase), with reasons."""
-        snapshot = self.state.current
+        snapshot = self.snapshot()
         self.require_items(snapshot, [item_id])
         found = snapshot.recommendations.similar(item_id, k)
         items = [
@@ -241,18 +340,16 @@ class Storewise:
         return SimilarResponse(item_id=item_id, items=items, model_versions=self.versions(snapshot))
 
     @bentoml.api(route="/price")
+    @says_why_unavailable
     async def price(
         self,
-        item_ids: Annotated[
-            list[Annotated[str, Field(min_length=1, max_length=64)]],
-            Field(min_length=1, max_length=MAX_ITEMS),
-        ],
+        item_ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_ITEMS)],
         customer_id: CustomerId = None,
         cart: Annotated[list[CartItem], Field(max_length=MAX_ITEMS)] | None = None,
     ) -> PriceResponse:
         """Base price from the pricing policy (the same for everyone) with its reason, and
         the price for this customer after the loyalty rules."""
-        snapshot = self.state.current
+        snapshot = self.snapshot()
         self.require_items(snapshot, list(item_ids) + [line.item_id for line in cart or []])
         who = self.visible(customer_id)
         rid = request_id()
@@ -267,6 +364,7 @@ class Storewise:
         )
 
     @bentoml.api(route="/quote")
+    @says_why_unavailable
     async def quote(
         self,
         cart: Annotated[list[CartItem], Field(min_length=1, max_length=MAX_ITEMS)],
@@ -275,7 +373,7 @@ class Storewise:
         """A whole cart priced with the loyalty rules: each line's base, member and
         promotional price and the one applied, shipping, gift, total, what applied and
         why, what is missing, and items that would close each gap."""
-        snapshot = self.state.current
+        snapshot = self.snapshot()
         item_ids = [line.item_id for line in cart]
         self.require_items(snapshot, item_ids)
         who = self.visible(customer_id)
@@ -301,7 +399,7 @@ class Storewise:
                 kind=gap.kind,
                 amount=gap.amount,
                 text=gap.text,
-                items_that_close_it=self.closers(snapshot, goes_with, gap.amount, member),
+                items_that_close_it=self.closers(snapshot, goes_with, gap.amount, gap.kind == "free_gift"),
             )
             for gap in result.missing
         ]
@@ -322,15 +420,16 @@ class Storewise:
         )
 
     def closers(
-        self, snapshot: Loaded, candidates: list[Recommendation], gap: float, member: bool
+        self, snapshot: Loaded, candidates: list[Recommendation], gap: float, at_member_price: bool
     ) -> list[GapItem]:
         """Up to three of the items that go with the cart (`candidates`) that cost at least
-        the gap, cheapest first."""
+        the gap, cheapest first; at the member price for the gift's gap (measured on what a
+        member pays), at the price for everyone for the others (inference/loyalty.py)."""
         if not candidates:
             return []
         ids = [item.item_id for item in candidates]
         decided = snapshot.pricing.price(ids)
-        factor = 1 - self.state.loyalty.member_discount if member else 1.0
+        factor = 1 - self.state.loyalty.member_discount if at_member_price else 1.0
         priced = [
             (float(price) * factor, item) for price, item in zip(decided["price"], candidates, strict=True)
         ]
@@ -350,38 +449,77 @@ class Storewise:
         return result
 
     @bentoml.api(route="/feedback")
+    @says_why_unavailable
     async def feedback(
         self, events: Annotated[list[FeedbackEvent], Field(min_length=1, max_length=1000)]
     ) -> FeedbackResponse:
         """Impressions, clicks, add-to-carts and purchases of what was shown, for uplift reports."""
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self.feedback_log.append([{"at": now, **event.model_dump()} for event in events])
+        records = [
+            {
+                "at": now,
+                **event.model_dump(),
+                # the id as the rest of Storewise knows it (erasure finds the lines by it)
+                "customer_id": normalize_customer_id(event.customer_id) if event.customer_id else None,
+            }
+            for event in events
+        ]
+        self.write(self.feedback_log, records, "accept feedback")
         return FeedbackResponse(accepted=len(events))
 
     @bentoml.api(route="/info")
+    @says_why_unavailable
     async def info(self) -> InfoResponse:
         """The model versions served and what they cover."""
-        snapshot = self.state.current
+        snapshot = self.snapshot()
         return InfoResponse(
             shop=self.state.settings.name,
             currency=self.state.settings.currency,
             model_versions=self.versions(snapshot),
+            price_note=LIST_PRICE_NOTE
+            if snapshot.pricing_version is None
+            else f"base prices from pricing model v{snapshot.pricing_version}",
             loaded_at=snapshot.loaded_at,
             items=int(snapshot.recommendations.model.n_items),
             customers_personalized=len(snapshot.recommendations.model.user_ids),
+            alarms=self.alarms(),
         )
 
+    def alarms(self) -> list[str]:
+        found = [
+            log_file.last_failure for log_file in (self.audit, self.feedback_log) if log_file.last_failure
+        ]
+        if self.state.tracking_down_since:
+            found.append(f"tracking server unreachable since {self.state.tracking_down_since}")
+        found += [f"cannot load {reason}" for reason in self.state.broken.values()]
+        return found
+
     @bentoml.api(route="/reload")
+    @says_why_unavailable
     def reload(self) -> dict[str, Any]:
-        """Pick up newly promoted champions now (a watcher also does it periodically)."""
+        """Admin: pick up newly promoted champions now (a watcher also does it periodically).
+        Needs `Authorization: Bearer <STOREWISE_ADMIN_TOKEN>`."""
         changed = self.state.reload_if_changed()
-        snapshot = self.state.current
+        snapshot = self.snapshot()
         return {"reloaded": changed, "model_versions": self.versions(snapshot).model_dump()}
 
     @bentoml.api(route="/noop")
     async def noop(self) -> dict[str, Any]:
-        """Does nothing: the HTTP cost of the service, for benchmarks."""
+        """Admin: does nothing: the HTTP cost of the service, for benchmarks. Needs
+        `Authorization: Bearer <STOREWISE_ADMIN_TOKEN>`."""
         return {"ok": True}
 
 
+def refuse_unknown_fields() -> None:
+    """BentoML builds each endpoint's request model from its signature with pydantic's
+    default, which ignores unknown fields: `{"k": 3, "colour": "red"}` was answered as if
+    `colour` meant something. Here they are a 400 naming the field (and the OpenAPI spec
+    says `additionalProperties: false`)."""
+    for method in Storewise.apis.values():  # type: ignore[attr-defined]
+        method.input_spec.model_config["extra"] = "forbid"
+        method.input_spec.model_rebuild(force=True)
+
+
+refuse_unknown_fields()
 Storewise.add_asgi_middleware(JsonOnly)  # type: ignore[attr-defined]
+Storewise.add_asgi_middleware(AdminOnly, token=SETTINGS.admin_token)  # type: ignore[attr-defined]

@@ -3,103 +3,222 @@
 A `Loaded` snapshot is immutable; a request takes the current snapshot once and uses it to
 the end. A reload builds a new snapshot beside the old one and swaps the reference, so
 requests in flight finish on the models they started with and none fails.
+
+What a worker does when something is wrong (README, "What the service guarantees"):
+- no recommender champion, or its bundle cannot be read, at start: the worker starts *not
+  ready*: `/readyz` is 503 and every endpoint a 503 with the reason, and the watcher keeps
+  looking (`storewise serve` stops at once instead, with that reason);
+- no pricing champion (none passed the gate): list prices (`serving/list_prices.py`), said
+  in every answer, until one is promoted;
+- the tracking server unreachable during a reload check: the models loaded stay, one
+  warning is logged for the outage and one line when it is reachable again;
+- a new champion whose bundle is missing or broken: the models loaded stay, one error is
+  logged per broken version.
+Bundles are read from a local cache, one copy per model version (`inference.registry`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Literal
 
 from inference.pricing.model import PricingModel
 from inference.recommender.answers import Recommendations
-from inference.registry import PRICING, RECOMMENDER, champion_version, configure, load_champion
+from inference.registry import (
+    PRICING,
+    RECOMMENDER,
+    TrackingUnavailableError,
+    configure,
+    find_champion,
+    load_champion,
+)
+from serving.list_prices import ListPrices
 from storewise.config import CONFIG_DIR
 from storewise.erasures import ERASURES, erased_hashes, hashed, salt_of
+from storewise.service_settings import ServiceSettings
 from storewise.settings import LoyaltySettings, load_loyalty_settings
-from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths, ShopSettings
+from storewise.shop import ShopPaths, ShopSettings
 
 log = logging.getLogger("storewise.serving")
+PriceSource = Literal["pricing_model", "list_prices"]
 
 
 class NotReadyError(RuntimeError):
-    pass
+    """The worker has no models to answer with; the message says why."""
 
 
 @dataclass(frozen=True)
 class Loaded:
     recommendations: Recommendations
-    pricing: PricingModel
+    pricing: PricingModel | ListPrices
     recommender_version: str
-    pricing_version: str
+    pricing_version: str | None
     loaded_at: str
 
-
-def champion_of(name: str) -> str:
-    version = champion_version(configure(), name)
-    if version is None:
-        raise NotReadyError(f"no champion for {name}: train a model and promote it (storewise promote)")
-    return version
+    @property
+    def price_source(self) -> PriceSource:
+        return "list_prices" if self.pricing_version is None else "pricing_model"
 
 
-def load_snapshot() -> Loaded:
-    recommender_version, pricing_version = champion_of(RECOMMENDER), champion_of(PRICING)
-    # by version, not by alias: the snapshot holds exactly the versions it names
-    recommendations = load_champion(RECOMMENDER, f"models:/{RECOMMENDER}/{recommender_version}")
-    pricing = load_champion(PRICING, f"models:/{PRICING}/{pricing_version}")
-    # fill the models' caches (decided prices, ranks shared by every customer) now, not in
-    # the first requests, and before the heap is frozen
-    pricing.decided  # noqa: B018
-    recommendations.recommend(None, 1)
-    return Loaded(
-        recommendations, pricing, recommender_version, pricing_version, time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    )
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 class ServingState:
-    def __init__(self) -> None:
-        self.shop = ShopPaths(Path(os.environ.get("STOREWISE_SHOP_DIR", str(DEFAULT_SHOP_DIR))))
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.config = settings
+        self.shop = ShopPaths(settings.shop_dir)
         self.settings: ShopSettings = self.shop.settings()
         self.loyalty: LoyaltySettings = load_loyalty_settings(CONFIG_DIR)
-        self.current = load_snapshot()
         self._lock = threading.Lock()
         self._erased: set[str] = set()
         self._erased_stamp: float | None = None
-        log.info(
-            "serving recommender v%s and pricing v%s for %s",
-            self.current.recommender_version,
-            self.current.pricing_version,
-            self.settings.name,
-        )
+        self._salt: str | None = None
+        self.current: Loaded | None = None
+        self.not_ready: str | None = "starting"
+        self.tracking_down_since: str | None = None
+        self.broken: dict[tuple[str, str], str] = {}
+        self.reload_if_changed()
+        if self.current is not None:
+            log.info(
+                "serving recommender v%s and %s for %s",
+                self.current.recommender_version,
+                f"pricing v{self.current.pricing_version}"
+                if self.current.pricing_version
+                else "list prices (no pricing champion)",
+                self.settings.name,
+            )
+
+    def require(self) -> Loaded:
+        """The snapshot to answer with; `NotReadyError` (a 503) when there is none."""
+        snapshot = self.current
+        if snapshot is None:
+            raise NotReadyError(f"not ready: {self.not_ready}")
+        return snapshot
 
     def is_erased(self, customer_id: str) -> bool:
         """Whether the customer asked to be erased (`storewise erase`); the list is re-read
         as soon as the file changes, so personalization stops at once."""
         path = self.shop.root / ERASURES
-        stamp = path.stat().st_mtime if path.exists() else None
+        try:
+            stamp: float | None = path.stat().st_mtime
+        except FileNotFoundError:
+            stamp = None
         if stamp != self._erased_stamp:
             self._erased = erased_hashes(self.shop.root)
             self._erased_stamp = stamp
         if not self._erased:
             return False
-        return hashed(customer_id, salt_of(self.shop)) in self._erased
+        if self._salt is None:
+            self._salt = salt_of(self.shop)  # written once per shop, by the first erasure
+        return hashed(customer_id, self._salt) in self._erased
+
+    # -- reloading ------------------------------------------------------------------
+
+    def champions(self) -> tuple[str | None, str | None]:
+        client = configure()
+        return find_champion(client, RECOMMENDER), find_champion(client, PRICING)
 
     def reload_if_changed(self) -> bool:
-        """Load the champions again if either alias moved; True if something changed."""
+        """Load the champions again if either alias moved; True if something changed. Never
+        raises: what went wrong is logged (once per outage or broken version) and the models
+        loaded stay."""
         with self._lock:
-            client = configure()
-            versions = (champion_version(client, RECOMMENDER), champion_version(client, PRICING))
-            if versions == (self.current.recommender_version, self.current.pricing_version):
+            try:
+                versions = self.champions()
+            except TrackingUnavailableError as error:
+                if self.tracking_down_since is None:
+                    self.tracking_down_since = now()
+                    log.warning("tracking server unreachable (%s); keeping the models loaded", error)
+                if self.current is None:
+                    self.not_ready = f"the tracking server is unreachable: {error}"
                 return False
-            fresh = load_snapshot()
-            self.current = fresh  # one reference swap: requests in flight keep the old snapshot
-            log.info(
-                "reloaded: recommender v%s, pricing v%s", fresh.recommender_version, fresh.pricing_version
+            if self.tracking_down_since is not None:
+                log.info("tracking server reachable again (down since %s)", self.tracking_down_since)
+                self.tracking_down_since = None
+            return self._switch_to(*versions)
+
+    def _switch_to(self, recommender: str | None, pricing: str | None) -> bool:
+        current = self.current
+        if recommender is None:
+            if current is None:
+                self.not_ready = (
+                    f"no champion for {RECOMMENDER}: train a model and promote it (storewise promote)"
+                )
+            return False  # a champion alias removed later keeps the models being served
+        if current is not None and pricing is None and current.pricing_version is not None:
+            pricing = current.pricing_version  # likewise for the pricing model
+        if current is not None and (recommender, pricing) == (
+            current.recommender_version,
+            current.pricing_version,
+        ):
+            self.broken.clear()  # a broken champion replaced by the one served: no alarm left
+            return False
+        fresh = self._load(current, recommender, pricing)
+        if fresh is None:
+            return False
+        self.current = fresh  # one reference swap: requests in flight keep the old snapshot
+        self.not_ready = None
+        self.broken.clear()
+        if current is not None:
+            log.info("reloaded: recommender v%s, pricing %s", recommender, pricing or "list prices")
+        self._prune_cache()
+        return True
+
+    def _load(self, current: Loaded | None, recommender: str, pricing: str | None) -> Loaded | None:
+        """A snapshot of these versions, reusing what `current` already holds; None when a
+        bundle cannot be read."""
+        if current is not None and current.recommender_version == recommender:
+            recommendations: Recommendations | None = current.recommendations
+        else:
+            recommendations = self._model(RECOMMENDER, recommender)  # type: ignore[assignment]
+        if current is not None and current.pricing_version == pricing:
+            prices: PricingModel | ListPrices | None = current.pricing
+        else:
+            prices = self._model(PRICING, pricing)  # type: ignore[assignment]
+        if recommendations is None or prices is None:
+            return None
+        # fill the models' caches (decided prices, ranks shared by every customer) now, not
+        # in the first requests, and before the heap is frozen
+        prices.decided  # noqa: B018
+        recommendations.recommend(None, 1)
+        return Loaded(recommendations, prices, recommender, pricing, now())
+
+    def _model(self, name: str, version: str | None) -> Recommendations | PricingModel | ListPrices | None:
+        """The model `name` at `version` (list prices for no pricing version); None when it
+        cannot be read, logged once per version."""
+        try:
+            if version is None:
+                return ListPrices(self.shop)
+            return load_champion(name, f"models:/{name}/{version}", cache=self.config.model_cache)  # type: ignore[call-overload, no-any-return]
+        except Exception as error:  # a missing or broken bundle: keep what is served
+            reason = f"{name} v{version}: " + (" ".join(str(error).split())[:300] or type(error).__name__)
+            if self.broken.get((name, str(version))) != reason:
+                self.broken[(name, str(version))] = reason
+                log.error("cannot load %s; keeping the models loaded", reason)
+            if self.current is None:
+                self.not_ready = f"cannot load {reason}"
+            return None
+
+    def _prune_cache(self) -> None:
+        """Keep the two newest cached versions of each model (the one served and the one
+        before, which another worker may still be loading); older copies are deleted."""
+        root = self.config.model_cache
+        if not root.is_dir() or self.current is None:
+            return
+        served = {RECOMMENDER: self.current.recommender_version, PRICING: self.current.pricing_version}
+        for model in root.glob("*/*"):
+            versions = sorted(
+                (path for path in model.iterdir() if path.name.isdigit()), key=lambda path: int(path.name)
             )
-            return True
+            for old in versions[:-2]:
+                if old.name != served.get(model.name):
+                    shutil.rmtree(old, ignore_errors=True)
 
     def start_watching(self, every_seconds: float) -> None:
         def watch() -> None:
@@ -107,7 +226,15 @@ class ServingState:
                 time.sleep(every_seconds)
                 try:
                     self.reload_if_changed()
-                except Exception:  # a registry hiccup must not kill the watcher
+                except Exception:  # the watcher must outlive anything
                     log.exception("checking for a new champion failed; keeping the current models")
 
         threading.Thread(target=watch, name="champion-watcher", daemon=True).start()
+
+
+def tracking_timeouts(settings: ServiceSettings) -> None:
+    """A reload check must not hang on a tracking server that is down: MLflow's HTTP client
+    retries 7 times with back-off by default (minutes); here one retry and a short timeout."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.tracking_timeout)))

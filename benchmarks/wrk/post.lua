@@ -7,6 +7,8 @@ for line in io.lines(os.getenv("IDS_FILE")) do ids[#ids + 1] = line end
 local template = os.getenv("TEMPLATE")
 local path = os.getenv("ENDPOINT")
 local headers = {["Content-Type"] = "application/json"}
+-- /noop is an admin endpoint: the server's STOREWISE_ADMIN_TOKEN (harmless on the others)
+if os.getenv("ADMIN_TOKEN") then headers["Authorization"] = "Bearer " .. os.getenv("ADMIN_TOKEN") end
 local limit = tonumber(os.getenv("MAX_REQUESTS_PER_THREAD") or "0")
 local done = 0
 local threads = 0

@@ -16,13 +16,14 @@ InvoiceDate, UnitPrice/Price, CustomerID/Customer ID, Country. What each quirk b
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from intake.coerce import parse_number, parse_timestamp, to_canonical_dtypes
+from intake.coerce import Parsed, parse_number, parse_timestamp, to_canonical_dtypes
 from intake.importers.common import (
     Action,
     Consent,
@@ -154,187 +155,161 @@ CATEGORY_WORDS = {
 STOPWORDS = frozenset({"of", "set", "and", "the", "with", "in", "a", "for", "to", "on", "&", "+", "-"})
 
 
-def import_online_retail(
-    path: Path, *, consent: Consent, timezone: str = "Europe/London", currency: str = "GBP"
-) -> ImportResult:
+@dataclass
+class Export:
+    """An export as read: the raw frame, its values as stripped text under our names, the
+    source row of each line, and the values that parse (quantity, price, time)."""
+
+    path: Path
+    raw: pd.DataFrame
+    columns: dict[str, str]
+    rows: np.ndarray
+    text: pd.DataFrame
+    quantity: Parsed
+    price: Parsed
+    when: Parsed
+
+    def report(self, mask: np.ndarray, column: str, reason: object, action: Action) -> pd.DataFrame:
+        """Report lines for the rows in `mask`, showing their value in `column` ("*": the invoice)."""
+        source = self.columns["invoice"] if column == "*" else self.columns[column]
+        return report_lines(
+            self.path.name,
+            self.rows[mask],
+            source if column != "*" else "*",
+            self.raw.loc[mask, source],
+            reason[mask] if isinstance(reason, pd.Series | list | np.ndarray) else reason,
+            action,
+        )
+
+
+def read_export(path: Path, tz: ZoneInfo) -> Export:
     raw = read_any(path)
     columns = _match_columns(raw, path)
-    rows = source_rows(raw)
-    tz = ZoneInfo(timezone)
-    n_input = len(raw)
-
     text = pd.DataFrame({name: raw[source].astype("str").str.strip() for name, source in columns.items()})
     for name in OPTIONAL_COLUMNS - set(columns):
         text[name] = ""
     text["stock_code"] = text["stock_code"].str.upper()
+    return Export(
+        path,
+        raw,
+        columns,
+        source_rows(raw),
+        text,
+        parse_number(text["quantity"], integer=True),
+        parse_number(text["price"], integer=False),
+        parse_timestamp(text["invoice_date"], tz),
+    )
 
-    # 1. values that cannot be read
-    quantity = parse_number(text["quantity"], integer=True)
-    price = parse_number(text["price"], integer=False)
-    when = parse_timestamp(text["invoice_date"], tz)
+
+def unreadable(export: Export) -> tuple[np.ndarray, list[pd.DataFrame]]:
+    """Lines whose quantity, price or date cannot be read, with no invoice or stock code, or
+    with a negative price: rejected, each with its column and reason."""
     problems = []
-    rejected = np.zeros(n_input, bool)
-    for name, parsed in (("quantity", quantity), ("price", price), ("invoice_date", when)):
+    rejected = np.zeros(len(export.raw), bool)
+    for name, parsed in (
+        ("quantity", export.quantity),
+        ("price", export.price),
+        ("invoice_date", export.when),
+    ):
         bad = parsed.invalid | parsed.values.isna().to_numpy()
-        reasons = parsed.reasons.where(parsed.reasons != "", "missing value")
         problems.append(
-            report_lines(
-                path.name,
-                rows[bad],
-                columns[name],
-                raw[columns[name]][bad],
-                reasons[bad],
-                Action.REJECTED,
+            export.report(
+                bad, name, parsed.reasons.where(parsed.reasons != "", "missing value"), Action.REJECTED
             )
         )
         rejected |= bad
     for name in ("invoice", "stock_code"):
-        missing = (text[name] == "").to_numpy() & ~rejected
-        problems.append(
-            report_lines(
-                path.name,
-                rows[missing],
-                columns[name],
-                raw[columns[name]][missing],
-                "missing value",
-                Action.REJECTED,
-            )
-        )
+        missing = (export.text[name] == "").to_numpy() & ~rejected
+        problems.append(export.report(missing, name, "missing value", Action.REJECTED))
         rejected |= missing
-    negative_price = ~rejected & (price.values.fillna(0).to_numpy() < 0)
-    problems.append(
-        report_lines(
-            path.name,
-            rows[negative_price],
-            columns["price"],
-            raw[columns["price"]][negative_price],
-            "negative price (an accounting adjustment, not a sale)",
-            Action.REJECTED,
-        )
-    )
-    rejected |= negative_price
+    negative_price = ~rejected & (export.price.values.fillna(0).to_numpy() < 0)
+    reason = "negative price (an accounting adjustment, not a sale)"
+    problems.append(export.report(negative_price, "price", reason, Action.REJECTED))
+    return rejected | negative_price, problems
 
-    # 2. exact copies of an earlier line
+
+def duplicates(export: Export, rejected: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """Exact copies of an earlier line: imported once, the copies reported."""
+    raw = export.raw
     duplicate = raw.duplicated(keep="first").to_numpy() & ~rejected
     copies = raw.groupby(list(raw.columns), sort=False, dropna=False).ngroup().to_numpy()
-    first_row = pd.Series(rows).groupby(copies).transform("min").to_numpy()
-    problems.append(
-        report_lines(
-            path.name,
-            rows[duplicate],
-            "*",
-            raw.loc[duplicate, columns["invoice"]],
-            [f"exact copy of row {r}" for r in first_row[duplicate]],
-            Action.DUPLICATE,
-        )
-    )
+    first_row = pd.Series(export.rows).groupby(copies).transform("min").to_numpy()
+    reasons = np.array([f"exact copy of row {r}" for r in first_row], dtype=object)
+    return duplicate, export.report(duplicate, "*", reasons, Action.DUPLICATE)
 
-    # 3. lines that are not product sales
-    live = ~rejected & ~duplicate
-    code = text["stock_code"]
-    qty = quantity.values.fillna(0).astype("int64").to_numpy()
-    unit_price = price.values.fillna(0).to_numpy()
-    cancellation = text["invoice"].str.upper().str.startswith("C").to_numpy()
+
+def set_aside_reasons(export: Export) -> pd.Series:
+    """Why a line is not a product sale ('' when it is one): postage, fees, vouchers, stock
+    adjustments, zero quantities and zero prices."""
+    code = export.text["stock_code"]
+    qty = export.quantity.values.fillna(0).astype("int64").to_numpy()
+    unit_price = export.price.values.fillna(0).to_numpy()
+    cancellation = export.text["invoice"].str.upper().str.startswith("C").to_numpy()
     service = code.map(SERVICE_CODES)
-    voucher = code.str.match(GIFT_VOUCHER).to_numpy()
     not_product = ~code.str.match(PRODUCT_CODE).to_numpy()
-    set_aside_reason = pd.Series("", index=raw.index, dtype="str")
-    set_aside_reason[not_product] = "not a product: " + service[not_product].fillna("non-item stock code")
-    set_aside_reason[voucher] = "not a product: gift voucher"
-    set_aside_reason[(set_aside_reason == "") & (qty < 0) & ~cancellation] = (
+    reason = pd.Series("", index=export.raw.index, dtype="str")
+    reason[not_product] = "not a product: " + service[not_product].fillna("non-item stock code")
+    reason[code.str.match(GIFT_VOUCHER).to_numpy()] = "not a product: gift voucher"
+    reason[(reason == "") & (qty < 0) & ~cancellation] = (
         "stock adjustment: negative quantity outside a cancellation"
     )
-    set_aside_reason[(set_aside_reason == "") & (qty == 0)] = "zero quantity"
-    set_aside_reason[(set_aside_reason == "") & (unit_price == 0)] = (
-        "zero price (sample, free item or adjustment)"
-    )
-    set_aside = live & (set_aside_reason != "").to_numpy()
-    problems.append(
-        report_lines(
-            path.name,
-            rows[set_aside],
-            columns["stock_code"],
-            raw.loc[set_aside, columns["stock_code"]],
-            set_aside_reason[set_aside],
-            Action.SET_ASIDE,
-        )
-    )
+    reason[(reason == "") & (qty == 0)] = "zero quantity"
+    reason[(reason == "") & (unit_price == 0)] = "zero price (sample, free item or adjustment)"
+    return reason
 
-    # 4. what is kept: sales (some of them guests') and returns
-    kept = live & ~set_aside
+
+@dataclass
+class Kept:
+    """The lines imported: sales and returns as canonical orders, and which were which."""
+
+    orders: pd.DataFrame
+    returns: np.ndarray
+    guest_sales: np.ndarray
+    problems: list[pd.DataFrame]
+
+
+def kept_orders(export: Export, kept: np.ndarray) -> Kept:
+    text = export.text
     customer = normalize_customer_ids(text["customer"])
-    guest = kept & (customer == "").to_numpy()
+    cancellation = text["invoice"].str.upper().str.startswith("C").to_numpy()
     is_return = kept & cancellation
-    problems.append(
-        report_lines(
-            path.name,
-            rows[is_return],
-            columns["quantity"],
-            raw.loc[is_return, columns["quantity"]],
-            "cancellation imported as a return",
-            Action.RETURN,
-        )
-    )
-    guest_sale = guest & ~is_return
-    problems.append(
-        report_lines(
-            path.name,
-            rows[guest_sale],
-            columns["customer"],
-            raw.loc[guest_sale, columns["customer"]],
-            "no customer: imported as a guest order",
-            Action.GUEST,
-        )
-    )
-
+    guest_sale = kept & (customer == "").to_numpy() & ~is_return
+    problems = [
+        export.report(is_return, "quantity", "cancellation imported as a return", Action.RETURN),
+        export.report(guest_sale, "customer", "no customer: imported as a guest order", Action.GUEST),
+    ]
     orders = pd.DataFrame(
         {
             c.ORDER_ID: text["invoice"][kept].str.upper().to_numpy(),
             c.CUSTOMER_ID: customer[kept].where(customer[kept] != "", None).to_numpy(),
-            c.ITEM_ID: code[kept].to_numpy(),
-            c.QUANTITY: np.abs(qty[kept]),
-            c.UNIT_PRICE: unit_price[kept],
-            c.ORDERED_AT: when.values[kept].to_numpy(),
+            c.ITEM_ID: text["stock_code"][kept].to_numpy(),
+            c.QUANTITY: np.abs(export.quantity.values.fillna(0).astype("int64").to_numpy()[kept]),
+            c.UNIT_PRICE: export.price.values.fillna(0).to_numpy()[kept],
+            c.ORDERED_AT: export.when.values[kept].to_numpy(),
             c.RETURNED: cancellation[kept],
         }
     )
     orders = to_canonical_dtypes(orders, SCHEMAS[c.ORDERS])
     if orders.empty:
-        raise DataError("no product sales or returns left after the checks; see the reasons above", path=path)
-    descriptions = text["description"][kept].to_numpy()
-    products = derive_products(orders, descriptions)
-    regions = (
-        pd.DataFrame({c.CUSTOMER_ID: orders[c.CUSTOMER_ID], "country": text["country"][kept].to_numpy()})
+        raise DataError(
+            "no product sales or returns left after the checks; see the reasons above", path=export.path
+        )
+    return Kept(orders, is_return, guest_sale, problems)
+
+
+def customer_regions(orders: pd.DataFrame, countries: np.ndarray) -> pd.Series:
+    """Each customer's most frequent country."""
+    return (
+        pd.DataFrame({c.CUSTOMER_ID: orders[c.CUSTOMER_ID], "country": countries})
         .dropna(subset=[c.CUSTOMER_ID])
         .query("country != ''")
         .groupby(c.CUSTOMER_ID)["country"]
         .agg(lambda values: values.mode().iloc[0])
     )
-    customers = derive_customers(orders, regions, consent)
 
-    report = combine_reports(problems)
-    sales = int(kept.sum() - is_return.sum())
-    summary: dict[str, object] = {
-        "source": str(path),
-        "format": "online-retail",
-        "rows read": n_input,
-        "sales imported (customers)": int(sales - guest_sale.sum()),
-        "sales imported (guests)": int(guest_sale.sum()),
-        "returns imported": int(is_return.sum()),
-        "set aside": int(set_aside.sum()),
-        "duplicates": int(duplicate.sum()),
-        "rejected": int(rejected.sum()),
-        "set aside by reason": set_aside_reason[set_aside].value_counts().to_dict(),
-        "items": len(products),
-        "items with several descriptions": int(_several_descriptions(orders, descriptions)),
-        "customers": len(customers),
-        "consent assumed": consent.value,
-    }
-    accounted = (
-        sales + int(is_return.sum()) + int(set_aside.sum()) + int(duplicate.sum()) + int(rejected.sum())
-    )
-    assert accounted == n_input, f"import lost rows: {accounted} accounted for, {n_input} read"
-    notes = [
+
+def consent_notes(consent: Consent) -> list[str]:
+    return [
         "Online-retail exports carry no consent: "
         + (
             "customers are assumed to have agreed to personalization (not to marketing); "
@@ -345,11 +320,57 @@ def import_online_retail(
         "Unit costs and stock are not in the export: pricing uses the configured default margin, "
         "and stock-outs cannot be seen.",
     ]
+
+
+def import_online_retail(
+    path: Path, *, consent: Consent, timezone: str = "Europe/London", currency: str = "GBP"
+) -> ImportResult:
+    """An invoice export as canonical tables; every line not imported as a plain sale is a
+    line of the report, and the counts add up to the lines read."""
+    export = read_export(path, ZoneInfo(timezone))
+    rejected, problems = unreadable(export)
+    duplicate, copies = duplicates(export, rejected)
+    reasons = set_aside_reasons(export)
+    live = ~rejected & ~duplicate
+    set_aside = live & (reasons != "").to_numpy()
+    problems += [copies, export.report(set_aside, "stock_code", reasons, Action.SET_ASIDE)]
+    kept = kept_orders(export, live & ~set_aside)
+    orders = kept.orders
+    descriptions = export.text["description"][live & ~set_aside].to_numpy()
+    products = derive_products(orders, descriptions)
+    countries = export.text["country"][live & ~set_aside].to_numpy()
+    customers = derive_customers(orders, customer_regions(orders, countries), consent)
+    sales = len(orders) - int(kept.returns.sum())
+    counts = {
+        "rows read": len(export.raw),
+        "sales imported (customers)": sales - int(kept.guest_sales.sum()),
+        "sales imported (guests)": int(kept.guest_sales.sum()),
+        "returns imported": int(kept.returns.sum()),
+        "set aside": int(set_aside.sum()),
+        "duplicates": int(duplicate.sum()),
+        "rejected": int(rejected.sum()),
+    }
+    accounted = sum(counts.values()) - counts["rows read"]
+    assert accounted == len(export.raw), (
+        f"import lost rows: {accounted} accounted for, {len(export.raw)} read"
+    )
+    summary: dict[str, object] = {
+        "source": str(path),
+        "format": "online-retail",
+        **counts,
+        "set aside by reason": reasons[set_aside].value_counts().to_dict(),
+        "items": len(products),
+        "items with several descriptions": int(_several_descriptions(orders, descriptions)),
+        "customers": len(customers),
+        "consent assumed": consent.value,
+    }
     settings = ShopSettings(
         name=path.name.split(".")[0], currency=currency, timezone=timezone, source="online-retail"
     )
     tables = {c.CUSTOMERS: customers, c.PRODUCTS: products, c.ORDERS: orders}
-    return ImportResult(tables, report, summary, settings, notes)
+    return ImportResult(
+        tables, combine_reports(problems + kept.problems), summary, settings, consent_notes(consent)
+    )
 
 
 def _match_columns(raw: pd.DataFrame, path: Path) -> dict[str, str]:

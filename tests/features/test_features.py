@@ -325,6 +325,10 @@ def test_clusters_find_planted_groups_and_describe_them() -> None:
         order_table[c.ITEM_ID] == "box"
     )
     table = behaviour(order_table, products, rfm, discounted, top_categories=4)
+    few = cluster_customers(table.iloc[:3], ClusterSettings(min_clusters=2, max_clusters=5, seed=1))
+    assert few.assignments["cluster"].tolist() == [0, 0, 0], "three buyers are too few to split"
+    assert few.selection.loc[few.selection["chosen"], "k"].item() == 1
+    assert few.profiles["customers"].tolist() == [3]
     result = cluster_customers(table, ClusterSettings(min_clusters=2, max_clusters=5, seed=1))
     assert result.selection.loc[result.selection["chosen"], "k"].item() == 3
     assignment = result.assignments.set_index(c.CUSTOMER_ID)["cluster"]
