@@ -176,6 +176,8 @@ def validate(
     choice = choose_lightfm(trainer, folds[0], search) if "lightfm" in components else None
     step("lightfm epochs")
     latest = fold_hybrid(trainer, folds[0], choice.latest_fold_model if choice else None, components)
+    # what the shop allows (EASE is left out of a catalogue above components.max_ease_items)
+    components = [name for name in components if name in latest.available]
     scores = [scores_on(latest, folds[0], components, seed=0)]
     if choice is not None:
         first = tune_all(trainer, scores, components, shared_masks(folds[:1]))
