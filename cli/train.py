@@ -33,13 +33,32 @@ def _print_comparison(outcome: object) -> None:
 
     assert isinstance(outcome, TrainOutcome)
     table = outcome.comparison
+    intervals = outcome.intervals.set_index(["protocol", "model"]) if len(outcome.intervals) else None
     for protocol in ("discovery", "all_purchases", "business_rules"):
         rows = table[(table["protocol"] == protocol) & (table["metric"] == "ndcg") & (table["k"] == 10)]
         rows = rows.sort_values("value", ascending=False)
         marker = " (primary)" if protocol == outcome.primary_protocol else ""
-        say(f"  NDCG@10 on the test weeks, {protocol}{marker}:")
+        say(
+            f"  NDCG@10 on the test weeks, {protocol}{marker} (hybrid minus the model, 90% paired bootstrap):"
+        )
         for row in rows.itertuples():
-            say(f"    {row.model:<22} {row.value:.4f}")
+            gap = ""
+            if intervals is not None and (protocol, row.model) in intervals.index:
+                mean, low, high = intervals.loc[(protocol, row.model), ["mean", "low", "high"]]
+                gap = (
+                    f"  {mean:+.4f} [{low:+.4f}, {high:+.4f}]{'' if low > 0 or high < 0 else ' within noise'}"
+                )
+            say(f"    {row.model:<22} {row.value:.4f}{gap}")
+        recall = table[(table["protocol"] == protocol) & (table["model"] == "hybrid")].set_index("metric")[
+            "value"
+        ]
+        split = [
+            f"{kind} items {recall[f'{kind}_recall']:.4f}"
+            for kind in ("repeat", "new")
+            if f"{kind}_recall" in recall
+        ]
+        if split:
+            say(f"    hybrid recall@10 on {', on '.join(split)}")
 
 
 @app.command("recommender")
@@ -59,7 +78,9 @@ def train_recommender_command(
         ShopPaths(shop_dir), search=search, evaluation=_evaluation_overrides(test_days, validation_days)
     )
     _print_comparison(outcome)
-    say(f"  time: {outcome.seconds['total']} s")
+    say(
+        f"  time: {outcome.seconds['total']} s ({', '.join(f'{k} {v}' for k, v in outcome.seconds.items() if k != 'total')})"
+    )
     say(
         f"wrote run {outcome.run_id} and registered storewise-recommender version {outcome.version} in {tracking_uri()}"
     )

@@ -1,6 +1,7 @@
 """`storewise compare`: a side-by-side HTML report of training runs (and a CSV), so a
 reviewer sees parameters that differ, every model's headline metrics with the baselines,
-and a chart, before promoting."""
+each run's hybrid minus every baseline and peer with its paired bootstrap interval over
+customers (a win inside the noise is marked as such), and a chart, before promoting."""
 
 from __future__ import annotations
 
@@ -66,6 +67,9 @@ def compare(run_ids: list[str], out: Path) -> Path:
             for label, run in zip(labels, runs, strict=True)
         }
     )
+    intervals = interval_table(metrics)
+    if len(intervals):
+        intervals.to_csv(out.with_name(out.stem + "_intervals.csv"))
     body = [
         "<h1>Storewise run comparison</h1>",
         f"<p>Runs: {', '.join(html.escape(label) for label in labels)}. Tracking store: {html.escape(client.tracking_uri)}</p>",
@@ -76,6 +80,9 @@ def compare(run_ids: list[str], out: Path) -> Path:
         else "",
         "<h2>Headline metrics (test weeks)</h2>",
         headline.round(4).to_html(),
+        "<h2>Hybrid minus each model: NDCG@10 on the test weeks, paired bootstrap interval over customers</h2>",
+        "<p>mean [low, high]; <b>clear</b> when the interval excludes zero, otherwise within noise.</p>",
+        intervals.to_html() if len(intervals) else "<p>none logged (runs from before intervals existed)</p>",
         "<h2>Parameters that differ</h2>",
         differing.to_html() if len(differing) else "<p>none</p>",
     ]
@@ -86,6 +93,30 @@ def compare(run_ids: list[str], out: Path) -> Path:
         encoding="utf-8",
     )
     return out
+
+
+def interval_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Rows `protocol.model`, one column per run: the hybrid's NDCG@10 minus the model's as
+    "mean [low, high]", with whether the interval clears zero (from the run's
+    `<protocol>.hybrid_minus.<model>.{mean,low,high}` metrics)."""
+    keys = [key for key in metrics.index if ".hybrid_minus." in key and not key.startswith("validation.")]
+    pairs = sorted({key.rsplit(".", 1)[0] for key in keys})
+    rows: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        protocol, _, model = pair.partition(".hybrid_minus.")
+        row = {}
+        for run in metrics.columns:
+            mean, low, high = (
+                metrics.at[f"{pair}.{part}", run] if f"{pair}.{part}" in metrics.index else None
+                for part in ("mean", "low", "high")
+            )
+            if mean is None or low is None or high is None or pd.isna(mean):
+                row[run] = ""
+                continue
+            verdict = "clear" if low > 0 or high < 0 else "within noise"
+            row[run] = f"{mean:+.4f} [{low:+.4f}, {high:+.4f}] {verdict}"
+        rows[f"{protocol}.{model}"] = row
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(metrics.columns))
 
 
 def _chart(metrics: pd.DataFrame) -> str:

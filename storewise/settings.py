@@ -60,26 +60,33 @@ class InteractionWeights(StrictModel):
 
 class EvaluationSettings(StrictModel):
     test_days: int = Field(28, ge=1)
+    # each validation fold is this long (like the test weeks); the folds lie back to back
+    # before the test weeks, the latest first; a fold with too little history before it is skipped
     validation_days: int = Field(28, ge=1)
-    validation_folds: int = Field(2, ge=1, le=4)
+    validation_folds: int = Field(4, ge=1, le=8)
     trending_days: int = Field(14, ge=1)
     primary_protocol: Literal["discovery", "all_purchases", "business_rules"] = "business_rules"
+    # paired bootstrap over customers: every comparison's interval, the blend's choices, the gate
+    confidence: float = Field(0.9, gt=0.5, lt=1)
+    bootstrap_samples: int = Field(1000, ge=100, le=100_000)
+    bootstrap_seed: int = 11
 
 
 class LightFmSettings(StrictModel):
     loss: Literal["warp", "bpr", "logistic", "warp-kos"] = "warp"
     components: int = Field(48, ge=2, le=512)
-    learning_rate: float = Field(0.02, gt=0, le=1)
+    learning_rate: float = Field(0.05, gt=0, le=1)
     item_alpha: float = Field(1e-6, ge=0)
     user_alpha: float = Field(1e-6, ge=0)
     max_sampled: int = Field(30, ge=1)
-    max_epochs: int = Field(30, ge=1, le=500)
-    patience: int = Field(4, ge=1)
+    max_epochs: int = Field(20, ge=1, le=500)
+    patience: int = Field(3, ge=1)
     use_features: bool = True
     # the weight of the feature columns beside each identity column in LightFM's matrices
     feature_weight: float = Field(1.0, gt=0)
-    # 2 threads train faster but not reproducibly (LightFM's parallel SGD); 1 is deterministic
-    threads: int = Field(2, ge=1, le=64)
+    # 1 is deterministic; 2 threads (LightFM's parallel SGD) are not reproducible, and measured
+    # no faster on the online-retail sample (benchmarks/README.md)
+    threads: int = Field(1, ge=1, le=64)
     seed: int = 7
 
 
@@ -90,12 +97,36 @@ class ComponentSettings(StrictModel):
     recent_half_life_days: float = Field(60, gt=0)
     repeat_half_life_days: float = Field(90, gt=0)
     trending_half_life_days: float = Field(7, gt=0)
+    latest_baskets: int = Field(2, ge=1)  # the "next" component reads the last this many baskets
     # EASE inverts a dense items x items matrix: 8,000 items is about 0.5 GB and seconds.
     # Above this, EASE is left out of the hybrid and the peers, and training says so.
     max_ease_items: int = Field(8000, ge=1, le=50_000)
     bm25_k1: float = Field(1.2, gt=0)
     bm25_b: float = Field(0.75, ge=0, le=1)
     threads: int = Field(2, ge=1, le=64)  # implicit's BM25 and ALS
+
+
+class TifuSettings(StrictModel):
+    """TIFU-KNN (training/recommender/tifu.py): the paper's and reference code's defaults."""
+
+    neighbours: int = Field(300, ge=1)
+    within_decay: float = Field(0.9, gt=0, le=1)
+    group_decay: float = Field(0.7, gt=0, le=1)
+    groups: int = Field(7, ge=1, le=100)
+    alpha: float = Field(0.7, ge=0, le=1)
+    # neighbours are drawn from at most this many customers (those who bought the most)
+    neighbour_pool: int = Field(20_000, ge=1)
+
+
+class RepurchaseSettings(StrictModel):
+    """Repurchase timing (training/recommender/repurchase.py): gradient-boosted trees that
+    learn from the shop's own history when a customer buys an item again."""
+
+    max_pairs: int = Field(100_000, ge=1_000)  # (customer, item) pairs the model learns from
+    iterations: int = Field(40, ge=1, le=1000)
+    leaves: int = Field(15, ge=2, le=255)
+    learning_rate: float = Field(0.15, gt=0, le=1)
+    seed: int = 7
 
 
 class AlsSettings(StrictModel):
@@ -113,9 +144,49 @@ class PeerSettings(StrictModel):
     als: AlsSettings = AlsSettings()
 
 
+BlendComponent = Literal[
+    "lightfm",
+    "ease",
+    "ease_recent",
+    "ease_weights",
+    "bm25",
+    "bm25_recent",
+    "names",
+    "next",
+    "buy_again",
+    "due",
+    "tifu",
+    "tifu_explore",
+    "trending",
+    "recent_buyers",
+    "popularity",
+]
+
+
 class BlendSettings(StrictModel):
-    grid: tuple[float, ...] = Field((0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0), min_length=2)
-    passes: int = Field(3, ge=1)
+    # the components the blend may use (inference/recommender/scoring.py says what each is)
+    components: tuple[BlendComponent, ...] = Field(
+        (
+            "lightfm",
+            "ease",
+            "ease_recent",
+            "bm25",
+            "names",
+            "next",
+            "buy_again",
+            "due",
+            "tifu",
+            "tifu_explore",
+            "trending",
+            "popularity",
+        ),
+        min_length=1,
+    )
+    grid: tuple[float, ...] = Field((0, 0.25, 0.5, 1.0, 2.0), min_length=2)
+    passes: int = Field(2, ge=1)
+    # the tuned weights are shrunk toward the best single component: w = (1 - s) * best + s * tuned
+    # for s in these steps, keeping the s with the best lower confidence bound on validation
+    shrinkage: tuple[float, ...] = Field((0.0, 0.25, 0.5, 0.75, 1.0), min_length=1)
     candidates: int = Field(200, ge=10)
     rank_offset: float = Field(20, gt=0)
 
@@ -130,6 +201,8 @@ class RecommenderSettings(StrictModel):
     evaluation: EvaluationSettings = EvaluationSettings()
     lightfm: LightFmSettings = LightFmSettings()
     components: ComponentSettings = ComponentSettings()
+    tifu: TifuSettings = TifuSettings()
+    repurchase: RepurchaseSettings = RepurchaseSettings()
     blend: BlendSettings = BlendSettings()
     peers: PeerSettings = PeerSettings()
     search: SearchSettings = SearchSettings()

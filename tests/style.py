@@ -10,7 +10,13 @@ from features.item_features import item_features
 from inference.recommender.answers import Recommendations
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
-from storewise.settings import BusinessRules, ComponentSettings, InteractionWeights, LightFmSettings
+from storewise.settings import (
+    BusinessRules,
+    ComponentSettings,
+    InteractionWeights,
+    LightFmSettings,
+    RecommenderSettings,
+)
 from training.recommender import models as m
 from training.recommender.bundle import group_popularity
 from training.recommender.data import TrainData, build_train_data
@@ -85,7 +91,13 @@ def build_style_model() -> tuple[HybridModel, dict[str, pd.DataFrame]]:
     components = ComponentSettings(
         ease_regularization=5, bm25_neighbours=10, item_neighbours=10, max_ease_items=100
     )
-    model = fit_hybrid(data, tables[c.ORDERS], lightfm, components)
+    model = fit_hybrid(
+        data,
+        tables[c.ORDERS],
+        lightfm,
+        RecommenderSettings(components=components),
+        components={"lightfm", "ease", "bm25", "buy_again"},
+    )
     model.blends = {
         "discovery": {"lightfm": 1.0, "ease": 1.0},
         "business_rules": {"lightfm": 1.0, "ease": 1.0},

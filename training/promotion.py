@@ -1,22 +1,47 @@
 """The promotion gate (recommender and pricing): who may become `champion`.
 
-A version becomes `champion` only if (1) its run beat every baseline in its own test
-comparison, and (2) there is no champion, or the champion was evaluated on the same split
-and data hash and the candidate's primary metric is higher. A champion trained on other
-data cannot be compared on the same split; the candidate is then promoted on (1) alone
-and the reason is recorded. `force` skips the gate and is recorded as a tag.
+The recommender's rule, in the order it is checked:
+
+1. Against its own peers. A run that is clearly behind its best baseline or peer on the
+   test weeks (the paired bootstrap interval of the difference lies below zero, under the
+   primary protocol) is never promoted.
+2. The first champion. With no champion, the candidate is promoted if it is not clearly
+   behind its best peer: the service has nothing else to serve, and a model within noise of
+   the best peer is the best there is. The reason says whether it was clearly ahead, ahead
+   within noise, or behind within noise.
+3. Against a champion evaluated on the same split and data. The two runs scored the same
+   test customers, so their per-customer NDCG@10 (each run's `reports/per_customer.csv`)
+   are compared with a paired bootstrap: the candidate displaces the champion only if it
+   is clearly better (the interval above zero). Otherwise the champion stays, and the
+   reason gives the interval. (A champion logged before per-customer figures existed is
+   compared on its mean alone.)
+4. Against a champion trained on other data or another split. They cannot be compared on
+   the same customers, and the champion is the older model: the candidate is promoted if it
+   beats its best peer (point estimate), and the reason says the champion was not comparable.
+
+The pricing gate keeps its simpler rule: it must beat its baselines, and a champion on the
+same split and data must have a lower gate score. `force` skips the gate and is recorded as
+a tag.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from inference.registry import CHAMPION, champion_version, configure
+from storewise import columns as c
 from storewise.errors import StorewiseError
+from storewise.settings import load_recommender_settings
+from training.recommender.uncertainty import Interval, paired_interval
+
+PER_CUSTOMER = "reports/per_customer.csv"
 
 
 @dataclass(frozen=True)
@@ -25,10 +50,13 @@ class GateSpec:
 
     metric: str  # run metric, higher is better
     baseline_tag: str  # run tag: "true" when the run beat its baselines
+    paired: bool = False  # the runs log per-customer figures: compare them with intervals
 
 
 GATES = {
-    "storewise-recommender": GateSpec(metric="ndcg_at_10", baseline_tag="beats_baselines.{primary}"),
+    "storewise-recommender": GateSpec(
+        metric="ndcg_at_10", baseline_tag="beats_baselines.{primary}", paired=True
+    ),
     "storewise-pricing": GateSpec(metric="gate_score", baseline_tag="beats_baselines"),
 }
 
@@ -59,29 +87,114 @@ def _version(client: MlflowClient, name: str, version: str | None) -> tuple[str,
         raise RegistryError(f"'{name}' version {version} not found ({error.error_code})") from None
 
 
+def peer_interval(candidate: Run, primary: str) -> Interval | None:
+    """The run's NDCG@10 minus its best peer's, with the interval (recommender runs)."""
+    metrics, best = candidate.data.metrics, candidate.data.tags.get(f"best_other.{primary}", "")
+    name = best.split(" ")[0]
+    keys = [f"{primary}.hybrid_minus.{name}.{part}" for part in ("mean", "low", "high")]
+    if not name or not all(key in metrics for key in keys):
+        return None
+    return Interval(*(metrics[key] for key in keys))
+
+
+def same_split(candidate: Run, champion: Run) -> bool:
+    tags = ("data_hash", "split")
+    return all(champion.data.tags.get(tag) == candidate.data.tags.get(tag) for tag in tags)
+
+
 def judge(
-    gate: GateSpec, candidate: Run, value: float, champion: Run | None, current: str | None
+    gate: GateSpec,
+    candidate: Run,
+    value: float,
+    champion: Run | None,
+    current: str | None,
+    versus_champion: Interval | None = None,
 ) -> tuple[bool, str]:
-    """The gate's verdict on a candidate run, without side effects: (promote?, reason)."""
+    """The gate's verdict on a candidate run, without side effects: (promote?, reason).
+    `versus_champion` is the candidate's primary metric minus the champion's, per customer,
+    when both were evaluated on the same customers."""
     primary = candidate.data.tags.get("primary_protocol", "")
-    if candidate.data.tags.get(gate.baseline_tag.format(primary=primary)) != "true":
-        best = candidate.data.tags.get(
-            f"best_other.{primary}", candidate.data.tags.get("best_other", "a baseline")
-        )
-        return False, f"does not beat its baselines ({gate.metric} {value:.4f} vs {best})"
+    beats = candidate.data.tags.get(gate.baseline_tag.format(primary=primary)) == "true"
+    best = candidate.data.tags.get(
+        f"best_other.{primary}", candidate.data.tags.get("best_other", "a baseline")
+    )
+    peers = peer_interval(candidate, primary) if gate.paired else None
+    stays = "" if current is None else f"; champion v{current} stays"
+    if peers is not None and peers.clearly_below_zero:
+        return False, f"is clearly behind its best peer ({gate.metric} {value:.4f} vs {best}){stays}"
     if champion is None:
-        return True, f"first champion: {gate.metric} {value:.4f}, beats its baselines"
-    same_data = champion.data.tags.get("data_hash") == candidate.data.tags.get("data_hash")
-    same_split = champion.data.tags.get("split") == candidate.data.tags.get("split")
-    if not (same_data and same_split):
+        return _first_champion(gate, value, beats, best, peers)
+    if not beats:
+        return False, f"does not beat its baselines ({gate.metric} {value:.4f} vs {best}){stays}"
+    if not same_split(candidate, champion):
         return True, (
             f"champion v{current} was evaluated on other data or another split, so it cannot be compared; "
-            f"promoted because it beats its baselines ({gate.metric} {value:.4f})"
+            f"promoted because it beats its baselines ({gate.metric} {value:.4f} vs {best})"
         )
+    return _against_champion(gate, value, champion, current, versus_champion)
+
+
+def _first_champion(
+    gate: GateSpec, value: float, beats: bool, best: str, peers: Interval | None
+) -> tuple[bool, str]:
+    if peers is None and not beats:
+        return False, f"does not beat its baselines ({gate.metric} {value:.4f} vs {best})"
+    if peers is None:
+        return True, f"first champion: {gate.metric} {value:.4f}, beats its baselines"
+    how = "clearly ahead of" if peers.clearly_above_zero else ("ahead of" if beats else "behind")
+    noise = "" if peers.clearly_above_zero else " within noise"
+    return True, f"first champion: {gate.metric} {value:.4f}, {how} its best peer{noise} ({best})"
+
+
+def _against_champion(
+    gate: GateSpec, value: float, champion: Run, current: str | None, versus: Interval | None
+) -> tuple[bool, str]:
     champion_value = champion.data.metrics.get(gate.metric, float("-inf"))
-    verb = "beats" if value > champion_value else "does not beat"
-    return value > champion_value, (
-        f"{gate.metric} {value:.4f} {verb} champion v{current} ({champion_value:.4f}) on the same split and data"
+    if versus is None:
+        better = value > champion_value
+        verb = "beats" if better else "does not beat"
+        stays = "" if better else f"; champion v{current} stays"
+        return better, (
+            f"{gate.metric} {value:.4f} {verb} champion v{current} ({champion_value:.4f}) on the same split "
+            f"and data{stays}"
+        )
+    if versus.clearly_above_zero:
+        return True, (
+            f"{gate.metric} {value:.4f} is clearly above champion v{current} ({champion_value:.4f}) on the same "
+            f"split and customers: difference {versus.describe()}"
+        )
+    return False, (
+        f"{gate.metric} {value:.4f} is not clearly better than champion v{current} ({champion_value:.4f}) on the "
+        f"same split and customers (difference {versus.describe()}); champion v{current} stays"
+    )
+
+
+def versus_champion(client: MlflowClient, candidate: Run, champion: Run) -> Interval | None:
+    """The candidate's per-customer NDCG@10 minus the champion's, under the primary protocol,
+    with its paired bootstrap interval (None when either run has no per-customer figures)."""
+    primary = candidate.data.tags.get("primary_protocol", "")
+    frames = []
+    for run in (candidate, champion):
+        try:
+            with tempfile.TemporaryDirectory() as directory:
+                path = Path(client.download_artifacts(run.info.run_id, PER_CUSTOMER, directory))
+                table = pd.read_csv(path, dtype={c.CUSTOMER_ID: str})
+        except (MlflowException, OSError):
+            return None
+        frames.append(
+            table[(table["protocol"] == primary) & (table["model"] == "hybrid")].set_index(c.CUSTOMER_ID)[
+                "ndcg_at_10"
+            ]
+        )
+    joined = pd.concat(frames, axis=1, keys=["candidate", "champion"], join="inner")
+    if not len(joined):
+        return None
+    evaluation = load_recommender_settings().evaluation
+    return paired_interval(
+        (joined["candidate"] - joined["champion"]).to_numpy(),
+        samples=evaluation.bootstrap_samples,
+        confidence=evaluation.confidence,
+        seed=evaluation.bootstrap_seed,
     )
 
 
@@ -108,10 +221,17 @@ def promote(name: str, version: str | None = None, *, force: bool = False) -> De
             if current is not None
             else None
         )
-        accepted, reason = judge(gate, candidate, value, champion, current)
+        paired = (
+            versus_champion(client, candidate, champion)
+            if gate.paired and champion is not None and same_split(candidate, champion)
+            else None
+        )
+        accepted, reason = judge(gate, candidate, value, champion, current, paired)
     if accepted:
         client.set_registered_model_alias(name, CHAMPION, candidate_version)
         client.set_model_version_tag(name, candidate_version, "promotion", reason)
         if force:
             client.set_model_version_tag(name, candidate_version, "promoted_with_force", "true")
+    else:
+        client.set_model_version_tag(name, candidate_version, "not_promoted", reason)
     return Decision(accepted, candidate_version, reason, current)

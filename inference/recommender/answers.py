@@ -171,7 +171,9 @@ class Recommendations:
             answer = self._personalized_one(int(users[0]), k, purchased, context, blend)
             if answer is not None:
                 return [answer]
-        scores = self.model.blend_scores(users, blend)
+        bought = [self._bought(int(user)) for user in users]
+        blocked = [self._blocked(items, purchased) for items in bought] if purchased != "include" else None
+        scores = self.model.blend_scores(users, blend, blocked)
         if context.recently_viewed:
             viewed = self.item_positions(context.recently_viewed)
             if len(viewed):
@@ -180,10 +182,8 @@ class Recommendations:
                     axis=1, keepdims=True
                 )
         allowed = np.tile(self._allowed(context), (len(users), 1))
-        bought = [self._bought(int(user)) for user in users]
-        if purchased != "include":
-            for row, items in enumerate(bought):
-                allowed[row, self._blocked(items, purchased)] = False
+        for row, items in enumerate(blocked or []):
+            allowed[row, items] = False
         scores = np.where(allowed, scores * self.boost, -np.inf)
         pinned = self.pinned.tolist()
         width = min(k + len(pinned), self.model.n_items)
@@ -200,10 +200,12 @@ class Recommendations:
         """`_personalized` for one customer, scored on the items some component ranks (the
         service's path). None when fewer of them than needed are allowed and supported:
         the full scoring then decides, so the answer is the same either way."""
-        columns, scores = self.model.blend_candidates(user, blend)
-        allowed_items = self._allowed(context)
         bought = self._bought(user)
         blocked = self._blocked(bought, purchased) if purchased != "include" else bought[:0]
+        columns, scores = self.model.blend_candidates(
+            user, blend, blocked if purchased != "include" else None
+        )
+        allowed_items = self._allowed(context)
         allowed = allowed_items[columns] & ~np.isin(columns, blocked)
         masked = np.where(allowed, scores * self.boost[columns], -np.inf)
         pinned = [p for p in self.pinned.tolist() if allowed_items[p] and p not in set(blocked.tolist())]

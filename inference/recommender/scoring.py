@@ -10,6 +10,11 @@ weighted sum of those, with weights per protocol tuned on the validation weeks. 
 blending makes components on different scales comparable and is cheap: a partial sort
 per component, no per-item Python loop.
 
+Each component ranks only the items the answer may hold: with bought items excluded
+(discovery), a customer who bought 150 items gets every component's best new items ranked
+from the top, not what is left of a list that the old purchases filled. The components
+that are the same for everyone (trending, popularity) keep one ranking for all customers.
+
 Components (name: what scores item i for customer u):
 - lightfm: LightFM's u·i + bias, with customer and item features;
 - ease / ease_recent: EASE on bought/not-bought, times the customer's purchases (all,
@@ -18,7 +23,12 @@ Components (name: what scores item i for customer u):
   customer's interaction weights;
 - bm25 / bm25_recent: BM25 item-kNN (implicit) on purchase counts, times counts (all,
   or recent);
+- names: items whose names share rare words with the customer's recent purchases;
+- next: what customers bought new in the basket after one like the customer's latest;
 - buy_again: the customer's own purchases, decayed by age;
+- due: the chance the customer buys the item again soon (repurchase timing);
+- tifu / tifu_explore: TIFU-KNN (the customer's time-decayed item frequencies blended with
+  their nearest neighbours'), and its neighbours' part on items the customer never bought;
 - trending, recent_buyers, popularity: what sells lately (buyers decayed by a short
   half-life, or counted over the last weeks) and overall (the same for everyone).
 """
@@ -41,9 +51,14 @@ ITEM_ITEM = {
     "ease_weights": ("ease_weights", "weights"),
     "bm25": ("bm25", "counts"),
     "bm25_recent": ("bm25", "recent"),
+    "names": ("names", "recent"),
+    "next": ("next", "latest"),
 }
+# component -> the stored users x items scores it reads (sparse: items with no score are absent)
+SPARSE_SCORES = {"buy_again": "repeat", "due": "due", "tifu": "tifu", "tifu_explore": "tifu_explore"}
 VECTORS = ("trending", "recent_buyers", "popularity")
-COMPONENTS = ("lightfm", *ITEM_ITEM, "buy_again", *VECTORS)
+COMPONENTS = ("lightfm", *ITEM_ITEM, *SPARSE_SCORES, *VECTORS)
+Blocked = list[np.ndarray] | None  # per customer, the item columns the answer may not hold
 TIE_BREAK = 1e-7  # popularity's weight in every blend: orders items the components leave tied
 DENSE_ITEM_ITEM_LIMIT = 5_000  # 5,000 items: a 100 MB dense float32 matrix
 
@@ -51,6 +66,10 @@ DENSE_ITEM_ITEM_LIMIT = 5_000  # 5,000 items: a 100 MB dense float32 matrix
 def _row(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
     start, stop = matrix.indptr[row], matrix.indptr[row + 1]
     return matrix.indices[start:stop], matrix.data[start:stop]
+
+
+def _blocked_row(blocked: Blocked, row: int) -> np.ndarray | None:
+    return None if blocked is None else blocked[row]
 
 
 def _weighted_rows(
@@ -96,8 +115,13 @@ class HybridModel:
 
     @property
     def available(self) -> list[str]:
-        names = ["lightfm", "buy_again", *VECTORS]
-        names += [name for name, (matrix, _) in ITEM_ITEM.items() if matrix in self.similarity]
+        names = [*VECTORS, *(["lightfm"] if self.user_embedding.shape[1] else [])]
+        names += [name for name, history in SPARSE_SCORES.items() if history in self.histories]
+        names += [
+            name
+            for name, (matrix, history) in ITEM_ITEM.items()
+            if matrix in self.similarity and history in self.histories
+        ]
         return [name for name in COMPONENTS if name in names]
 
     # -- scoring ----------------------------------------------------------------------
@@ -111,28 +135,27 @@ class HybridModel:
         on catalogues too large for a dense matrix), dense otherwise."""
         if name == "lightfm":
             return self.user_embedding[users] @ self.item_embedding.T + self.item_bias
-        if name == "buy_again":
-            return sp.csr_matrix(self.histories["repeat"][users])
+        if name in SPARSE_SCORES:
+            return sp.csr_matrix(self.histories[SPARSE_SCORES[name]][users])
         if name in VECTORS:
             return np.broadcast_to(self.vectors[name], (len(users), self.n_items))
         matrix, history = ITEM_ITEM[name]
         product = self.histories[history][users] @ self.item_item(matrix)
         return sp.csr_matrix(product) if sp.issparse(product) else np.asarray(product)
 
-    def component_ranks(self, name: str, users: np.ndarray) -> np.ndarray | sp.csr_matrix:
-        """`rank_scores` of a component, computed the cheap way: once for the components that
-        are the same for everyone, over the stored entries only for sparse ones (a customer
-        with five purchases has a few hundred co-purchased items, not 20,000)."""
+    def component_ranks(
+        self, name: str, users: np.ndarray, blocked: Blocked = None
+    ) -> np.ndarray | sp.csr_matrix:
+        """`rank_scores` of a component over the items not `blocked`, computed the cheap way:
+        once for the components that are the same for everyone, over the stored entries only
+        for sparse ones (a customer with five purchases has a few hundred co-purchased items,
+        not 20,000)."""
         if name in VECTORS:
             cache = self.__dict__.setdefault("_vector_ranks", {})
             if name not in cache:
                 cache[name] = self.rank_scores(self.vectors[name][None, :].astype(np.float32))[0]
             return np.broadcast_to(cache[name], (len(users), self.n_items))
-        rows = self._sparse_rows(name, users)
-        if rows is None:
-            scores = np.asarray(self._raw_scores(name, users), np.float32)
-            return self.rank_scores(scores, positive_only=name != "lightfm")
-        ranked = [self._rank_row(columns, values) for columns, values in rows]
+        ranked = self._ranked_rows(name, users, blocked)
         lengths = [len(columns) for columns, _ in ranked]
         return sp.csr_matrix(
             (
@@ -147,8 +170,8 @@ class HybridModel:
         """Each customer's stored (item, score) entries for a sparse component, or None for a
         dense one. For one customer (a service request) the item-item product is a few rows
         of the matrix added up in NumPy: scipy's per-call overhead would cost more."""
-        if name == "buy_again":
-            history = self.histories["repeat"]
+        if name in SPARSE_SCORES:
+            history = self.histories[SPARSE_SCORES[name]]
             return [_row(history, int(user)) for user in users]
         if name not in ITEM_ITEM:
             return None
@@ -162,10 +185,14 @@ class HybridModel:
         product = sp.csr_matrix(self.histories[history_name][users] @ matrix)
         return [_row(product, row) for row in range(len(users))]
 
-    def _rank_row(self, columns: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _rank_row(
+        self, columns: np.ndarray, values: np.ndarray, blocked: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """`rank_scores(positive_only=True)` of one sparse row: only stored positive entries
-        can score, so only they are ranked. Ties go to the lower item index."""
+        that are not blocked can score, so only they are ranked. Ties go to the lower item."""
         positive = values > 0
+        if blocked is not None and len(blocked):
+            positive &= ~np.isin(columns, blocked)
         columns, values = columns[positive], values[positive]
         if len(values) > self.candidates:
             keep = np.argpartition(-values, self.candidates - 1)[: self.candidates]
@@ -193,16 +220,17 @@ class HybridModel:
         return out
 
     def _top_ranks(self, scores: np.ndarray, positive_only: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's top candidates (item columns, best first) and their rank scores."""
+        """Each row's top candidates (item columns, best first) and their rank scores; an
+        item scored -inf (blocked) never gets a rank score."""
         top = min(self.candidates, scores.shape[1])
         part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
         part_scores = np.take_along_axis(scores, part, axis=1)
         order = np.argsort(-part_scores, axis=1, kind="stable")
         ranked = np.take_along_axis(part, order, axis=1)
-        value = self._rank_values(top)
-        if not positive_only:
-            return ranked, np.broadcast_to(value, ranked.shape)
-        return ranked, np.where(np.take_along_axis(part_scores, order, axis=1) > 0, value, np.float32(0))
+        ordered = np.take_along_axis(part_scores, order, axis=1)
+        value = np.broadcast_to(self._rank_values(top), ranked.shape)
+        keep = ordered > 0 if positive_only else np.isfinite(ordered)
+        return ranked, np.where(keep, value, np.float32(0))
 
     def shared_blend(self, weights: dict[str, float]) -> np.ndarray:
         """The part of a blend that is the same for every customer (the weighted ranks of
@@ -239,42 +267,68 @@ class HybridModel:
             ranked[users] = self._top_ranks(scores, positive_only=False)[0]
         self.lightfm_top = ranked
 
-    def blend_candidates(self, user: int, weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    def blend_candidates(
+        self, user: int, weights: dict[str, float], blocked: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One customer's blend on the items some component ranks (sorted item columns and
-        their scores). Every other item scores the tie-break alone, below any ranked item
-        with a positive weight, so a customer's top k lies here whenever enough of these
-        are allowed; a service request then scores a few hundred items, not 20,000."""
+        their scores), each component ranking the items not `blocked`. Every other item
+        scores the tie-break alone, below any ranked item with a positive weight, so a
+        customer's top k lies here whenever enough of these are allowed; a service request
+        then scores a few hundred items, not 20,000."""
         shared, support = self._shared(weights)
         total, ranked_anywhere = shared.copy(), support.copy()
+        rows_blocked = None if blocked is None else [blocked]
         for name, weight in weights.items():
             if weight and name not in VECTORS:
-                ranked, values = self._ranked_rows(name, np.array([user]))[0]
+                ranked, values = self._ranked_rows(name, np.array([user]), rows_blocked)[0]
                 total[ranked] += weight * values
                 ranked_anywhere[ranked] = True
         columns = np.flatnonzero(ranked_anywhere)
         return columns, total[columns]
 
-    def blend_scores(self, users: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+    def blend_scores(
+        self, users: np.ndarray, weights: dict[str, float], blocked: Blocked = None
+    ) -> np.ndarray:
+        """The blend for each customer over every item, each component ranking the items
+        not `blocked` for that customer (blocked items keep whatever the shared part gives
+        them; the caller masks them)."""
         total = np.tile(self.shared_blend(weights), (len(users), 1))
         for name, weight in weights.items():
             if weight and name not in VECTORS:
-                for row, (ranked, values) in enumerate(self._ranked_rows(name, users)):
+                for row, (ranked, values) in enumerate(self._ranked_rows(name, users, blocked)):
                     total[row, ranked] += weight * values
         return total
 
-    def _ranked_rows(self, name: str, users: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _ranked_rows(
+        self, name: str, users: np.ndarray, blocked: Blocked = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each customer's ranked items for a component that differs by customer (item
-        columns, best first, and their rank scores): LightFM's precomputed top where the
-        model has it, sparse components over their stored entries, the rest from scores."""
+        columns, best first, and their rank scores), `blocked` items left out before
+        ranking: LightFM's precomputed top where the model has it, sparse components over
+        their stored entries, the rest from scores."""
         if name == "lightfm" and self.lightfm_top is not None:
-            value = self._rank_values(self.lightfm_top.shape[1])
-            return [(self.lightfm_top[user].astype(np.int64), value) for user in users]
+            return [
+                self._rank_list(self.lightfm_top[user].astype(np.int64), _blocked_row(blocked, row))
+                for row, user in enumerate(users)
+            ]
         sparse = self._sparse_rows(name, users)
         if sparse is not None:
-            return [self._rank_row(columns, values) for columns, values in sparse]
+            return [
+                self._rank_row(columns, values, _blocked_row(blocked, row))
+                for row, (columns, values) in enumerate(sparse)
+            ]
         scores = np.asarray(self._raw_scores(name, users), np.float32)
+        if blocked is not None:
+            for row, items in enumerate(blocked):
+                scores[row, items] = -np.inf
         ranked, values = self._top_ranks(scores, positive_only=name != "lightfm")
         return list(zip(ranked, values, strict=True))
+
+    def _rank_list(self, ranked: np.ndarray, blocked: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """A precomputed best-first list with the blocked items taken out, ranked again."""
+        if blocked is not None and len(blocked):
+            ranked = ranked[~np.isin(ranked, blocked)]
+        return ranked, self._rank_values(len(ranked))
 
     def _rank_values(self, count: int) -> np.ndarray:
         """1 / (rank + offset) for ranks 0 .. count - 1."""

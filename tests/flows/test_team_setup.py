@@ -55,16 +55,23 @@ def check_comparison(team: Team, a: Trained, b: Trained, report: Path) -> None:
 
 
 def promote_through_the_gate(team: Team, a: Trained, b: Trained) -> None:
-    """The expected decision is worked out from the database: the second run must beat its
-    baselines and the champion's NDCG@10 on the same data."""
+    """The gate's rule, checked against the database: both runs scored the same test
+    customers, so the second displaces the champion only if its NDCG@10 is clearly higher
+    (the paired bootstrap interval of the per-customer difference above zero). A run whose
+    mean NDCG@10 is not above the champion's can never be clearly higher; one that is may
+    still be within noise, and then the reason must say so and the champion stays."""
     ndcg = dict(team.query("select run_uuid, value from latest_metrics where key = 'ndcg_at_10'"))
     assert set(ndcg) >= {a.run, b.run}
     tags = {(run, key): value for run, key, value in team.query("select run_uuid, key, value from tags")}
-    primary = tags[(b.run, "primary_protocol")]
-    expected = tags[(b.run, f"beats_baselines.{primary}")] == "true" and ndcg[b.run] > ndcg[a.run]
+    assert tags[(a.run, "split")] == tags[(b.run, "split")]
     gated = team.storewise("promote", "--model", "recommender", "--version", b.version)
-    assert (gated.returncode == 0) == expected, gated.stdout + gated.stderr
-    if not expected:
+    said = gated.stdout + gated.stderr
+    if ndcg[b.run] <= ndcg[a.run]:
+        assert gated.returncode != 0, said
+    if gated.returncode == 0:
+        assert "clearly above champion" in said, said
+    else:
+        assert f"champion v{a.version} stays" in said, said
         assert champion_in_database(team, RECOMMENDER) == a.version
         forced = team.storewise("promote", "--model", "recommender", "--version", b.version, "--force")
         assert forced.returncode == 0

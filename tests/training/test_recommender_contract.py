@@ -45,8 +45,9 @@ def factories() -> dict[str, Callable[[], Recommender]]:
 
 
 FACTORIES = factories()
-# the baselines score everyone alike; buy_again recommends what was bought (its own floor below)
-NOT_PERSONAL = {"popularity", "trending", "buy_again"}
+# the baselines score everyone alike; buy_again and repurchase (timing) recommend what was
+# bought, then popularity (buy_again's own floor below)
+NOT_PERSONAL = {"popularity", "trending", "buy_again", "repurchase"}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,7 @@ def test_every_model_of_the_comparison_is_covered() -> None:
         FACTORIES
     )
     assert {"ease_binary", "ease_counts", "item_knn_bm25_binary", "als_counts"} <= set(FACTORIES)
+    assert {"tifu_knn", "repurchase"} <= set(FACTORIES)
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))

@@ -129,7 +129,7 @@ def test_the_gate_refuses_a_worse_model_and_records_force(
         pytest.skip("the degraded configuration did not come out worse on this data")
     refused = promote(RECOMMENDER, worse.version)
     assert not refused.promoted
-    assert "does not beat" in refused.reason
+    assert refused.reason.endswith(f"champion v{good.version} stays"), refused.reason
     assert (
         str(mlflow.MlflowClient().get_model_version_by_alias(RECOMMENDER, "champion").version) == good.version
     )
@@ -190,3 +190,16 @@ def test_batch_recommend_cli_normalizes_ids(
     assert not any((row.customer_id, row.item_id) in bought for row in table.itertuples()), (
         "bought items are excluded by default"
     )
+
+
+def test_a_catalogue_too_large_for_ease_trains_without_it(
+    built_shop: tuple[ShopPaths, Path], tmp_path: Path
+) -> None:
+    shop, config = built_shop
+    small = fast_config(tmp_path / "no_ease", **{"components.max_ease_items": 10, "lightfm.max_epochs": 2})
+    (small / "features.yaml").write_text((config / "features.yaml").read_text())
+    outcome = train_recommender(shop, config_dir=small, register=False)
+    blended = {name for weights in outcome.blends.values() for name in weights}
+    assert not any(name.startswith("ease") for name in blended), blended
+    assert not any(str(model).startswith("ease") for model in outcome.comparison["model"].unique())
+    assert outcome.value("hybrid") > 0

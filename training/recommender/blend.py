@@ -1,14 +1,27 @@
-"""Tuning the hybrid's blend weights on the validation folds, never on the test weeks.
+"""Tuning the hybrid's blend weights on the validation folds, never on the test weeks, so
+that they carry over to customers and weeks the tuning never saw.
 
-Each fold's component scores are ranked once; coordinate ascent then moves one weight at
-a time over the grid, keeping a change only if the mean NDCG@10 over the folds improves.
-It starts from the best single component, so the blend is never worse on validation than
-its best part.
+Each fold's component ranks are computed once, over the items the protocol allows. Then,
+on the per-customer NDCG@10 of all folds pooled:
+
+1. coordinate ascent from the best single component moves one weight at a time over the
+   grid, keeping a change only if the mean improves;
+2. components that do not pay their way are dropped: while some component's removal does
+   not make the blend clearly worse (the paired bootstrap interval of the loss includes
+   zero), the one whose removal costs least goes;
+3. the weights are shrunk toward the best single component: of the mixes
+   (1 - s) * best + s * tuned, the one whose gain over the best component has the highest
+   lower confidence bound is kept; with no clear gain, that is the best component alone.
+
+So the blend moves away from its strongest part only as far as the evidence carries it,
+and it never loses on validation to any of its own components by more than noise (checked
+at the end; if it did, the best component alone is served). Customers evaluated in several
+folds count as one cluster in every bootstrap.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,9 +29,11 @@ import scipy.sparse as sp
 from inference.recommender.scoring import HybridModel
 from training.recommender.data import Truth
 from training.recommender.evaluate import Protocol, effective_truth
-from training.recommender.metrics import ranking_metrics, top_k
+from training.recommender.hybrid import blocked_rows
+from training.recommender.uncertainty import Bootstrap, Interval
 
-MAX_TUNING_USERS = 1500
+CUT = 10
+DISCOUNTS = (1 / np.log2(np.arange(2, CUT + 2))).astype(np.float64)
 
 
 @dataclass
@@ -30,94 +45,253 @@ class FoldScores:
     candidates: np.ndarray  # users x width item indices (padded with -1)
     values: dict[str, np.ndarray]  # component -> users x width rank scores
     blocked: np.ndarray  # users x width: excluded by the protocol, or padding
-    targets: list[np.ndarray]
+    relevant: np.ndarray  # users x width: the candidate was bought in the fold
+    ideal: np.ndarray  # users: the best possible DCG@10 (from the size of the truth)
     tie_break: np.ndarray  # users x width
+    customers: np.ndarray  # users: customer ids (one bootstrap cluster per customer)
 
 
-def fold_scores(model: HybridModel, truth: Truth, protocol: Protocol, seed: int = 0) -> FoldScores:
+def fold_scores(
+    model: HybridModel, truth: Truth, protocol: Protocol, components: list[str], *, max_users: int, seed: int
+) -> FoldScores:
     targets = effective_truth(truth, protocol)
     keep = np.flatnonzero([len(items) > 0 for items in targets])
-    if len(keep) > MAX_TUNING_USERS:
-        keep = np.sort(np.random.default_rng(seed).choice(keep, MAX_TUNING_USERS, replace=False))
+    if len(keep) > max_users:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, max_users, replace=False))
     users = truth.user_index[keep]
+    blocked = blocked_rows(protocol.excluded, users)
     popular = np.argsort(-model.vectors["popularity"], kind="stable")[:20]
-    ranks = {}
-    union = sp.csr_matrix((len(users), model.n_items), dtype=np.float32)
-    for name in model.available:
-        ranked = sp.csr_matrix(model.component_ranks(name, users))
-        ranks[name] = ranked
-        union = union + (ranked > 0).astype(np.float32)
-    union = union.tolil()
-    for row in range(len(users)):
-        union[row, popular] = 1
-    union = union.tocsr()
+    ranks = {name: sp.csr_matrix(model.component_ranks(name, users, blocked)) for name in components}
+    union = sp.csr_matrix(
+        (
+            np.ones(len(users) * len(popular)),
+            (np.repeat(np.arange(len(users)), len(popular)), np.tile(popular, len(users))),
+        ),
+        shape=(len(users), model.n_items),
+    )
+    for ranked in ranks.values():
+        union = union + (ranked > 0).astype(np.float64)
+    union = sp.csr_matrix(union)
+    union.sort_indices()
     width = int(np.diff(union.indptr).max()) if len(users) else 1
     candidates = np.full((len(users), width), -1, np.int64)
-    for row in range(len(users)):
-        items = union.indices[union.indptr[row] : union.indptr[row + 1]]
-        candidates[row, : len(items)] = items
+    lengths = np.diff(union.indptr)
+    columns = np.arange(width)[None, :] < lengths[:, None]
+    candidates[columns] = union.indices
     safe = np.maximum(candidates, 0)
-    values = {name: _gather(matrix, safe) for name, matrix in ranks.items()}
-    blocked = (candidates < 0) | _gather(protocol.excluded[users].astype(np.float32), safe).astype(bool)
+    user_targets = [targets[i] for i in keep]
+    excluded = _gather(protocol.excluded[users].astype(np.float32), safe) > 0
+    relevant = _member(safe, user_targets) & (candidates >= 0)
+    sizes = np.array([len(items) for items in user_targets])
+    ideal = np.cumsum(DISCOUNTS)[np.minimum(sizes, CUT) - 1] if len(sizes) else np.zeros(0)
     popularity = model.vectors["popularity"] / max(float(model.vectors["popularity"].max()), 1.0)
     return FoldScores(
-        candidates, values, blocked, [targets[i] for i in keep], (1e-7 * popularity[safe]).astype(np.float32)
+        candidates=candidates,
+        values={name: _gather(matrix, safe) for name, matrix in ranks.items()},
+        blocked=(candidates < 0) | excluded,
+        relevant=relevant,
+        ideal=ideal,
+        tie_break=(1e-7 * popularity[safe]).astype(np.float32),
+        customers=model.user_ids[users].astype(str),
     )
 
 
 def _gather(matrix: sp.csr_matrix, columns: np.ndarray) -> np.ndarray:
-    """matrix[row, columns[row, j]] for every row and j, without densifying the matrix."""
-    out = np.zeros(columns.shape, np.float32)
-    for row in range(columns.shape[0]):
-        start, stop = matrix.indptr[row], matrix.indptr[row + 1]
-        indices, data = matrix.indices[start:stop], matrix.data[start:stop]
-        if len(indices):
-            order = np.argsort(indices)
-            position = np.searchsorted(indices[order], columns[row])
-            position = np.minimum(position, len(indices) - 1)
-            found = indices[order][position] == columns[row]
-            out[row] = np.where(found, data[order][position], 0)
-    return out
+    """matrix[row, columns[row, j]] for every row and j, without densifying the matrix: one
+    sorted lookup of (row, column) codes for the whole fold."""
+    matrix = sp.csr_matrix(matrix)
+    matrix.sort_indices()
+    stride = max(matrix.shape[1], 1)
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    return _lookup(rows * stride + matrix.indices, matrix.data.astype(np.float32), columns, stride)
 
 
-def fold_ndcg(fold: FoldScores, weights: dict[str, float]) -> float:
-    if not fold.targets:
-        return 0.0
-    total = fold.tie_break.copy()
-    for name, weight in weights.items():
-        if weight:
-            total += weight * fold.values[name]
-    total[fold.blocked] = -np.inf
-    best = top_k(total, 10)
-    items = np.take_along_axis(fold.candidates, best, axis=1)
-    return ranking_metrics(items, fold.targets, ks=(10,))["ndcg_at_10"]
+def _member(candidates: np.ndarray, targets: list[np.ndarray]) -> np.ndarray:
+    """candidates[row, j] is among targets[row]."""
+    stride = int(max(candidates.max(initial=0), max((t.max(initial=0) for t in targets), default=0))) + 1
+    rows = np.repeat(np.arange(len(targets), dtype=np.int64), [len(t) for t in targets])
+    codes = rows * stride + (np.concatenate(targets).astype(np.int64) if targets else np.zeros(0, np.int64))
+    order = np.argsort(codes, kind="stable")
+    return _lookup(codes[order], np.ones(len(codes), np.float32), candidates, stride) > 0
+
+
+def _lookup(codes: np.ndarray, values: np.ndarray, columns: np.ndarray, stride: int) -> np.ndarray:
+    """values at the (row, column) codes, for every row and column of `columns` (0 if absent);
+    `codes` sorted ascending."""
+    if not len(codes):
+        return np.zeros(columns.shape, np.float32)
+    probe = np.arange(columns.shape[0], dtype=np.int64)[:, None] * stride + columns
+    position = np.minimum(np.searchsorted(codes, probe), len(codes) - 1)
+    return np.where(codes[position] == probe, values[position], 0).astype(np.float32)
+
+
+@dataclass
+class Validation:
+    """All folds' candidates side by side (rows = one customer in one fold)."""
+
+    folds: list[FoldScores]
+    bootstrap: Bootstrap
+    base: np.ndarray = field(init=False)  # the tie-break, padded
+    values: dict[str, np.ndarray] = field(init=False)
+    blocked: np.ndarray = field(init=False)
+    relevant: np.ndarray = field(init=False)
+    ideal: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        width = max((fold.candidates.shape[1] for fold in self.folds), default=1)
+
+        def stack(arrays: list[np.ndarray], fill: object) -> np.ndarray:
+            padded = [
+                np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill)  # type: ignore[call-overload]
+                for a in arrays
+            ]
+            return np.vstack(padded) if padded else np.zeros((0, width))
+
+        self.base = stack([fold.tie_break for fold in self.folds], 0).astype(np.float32)
+        names = self.folds[0].values if self.folds else {}
+        self.values = {name: stack([fold.values[name] for fold in self.folds], 0) for name in names}
+        self.blocked = stack([fold.blocked for fold in self.folds], True).astype(bool)
+        self.relevant = stack([fold.relevant for fold in self.folds], False).astype(bool)
+        self.ideal = np.concatenate([fold.ideal for fold in self.folds]) if self.folds else np.zeros(0)
+
+    @property
+    def users(self) -> int:
+        return len(self.ideal)
+
+    def ndcg(self, weights: dict[str, float]) -> np.ndarray:
+        """Each row's NDCG@10 under a blend."""
+        total = self.base.copy()
+        for name, weight in weights.items():
+            if weight:
+                total += np.float32(weight) * self.values[name]
+        return self.ndcg_of(total)
+
+    def ndcg_of(self, total: np.ndarray) -> np.ndarray:
+        if not self.users:
+            return np.zeros(0)
+        total = np.where(self.blocked, -np.inf, total)
+        cut = min(CUT, total.shape[1])
+        part = np.argpartition(-total, cut - 1, axis=1)[:, :cut]
+        order = np.argsort(-np.take_along_axis(total, part, axis=1), axis=1, kind="stable")
+        best = np.take_along_axis(part, order, axis=1)
+        finite = np.isfinite(np.take_along_axis(total, best, axis=1))
+        hits = np.take_along_axis(self.relevant, best, axis=1) & finite
+        return (hits * DISCOUNTS[:cut]).sum(axis=1) / self.ideal
+
+
+@dataclass(frozen=True)
+class TunedBlend:
+    """A protocol's chosen weights and what the validation folds say about them."""
+
+    weights: dict[str, float]
+    value: float  # mean validation NDCG@10
+    singles: dict[str, float]  # each component alone
+    versus_components: dict[str, Interval]  # chosen minus each component alone
+    shrinkage: float
+    dropped: list[str]
+    users: int
 
 
 def tune(
-    folds: list[FoldScores], components: list[str], grid: tuple[float, ...], passes: int
-) -> tuple[dict[str, float], float, dict[str, float]]:
-    """Best weights, their mean validation NDCG@10, and each component's alone."""
+    validation: Validation,
+    components: list[str],
+    grid: tuple[float, ...],
+    passes: int,
+    shrinkage: tuple[float, ...],
+) -> TunedBlend:
+    """The robust blend for one protocol (module docstring)."""
+    singles = {name: validation.ndcg({name: 1.0}) for name in components}
+    best_name = max(components, key=lambda name: (float(singles[name].mean()), -components.index(name)))
+    ascended = ascend(validation, components, {best_name: 1.0}, grid, passes)
+    kept, dropped = drop_unpaid(validation, ascended)
+    if dropped:
+        kept = ascend(validation, [name for name in components if name in kept], kept, grid, 1)
+    weights, share = shrink(validation, {best_name: 1.0}, kept, shrinkage)
+    chosen = validation.ndcg(weights)
+    versus = {name: validation.bootstrap.interval(chosen - singles[name]) for name in components}
+    if any(versus[name].clearly_below_zero for name in weights):  # never worse than its own part
+        weights, share = {best_name: 1.0}, 0.0
+        chosen = singles[best_name]
+        versus = {name: validation.bootstrap.interval(chosen - singles[name]) for name in components}
+    return TunedBlend(
+        weights=weights,
+        value=float(chosen.mean()) if len(chosen) else 0.0,
+        singles={name: float(values.mean()) if len(values) else 0.0 for name, values in singles.items()},
+        versus_components=versus,
+        shrinkage=share,
+        dropped=dropped,
+        users=validation.users,
+    )
 
-    def mean_ndcg(weights: dict[str, float]) -> float:
-        return float(np.mean([fold_ndcg(fold, weights) for fold in folds]))
 
-    singles = {name: mean_ndcg({name: 1.0}) for name in components}
-    best_name = max(singles, key=lambda name: singles[name])
-    weights = {name: 0.0 for name in components}
-    weights[best_name] = 1.0
-    best = singles[best_name]
+def ascend(
+    validation: Validation,
+    components: list[str],
+    start: dict[str, float],
+    grid: tuple[float, ...],
+    passes: int,
+) -> dict[str, float]:
+    """Coordinate ascent on the mean NDCG@10, one weight at a time over the grid."""
+    weights = {name: start.get(name, 0.0) for name in components}
+    total = validation.base + sum(
+        (np.float32(w) * validation.values[n] for n, w in weights.items() if w),
+        np.zeros_like(validation.base),
+    )
+    best = float(validation.ndcg_of(total).mean()) if validation.users else 0.0
     for _ in range(passes):
         improved = False
         for name in components:
             for value in grid:
-                if value == weights[name]:
+                if value == weights[name] or not any({**weights, name: value}.values()):
                     continue
-                trial = {**weights, name: value}
-                if not any(trial.values()):
-                    continue
-                score = mean_ndcg(trial)
+                trial = total + np.float32(value - weights[name]) * validation.values[name]
+                score = float(validation.ndcg_of(trial).mean())
                 if score > best + 1e-6:
-                    best, weights, improved = score, trial, True
+                    best, total, weights[name], improved = score, trial, value, True
         if not improved:
             break
-    return {name: weight for name, weight in weights.items() if weight}, best, singles
+    return {name: weight for name, weight in weights.items() if weight}
+
+
+def drop_unpaid(validation: Validation, weights: dict[str, float]) -> tuple[dict[str, float], list[str]]:
+    """Remove, one at a time, the component whose removal costs least while that cost is
+    not clearly above zero."""
+    weights, dropped = dict(weights), []
+    while len(weights) > 1:
+        full = validation.ndcg(weights)
+        costs = {
+            name: validation.bootstrap.interval(
+                full - validation.ndcg({n: w for n, w in weights.items() if n != name})
+            )
+            for name in weights
+        }
+        cheapest = min(costs, key=lambda name: (costs[name].mean, name))
+        if costs[cheapest].clearly_above_zero:
+            break
+        dropped.append(cheapest)
+        del weights[cheapest]
+    return weights, dropped
+
+
+def shrink(
+    validation: Validation, best: dict[str, float], tuned: dict[str, float], steps: tuple[float, ...]
+) -> tuple[dict[str, float], float]:
+    """The mix (1 - s) * best + s * tuned whose gain over `best` has the highest lower bound
+    (s = 0, the best component alone, unless some mix is clearly better)."""
+    if tuned == best:
+        return best, 0.0
+    base = validation.ndcg(best)
+    scale = sum(tuned.values()) / max(sum(best.values()), 1e-12)  # mix on the same scale
+    chosen, chosen_share, chosen_low = best, 0.0, 0.0
+    for share in sorted(steps):
+        if share <= 0:
+            continue
+        mix = {
+            name: (1 - share) * best.get(name, 0.0) * scale + share * tuned.get(name, 0.0)
+            for name in {*best, *tuned}
+        }
+        mix = {name: round(weight, 4) for name, weight in mix.items() if weight > 0}
+        gain = validation.bootstrap.interval(validation.ndcg(mix) - base)
+        if gain.low > chosen_low:
+            chosen, chosen_share, chosen_low = mix, share, gain.low
+    return chosen, chosen_share

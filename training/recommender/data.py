@@ -38,6 +38,12 @@ class TrainData:
     user_features: sp.csr_matrix  # users x user feature columns
     item_feature_names: list[str]
     user_feature_names: list[str]
+    # the users' baskets (orders) before the cutoff, oldest first per user: which items
+    # each held (baskets x items, 1 = bought and kept), whose it was and how many days
+    # before the cutoff it was placed. TIFU-KNN, repurchase timing and sequences read them.
+    baskets: sp.csr_matrix
+    basket_user: np.ndarray
+    basket_age: np.ndarray
 
     @property
     def n_users(self) -> int:
@@ -69,8 +75,45 @@ def split_cutoffs(
     return {"validation": (validation_cutoff, test_cutoff), "test": (test_cutoff, end), "final": (end, end)}
 
 
+@dataclass(frozen=True)
+class PreparedTables:
+    """The shop's tables, prepared once for the many cutoffs of a training run: the order
+    and event times also as naive UTC, which pandas compares and groups many times faster
+    than zone-aware ones (the interactions come out the same: only differences of times
+    are used)."""
+
+    tables: dict[str, pd.DataFrame]
+    naive_orders: pd.DataFrame
+    naive_events: pd.DataFrame | None
+
+
+def prepare_tables(tables: dict[str, pd.DataFrame]) -> PreparedTables:
+    """Ids as plain Python strings (pandas' Arrow-backed strings look values up one by one
+    in `isin`, seconds per call on the demo shop) and naive UTC copies of the times."""
+    prepared = {name: _plain_ids(table) for name, table in tables.items()}
+    orders = prepared[c.ORDERS].copy()
+    orders[c.ORDERED_AT] = _naive_utc(orders[c.ORDERED_AT])
+    events = prepared.get(c.EVENTS)
+    if events is not None:
+        events = events.copy()
+        events[c.AT] = _naive_utc(events[c.AT])
+    return PreparedTables(prepared, orders, events)
+
+
+def _plain_ids(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.copy()
+    for column in (c.CUSTOMER_ID, c.ITEM_ID, c.ORDER_ID):
+        if column in table:
+            table[column] = table[column].astype(object)
+    return table
+
+
+def _naive_utc(times: pd.Series) -> pd.Series:
+    return times.dt.tz_convert("UTC").dt.tz_localize(None) if times.dt.tz is not None else times
+
+
 def build_train_data(
-    tables: dict[str, pd.DataFrame],
+    tables: dict[str, pd.DataFrame] | PreparedTables,
     item_features: pd.DataFrame,
     weights: InteractionWeights,
     cutoff: pd.Timestamp,
@@ -78,11 +121,14 @@ def build_train_data(
     trending_days: int,
     repeat_half_life_days: float,
 ) -> TrainData:
-    orders, customers, products = tables[c.ORDERS], tables[c.CUSTOMERS], tables[c.PRODUCTS]
-    events = tables.get(c.EVENTS)
-    interactions = build_interactions(orders, events, customers, weights, until=cutoff)
+    prepared = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
+    orders, customers = prepared.tables[c.ORDERS], prepared.tables[c.CUSTOMERS]
+    naive_cutoff = cutoff.tz_convert("UTC").tz_localize(None) if cutoff.tz is not None else cutoff
+    interactions = build_interactions(
+        prepared.naive_orders, prepared.naive_events, customers, weights, until=naive_cutoff
+    )
     user_ids = np.sort(interactions[c.CUSTOMER_ID].unique()).astype(object)
-    item_ids = np.sort(products[c.ITEM_ID].unique()).astype(object)
+    item_ids = np.sort(prepared.tables[c.PRODUCTS][c.ITEM_ID].unique()).astype(object)
     user_of = pd.Series(np.arange(len(user_ids)), index=user_ids)
     item_of = pd.Series(np.arange(len(item_ids)), index=item_ids)
     shape = (len(user_ids), len(item_ids))
@@ -97,12 +143,14 @@ def build_train_data(
     age = (cutoff - known[c.ORDERED_AT]).dt.total_seconds().to_numpy() / 86_400
     k_rows = user_of.loc[known[c.CUSTOMER_ID]].to_numpy()
     k_cols = item_of.loc[known[c.ITEM_ID]].to_numpy()
-    purchases = sp.csr_matrix((sign, (k_rows, k_cols)), shape=shape)
-    purchases.data = np.maximum(purchases.data, 0)
-    purchases.eliminate_zeros()
-    repeat = sp.csr_matrix((sign * 0.5 ** (age / repeat_half_life_days), (k_rows, k_cols)), shape=shape)
-    repeat.data = np.maximum(repeat.data, 0)
-    repeat.eliminate_zeros()
+    purchases = _kept(sp.csr_matrix((sign, (k_rows, k_cols)), shape=shape))
+    repeat = _kept(
+        sp.csr_matrix((sign * 0.5 ** (age / repeat_half_life_days), (k_rows, k_cols)), shape=shape)
+    )
+    kept = ~known[c.RETURNED].to_numpy()
+    baskets, basket_user, basket_age = basket_matrix(
+        known[c.ORDER_ID].to_numpy()[kept], k_rows[kept], k_cols[kept], age[kept], purchases
+    )
 
     sales = before[~before[c.RETURNED] & before[c.ITEM_ID].isin(item_of.index)]
     buyer = sales[c.CUSTOMER_ID].fillna("guest:" + sales[c.ORDER_ID])  # a guest order is one buyer
@@ -121,15 +169,58 @@ def build_train_data(
         user_ids=user_ids,
         item_ids=item_ids,
         weights=weight_matrix,
-        purchases=purchases.tocsr(),
-        repeat_score=repeat.tocsr(),
+        purchases=purchases,
+        repeat_score=repeat,
         popularity=popularity,
         trending=trending,
         item_features=item_matrix,
         user_features=user_matrix,
         item_feature_names=item_names,
         user_feature_names=user_names,
+        baskets=baskets,
+        basket_user=basket_user,
+        basket_age=basket_age,
     )
+
+
+def _kept(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Purchases net of returns, floored at zero (an item returned in full is not kept)."""
+    matrix = matrix.tocsr()
+    matrix.sum_duplicates()
+    matrix.data = np.maximum(matrix.data, 0)
+    matrix.eliminate_zeros()
+    return matrix
+
+
+def basket_matrix(
+    order_ids: np.ndarray, users: np.ndarray, items: np.ndarray, ages: np.ndarray, purchases: sp.csr_matrix
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Baskets x items (1 where the basket held the item), with each basket's user and age in
+    days, sorted by user and then oldest first. An item the customer returned in full (not
+    in `purchases`) is left out of every basket."""
+    still_kept = np.asarray(purchases[users, items]).ravel() > 0 if len(users) else np.zeros(0, bool)
+    order_ids, users, items, ages = (
+        order_ids[still_kept],
+        users[still_kept],
+        items[still_kept],
+        ages[still_kept],
+    )
+    codes, unique_orders = pd.factorize(
+        pd.Series(order_ids, dtype="object").astype(str) + "|" + users.astype(str)
+    )
+    n_baskets = len(unique_orders)
+    basket_user = np.zeros(n_baskets, np.int64)
+    basket_user[codes] = users
+    basket_age = np.zeros(n_baskets, np.float64)
+    np.maximum.at(basket_age, codes, ages)
+    order = np.lexsort((-basket_age, basket_user))
+    rank = np.empty(n_baskets, np.int64)
+    rank[order] = np.arange(n_baskets)
+    matrix = sp.csr_matrix(
+        (np.ones(len(codes), np.float32), (rank[codes], items)), shape=(n_baskets, purchases.shape[1])
+    )
+    matrix.data = np.ones_like(matrix.data)  # an item twice in one basket is one item
+    return matrix, basket_user[order], basket_age[order]
 
 
 def _distinct_buyers(items: pd.Series, buyers: pd.Series, item_of: pd.Series) -> np.ndarray:
@@ -204,15 +295,18 @@ def build_truth(
     bought = bought[bought[c.CUSTOMER_ID].isin(consenting_customers(customers))]
     item_of = pd.Series(np.arange(data.n_items), index=data.item_ids)
     bought = bought[bought[c.ITEM_ID].isin(item_of.index)]
-    per_customer = bought.groupby(c.CUSTOMER_ID)[c.ITEM_ID].agg(
-        lambda items: np.unique(item_of.loc[items].to_numpy())
-    )
-    user_of = pd.Series(np.arange(data.n_users), index=data.user_ids)
-    known = per_customer.index.isin(user_of.index)
+    pairs = pd.DataFrame(
+        {"customer": bought[c.CUSTOMER_ID].to_numpy(), "item": item_of.loc[bought[c.ITEM_ID]].to_numpy()}
+    ).drop_duplicates()
+    pairs = pairs.sort_values(["customer", "item"], kind="stable")
+    customers, starts = np.unique(pairs["customer"].to_numpy().astype(str), return_index=True)
+    per_customer = np.split(pairs["item"].to_numpy(np.int64), starts[1:]) if len(customers) else []
+    position = pd.Index(data.user_ids.astype(str)).get_indexer(customers)
+    known = position >= 0
     return Truth(
-        user_index=user_of.loc[per_customer.index[known]].to_numpy(),
-        items=list(per_customer[known]),
-        cold_start_customers=per_customer.index[~known].to_numpy(),
-        cold_start_items=list(per_customer[~known]),
+        user_index=position[known].astype(np.int64),
+        items=[items for items, k in zip(per_customer, known, strict=True) if k],
+        cold_start_customers=customers[~known].astype(object),
+        cold_start_items=[items for items, k in zip(per_customer, known, strict=True) if not k],
         window=window,
     )

@@ -18,7 +18,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from training.recommender.data import TrainData, Truth
-from training.recommender.metrics import KS, coverage, novelty, ranking_metrics, top_k
+from training.recommender.metrics import (
+    KS,
+    coverage,
+    novelty,
+    per_user_ndcg,
+    ranking_metrics,
+    top_k,
+)
 from training.recommender.models import Recommender
 
 PROTOCOLS = ("discovery", "all_purchases", "business_rules")
@@ -59,13 +66,26 @@ def effective_truth(truth: Truth, protocol: Protocol) -> list[np.ndarray]:
 
 
 def evaluate(model: Recommender, data: TrainData, truth: Truth, protocol: Protocol) -> dict[str, float]:
-    return evaluate_protocols(model, data, truth, {protocol.name: protocol})[protocol.name]
+    return evaluate_protocols(model, data, truth, {protocol.name: protocol})[protocol.name].metrics
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's metrics under one protocol, and each evaluated customer's NDCG@10 (for the
+    paired bootstrap against other models on the same customers)."""
+
+    metrics: dict[str, float]
+    customers: np.ndarray  # the evaluated customers' ids
+    ndcg: np.ndarray  # their NDCG@10, in the same order
 
 
 def evaluate_protocols(
     model: Recommender, data: TrainData, truth: Truth, protocols: dict[str, Protocol]
-) -> dict[str, dict[str, float]]:
-    """Metrics under each protocol, scoring every user once (only the masks differ)."""
+) -> dict[str, Evaluation]:
+    """Metrics under each protocol, scoring every user once (only the masks differ).
+    Besides the ranking metrics: recall@10 on the items the customer had bought before
+    (`repeat_recall`) and on items new to them (`new_recall`), each over the customers who
+    bought such items in the window."""
     targets = {name: effective_truth(truth, protocol) for name, protocol in protocols.items()}
     ranked: dict[str, list[np.ndarray]] = {name: [] for name in protocols}
     for part in batches(len(truth.user_index)):
@@ -79,18 +99,46 @@ def evaluate_protocols(
     for name in protocols:
         keep = np.array([len(items) > 0 for items in targets[name]], bool)
         rows = np.vstack(ranked[name])[keep] if ranked[name] else np.zeros((0, max(KS)), int)
-        metrics = ranking_metrics(rows, [t for t, k in zip(targets[name], keep, strict=True) if k])
+        kept = [t for t, k in zip(targets[name], keep, strict=True) if k]
+        metrics = ranking_metrics(rows, kept)
         metrics["coverage_at_10"] = coverage(rows, data.n_items)
         metrics["novelty_at_10"] = novelty(rows, data.popularity)
         metrics["users"] = float(keep.sum())
-        results[name] = metrics
+        metrics.update(repeat_and_new_recall(rows, kept, data.purchases[truth.user_index[keep]]))
+        results[name] = Evaluation(
+            metrics, data.user_ids[truth.user_index[keep]].astype(str), per_user_ndcg(rows, kept, 10)
+        )
     return results
+
+
+def repeat_and_new_recall(
+    ranked: np.ndarray, truth: list[np.ndarray], bought: sp.csr_matrix
+) -> dict[str, float]:
+    """Recall@10 on the truth items each customer had bought before (`bought`, one row per
+    customer) and on those new to them, each over the customers who have such items."""
+    rows = np.repeat(np.arange(len(truth)), [len(items) for items in truth]).astype(np.int64)
+    items = np.concatenate(truth).astype(np.int64) if truth else np.zeros(0, np.int64)
+    before = np.asarray(bought[rows, items]).ravel() > 0 if len(items) else np.zeros(0, bool)
+    stride = int(max(items.max(initial=0), ranked.max(initial=0))) + 1
+    top = np.arange(len(ranked), dtype=np.int64)[:, None] * stride + ranked[:, :10]
+    found = np.isin(rows * stride + items, top)
+    result = {}
+    for label, part in (("repeat", before), ("new", ~before)):
+        size = np.bincount(rows[part], minlength=len(truth))
+        got = np.bincount(rows[part & found], minlength=len(truth))
+        users = size > 0
+        result[f"{label}_recall_at_10"] = (
+            float(np.mean(got[users] / size[users])) if users.any() else float("nan")
+        )
+    return result
 
 
 def records(model_name: str, protocol: str, metrics: dict[str, float]) -> list[dict[str, object]]:
     """Flat rows {model, protocol, metric, k, value} for tables and charts."""
     rows: list[dict[str, object]] = []
     for key, value in metrics.items():
+        if np.isnan(value):  # e.g. recall on repeat items under discovery, where there are none
+            continue
         name, separator, k = key.rpartition("_at_")
         if separator:
             rows.append(

@@ -4,6 +4,7 @@ lives in `inference/recommender/scoring.py`, which the service loads)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -13,36 +14,54 @@ import scipy.sparse as sp
 
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
-from storewise.settings import ComponentSettings
+from storewise.settings import ComponentSettings, RecommenderSettings
 from training.recommender.data import TrainData
-from training.recommender.models import Ease, ItemKnnBm25, LightFmHybrid, Recommender, keep_top_neighbours
+from training.recommender.models import (
+    Ease,
+    ItemKnnBm25,
+    LightFmHybrid,
+    Recommender,
+    binarize,
+    keep_top_neighbours,
+)
+from training.recommender.relations import latest_baskets, name_similarity, next_basket_similarity
+from training.recommender.repurchase import repurchase_scores
+from training.recommender.tifu import tifu_scores, user_vectors
 
 log = logging.getLogger(__name__)
 
 
 class BlendView(Recommender):
     """The hybrid's blend for one protocol, evaluated like any other recommender; saved and
-    loaded as the hybrid itself (`HybridModel.save`)."""
+    loaded as the hybrid itself (`HybridModel.save`). With the protocol's `excluded` items,
+    each component ranks only the items the protocol allows, as the service does."""
 
-    def __init__(self, model: HybridModel, protocol: str) -> None:
-        self.model, self.protocol = model, protocol
+    def __init__(self, model: HybridModel, protocol: str, excluded: sp.csr_matrix | None = None) -> None:
+        self.model, self.protocol, self.excluded = model, protocol, excluded
         self.name = "hybrid"
 
     def save(self, directory: Path) -> None:
         self.model.save(directory / "hybrid")
         (directory / "protocol.txt").write_text(self.protocol, encoding="utf-8")
+        if self.excluded is not None:
+            sp.save_npz(directory / "excluded.npz", sp.csr_matrix(self.excluded, dtype=np.float32))
 
     @classmethod
     def load(cls, directory: Path) -> BlendView:
+        excluded = directory / "excluded.npz"
         return cls(
-            HybridModel.load(directory / "hybrid"), (directory / "protocol.txt").read_text(encoding="utf-8")
+            HybridModel.load(directory / "hybrid"),
+            (directory / "protocol.txt").read_text(encoding="utf-8"),
+            sp.load_npz(excluded).tocsr().astype(bool) if excluded.exists() else None,
         )
 
     def fit(self, data: TrainData) -> BlendView:
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        return self.model.blend_scores(users, self.model.blends[self.protocol])
+        return self.model.blend_scores(
+            users, self.model.blends[self.protocol], blocked_rows(self.excluded, users)
+        )
 
     def params(self) -> dict[str, Any]:
         return {
@@ -50,6 +69,13 @@ class BlendView(Recommender):
             for name, weight in self.model.blends[self.protocol].items()
             if weight
         }
+
+
+def blocked_rows(excluded: sp.csr_matrix | None, users: np.ndarray) -> list[np.ndarray] | None:
+    """Each user's excluded item columns (None when nothing is excluded)."""
+    if excluded is None or not excluded.nnz:
+        return None
+    return [excluded.indices[excluded.indptr[user] : excluded.indptr[user + 1]] for user in users]
 
 
 def recency_history(orders: pd.DataFrame, data: TrainData, half_life_days: float) -> sp.csr_matrix:
@@ -91,56 +117,125 @@ def decayed_popularity(orders: pd.DataFrame, data: TrainData, half_life_days: fl
 def fit_hybrid(
     data: TrainData,
     orders: pd.DataFrame,
-    lightfm: LightFmHybrid,
-    settings: ComponentSettings,
+    lightfm: LightFmHybrid | None,
+    settings: RecommenderSettings,
+    *,
+    components: Collection[str] | None = None,
+    horizon_days: float | None = None,
+    users: np.ndarray | None = None,
+    names: sp.csr_matrix | None = None,
 ) -> HybridModel:
-    """Fit every component on `data` (LightFM must already be fitted on it)."""
-    similarity: dict[str, sp.csr_matrix] = {}
-    if Ease.fits(data.n_items, settings):
-        similarity["ease"] = Ease(settings, "purchases", binary=True).fit(data).similarity
-        similarity["ease_weights"] = Ease(settings, "weights", binary=False).fit(data).similarity
-    else:
-        log.warning(
-            "EASE left out of the hybrid: %s items is above components.max_ease_items (%s)",
-            f"{data.n_items:,}",
-            f"{settings.max_ease_items:,}",
+    """Fit the hybrid's `components` (default: every one the blend may use) on `data`.
+    LightFM must already be fitted on it (None leaves LightFM out). `users` limits the
+    per-customer precomputations (TIFU-KNN) to the customers that will be scored; `names`
+    is the catalogue's name similarity when already computed; `horizon_days` is how far
+    ahead repurchase timing predicts (default: the test weeks)."""
+    wanted = set(settings.blend.components if components is None else components)
+    horizon = settings.evaluation.test_days if horizon_days is None else horizon_days
+    parts = settings.components
+    similarity = item_item_matrices(data, parts, wanted)
+    if "names" in wanted:
+        similarity["names"] = (
+            names
+            if names is not None
+            else name_similarity(data.item_features, data.item_feature_names, parts.item_neighbours)
         )
-    bm25 = ItemKnnBm25(settings, source="purchases", binary=False).fit(data).similarity
-    similarity["bm25"] = (
-        bm25 if bm25.nnz else keep_top_neighbours(sp.csr_matrix(bm25.shape, dtype=np.float32), 1)
-    )
-    binary = data.purchases.copy().astype(np.float32)
-    binary.data = np.ones_like(binary.data)
+    if "next" in wanted:
+        similarity["next"] = next_basket_similarity(data, parts.item_neighbours)
     histories = {
-        "binary": binary,
+        "binary": binarize(data.purchases),
         "counts": data.purchases.astype(np.float32),
-        "recent": recency_history(orders, data, settings.recent_half_life_days),
-        "weights": data.weights.astype(np.float32),
         "repeat": data.repeat_score.astype(np.float32),
     }
+    if wanted & {"ease_recent", "bm25_recent", "names"}:
+        histories["recent"] = recency_history(orders, data, parts.recent_half_life_days)
+    if "ease_weights" in wanted:
+        histories["weights"] = data.weights.astype(np.float32)
+    if "next" in wanted:
+        histories["latest"] = latest_baskets(data, parts.latest_baskets)
+    if "due" in wanted:
+        histories["due"] = repurchase_scores(data, horizon, settings.repurchase)
+    if wanted & {"tifu", "tifu_explore"}:
+        histories.update(tifu_histories(data, settings, users))
     vectors = {
-        "trending": decayed_popularity(orders, data, settings.trending_half_life_days),
+        "trending": decayed_popularity(orders, data, parts.trending_half_life_days),
         "recent_buyers": data.trending.astype(np.float32),
         "popularity": data.popularity.astype(np.float32),
     }
-    feature_bias = (
-        lightfm.model.item_biases[data.n_items :] if lightfm.use_features else np.zeros(0, np.float32)
-    )
-    feature_embedding = (
-        lightfm.model.item_embeddings[data.n_items :]
-        if lightfm.use_features
-        else np.zeros((0, lightfm.components), np.float32)
-    )
-    return HybridModel(
+    model = HybridModel(
         user_ids=data.user_ids,
         item_ids=data.item_ids,
-        user_embedding=lightfm.user_embedding.astype(np.float32),
-        item_embedding=lightfm.item_embedding.astype(np.float32),
-        item_bias=lightfm.item_bias.astype(np.float32),
-        item_feature_embedding=np.asarray(feature_embedding, np.float32),
-        item_feature_bias=np.asarray(feature_bias, np.float32),
-        item_feature_names=data.item_feature_names if lightfm.use_features else [],
+        **lightfm_arrays(lightfm, data),
         similarity=similarity,
         histories=histories,
         vectors=vectors,
     )
+    model.candidates, model.rank_offset = settings.blend.candidates, settings.blend.rank_offset
+    return model
+
+
+def item_item_matrices(
+    data: TrainData, parts: ComponentSettings, wanted: set[str]
+) -> dict[str, sp.csr_matrix]:
+    """EASE (when the catalogue allows its dense inverse and a component wants it) and BM25
+    (always: the service's reasons and complements read it)."""
+    similarity: dict[str, sp.csr_matrix] = {}
+    if wanted & {"ease", "ease_recent", "ease_weights"} and not Ease.fits(data.n_items, parts):
+        log.warning(
+            "EASE left out of the hybrid: %s items is above components.max_ease_items (%s)",
+            f"{data.n_items:,}",
+            f"{parts.max_ease_items:,}",
+        )
+    elif wanted & {"ease", "ease_recent", "ease_weights"}:
+        if wanted & {"ease", "ease_recent"}:
+            similarity["ease"] = Ease(parts, "purchases", binary=True).fit(data).similarity
+        if "ease_weights" in wanted:
+            similarity["ease_weights"] = Ease(parts, "weights", binary=False).fit(data).similarity
+    bm25 = ItemKnnBm25(parts, source="purchases", binary=False).fit(data).similarity
+    similarity["bm25"] = (
+        bm25 if bm25.nnz else keep_top_neighbours(sp.csr_matrix(bm25.shape, dtype=np.float32), 1)
+    )
+    return similarity
+
+
+def tifu_histories(
+    data: TrainData, settings: RecommenderSettings, users: np.ndarray | None
+) -> dict[str, sp.csr_matrix]:
+    """TIFU-KNN's best items per customer (all of them, or `users` only), full and explore."""
+    scored = np.arange(data.n_users) if users is None else np.unique(users)
+    vectors = user_vectors(data.baskets, data.basket_user, data.n_users, settings.tifu)
+    full, explore = tifu_scores(vectors, scored, settings.tifu, keep=settings.blend.candidates)
+    spread = sp.csr_matrix(
+        (np.ones(len(scored), np.float32), (scored, np.arange(len(scored)))),
+        shape=(data.n_users, len(scored)),
+    )
+    return {"tifu": sp.csr_matrix(spread @ full), "tifu_explore": sp.csr_matrix(spread @ explore)}
+
+
+def lightfm_arrays(lightfm: LightFmHybrid | None, data: TrainData) -> dict[str, Any]:
+    """LightFM's representations for the hybrid (empty when LightFM is left out)."""
+    if lightfm is None:
+        return {
+            "user_embedding": np.zeros((data.n_users, 0), np.float32),
+            "item_embedding": np.zeros((data.n_items, 0), np.float32),
+            "item_bias": np.zeros(data.n_items, np.float32),
+            "item_feature_embedding": np.zeros((0, 0), np.float32),
+            "item_feature_bias": np.zeros(0, np.float32),
+            "item_feature_names": [],
+        }
+    features = lightfm.use_features
+    return {
+        "user_embedding": lightfm.user_embedding.astype(np.float32),
+        "item_embedding": lightfm.item_embedding.astype(np.float32),
+        "item_bias": lightfm.item_bias.astype(np.float32),
+        "item_feature_embedding": np.asarray(
+            lightfm.model.item_embeddings[data.n_items :]
+            if features
+            else np.zeros((0, lightfm.components), np.float32),
+            np.float32,
+        ),
+        "item_feature_bias": np.asarray(
+            lightfm.model.item_biases[data.n_items :] if features else np.zeros(0, np.float32), np.float32
+        ),
+        "item_feature_names": data.item_feature_names if features else [],
+    }

@@ -1,9 +1,14 @@
 """Logging a recommender training run to MLflow and registering its model.
 
 Metric names: `<protocol>.<model>.<metric>_at_<k>` for the test comparison (the hybrid,
-LightFM alone, baselines and peers side by side), `ndcg_at_10` for the hybrid under the
-primary protocol (what the promotion gate reads), and `validation.lightfm.ndcg_at_10`
-per epoch (the learning curve). Tags carry the data hash and split the gate compares on.
+LightFM alone, baselines and peers side by side), `<protocol>.hybrid_minus.<model>.{mean,low,high}`
+for the hybrid's NDCG@10 minus each model's with its paired bootstrap interval,
+`ndcg_at_10` for the hybrid under the primary protocol (what the promotion gate reads),
+`validation.lightfm.ndcg_at_10` per epoch (the learning curve) and
+`validation.<protocol>.hybrid_minus.<component>.*` for the blend against each of its
+components on the validation folds. Tags carry the data hash and split the gate compares
+on, and the verdict against the best peer; `reports/per_customer.csv` holds each test
+customer's NDCG@10 per model, so the gate can compare two runs customer by customer.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import json
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -26,6 +30,7 @@ from inference.registry import RECOMMENDER
 from storewise import columns as c
 from training.recommender.outcome import PRIMARY_METRIC, TrainOutcome, flat_params
 from training.recommender.trainer import Trainer
+from training.recommender.validation import LightFmChoice
 from training.tracking import ensure_experiment, environment
 
 PACKAGES = Path(__file__).resolve().parents[2]
@@ -51,11 +56,7 @@ def log_run(
     outcome: TrainOutcome,
     *,
     trainer: Trainer,
-    validation_scores: dict[str, float],
-    best_epochs: int,
-    best_value: float,
-    search_results: list[dict[str, Any]],
-    overrides: dict[str, Any],
+    choice: LightFmChoice,
     folds: list[tuple[pd.Timestamp, pd.Timestamp]],
     test_window: tuple[pd.Timestamp, pd.Timestamp],
     workdir: Path,
@@ -67,7 +68,11 @@ def log_run(
     ) as run:
         params = flat_params(trainer.settings, trainer.rules)
         params.update(
-            {"lightfm.epochs_chosen": best_epochs, "lightfm.search_overrides": json.dumps(overrides)}
+            {
+                "lightfm.epochs_chosen": choice.epochs,
+                "lightfm.search_overrides": json.dumps(choice.overrides),
+                "lightfm.blended": choice.blended,
+            }
         )
         for protocol, weights in outcome.blends.items():
             params.update({f"blend.{protocol}.{name}": weight for name, weight in weights.items()})
@@ -84,26 +89,11 @@ def log_run(
         )
         for epoch, value in outcome.learning_curve:
             mlflow.log_metric(f"validation.lightfm.{PRIMARY_METRIC}", value, step=epoch)
-        for protocol, value in validation_scores.items():
-            mlflow.log_metric(f"validation.hybrid.{protocol}.{PRIMARY_METRIC}", value)
-        metrics = {}
-        for row in outcome.comparison.itertuples():
-            suffix = f"{row.metric}_at_{int(row.k)}" if pd.notna(row.k) else str(row.metric)
-            metrics[f"{row.protocol}.{row.model}.{suffix}"] = float(row.value)
-        metrics[PRIMARY_METRIC] = outcome.value("hybrid")
-        metrics.update(
-            {f"seconds.{name.replace(' ', '_')}": seconds for name, seconds in outcome.seconds.items()}
-        )
+        metrics = run_metrics(outcome)
         mlflow.log_metrics(metrics)
-        verdicts = {}
-        for protocol in ("discovery", "all_purchases", "business_rules"):
-            best_name, best_other = outcome.best_other(protocol)
-            verdicts[f"beats_baselines.{protocol}"] = str(
-                outcome.value("hybrid", protocol) > best_other
-            ).lower()
-            verdicts[f"best_other.{protocol}"] = f"{best_name} {best_other:.4f}"
+        verdicts = verdict_tags(outcome)
         mlflow.set_tags(verdicts)
-        for trial in search_results:
+        for trial in choice.search_results:
             with mlflow.start_run(
                 run_name=f"lightfm search {trial['components']}x{trial['learning_rate']}", nested=True
             ):
@@ -113,39 +103,89 @@ def log_run(
                 mlflow.log_metric(
                     f"validation.lightfm.{PRIMARY_METRIC}", trial[f"validation_{PRIMARY_METRIC}"]
                 )
-
-        reports = workdir / "reports"
-        reports.mkdir(exist_ok=True)
-        outcome.comparison.to_csv(reports / "comparison.csv", index=False)
-        learning_curve_plot(outcome.learning_curve, best_epochs, reports / "learning_curve.png")
-        comparison_plot(outcome.comparison, reports / "ndcg_at_10_by_model.png")
-        (reports / "environment.json").write_text(json.dumps(environment(), indent=2), encoding="utf-8")
-        mlflow.log_artifacts(str(reports), artifact_path="reports")
-
-        assert outcome.bundle is not None
-        example_customer = str(trainer.customer_features[c.CUSTOMER_ID].iloc[0])
-        example = pd.DataFrame({c.CUSTOMER_ID: [example_customer], "k": np.array([10], dtype=np.int64)})
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=RecommenderModel(),
-            artifacts={"bundle": str(outcome.bundle)},
-            code_paths=[str(PACKAGES / "storewise"), str(PACKAGES / "inference")],
-            signature=SIGNATURE,
-            input_example=example,
-            pip_requirements=requirements(),
-            registered_model_name=RECOMMENDER,
+        log_reports(outcome, choice.epochs, workdir / "reports")
+        version = register(
+            outcome, trainer, run.info.run_id, {PRIMARY_METRIC: f"{metrics[PRIMARY_METRIC]:.6f}", **verdicts}
         )
-        version = str(info.registered_model_version)
-        client = mlflow.MlflowClient()
-        for key, value in {
-            "run_id": run.info.run_id,
-            "data_hash": trainer.data_hash,
-            PRIMARY_METRIC: f"{metrics[PRIMARY_METRIC]:.6f}",
-            "primary_protocol": outcome.primary_protocol,
-            **verdicts,
-        }.items():
-            client.set_model_version_tag(RECOMMENDER, version, key, value)
         return run.info.run_id, version
+
+
+def run_metrics(outcome: TrainOutcome) -> dict[str, float]:
+    metrics = {}
+    for row in outcome.comparison.itertuples():
+        suffix = f"{row.metric}_at_{int(row.k)}" if pd.notna(row.k) else str(row.metric)
+        metrics[f"{row.protocol}.{row.model}.{suffix}"] = float(row.value)
+    for row in outcome.intervals.itertuples():
+        for part in ("mean", "low", "high"):
+            metrics[f"{row.protocol}.hybrid_minus.{row.model}.{part}"] = float(getattr(row, part))
+    for protocol, tuned in outcome.validation.items():
+        metrics[f"validation.hybrid.{protocol}.{PRIMARY_METRIC}"] = tuned.value
+        metrics[f"validation.hybrid.{protocol}.shrinkage"] = tuned.shrinkage
+        for name, interval in tuned.versus_components.items():
+            for part in ("mean", "low", "high"):
+                metrics[f"validation.{protocol}.hybrid_minus.{name}.{part}"] = getattr(interval, part)
+    metrics[PRIMARY_METRIC] = outcome.value("hybrid")
+    metrics.update(
+        {f"seconds.{name.replace(' ', '_')}": seconds for name, seconds in outcome.seconds.items()}
+    )
+    return metrics
+
+
+def verdict_tags(outcome: TrainOutcome) -> dict[str, str]:
+    """Per protocol: does the hybrid beat its best peer (point estimate), is it clearly
+    better (the interval above zero), and who that peer is, with the interval."""
+    verdicts = {}
+    for protocol in ("discovery", "all_purchases", "business_rules"):
+        best_name, best_other = outcome.best_other(protocol)
+        interval = outcome.interval(best_name, protocol)
+        verdicts[f"beats_baselines.{protocol}"] = str(outcome.value("hybrid", protocol) > best_other).lower()
+        verdicts[f"clearly_beats_baselines.{protocol}"] = str(interval.clearly_above_zero).lower()
+        verdicts[f"best_other.{protocol}"] = (
+            f"{best_name} {best_other:.4f}; hybrid minus it {interval.describe()} "
+            f"({outcome.validation[protocol].users if protocol in outcome.validation else 0} validation rows)"
+        )
+    for protocol, tuned in outcome.validation.items():
+        if tuned.dropped:
+            verdicts[f"blend.{protocol}.dropped"] = ", ".join(tuned.dropped)
+    return verdicts
+
+
+def log_reports(outcome: TrainOutcome, best_epochs: int, reports: Path) -> None:
+    reports.mkdir(exist_ok=True, parents=True)
+    outcome.comparison.to_csv(reports / "comparison.csv", index=False)
+    outcome.intervals.to_csv(reports / "intervals.csv", index=False)
+    outcome.per_customer.to_csv(reports / "per_customer.csv", index=False)
+    learning_curve_plot(outcome.learning_curve, best_epochs, reports / "learning_curve.png")
+    comparison_plot(outcome.comparison, reports / "ndcg_at_10_by_model.png")
+    (reports / "environment.json").write_text(json.dumps(environment(), indent=2), encoding="utf-8")
+    mlflow.log_artifacts(str(reports), artifact_path="reports")
+
+
+def register(outcome: TrainOutcome, trainer: Trainer, run_id: str, tags: dict[str, str]) -> str:
+    """Log the pyfunc with its bundle, register it, and tag the version for the gate."""
+    assert outcome.bundle is not None
+    example_customer = str(trainer.customer_features[c.CUSTOMER_ID].iloc[0])
+    example = pd.DataFrame({c.CUSTOMER_ID: [example_customer], "k": np.array([10], dtype=np.int64)})
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=RecommenderModel(),
+        artifacts={"bundle": str(outcome.bundle)},
+        code_paths=[str(PACKAGES / "storewise"), str(PACKAGES / "inference")],
+        signature=SIGNATURE,
+        input_example=example,
+        pip_requirements=requirements(),
+        registered_model_name=RECOMMENDER,
+    )
+    version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for key, value in {
+        "run_id": run_id,
+        "data_hash": trainer.data_hash,
+        "primary_protocol": outcome.primary_protocol,
+        **tags,
+    }.items():
+        client.set_model_version_tag(RECOMMENDER, version, key, value)
+    return version
 
 
 def learning_curve_plot(curve: list[tuple[int, float]], best_epoch: int, path: Path) -> None:

@@ -13,6 +13,8 @@ import pandas as pd
 
 from storewise.config import flatten
 from storewise.settings import BusinessRules, RecommenderSettings
+from training.recommender.blend import TunedBlend
+from training.recommender.uncertainty import Interval
 
 PRIMARY_METRIC = "ndcg_at_10"
 
@@ -27,6 +29,10 @@ class TrainOutcome:
     blends: dict[str, dict[str, float]]
     seconds: dict[str, float] = field(default_factory=dict)
     bundle: Path | None = None
+    # protocol, model, mean, low, high: the hybrid's test NDCG@10 minus each model's
+    intervals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    per_customer: pd.DataFrame = field(default_factory=pd.DataFrame)  # each test customer's NDCG@10
+    validation: dict[str, TunedBlend] = field(default_factory=dict)  # what the folds said per protocol
 
     def value(self, model: str, protocol: str | None = None, metric: str = "ndcg", k: int = 10) -> float:
         protocol = protocol or self.primary_protocol
@@ -39,9 +45,10 @@ class TrainOutcome:
         return float(rows["value"].iloc[0])
 
     def best_other(
-        self, protocol: str | None = None, exclude: tuple[str, ...] = ("hybrid", "lightfm", "cold_start")
+        self, protocol: str | None = None, exclude: tuple[str, ...] = ("hybrid", "cold_start")
     ) -> tuple[str, float]:
-        """The best baseline or peer (LightFM alone is a component of the hybrid, not a baseline)."""
+        """The best baseline or peer on the test weeks (LightFM alone included: when the
+        hybrid does not blend it, it is one more peer)."""
         protocol = protocol or self.primary_protocol
         rows = self.comparison[
             (self.comparison["protocol"] == protocol)
@@ -51,6 +58,12 @@ class TrainOutcome:
         ]
         best = rows.loc[rows["value"].idxmax()]
         return str(best["model"]), float(best["value"])
+
+    def interval(self, model: str, protocol: str | None = None) -> Interval:
+        """The hybrid's test NDCG@10 minus `model`'s, with its paired bootstrap interval."""
+        protocol = protocol or self.primary_protocol
+        row = self.intervals[(self.intervals["protocol"] == protocol) & (self.intervals["model"] == model)]
+        return Interval(float(row["mean"].iloc[0]), float(row["low"].iloc[0]), float(row["high"].iloc[0]))
 
 
 def flat_params(settings: RecommenderSettings, rules: BusinessRules) -> dict[str, Any]:

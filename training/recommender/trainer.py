@@ -5,11 +5,14 @@ the evaluation protocols, LightFM, the hybrid, the peers)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from tqdm import tqdm
 
 from features.pipeline import Outputs, fresh_manifest, load_output
 from inference.recommender.scoring import HybridModel
@@ -24,10 +27,11 @@ from storewise.settings import (
 )
 from storewise.shop import ShopPaths
 from training.recommender import models as m
-from training.recommender.data import TrainData, Truth, build_train_data
+from training.recommender.data import TrainData, Truth, build_train_data, prepare_tables
 from training.recommender.evaluate import PROTOCOLS, Protocol, evaluate, make_protocol
 from training.recommender.hybrid import fit_hybrid
 from training.recommender.outcome import PRIMARY_METRIC
+from training.recommender.relations import name_similarity
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,8 @@ def peers(n_items: int, settings: RecommenderSettings) -> list[m.Recommender]:
         m.Popularity(trending=True),
         m.Cooccurrence(settings.peers.cooccurrence_neighbours),
         m.BuyAgain(),
+        m.Repurchase(settings.repurchase, settings.evaluation.test_days),
+        m.TifuKnn(settings.tifu),
     ]
     with_ease = m.Ease.fits(n_items, components)
     if not with_ease:
@@ -90,12 +96,14 @@ class Trainer:
         self.item_features = load_output(shop, Outputs.ITEM_FEATURES)
         self.customer_features = load_output(shop, Outputs.CUSTOMER_FEATURES)
         self.orders = self.tables[c.ORDERS]
+        self.prepared = prepare_tables(self.tables)
         self.seconds: dict[str, float] = {}
+        self._names: sp.csr_matrix | None = None
 
     def data_at(self, cutoff: pd.Timestamp) -> TrainData:
         evaluation, components = self.settings.evaluation, self.settings.components
         return build_train_data(
-            self.tables,
+            self.prepared,
             self.item_features,
             self.settings.interactions,
             cutoff,
@@ -114,27 +122,60 @@ class Trainer:
             settings = type(settings).model_validate({**settings.model_dump(), **overrides})
         return m.LightFmHybrid(settings, epochs)
 
-    def hybrid(self, data: TrainData, lightfm: m.LightFmHybrid) -> HybridModel:
-        model = fit_hybrid(data, self.orders, lightfm, self.settings.components)
-        model.candidates, model.rank_offset = self.settings.blend.candidates, self.settings.blend.rank_offset
-        return model
+    def hybrid(
+        self,
+        data: TrainData,
+        lightfm: m.LightFmHybrid | None,
+        *,
+        components: Collection[str] | None = None,
+        horizon_days: float | None = None,
+        users: np.ndarray | None = None,
+    ) -> HybridModel:
+        """The hybrid's `components` fitted on `data` (see `fit_hybrid`)."""
+        wanted = set(self.settings.blend.components if components is None else components)
+        names = self.name_similarity(data) if "names" in wanted else None
+        return fit_hybrid(
+            data,
+            self.orders,
+            lightfm,
+            self.settings,
+            components=wanted,
+            horizon_days=horizon_days,
+            users=users,
+            names=names,
+        )
+
+    def name_similarity(self, data: TrainData) -> sp.csr_matrix:
+        """The catalogue's name similarity, computed once per run (it depends on no cutoff)."""
+        if self._names is None:
+            self._names = name_similarity(
+                data.item_features, data.item_feature_names, self.settings.components.item_neighbours
+            )
+        return self._names
 
     def early_stopping(
         self, data: TrainData, truth: Truth, protocol: Protocol, overrides: dict[str, Any] | None = None
-    ) -> tuple[int, float, list[tuple[int, float]]]:
+    ) -> tuple[int, float, list[tuple[int, float]], m.LightFmHybrid]:
         """LightFM trained epoch by epoch until validation NDCG@10 stops improving for
-        `patience` epochs: (best epoch, its value, the learning curve)."""
+        `patience` epochs: (best epoch, its value, the learning curve, the model with its
+        best epoch's representations)."""
         settings = self.settings.lightfm
         curve: list[tuple[int, float]] = []
-        best = (0, -1.0)
+        best: dict[str, Any] = {"epoch": 0, "value": -1.0}
+        bar = tqdm(total=settings.max_epochs, desc="lightfm epochs", unit="epoch", leave=False)
 
         def on_epoch(epoch: int, model: m.LightFmHybrid) -> bool:
-            nonlocal best
             value = evaluate(model, data, truth, protocol)[PRIMARY_METRIC]
             curve.append((epoch, value))
-            if value > best[1]:
-                best = (epoch, value)
-            return epoch - best[0] >= settings.patience
+            if value > best["value"]:
+                best.update(epoch=epoch, value=value, representations=model.representations())
+            bar.update(1)
+            bar.set_postfix_str(
+                f"validation {PRIMARY_METRIC} {value:.4f} (best {best['value']:.4f}, epoch {best['epoch']})"
+            )
+            return epoch - best["epoch"] >= settings.patience
 
-        self.lightfm(settings.max_epochs, overrides).fit(data, on_epoch=on_epoch)
-        return best[0], best[1], curve
+        model = self.lightfm(settings.max_epochs, overrides).fit(data, on_epoch=on_epoch)
+        bar.close()
+        model.restore(best["representations"])
+        return best["epoch"], best["value"], curve, model

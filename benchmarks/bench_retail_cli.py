@@ -1,0 +1,212 @@
+"""Benchmark: the recommender on the online-retail sample exactly as a shop would run it,
+through the `storewise` CLI, under both protocols, with every difference's interval.
+
+1. `data import` → `features build` → `train recommender --test-days 30 --validation-days 30`
+   on the whole sample (timed): the test comparison of the hybrid against every peer on the
+   last 30 days, and each test customer's NDCG@10 per model (`reports/per_customer.csv`).
+2. The same flow on the history before that test window only, then `recommend --k 10`
+   (discovery: bought items left out) and `recommend --k 10 --include-purchased` (all
+   purchases) for the customers with history who bought in the 30 days; each one's NDCG@10
+   against what they bought, and the paired bootstrap 90% interval over customers of the
+   CLI's answers minus every peer of step 1 (same customers, same split).
+3. With `--copies 3`, step 1 on the sample repeated three times as other customers (about
+   330,000 lines, the stand-in for a 360,000-line export): the training time.
+
+    uv run python -m benchmarks.bench_retail_cli [--copies 3] [--work DIR]
+
+MLflow goes to a store in the work directory. Results: benchmarks/results/retail_cli.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "retail_cli.json"
+SAMPLE = HERE.parent.parent / "shared" / "data" / "online-retail-sample.csv.gz"
+PROTOCOLS = {"discovery": [], "all_purchases": ["--include-purchased"]}
+
+
+def storewise(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=1800, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"storewise {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        )
+    return done.stdout
+
+
+def train(export: Path, shop: Path) -> dict[str, Any]:
+    """Import, build features and train; the run id, version and the training's seconds."""
+    storewise("data", "import", str(export), "--format", "online-retail", "--shop-dir", str(shop))
+    storewise("features", "build", "--shop-dir", str(shop))
+    started = time.perf_counter()
+    out = storewise(
+        "train", "recommender", "--shop-dir", str(shop), "--test-days", "30", "--validation-days", "30"
+    )
+    seconds = time.perf_counter() - started
+    steps = out.split("time: ")[1].splitlines()[0]
+    return {
+        "run": out.split("wrote run ")[1].split()[0],
+        "version": out.split("registered storewise-recommender version ")[1].split()[0],
+        "wall_seconds": round(seconds, 1),
+        "steps": steps,
+        "printed": out,
+    }
+
+
+def repeated(sample: Path, copies: int, out: Path) -> int:
+    """The sample `copies` times, each copy other customers (ids + k * 100,000) and other
+    invoices (the number suffixed with k): same catalogue, `copies` times the customers."""
+    lines = pd.read_csv(sample, dtype=str, keep_default_na=False)
+    parts = []
+    for k in range(copies):
+        part = lines.copy()
+        if k:
+            part["InvoiceNo"] = part["InvoiceNo"] + str(k)
+            known = part["CustomerID"] != ""
+            ids = part.loc[known, "CustomerID"].astype(float) + k * 100_000
+            part.loc[known, "CustomerID"] = ids.map("{:.1f}".format)
+        parts.append(part)
+    pd.concat(parts).to_csv(out, index=False, compression="gzip")
+    return sum(len(part) for part in parts)
+
+
+def truths(shop: Path) -> tuple[pd.Timestamp, dict[str, pd.Series]]:
+    """The test cutoff, and per protocol what each customer with history bought in the 30 days
+    after it (discovery: only items they had not bought before)."""
+    from storewise import columns as c
+    from storewise.shop import ShopPaths
+    from training.recommender.data import split_cutoffs
+
+    orders = pd.read_parquet(ShopPaths(shop).table(c.ORDERS))
+    cutoff, end = split_cutoffs(orders, 30, 30)["test"]
+    sold = orders[~orders[c.RETURNED] & orders[c.CUSTOMER_ID].notna()]
+    before = sold[sold[c.ORDERED_AT] < cutoff]
+    window = sold[(sold[c.ORDERED_AT] >= cutoff) & (sold[c.ORDERED_AT] < end)]
+    window = window[window[c.CUSTOMER_ID].isin(set(before[c.CUSTOMER_ID]))]
+    everything = window.groupby(c.CUSTOMER_ID)[c.ITEM_ID].agg(set)
+    bought = set(zip(before[c.CUSTOMER_ID], before[c.ITEM_ID], strict=True))
+    new = pd.Series(
+        {
+            customer: {i for i in items if (customer, i) not in bought}
+            for customer, items in everything.items()
+        }
+    )
+    return cutoff, {"discovery": new, "all_purchases": everything}
+
+
+def ndcg_at_10(answers: pd.DataFrame, truth: pd.Series) -> pd.Series:
+    """Each customer's NDCG@10 (customers with nothing to find are left out)."""
+    discounts = 1 / np.log2(np.arange(2, 12))
+    top = answers.sort_values(["customer_id", "rank"]).groupby("customer_id")["item_id"].agg(list)
+    values = {}
+    for customer, items in truth.items():
+        if items:
+            ranked = top.get(str(customer), [])[:10]
+            dcg = sum(discounts[i] for i, item in enumerate(ranked) if item in items)
+            values[str(customer)] = dcg / discounts[: min(len(items), 10)].sum()
+    return pd.Series(values, dtype=float)
+
+
+def history_only(sample: Path, full_shop: Path, work: Path, full_run: str) -> dict[str, Any]:
+    """Step 2 (module docstring)."""
+    import mlflow
+
+    from training.recommender.uncertainty import paired_interval
+
+    cutoff, truth = truths(full_shop)
+    lines = pd.read_csv(sample, dtype=str, keep_default_na=False)
+    history = work / "history.csv.gz"
+    lines[pd.to_datetime(lines["InvoiceDate"]) < cutoff.tz_localize(None)].to_csv(
+        history, index=False, compression="gzip"
+    )
+    trained = train(history, work / "history_shop")
+    ids = work / "customers.txt"
+    ids.write_text("customer_id\n" + "\n".join(map(str, truth["all_purchases"].index)) + "\n")
+    with tempfile.TemporaryDirectory() as directory:
+        peers = pd.read_csv(
+            mlflow.MlflowClient().download_artifacts(full_run, "reports/per_customer.csv", directory),
+            dtype={"customer_id": str},
+        )
+    result: dict[str, Any] = {"cutoff": str(cutoff), "train_seconds": trained["wall_seconds"]}
+    for protocol, flags in PROTOCOLS.items():
+        out = work / f"recommendations_{protocol}.csv"
+        storewise(
+            "recommend",
+            "--customers",
+            str(ids),
+            "--out",
+            str(out),
+            "--k",
+            "10",
+            "--shop-dir",
+            str(work / "history_shop"),
+            "--model-uri",
+            f"models:/storewise-recommender/{trained['version']}",
+            *flags,
+        )
+        cli = ndcg_at_10(
+            pd.read_csv(out, dtype=str).assign(rank=lambda t: t["rank"].astype(int)), truth[protocol]
+        )
+        table = peers[peers["protocol"] == protocol].pivot(
+            index="customer_id", columns="model", values="ndcg_at_10"
+        )
+        common = cli.index.intersection(table.index)
+        models: dict[str, dict[str, Any]] = {}
+        for model in table.columns:
+            interval = paired_interval(
+                (cli.loc[common] - table.loc[common, model]).to_numpy(), samples=2000, confidence=0.9, seed=11
+            )
+            models[model] = {
+                "ndcg_at_10": round(float(table.loc[common, model].mean()), 4),
+                "cli_minus_model": [round(interval.mean, 4), round(interval.low, 4), round(interval.high, 4)],
+            }
+        result[protocol] = {
+            "customers": len(cli),
+            "customers_compared": len(common),
+            "cli_ndcg_at_10": round(float(cli.loc[common].mean()), 4),
+            "models": dict(sorted(models.items(), key=lambda pair: -float(pair[1]["ndcg_at_10"]))),
+        }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--copies", type=int, default=0, help="also time the sample repeated this many times")
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="storewise-retail-cli-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work.resolve()}/mlflow.db")
+    results: dict[str, Any] = {"sample": str(SAMPLE)}
+    full = train(SAMPLE, work / "sample_shop")
+    print(full.pop("printed"), flush=True)
+    results["sample"] = full
+    results["history_only"] = history_only(SAMPLE, work / "sample_shop", work, full["run"])
+    print(json.dumps(results["history_only"], indent=1), flush=True)
+    if args.copies > 1:
+        export = work / f"sample_x{args.copies}.csv.gz"
+        lines = repeated(SAMPLE, args.copies, export)
+        timed = train(export, work / f"sample_x{args.copies}_shop")
+        print(timed.pop("printed"), flush=True)
+        results[f"sample_x{args.copies}"] = {"lines": lines, **timed}
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in results.items() if k != "history_only"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The pieces that make the recommender's comparisons honest, each against an answer worked
+out by hand: TIFU-KNN's vectors and scores, the paired bootstrap interval, the blend tuning
+(it blends only what pays), recall on repeat and new items, and the promotion gate refusing
+a challenger that is not clearly better than the champion."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, cast
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from mlflow.entities import Run
+
+from storewise.settings import TifuSettings
+from training.promotion import GATES, judge
+from training.recommender.blend import FoldScores, Validation, tune
+from training.recommender.evaluate import repeat_and_new_recall
+from training.recommender.tifu import basket_weights, tifu_scores, user_vectors
+from training.recommender.uncertainty import Bootstrap, Interval, paired_interval
+
+# -- TIFU-KNN ---------------------------------------------------------------------------
+
+
+def test_basket_weights_follow_the_reference_grouping_by_hand() -> None:
+    # one customer, three baskets, two groups: 3 // 2 = 1 basket in the first group, the
+    # later group one basket larger (2). Basket weight = within ** (baskets after it)
+    # * group ** (groups after its group) / (its group's size * number of groups).
+    settings = TifuSettings(within_decay=0.5, group_decay=0.5, groups=2, neighbours=1, alpha=0.5)
+    weights = basket_weights(np.array([0, 0, 0]), settings)
+    expected = [0.25 * 0.5 / (1 * 2), 0.5 * 1 / (2 * 2), 1 * 1 / (2 * 2)]
+    np.testing.assert_allclose(weights, expected)
+
+
+def test_fewer_baskets_than_groups_make_one_group_each() -> None:
+    settings = TifuSettings(within_decay=0.5, group_decay=0.5, groups=3, neighbours=1, alpha=0.5)
+    # two baskets, three groups: groups 0 and 1 (of 3), decayed 0.5 ** (3 - 1 - group), / 2 groups
+    np.testing.assert_allclose(basket_weights(np.array([4, 4]), settings), [0.5 * 0.25 / 2, 1 * 0.5 / 2])
+
+
+def tiny_history() -> tuple[sp.csr_matrix, np.ndarray]:
+    """u0: {0} then {0, 1}; u1: {0, 1} then {2}; u2: {3}. Four items."""
+    baskets = sp.csr_matrix(
+        np.array([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32)
+    )
+    return baskets, np.array([0, 0, 1, 1, 2])
+
+
+def test_tifu_scores_blend_own_and_nearest_neighbour_vectors_by_hand() -> None:
+    # one group: a basket counts within ** (baskets after it) / (baskets of the customer)
+    settings = TifuSettings(within_decay=0.5, groups=1, neighbours=1, alpha=0.5, neighbour_pool=100)
+    baskets, users = tiny_history()
+    vectors = user_vectors(baskets, users, 3, settings)
+    v0, v1, v2 = np.array([0.75, 0.5, 0, 0]), np.array([0.25, 0.25, 0.5, 0]), np.array([0.0, 0, 0, 1])
+    np.testing.assert_allclose(vectors.toarray(), np.vstack([v0, v1, v2]), rtol=1e-6)
+    full, explore = tifu_scores(vectors, np.arange(3), settings, keep=4)
+    # u0 and u1 are each other's nearest (cosine 0.57); u2 shares nothing with anyone, so it
+    # has no neighbour and keeps half its own vector
+    mixed = 0.5 * v0 + 0.5 * v1
+    np.testing.assert_allclose(full.toarray(), np.vstack([mixed, mixed, 0.5 * v2]), rtol=1e-6)
+    # explore, the neighbours' part on items never bought: u0 gets u1's item 2 (0.5 * 0.5);
+    # u1's neighbour u0 bought nothing u1 lacks, and u2 has no neighbour
+    expected = np.zeros((3, 4))
+    expected[0, 2] = 0.25
+    np.testing.assert_allclose(explore.toarray(), expected, rtol=1e-6)
+
+
+# -- the paired bootstrap ---------------------------------------------------------------
+
+
+def test_a_constant_difference_has_a_zero_width_interval() -> None:
+    interval = paired_interval(np.full(50, 0.02), samples=500, confidence=0.9, seed=1)
+    assert interval == Interval(pytest.approx(0.02), pytest.approx(0.02), pytest.approx(0.02))  # type: ignore[arg-type]
+    assert interval.clearly_above_zero
+
+
+def test_the_interval_of_a_fair_coin_matches_the_normal_approximation() -> None:
+    # 400 customers, half +1, half -1: mean 0, standard error 1 / sqrt(400) = 0.05, so the
+    # 90% interval is about 0 ± 1.645 * 0.05 = ±0.082
+    difference = np.tile([1.0, -1.0], 200)
+    interval = paired_interval(difference, samples=4000, confidence=0.9, seed=3)
+    assert interval.mean == pytest.approx(0.0)
+    assert interval.low == pytest.approx(-0.082, abs=0.01)
+    assert interval.high == pytest.approx(0.082, abs=0.01)
+    assert not interval.clearly_above_zero
+    assert not interval.clearly_below_zero
+
+
+def test_a_customer_seen_in_two_folds_is_one_cluster_not_two_pieces_of_evidence() -> None:
+    rng = np.random.default_rng(5)
+    once = rng.normal(0.01, 0.1, 300)
+    twice = np.concatenate([once, once])
+    customers = np.arange(300).astype(str)
+    clustered = Bootstrap(np.concatenate([customers, customers]), samples=1000, confidence=0.9, seed=2)
+    alone = Bootstrap(customers, samples=1000, confidence=0.9, seed=2)
+    # the same customers drawn the same way: the duplicate rows add no certainty
+    assert clustered.interval(twice) == alone.interval(once)
+    naive = paired_interval(twice, samples=1000, confidence=0.9, seed=2)
+    assert naive.high - naive.low < 0.8 * (alone.interval(once).high - alone.interval(once).low)
+
+
+# -- the blend tuning -------------------------------------------------------------------
+
+
+def two_group_validation(users_per_group: int = 150) -> Validation:
+    """12 candidates per customer, one of them bought. Component `a` ranks the bought item
+    first for the first group and nothing for the second; `b` the reverse; `decoy` ranks a
+    never-bought item first for everyone. The tie-break puts the ten decoy items (2..11)
+    above items 0 and 1, so an item no component ranks falls out of the top 10."""
+    n = 2 * users_per_group
+    width = 12
+    first = np.arange(n) < users_per_group
+    a = np.zeros((n, width), np.float32)
+    b = np.zeros((n, width), np.float32)
+    decoy = np.zeros((n, width), np.float32)
+    a[first, 0] = 1.0
+    b[~first, 1] = 1.0
+    decoy[:, 5] = 1.0
+    relevant = np.zeros((n, width), bool)
+    relevant[first, 0] = True
+    relevant[~first, 1] = True
+    tie_break = np.tile(np.r_[0, 0, np.linspace(2e-7, 1e-7, 10)].astype(np.float32), (n, 1))
+    fold = FoldScores(
+        candidates=np.tile(np.arange(width), (n, 1)),
+        values={"a": a, "b": b, "decoy": decoy},
+        blocked=np.zeros((n, width), bool),
+        relevant=relevant,
+        ideal=np.ones(n),
+        tie_break=tie_break,
+        customers=np.arange(n).astype(str),
+    )
+    return Validation([fold], Bootstrap(fold.customers, samples=500, confidence=0.9, seed=1))
+
+
+def test_the_blend_takes_both_complementary_components_and_leaves_the_decoy_out() -> None:
+    validation = two_group_validation()
+    tuned = tune(validation, ["a", "b", "decoy"], (0, 0.5, 1.0), 2, (0, 0.5, 1.0))
+    # alone, a and b each get the bought item first for half the customers (NDCG 1) and
+    # nothing in the top 10 for the other half: 0.5; together every customer gets NDCG 1
+    assert tuned.singles == {"a": pytest.approx(0.5), "b": pytest.approx(0.5), "decoy": 0.0}
+    assert set(tuned.weights) == {"a", "b"}
+    assert tuned.value == pytest.approx(1.0)
+    for alone in ("a", "b"):  # per customer the gain is 0 or 1, half each
+        assert tuned.versus_components[alone].mean == pytest.approx(0.5)
+        assert tuned.versus_components[alone].clearly_above_zero
+
+
+def test_a_component_that_adds_nothing_is_not_blended() -> None:
+    validation = two_group_validation()
+    # without b, nothing can help a: the decoy only pushes the bought item down
+    tuned = tune(validation, ["a", "decoy"], (0, 0.5, 1.0, 2.0), 2, (0, 0.5, 1.0))
+    assert tuned.weights == {"a": 1.0}
+    assert tuned.shrinkage == 0.0
+    assert tuned.value == pytest.approx(0.5)
+
+
+# -- recall on repeat and new items -----------------------------------------------------
+
+
+def test_recall_on_repeat_and_new_items_by_hand() -> None:
+    ranked = np.array([[0, 1, 2, *range(10, 17)], [5, *range(20, 29)]])
+    truth = [np.array([0, 3, 4]), np.array([5, 6])]
+    bought_before = sp.csr_matrix((np.ones(3), ([0, 0, 1], [0, 3, 6])), shape=(2, 30))
+    result = repeat_and_new_recall(ranked, truth, bought_before)
+    # customer 0: repeat items {0, 3}, found {0} -> 1/2; new {4}, found none -> 0
+    # customer 1: repeat {6}, none found -> 0; new {5}, found -> 1
+    assert result["repeat_recall_at_10"] == pytest.approx((0.5 + 0) / 2)
+    assert result["new_recall_at_10"] == pytest.approx((0 + 1) / 2)
+
+
+# -- the promotion gate -----------------------------------------------------------------
+
+
+def recommender_run(value: float, peer: Interval, split: str = "test 2026-01-01") -> Run:
+    """A run as the gate reads it: tags and metrics only."""
+    metrics: dict[str, Any] = {"ndcg_at_10": value}
+    for part in ("mean", "low", "high"):
+        metrics[f"discovery.hybrid_minus.ease_binary.{part}"] = getattr(peer, part)
+    tags = {
+        "primary_protocol": "discovery",
+        "beats_baselines.discovery": str(peer.mean > 0).lower(),
+        "best_other.discovery": f"ease_binary {value - peer.mean:.4f}",
+        "data_hash": "abc",
+        "split": split,
+    }
+    return cast(Run, SimpleNamespace(data=SimpleNamespace(metrics=metrics, tags=tags)))
+
+
+GATE = GATES["storewise-recommender"]
+AHEAD = Interval(0.01, 0.004, 0.016)
+
+
+def test_the_gate_keeps_the_champion_when_the_challenger_is_not_clearly_better() -> None:
+    champion = recommender_run(0.100, AHEAD)
+    challenger = recommender_run(0.103, AHEAD)
+    promoted, reason = judge(GATE, challenger, 0.103, champion, "3", Interval(0.003, -0.002, 0.008))
+    assert not promoted
+    assert "not clearly better than champion v3" in reason
+    assert "+0.0030 [-0.0020, +0.0080]" in reason
+    assert reason.endswith("champion v3 stays")
+
+
+def test_the_gate_promotes_a_challenger_clearly_better_than_the_champion() -> None:
+    champion = recommender_run(0.100, AHEAD)
+    challenger = recommender_run(0.110, AHEAD)
+    promoted, reason = judge(GATE, challenger, 0.110, champion, "3", Interval(0.01, 0.002, 0.018))
+    assert promoted
+    assert "clearly above champion v3" in reason
+
+
+def test_the_gate_refuses_a_model_clearly_behind_its_best_peer_even_as_first_champion() -> None:
+    behind = recommender_run(0.080, Interval(-0.01, -0.018, -0.003))
+    promoted, reason = judge(GATE, behind, 0.080, None, None)
+    assert not promoted
+    assert "clearly behind its best peer" in reason
+    # within noise of its best peer, a first champion is served (there is nothing better)
+    level = recommender_run(0.080, Interval(-0.002, -0.009, 0.004))
+    promoted, reason = judge(GATE, level, 0.080, None, None)
+    assert promoted
+    assert "behind its best peer within noise" in reason

@@ -1,0 +1,135 @@
+"""The side-by-side comparison on the test weeks: the hybrid (each protocol's blend, as the
+service answers it), LightFM alone, the baselines and the peers, fitted on the same data and
+judged under the same masks; and for every model, the paired bootstrap interval of the
+hybrid's NDCG@10 minus its own, over the test customers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from inference.recommender.scoring import HybridModel
+from storewise import columns as c
+from training.recommender.data import TrainData, Truth, build_truth
+from training.recommender.evaluate import PROTOCOLS, Evaluation, evaluate_protocols, records
+from training.recommender.hybrid import BlendView
+from training.recommender.metrics import ranking_metrics
+from training.recommender.models import Ease, Recommender, Repurchase
+from training.recommender.trainer import Trainer, peers
+from training.recommender.uncertainty import Bootstrap
+from training.recommender.validation import LightFmChoice, Window
+
+NOT_PEERS = ("hybrid", "cold_start")
+
+
+@dataclass
+class Comparison:
+    table: pd.DataFrame  # flat {model, protocol, metric, k, value} rows
+    intervals: pd.DataFrame  # protocol, model, mean, low, high: the hybrid's NDCG@10 minus the model's
+    per_customer: pd.DataFrame  # protocol, model, customer_id, ndcg_at_10
+
+
+def test_comparison(
+    trainer: Trainer, window: Window, choice: LightFmChoice, blends: dict[str, dict[str, float]]
+) -> Comparison:
+    data = trainer.data_at(window[0])
+    truth = build_truth(trainer.orders, trainer.tables[c.CUSTOMERS], data, window)
+    protocols = trainer.protocols(data)
+    lightfm = trainer.lightfm(choice.epochs, choice.overrides).fit(data)
+    used = {name for weights in blends.values() for name in weights}
+    hybrid = trainer.hybrid(
+        data, lightfm if "lightfm" in used else None, components=used, users=truth.user_index
+    )
+    hybrid.blends = blends
+    if "lightfm" in used:
+        hybrid.precompute_lightfm_top()  # as the service reads it
+    evaluations: dict[str, dict[str, Evaluation]] = {protocol: {} for protocol in PROTOCOLS}
+    for protocol in PROTOCOLS:
+        view = BlendView(hybrid, protocol, protocols[protocol].excluded)
+        evaluations[protocol]["hybrid"] = evaluate_protocols(
+            view, data, truth, {protocol: protocols[protocol]}
+        )[protocol]
+    for scorer in [lightfm, *peers(data.n_items, trainer.settings)]:
+        if scorer is not lightfm and not reuse_hybrid_fit(scorer, hybrid, data):
+            scorer.fit(data)
+        for protocol, evaluation in evaluate_protocols(scorer, data, truth, protocols).items():
+            evaluations[protocol][scorer.name] = evaluation
+    rows: list[dict[str, object]] = []
+    for protocol, by_model in evaluations.items():
+        for name, evaluation in by_model.items():
+            rows += records(name, protocol, evaluation.metrics)
+    rows += records("cold_start", "all_purchases", cold_start_metrics(hybrid, truth))
+    return Comparison(
+        pd.DataFrame(rows), intervals_against_hybrid(trainer, evaluations), per_customer(evaluations)
+    )
+
+
+def reuse_hybrid_fit(peer: Recommender, hybrid: HybridModel, data: TrainData) -> bool:
+    """Peers the hybrid already fitted on the same data with the same settings take its
+    arrays instead of fitting again: EASE on bought/not-bought (the `ease` matrix) and
+    repurchase timing (the `due` scores)."""
+    if isinstance(peer, Ease) and peer.binary and peer.source == "purchases" and "ease" in hybrid.similarity:
+        peer.user_items = peer.history(data)
+        peer.similarity = hybrid.similarity["ease"]
+        return True
+    if isinstance(peer, Repurchase) and "due" in hybrid.histories:
+        peer.fit_from(hybrid.histories["due"], data)
+        return True
+    return False
+
+
+def intervals_against_hybrid(trainer: Trainer, evaluations: dict[str, dict[str, Evaluation]]) -> pd.DataFrame:
+    settings = trainer.settings.evaluation
+    rows = []
+    for protocol, by_model in evaluations.items():
+        hybrid = by_model["hybrid"]
+        bootstrap = Bootstrap(
+            hybrid.customers,
+            samples=settings.bootstrap_samples,
+            confidence=settings.confidence,
+            seed=settings.bootstrap_seed,
+        )
+        for name, evaluation in by_model.items():
+            if name in NOT_PEERS:
+                continue
+            assert np.array_equal(evaluation.customers, hybrid.customers), "models judged on other customers"
+            interval = bootstrap.interval(hybrid.ndcg - evaluation.ndcg)
+            rows.append(
+                {
+                    "protocol": protocol,
+                    "model": name,
+                    "mean": interval.mean,
+                    "low": interval.low,
+                    "high": interval.high,
+                }
+            )
+    return pd.DataFrame(rows, columns=["protocol", "model", "mean", "low", "high"])
+
+
+def per_customer(evaluations: dict[str, dict[str, Evaluation]]) -> pd.DataFrame:
+    frames = [
+        pd.DataFrame(
+            {
+                "protocol": protocol,
+                "model": name,
+                c.CUSTOMER_ID: evaluation.customers,
+                "ndcg_at_10": evaluation.ndcg.round(6),
+            }
+        )
+        for protocol, by_model in evaluations.items()
+        for name, evaluation in by_model.items()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def cold_start_metrics(model: HybridModel, truth: Truth) -> dict[str, float]:
+    """Customers buying in the test weeks with no history: what trending alone gets them."""
+    if not len(truth.cold_start_customers):
+        return {"users": 0.0}
+    ranked = np.argsort(-model.vectors["trending"], kind="stable")[:20]
+    ranked = np.tile(ranked, (len(truth.cold_start_items), 1))
+    metrics = ranking_metrics(ranked, truth.cold_start_items)
+    metrics["users"] = float(len(truth.cold_start_items))
+    return metrics

@@ -1,0 +1,94 @@
+"""Two item-item relations for discovery that co-purchase does not see directly.
+
+- `names`: items whose names and tags share rare words (TF-IDF cosine over the catalogue's
+  tags). In a wholesale gift shop the same design comes in several products and colours
+  ("JUMBO BAG RED RETROSPOT", "JUMBO BAG PINK POLKADOT"); a customer who stocks one often
+  takes the next. It depends on the catalogue only, so it is computed once per run.
+- `next`: what customers bought for the first time in the basket after one holding item i
+  (sequence, not mere co-occurrence), cosine-normalized like co-occurrence; a customer's
+  latest baskets times it suggest their likely next new items.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from training.recommender.data import TrainData
+from training.recommender.sparse import keep_best_per_row
+
+CHUNK = 2048
+
+
+def name_similarity(item_features: sp.csr_matrix, feature_names: list[str], neighbours: int) -> sp.csr_matrix:
+    """Items x items: TF-IDF cosine of the items' tags (words of the name), each row's
+    `neighbours` most similar items, the item itself left out."""
+    tag_columns = [i for i, name in enumerate(feature_names) if name.startswith("tag=")]
+    n_items = item_features.shape[0]
+    if not tag_columns:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    tags = sp.csr_matrix(item_features[:, tag_columns] > 0, dtype=np.float32)
+    document_frequency = np.asarray(tags.sum(axis=0)).ravel()
+    idf = np.log((1 + n_items) / (1 + document_frequency)) + 1
+    weighted = sp.csr_matrix(tags @ sp.diags(idf.astype(np.float32)))
+    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+    norms[norms == 0] = 1
+    unit = sp.csr_matrix(sp.diags((1 / norms).astype(np.float32)) @ weighted)
+    return _top_similar(unit, unit.T.tocsc(), neighbours)
+
+
+def _top_similar(rows: sp.csr_matrix, columns: sp.csc_matrix, neighbours: int) -> sp.csr_matrix:
+    """rows @ columns, each row cut to its `neighbours` best entries (diagonal removed),
+    computed in chunks so a large catalogue never needs its full items x items product."""
+    parts = []
+    for start in range(0, rows.shape[0], CHUNK):
+        block = sp.csr_matrix(rows[start : start + CHUNK] @ columns)
+        block = block.tolil()
+        block.setdiag(0, k=start)
+        parts.append(keep_best_per_row(sp.csr_matrix(block), neighbours))
+    return sp.vstack(parts, format="csr") if parts else sp.csr_matrix(rows.shape[:1] * 2, dtype=np.float32)
+
+
+def next_basket_similarity(data: TrainData, neighbours: int) -> sp.csr_matrix:
+    """Items x items: customers who bought j for the first time in the basket right after
+    one holding i, cosine-normalized by how many baskets hold i and j."""
+    same_user = data.basket_user[1:] == data.basket_user[:-1]
+    earlier = np.flatnonzero(same_user)
+    if not len(earlier):
+        return sp.csr_matrix((data.n_items, data.n_items), dtype=np.float32)
+    baskets = data.baskets
+    first_time = first_purchases(data)[earlier + 1]
+    counts = sp.csr_matrix(baskets[earlier].T @ first_time, dtype=np.float32)
+    frequency = np.sqrt(np.asarray(baskets.sum(axis=0)).ravel()).astype(np.float32)
+    frequency[frequency == 0] = 1
+    cosine = sp.csr_matrix(sp.diags(1 / frequency) @ counts @ sp.diags(1 / frequency))
+    cosine.setdiag(0)
+    return keep_best_per_row(cosine, neighbours)
+
+
+def first_purchases(data: TrainData) -> sp.csr_matrix:
+    """Baskets x items: 1 where the basket holds an item its customer never bought before."""
+    lines = data.baskets.tocoo()
+    key = data.basket_user[lines.row].astype(np.int64) * data.n_items + lines.col
+    order = np.lexsort((lines.row, key))  # baskets are in time order within a customer
+    first = np.ones(len(order), bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    rows, cols = lines.row[order][first], lines.col[order][first]
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=data.baskets.shape)
+
+
+def latest_baskets(data: TrainData, baskets: int) -> sp.csr_matrix:
+    """Users x items: the items of each customer's last `baskets` baskets, the latest
+    counting 1, each earlier one half as much."""
+    n = len(data.basket_user)
+    if not n:
+        return sp.csr_matrix((data.n_users, data.n_items), dtype=np.float32)
+    stops = np.r_[np.flatnonzero(data.basket_user[1:] != data.basket_user[:-1]) + 1, n]
+    last_of_user = np.repeat(stops, np.diff(np.r_[0, stops]))
+    after = last_of_user - 1 - np.arange(n)  # baskets after this one, same customer
+    keep = after < baskets
+    spread = sp.csr_matrix(
+        ((0.5 ** after[keep]).astype(np.float32), (data.basket_user[keep], np.flatnonzero(keep))),
+        shape=(data.n_users, n),
+    )
+    return sp.csr_matrix(spread @ data.baskets, dtype=np.float32)

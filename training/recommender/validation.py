@@ -1,0 +1,199 @@
+"""The validation folds and what is decided on them: LightFM's epochs, whether LightFM pays
+its way in the blend, and every protocol's blend weights.
+
+The folds are `validation_folds` windows of `validation_days` each, back to back, the latest
+ending where the test weeks begin (the CLI's `--validation-days 30` makes four 30-day folds,
+four months before the test month). A fold whose cutoff leaves less history before it than
+one window is skipped: its customers would be judged on almost nothing.
+
+LightFM is the one expensive component, so it is judged first, on the latest fold, where
+early stopping picks its epochs: the blend is tuned there with every component, and LightFM
+is fitted on the other folds (and blended) only if it survives that tuning (it pays its way
+clearly on that fold, under some protocol). Every other component is fitted on every fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from inference.recommender.scoring import HybridModel
+from storewise import columns as c
+from storewise.errors import DataError
+from training.recommender.blend import FoldScores, TunedBlend, Validation, fold_scores, tune
+from training.recommender.data import TrainData, Truth, build_truth
+from training.recommender.evaluate import PROTOCOLS, Protocol
+from training.recommender.models import LightFmHybrid
+from training.recommender.outcome import PRIMARY_METRIC
+from training.recommender.trainer import Trainer
+from training.recommender.uncertainty import Bootstrap
+
+Window = tuple[pd.Timestamp, pd.Timestamp]
+MAX_TUNING_USERS = 1000  # per fold: the demo shop has tens of thousands of buyers a month
+
+
+@dataclass
+class Fold:
+    window: Window
+    data: TrainData
+    truth: Truth
+    protocols: dict[str, Protocol]
+
+
+@dataclass
+class LightFmChoice:
+    """LightFM's settings for the run: epochs by early stopping, `--search` overrides; the
+    early-stopped model of the latest fold (its best epoch) is that fold's LightFM."""
+
+    epochs: int
+    value: float
+    curve: list[tuple[int, float]]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    search_results: list[dict[str, Any]] = field(default_factory=list)
+    latest_fold_model: LightFmHybrid | None = None
+    blended: bool = True  # LightFM paid its way on the latest fold
+
+
+def fold_windows(test_cutoff: pd.Timestamp, days: int, count: int) -> list[Window]:
+    """`count` windows of `days` each, ending where the test weeks begin (latest first)."""
+    return [
+        (test_cutoff - pd.Timedelta(days=(i + 1) * days), test_cutoff - pd.Timedelta(days=i * days))
+        for i in range(count)
+    ]
+
+
+def usable_windows(trainer: Trainer, windows: list[Window]) -> list[Window]:
+    """The windows with at least one window's length of history before them (the latest
+    is always kept: without it nothing can be tuned, and the error below says why)."""
+    first = trainer.orders[c.ORDERED_AT].min()
+    return [w for i, w in enumerate(windows) if i == 0 or w[0] - (w[1] - w[0]) >= first]
+
+
+def validation_folds(trainer: Trainer, windows: list[Window]) -> list[Fold]:
+    folds = []
+    for window in tqdm(windows, desc="validation data", unit="fold", leave=False):
+        data = trainer.data_at(window[0])
+        truth = build_truth(trainer.orders, trainer.tables[c.CUSTOMERS], data, window)
+        folds.append(Fold(window, data, truth, trainer.protocols(data)))
+    if not len(folds[0].truth.user_index):
+        start, end = windows[0]
+        raise DataError(
+            f"no customer with history bought anything in the validation weeks ({start:%Y-%m-%d} to "
+            f"{end:%Y-%m-%d}); the shop needs more history, or shorter evaluation windows in "
+            "config/recommender.yaml",
+            path=trainer.shop.root,
+        )
+    return [fold for i, fold in enumerate(folds) if i == 0 or len(fold.truth.user_index)]
+
+
+def choose_lightfm(trainer: Trainer, fold: Fold, search: bool) -> LightFmChoice:
+    """Epochs by early stopping on the latest fold; with `search`, the best trial's settings."""
+    protocol = fold.protocols[trainer.settings.evaluation.primary_protocol]
+    results: list[dict[str, Any]] = []
+    overrides: dict[str, Any] = {}
+    if search:
+        for components in trainer.settings.search.components:
+            for rate in trainer.settings.search.learning_rate:
+                trial = {"components": components, "learning_rate": rate}
+                epochs, value, _, _ = trainer.early_stopping(fold.data, fold.truth, protocol, trial)
+                results.append({**trial, "epochs": epochs, f"validation_{PRIMARY_METRIC}": value})
+        best = max(results, key=lambda row: row[f"validation_{PRIMARY_METRIC}"])
+        overrides = {"components": best["components"], "learning_rate": best["learning_rate"]}
+    epochs, value, curve, model = trainer.early_stopping(fold.data, fold.truth, protocol, overrides)
+    return LightFmChoice(epochs, value, curve, overrides, results, model)
+
+
+def fold_hybrid(
+    trainer: Trainer, fold: Fold, lightfm: LightFmHybrid | None, components: list[str]
+) -> HybridModel:
+    return trainer.hybrid(
+        fold.data,
+        lightfm,
+        components=components,
+        horizon_days=trainer.settings.evaluation.validation_days,
+        users=fold.truth.user_index,
+    )
+
+
+def scores_on(model: HybridModel, fold: Fold, components: list[str], seed: int) -> dict[str, FoldScores]:
+    return {
+        protocol: fold_scores(
+            model, fold.truth, fold.protocols[protocol], components, max_users=MAX_TUNING_USERS, seed=seed
+        )
+        for protocol in PROTOCOLS
+    }
+
+
+def shared_masks(folds: list[Fold]) -> dict[str, str]:
+    """Protocols whose exclusions are the same on every fold share one tuning (on a shop with
+    no one-time categories the business rules exclude nothing, like all purchases)."""
+    same: dict[str, str] = {}
+    for protocol in PROTOCOLS:
+        for earlier in PROTOCOLS[: PROTOCOLS.index(protocol)]:
+            if same.get(earlier, earlier) == earlier and all(
+                (fold.protocols[protocol].excluded != fold.protocols[earlier].excluded).nnz == 0
+                for fold in folds
+            ):
+                same[protocol] = earlier
+                break
+    return same
+
+
+def tune_all(
+    trainer: Trainer, scores: list[dict[str, FoldScores]], components: list[str], same_as: dict[str, str]
+) -> dict[str, TunedBlend]:
+    settings = trainer.settings
+    blends: dict[str, TunedBlend] = {}
+    for protocol in PROTOCOLS:
+        if protocol in same_as:
+            blends[protocol] = blends[same_as[protocol]]
+            continue
+        folds = [fold[protocol] for fold in scores]
+        bootstrap = Bootstrap(
+            np.concatenate([fold.customers for fold in folds]),
+            samples=settings.evaluation.bootstrap_samples,
+            confidence=settings.evaluation.confidence,
+            seed=settings.evaluation.bootstrap_seed,
+        )
+        validation = Validation(folds, bootstrap)
+        blends[protocol] = tune(
+            validation, components, settings.blend.grid, settings.blend.passes, settings.blend.shrinkage
+        )
+    return blends
+
+
+def validate(
+    trainer: Trainer, folds: list[Fold], search: bool, step: Callable[[str], None]
+) -> tuple[LightFmChoice, list[dict[str, FoldScores]], list[str]]:
+    """LightFM's epochs and place in the blend, and every fold's component ranks for the
+    blend tuning (`tune_all`)."""
+    components: list[str] = list(trainer.settings.blend.components)
+    choice = choose_lightfm(trainer, folds[0], search) if "lightfm" in components else None
+    step("lightfm epochs")
+    latest = fold_hybrid(trainer, folds[0], choice.latest_fold_model if choice else None, components)
+    # what the shop allows (EASE is left out of a catalogue above components.max_ease_items)
+    components = [name for name in components if name in latest.available]
+    scores = [scores_on(latest, folds[0], components, seed=0)]
+    if choice is not None:
+        first = tune_all(trainer, scores, components, shared_masks(folds[:1]))
+        choice.blended = any("lightfm" in blend.weights for blend in first.values())
+        if not choice.blended:
+            components.remove("lightfm")
+            for protocol in scores[0].values():
+                protocol.values.pop("lightfm")
+    for index, fold in enumerate(tqdm(folds[1:], desc="validation folds", unit="fold", leave=False), start=1):
+        lightfm = (
+            trainer.lightfm(choice.epochs, choice.overrides).fit(fold.data)
+            if choice is not None and choice.blended
+            else None
+        )
+        model = fold_hybrid(trainer, fold, lightfm, components)
+        scores.append(scores_on(model, fold, components, seed=index))
+    if choice is None:
+        choice = LightFmChoice(trainer.settings.lightfm.max_epochs, 0.0, [], blended=False)
+    return choice, scores, components
