@@ -244,7 +244,7 @@ class Recommendations:
             return ordered[:k]
         pinned = set(self.pinned.tolist())
         counts: dict[str, int] = {}
-        chosen = []
+        chosen: list[int] = []
         for position in ordered:
             if len(chosen) == k:
                 break
