@@ -21,7 +21,7 @@ from tqdm import tqdm
 from features.clusters import behaviour, cluster_customers
 from features.customer_features import customer_features
 from features.demand import daily_demand, local_days
-from features.interactions import build_interactions, id_maps
+from features.interactions import build_interactions, id_maps, with_dismissals
 from features.item_features import item_features
 from features.journey import funnel, journeys
 from features.rfm import rfm_table
@@ -123,7 +123,11 @@ def build_features(shop: ShopPaths, *, config_dir: Path = CONFIG_DIR, force: boo
             bar.update(1)
 
         step_started = [time.perf_counter()]
-        interactions = build_interactions(orders, events, customers, recommender_settings.interactions)
+        # "not interested" from the service's dismissals log counts against an item
+        with_dismissed = with_dismissals(tables, shop).get(c.EVENTS)
+        interactions = build_interactions(
+            orders, with_dismissed, customers, recommender_settings.interactions
+        )
         users, items = id_maps(interactions, products)
         outputs |= {Outputs.INTERACTIONS: interactions, Outputs.USERS: users, Outputs.ITEMS: items}
         step("interactions")

@@ -42,6 +42,7 @@ from training.pricing.build import build_pricing_model
 from training.pricing.elasticity import estimate_elasticities
 from training.pricing.forecast import forecast_check
 from training.pricing.simulate import SimulationResult, simulate
+from training.pricing.switchback import with_price_tests
 from training.tracking import ensure_experiment, environment
 
 SIGNATURE = ModelSignature(
@@ -127,6 +128,7 @@ def train_pricing(
     seconds: dict[str, float] = {}
     mark = time.perf_counter()
     elasticities, exposure = estimate_elasticities(demand, products, settings.elasticity)
+    elasticities = with_price_tests(elasticities, demand, shop)  # randomized prices, where tested
     seconds["fit"] = round(time.perf_counter() - mark, 2)
     model = build_pricing_model(elasticities, demand, products, settings, shop_settings.currency, exposure)
     model.info = {"data_hash": manifest["input_hash"], "trained_until": str(demand[c.DATE].max().date())}
