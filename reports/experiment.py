@@ -15,10 +15,12 @@ change with `power` at that confidence (from the variances seen so far and the s
 actually served); until then the answer is "keep running" with the days that will take
 at the traffic seen. Then the challenger minus the champion, with its interval (Welch):
 above zero is "promote", anything else "stop" (worse, or no difference as large as the
-smallest one worth having). Deciding only at the planned size is what keeps the rate of
-false differences at the nominal 1 - confidence (measured by the simulator,
-benchmarks/README.md); peeking at the interval every day and stopping at the first
-"significant" one would not.
+smallest one worth having). Before the planned size, only a difference beyond a stricter
+boundary decides early (z = max(3, z / sqrt(t)) with t the share of the planned customers
+reached: Haybittle-Peto's 3 with O'Brien-Fleming's shape): a clear win or a clear harm
+need not wait, and the rate of false
+differences stays at the nominal 1 - confidence (measured by the simulator,
+benchmarks/README.md), where stopping at the first daily "significant" interval would not.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ LABELS = {
     "revenue_per_customer": "revenue per customer",
 }
 PER_CUSTOMER = ["impressions", "clicks", "purchases", "revenue"]
+EARLY_Z = 3.0
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,12 @@ def decide(
     # at this confidence, at the split served so far (n_a / n_b champion customers per one)
     target_se = settings.minimum_effect * mean_a / (z + float(norm.ppf(settings.power)))
     needed = math.ceil((var_a * n_b / n_a + var_b) / target_se**2)
-    if n_b < needed:
+    # the early boundary: with a share t of the planned customers, a difference decides
+    # only beyond max(3, z / sqrt(t)) (Haybittle-Peto's 3 and O'Brien-Fleming's shape)
+    early = n_b < needed and abs(difference.value) / max(se, 1e-300) >= max(
+        EARLY_Z, z / math.sqrt(n_b / needed)
+    )
+    if n_b < needed and not early:
         per_day = n_b / max(days, 1.0)
         more = math.ceil((needed - n_b) / per_day) if per_day > 0 else None
         return Decision(
@@ -202,9 +210,9 @@ def decide(
             needed,
             more,
         )
-    if difference.low > 0:
+    if difference.value > 0 and (early or difference.low > 0):
         action, why = "promote", f"the challenger is better: {relative:+.1%} {LABELS[metric]}"
-    elif difference.high < 0:
+    elif difference.value < 0 and (early or difference.high < 0):
         action, why = "stop", f"the challenger is worse: {relative:+.1%} {LABELS[metric]}"
     else:
         action, why = (
@@ -215,6 +223,8 @@ def decide(
             ),
         )
     interval = f"{settings.confidence:.0%} interval {difference.low:+.4g} to {difference.high:+.4g}"
+    if early:
+        interval += f"; early, with {n_b} of the {needed} planned challenger customers, past the stricter early boundary"
     return Decision(action, f"{why} ({interval})", metric, difference, relative, needed, 0)
 
 
