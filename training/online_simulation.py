@@ -147,10 +147,10 @@ class Population:
 
 
 def assign(
-    truth: DemoTruth, champion: np.ndarray, challenger: np.ndarray, share: float, click_rate: float
+    truth: DemoTruth, champion: np.ndarray, challenger: np.ndarray, share: float, click_rate: float, salt: str
 ) -> Population:
-    """Split the eligible customers as the service does (a fresh salt: a new experiment)."""
-    experiment = Experiment("sim", "sim", "1", "2", share, secrets.token_hex(8), "2026-01-01T00:00:00Z")
+    """Split the eligible customers as the service does (a new salt: a new experiment)."""
+    experiment = Experiment("sim", "sim", "1", "2", share, salt, "2026-01-01T00:00:00Z")
     ids = truth.customer_ids[truth.eligible]
     variant = np.array([variant_of(experiment, str(customer), True) for customer in ids])
     lists = np.where((variant == CHALLENGER)[:, None], challenger[truth.eligible], champion[truth.eligible])
