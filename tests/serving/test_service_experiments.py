@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +24,7 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from inference.experiments import write_experiment, write_price_test
+from inference.experiments import read_experiment, write_experiment, write_price_test
 from inference.registry import PRICING, RECOMMENDER, configure
 from serving.dismissals import Dismissals
 from serving.state import ServingState
@@ -31,6 +34,7 @@ from storewise.service_logs import FEEDBACK, PRICE_AUDIT, log_files
 from storewise.service_settings import ServiceSettings
 from storewise.shop import ShopPaths
 from tests.servers import TrainedShop
+from training.online_promotion import promote_on_evidence
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("server")]
 
@@ -197,3 +201,80 @@ def test_stopping_the_experiment_puts_everyone_back_on_the_champion(lab: Lab) ->
     assert state.require().experiment is None
     assert state.require().challenger is None
     write_experiment(configure(), lab.experiment)  # running again for the tests after this one
+
+
+def storewise(uri: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+    )
+
+
+def test_the_shops_flow_start_watch_decide_from_the_command_line(lab: Lab) -> None:
+    """status, a second start refused, a report from the storefront's feedback, promote on
+    the experiment's evidence (refused while it says keep running), stop, bad input exit 2."""
+    uri = str(configure().tracking_uri)
+    status = storewise(uri, "experiment", "status")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["id"] == lab.experiment.id
+    again = storewise(uri, "experiment", "start", "--challenger", lab.experiment.challenger)
+    assert again.returncode == 2 and "stop it first" in again.stderr
+    # the storefront reports what 40 customers did with what they were shown
+    events = []
+    for customer in personalizable(lab, 40):
+        shown = lab.client.post("/recommend", json={"customer_id": customer, "k": 3}).json()
+        for item in shown["items"]:
+            events.append(
+                {
+                    "kind": "impression",
+                    "source": "recommendation",
+                    "item_id": item["item_id"],
+                    "customer_id": customer,
+                    "experiment": shown["experiment"],
+                    "variant": shown["variant"],
+                }
+            )
+        events.append({**events[-1], "kind": "purchase", "price": shown["items"][-1]["price"]})
+    assert lab.client.post("/feedback", json={"events": events}).status_code == 200
+    report = storewise(uri, "report", "experiment", "--shop-dir", str(lab.shop.root))
+    assert report.returncode == 0, report.stderr
+    assert "decision: keep running" in report.stdout, report.stdout
+    page = lab.shop.root / "reports" / "experiment" / lab.experiment.id / "index.html"
+    assert f"wrote {page}" in report.stdout
+    counts = pd.read_csv(page.parent / "variants.csv").set_index("variant")["customers"]
+    shown_to = pd.Series([event["variant"] for event in events if event["kind"] == "purchase"]).value_counts()
+    assert (counts.reindex(shown_to.index) >= shown_to).all()
+    refused = storewise(uri, "promote", "--experiment", "--shop-dir", str(lab.shop.root))
+    assert refused.returncode == 1 and "says keep running" in refused.stdout, refused.stdout
+    for bad, says in [
+        (["experiment", "start", "--challenger", "999", "--share", "0.1"], "stop it first"),
+        (["experiment", "start", "--model", "pricing", "--items", "NO-SUCH"], "--items"),
+        (["experiment", "start", "--model", "shoes"], "--model"),
+    ]:
+        done = storewise(uri, *bad, "--shop-dir", str(lab.shop.root))
+        assert done.returncode == 2 and says in done.stderr, done.stderr
+    stopped = storewise(uri, "experiment", "stop")
+    assert stopped.returncode == 0 and f"stopped experiment {lab.experiment.id}" in stopped.stdout
+    assert storewise(uri, "experiment", "stop").returncode == 2
+    unknown = storewise(uri, "experiment", "start", "--challenger", "999", "--share", "0.1")
+    assert unknown.returncode == 2 and "--challenger" in unknown.stderr
+    write_experiment(configure(), lab.experiment)  # running again for what follows
+
+
+def test_promote_on_an_experiments_evidence_records_it_on_the_version(lab: Lab) -> None:
+    client = configure()
+    result = {
+        "decision": {"action": "promote", "reason": "the challenger is better: +12.0% revenue per customer"}
+    }
+    decision = promote_on_evidence(lab.experiment, result)
+    assert decision.promoted, decision
+    assert client.get_model_version_by_alias(RECOMMENDER, "champion").version == lab.experiment.challenger
+    tags = client.get_model_version(RECOMMENDER, lab.experiment.challenger).tags
+    assert tags["promotion.experiment"] == lab.experiment.id
+    assert json.loads(tags["promotion.evidence"]) == result
+    assert "online experiment" in tags["promotion"]
+    stopped = read_experiment(client, RECOMMENDER)
+    assert stopped is not None and stopped.status == "stopped"
