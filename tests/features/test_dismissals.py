@@ -31,7 +31,8 @@ def test_a_dismissal_counts_against_the_item_and_can_drop_the_pair(tmp_path: Pat
         {c.ORDERS: orders, c.EVENTS: events, c.CUSTOMERS: customers_table({"ann": True})}, shop
     )
     added = tables[c.EVENTS][tables[c.EVENTS][c.EVENT] == DISMISS]
-    assert len(added) == 2 and str(added[c.AT].dt.tz) == str(events[c.AT].dt.tz)
+    assert len(added) == 2
+    assert str(added[c.AT].dt.tz) == str(events[c.AT].dt.tz)
     weights = InteractionWeights(dismiss=-4.0)
     table = build_interactions(orders, tables[c.EVENTS], tables[c.CUSTOMERS], weights).set_index(c.ITEM_ID)
     # A: bought (8) then dismissed (-4): still a pair, weaker; B: a view (1) then dismissed: gone

@@ -100,13 +100,16 @@ def test_the_decision_promotes_a_clear_win_stops_a_loss_and_waits_with_days() ->
     settings = ExperimentSettings(minimum_effect=0.2)
     win = analyze(synthetic(4000, (0.10, 0.16), seed=2), 28, settings)
     assert win.decision.action == "promote", win.decision.reason
-    assert win.decision.difference is not None and win.decision.difference.low > 0
+    assert win.decision.difference is not None
+    assert win.decision.difference.low > 0
     loss = analyze(synthetic(4000, (0.16, 0.10), seed=3), 28, settings)
-    assert loss.decision.action == "stop" and "worse" in loss.decision.reason
+    assert loss.decision.action == "stop"
+    assert "worse" in loss.decision.reason
     small = analyze(synthetic(150, (0.10, 0.10), seed=4), 10, settings)
     decision = small.decision
     assert decision.action == "keep running"
-    assert decision.customers_needed is not None and decision.customers_needed > 150
+    assert decision.customers_needed is not None
+    assert decision.customers_needed > 150
     # 150 challenger customers in 10 days: 15 a day, so the days still needed are
     assert decision.more_days == math.ceil((decision.customers_needed - 150) / 15)
 

@@ -16,7 +16,6 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import mlflow
@@ -66,7 +65,7 @@ def lab(trained_shop: TrainedShop, tmp_path_factory: pytest.TempPathFactory) -> 
         client = configure()
         champion = client.get_model_version_by_alias(RECOMMENDER, "champion")
         # the challenger: another registered version (of the same run, so it loads as fast)
-        challenger = client.create_model_version(RECOMMENDER, champion.source, champion.run_id)
+        challenger = client.create_model_version(RECOMMENDER, str(champion.source), champion.run_id)
         experiment = start_experiment(RECOMMENDER, str(champion.version), str(challenger.version), 0.5)
         write_experiment(client, experiment)
         products = pd.read_parquet(shop.table(c.PRODUCTS))
@@ -160,9 +159,11 @@ def test_a_price_test_prices_every_customer_alike_and_is_audited(lab: Lab) -> No
         for line in path.read_text().splitlines()
     ]
     marked = [line for line in audit if line.get("price_test") == lab.price_test.id]
-    assert len(marked) >= len(customers) and {line["arm"] for line in marked} == {arm}
+    assert len(marked) >= len(customers)
+    assert {line["arm"] for line in marked} == {arm}
     untested = [line for line in audit if line["item_id"] != item]
-    assert untested and all("price_test" not in line for line in untested)
+    assert untested
+    assert all("price_test" not in line for line in untested)
     # the price moved by the step (within the guardrails and the .90 ending) from the policy's
     state = ServingState(lab.settings)
     base = float(state.require().pricing.price([item])["price"][0])
@@ -221,7 +222,8 @@ def test_the_shops_flow_start_watch_decide_from_the_command_line(lab: Lab) -> No
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["id"] == lab.experiment.id
     again = storewise(uri, "experiment", "start", "--challenger", lab.experiment.challenger)
-    assert again.returncode == 2 and "stop it first" in again.stderr
+    assert again.returncode == 2
+    assert "stop it first" in again.stderr
     # the storefront reports what 40 customers did with what they were shown
     events = []
     for customer in personalizable(lab, 40):
@@ -248,19 +250,23 @@ def test_the_shops_flow_start_watch_decide_from_the_command_line(lab: Lab) -> No
     shown_to = pd.Series([event["variant"] for event in events if event["kind"] == "purchase"]).value_counts()
     assert (counts.reindex(shown_to.index) >= shown_to).all()
     refused = storewise(uri, "promote", "--experiment", "--shop-dir", str(lab.shop.root))
-    assert refused.returncode == 1 and "says keep running" in refused.stdout, refused.stdout
+    assert refused.returncode == 1, refused.stdout
+    assert "says keep running" in refused.stdout, refused.stdout
     for bad, says in [
         (["experiment", "start", "--challenger", "999", "--share", "0.1"], "stop it first"),
         (["experiment", "start", "--model", "pricing", "--items", "NO-SUCH"], "--items"),
         (["experiment", "start", "--model", "shoes"], "--model"),
     ]:
         done = storewise(uri, *bad, "--shop-dir", str(lab.shop.root))
-        assert done.returncode == 2 and says in done.stderr, done.stderr
+        assert done.returncode == 2, done.stderr
+        assert says in done.stderr, done.stderr
     stopped = storewise(uri, "experiment", "stop")
-    assert stopped.returncode == 0 and f"stopped experiment {lab.experiment.id}" in stopped.stdout
+    assert stopped.returncode == 0
+    assert f"stopped experiment {lab.experiment.id}" in stopped.stdout
     assert storewise(uri, "experiment", "stop").returncode == 2
     unknown = storewise(uri, "experiment", "start", "--challenger", "999", "--share", "0.1")
-    assert unknown.returncode == 2 and "--challenger" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "--challenger" in unknown.stderr
     write_experiment(configure(), lab.experiment)  # running again for what follows
 
 
@@ -277,4 +283,5 @@ def test_promote_on_an_experiments_evidence_records_it_on_the_version(lab: Lab) 
     assert json.loads(tags["promotion.evidence"]) == result
     assert "online experiment" in tags["promotion"]
     stopped = read_experiment(client, RECOMMENDER)
-    assert stopped is not None and stopped.status == "stopped"
+    assert stopped is not None
+    assert stopped.status == "stopped"

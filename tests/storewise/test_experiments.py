@@ -73,5 +73,6 @@ def test_a_price_arm_depends_on_item_and_day_only_and_is_a_fair_coin() -> None:
     assert arms == [price_arm(test, "A", day) for day in days]
     assert 0.4 < arms.count("high") / len(arms) < 0.6
     assert arms != [price_arm(test, "B", day) for day in days], "items switch independently"
-    assert test.active_on(date(2026, 6, 1)) and not test.active_on(date(2027, 1, 1))
+    assert test.active_on(date(2026, 6, 1))
+    assert not test.active_on(date(2027, 1, 1))
     assert not test.stopped().active_on(date(2026, 6, 1))

@@ -29,7 +29,8 @@ def test_costs_have_paired_intervals_and_no_cap_costs_nothing() -> None:
     ranked = np.array([rng.permutation(20) for _ in range(300)])
     truth = [row[:2] for row in ranked]  # each customer bought their two best: the cap can only cost
     costs = {cost.cap: cost for cost in diversity_costs(ranked, truth, categories, (None, 2, 1), k=5)}
-    assert costs[None].difference == 0 and costs[None].low == costs[None].high == 0
+    assert costs[None].difference == 0
+    assert costs[None].low == costs[None].high == 0
     assert costs[1].difference <= costs[2].difference <= 0
     assert costs[1].low <= costs[1].difference <= costs[1].high
     assert costs[1].categories_per_list == 4

@@ -43,7 +43,8 @@ def test_the_report_picks_the_truly_better_recommender_and_aa_runs_stay_near_the
     assert better.true_effect > 0.5
     assert better.correct == better.runs, better  # a large true win is always promoted
     worse = experiment_rates(truth, taste, pop, SETTINGS, runs=40, seed=200)
-    assert worse.wrong == 0 and worse.correct >= 36, worse  # and a large loss stopped
+    assert worse.wrong == 0, worse
+    assert worse.correct >= 36, worse  # and a large loss stopped
     aa = experiment_rates(truth, taste, taste, SETTINGS, runs=120, seed=300)
     assert aa.true_effect == 0
     low, _ = wilson(aa.declared, aa.runs)
@@ -78,7 +79,8 @@ def test_the_estimator_on_poisson_data_and_its_place_in_the_elasticity_table() -
         }
     )
     found = estimate(rows)
-    assert found is not None and found.low <= -2.0 <= found.high
+    assert found is not None
+    assert found.low <= -2.0 <= found.high
     assert abs(found.elasticity + 2.0) < 3 * found.se
     table = pd.DataFrame(
         {
@@ -93,5 +95,6 @@ def test_the_estimator_on_poisson_data_and_its_place_in_the_elasticity_table() -
     updated = apply_estimates(table, rows, "price-1", 0.90).set_index(c.ITEM_ID)
     assert updated.loc["A", "elasticity"] == pytest.approx(found.elasticity)
     assert (updated.loc["A", "evidence"], updated.loc["A", "switchback"]) == ("item", "price-1")
-    assert updated.loc["B", "elasticity"] == -1.5 and updated.loc["B", "switchback"] is None
+    assert updated.loc["B", "elasticity"] == -1.5
+    assert updated.loc["B", "switchback"] is None
     assert estimate(rows.head(4)) is None, "too few days"
