@@ -41,7 +41,7 @@ def start(
     shop_dir: ShopDir = DEFAULT_SHOP_DIR,
 ) -> None:
     """Start an experiment: the service follows it within its reload interval."""
-    from inference.experiments import read_experiment, read_price_test
+    from inference.experiments import read_experiment
     from inference.registry import champion_version, configure, tracking_uri
 
     name = _model(model)
@@ -52,9 +52,6 @@ def start(
             fail(f"experiment {running.id} is running (challenger v{running.challenger}); stop it first")
         _start_recommender(client, name, challenger, share, champion_version(client, name))
     else:
-        running_test = read_price_test(client, name)
-        if running_test is not None and running_test.status == "running":
-            fail(f"price test {running_test.id} is running; stop it first")
         _start_price_test(client, name, items, step, days, start_date, ShopPaths(shop_dir))
     say(f"wrote it in {tracking_uri()}; the service picks it up within its --reload-seconds")
 
@@ -96,7 +93,7 @@ def _start_price_test(
 ) -> None:
     from mlflow import MlflowClient
 
-    from inference.experiments import write_price_test
+    from inference.experiments import read_price_test, write_price_test
     from inference.registry import champion_version
     from intake.tables import read_table
     from storewise import columns as c
@@ -114,6 +111,9 @@ def _start_price_test(
         fail(f"--items: not in {shop.table(c.PRODUCTS)}: {', '.join(unknown[:10])}")
     if champion_version(client, name) is None:
         fail(f"'{name}' has no champion: a price test moves the champion's prices")
+    running = read_price_test(client, name)
+    if running is not None and running.status == "running":
+        fail(f"price test {running.id} is running; stop it first")
     try:
         day = date.fromisoformat(first) if first else datetime.now(ZoneInfo(shop.settings().timezone)).date()
     except ValueError:

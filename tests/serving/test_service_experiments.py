@@ -272,12 +272,14 @@ def test_the_shops_flow_start_watch_decide_from_the_command_line(lab: Lab) -> No
 
 def test_promote_on_an_experiments_evidence_records_it_on_the_version(lab: Lab) -> None:
     client = configure()
-    result = {
+    result: dict[str, object] = {
         "decision": {"action": "promote", "reason": "the challenger is better: +12.0% revenue per customer"}
     }
     decision = promote_on_evidence(lab.experiment, result)
     assert decision.promoted, decision
-    assert client.get_model_version_by_alias(RECOMMENDER, "champion").version == lab.experiment.challenger
+    assert (
+        str(client.get_model_version_by_alias(RECOMMENDER, "champion").version) == lab.experiment.challenger
+    )
     tags = client.get_model_version(RECOMMENDER, lab.experiment.challenger).tags
     assert tags["promotion.experiment"] == lab.experiment.id
     assert json.loads(tags["promotion.evidence"]) == result
