@@ -7,7 +7,9 @@ UV := .uv/bin/uv
 SHOP ?= data/demo
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
-RUN := $(UV) run --frozen
+# every dependency set: the service's, `train` (the CLI and training) and `team` (the
+# tracking server), with the dev group (pyproject.toml)
+RUN := $(UV) run --frozen --all-extras
 
 .PHONY: install demo test lint format bench bento
 
@@ -16,7 +18,7 @@ $(UV):
 	.uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 install: $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 
 ## The main job on the embedded default shop: generate, check, build features, train and
 ## register the models, promote them, and serve on localhost.
@@ -50,7 +52,10 @@ bench: install
 	$(RUN) python -m benchmarks.bench_recommender
 	$(RUN) python -m benchmarks.bench_pricing
 
-## A bento of the service from the locked requirements (bentoml build ignores uv.lock).
+## A bento of the service with the service's dependency set only: pyproject's dependencies,
+## no extras, no dev group, exported from the lock (bentoml build ignores uv.lock), wheels
+## only (`--only-binary :all:`, so installing the bento needs no compiler). bentoml build
+## looks for uv on PATH (it would pip-install it into .venv, which has no pip).
 bento: install
-	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header > requirements.lock.txt
-	BENTOML_HOME=$${BENTOML_HOME:-$(CURDIR)/.bentoml} $(RUN) bentoml build
+	{ echo "--only-binary :all:"; $(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header; } > requirements.lock.txt
+	PATH=$(CURDIR)/.uv/bin:$$PATH BENTOML_HOME=$${BENTOML_HOME:-$(CURDIR)/.bentoml} $(RUN) bentoml build

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,3 +45,13 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, time
             pytest.fail(f"the server exited: {log.read_text()[-3000:]}")
         time.sleep(1)
     pytest.fail(f"the server did not become ready: {log.read_text()[-3000:]}")
+
+
+@functools.cache
+def storewise_app() -> Any:
+    """The service's ASGI app, made once per test process: BentoML registers its metrics in
+    a process-wide registry, so a second app would collide. Each `TestClient(app)` context
+    runs the app's startup, which makes a new service instance from the environment then."""
+    from serving.service import Storewise
+
+    return Storewise.to_asgi()  # type: ignore[attr-defined]  # added by @bentoml.service

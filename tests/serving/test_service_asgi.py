@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from storewise import columns as c
 from storewise.service_logs import PRICE_AUDIT, log_files, process_tag
-from tests.servers import TrainedShop
+from tests.servers import TrainedShop, storewise_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("server")]
 TOKEN = "test-admin-token-0123456789"
@@ -30,9 +30,7 @@ def client(trained_shop: TrainedShop, tmp_path_factory: pytest.TempPathFactory) 
         patch.setenv("STOREWISE_RELOAD_SECONDS", "3600")
         patch.setenv("STOREWISE_ADMIN_TOKEN", TOKEN)
         patch.setenv("STOREWISE_MODEL_CACHE", str(tmp_path_factory.mktemp("model-cache")))
-        from serving.service import Storewise
-
-        app = Storewise.to_asgi()  # type: ignore[attr-defined]  # added by @bentoml.service
+        app = storewise_app()
         with TestClient(app, raise_server_exceptions=False) as test_client:
             yield test_client
 

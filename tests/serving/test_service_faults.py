@@ -23,7 +23,7 @@ from inference.registry import CHAMPION, PRICING, RECOMMENDER, configure, find_c
 from serving.state import ServingState
 from storewise import columns as c
 from storewise.service_settings import ServiceSettings
-from tests.servers import TrainedShop, free_port
+from tests.servers import TrainedShop, free_port, storewise_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("server")]
 
@@ -65,9 +65,7 @@ def test_without_a_pricing_champion_answers_come_at_list_prices_and_say_so(
         "STOREWISE_MODEL_CACHE": str(tmp_path / "model-cache"),
     }.items():
         monkeypatch.setenv(name, value)
-    from serving.service import Storewise
-
-    with TestClient(Storewise.to_asgi(), raise_server_exceptions=False) as http:  # type: ignore[attr-defined]
+    with TestClient(storewise_app(), raise_server_exceptions=False) as http:
         answers = {
             path: http.post(path, json=body)
             for path, body in [
