@@ -32,7 +32,7 @@ from storewise.experiments import Experiment, PriceTest, start_experiment, start
 from storewise.service_logs import FEEDBACK, PRICE_AUDIT, log_files
 from storewise.service_settings import ServiceSettings
 from storewise.shop import ShopPaths
-from tests.servers import TrainedShop
+from tests.servers import TrainedShop, storewise_app
 from training.online_promotion import promote_on_evidence
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("server")]
@@ -76,7 +76,7 @@ def lab(trained_shop: TrainedShop, tmp_path_factory: pytest.TempPathFactory) -> 
         import serving.service as service
 
         patch.setattr(service, "SETTINGS", settings)
-        with TestClient(service.Storewise.to_asgi(), raise_server_exceptions=False) as test_client:  # type: ignore[attr-defined]
+        with TestClient(storewise_app(), raise_server_exceptions=False) as test_client:
             yield Lab(
                 test_client, shop, experiment, price_test, pd.read_parquet(shop.table(c.CUSTOMERS)), settings
             )

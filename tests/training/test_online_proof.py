@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.experiment_proof import experiment_rates, switchback_coverage, wilson
+from benchmarks.experiment_proof import experiment_rates, switchback_coverage, wilson
 from storewise import columns as c
 from storewise.settings import ExperimentSettings
 from storewise.shop import ShopPaths

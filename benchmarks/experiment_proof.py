@@ -1,5 +1,6 @@
 """The experiment machinery proven on the demo shop's truth: repeated simulated experiments
 (training/online_simulation.py) judged by the experiment report (reports/experiment.py).
+It sits in benchmarks/ because it needs both (reports may not import training).
 
 - **Picks the truly better recommender**: champion and challenger lists whose true values
   differ; over runs, how often the report decides "promote" for a truly better challenger
