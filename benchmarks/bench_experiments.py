@@ -43,11 +43,13 @@ def experiment_scenarios(shop: Any, generated: Any, runs: int, share: float, max
     truth = load_truth(shop, generated)
     taste, popular = taste_lists(truth, 10), popularity_lists(truth, 10)
     blurred = taste_lists(truth, 10, noise=1.0, seed=1)
+    slightly = taste_lists(truth, 10, noise=0.5, seed=1)  # about the 5% smallest effect worth having
     scenarios = {
         "A/A (taste against itself)": (taste, taste),
         "better, large (popularity -> taste)": (popular, taste),
         "better, moderate (blurred taste -> taste)": (blurred, taste),
         "worse, moderate (taste -> blurred taste)": (taste, blurred),
+        "better, small (slightly blurred taste -> taste)": (slightly, taste),
     }
     results: dict[str, Any] = {"settings": settings.model_dump(), "share": share, "max_days": max_days}
     for seed, (name, (champion, challenger)) in enumerate(scenarios.items()):
