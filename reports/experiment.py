@@ -39,7 +39,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from intake.tables import read_table
 from reports.feedback import read_log
+from storewise import columns as c
 from storewise.errors import DataError
 from storewise.experiments import CHALLENGER, CHAMPION, Experiment
 from storewise.service_logs import FEEDBACK
@@ -157,18 +159,29 @@ def summarize(rows: pd.DataFrame, variant: str, z: float) -> VariantSummary:
 
 
 def analyze(
-    table: pd.DataFrame, days: float, settings: ExperimentSettings, experiment_id: str = ""
+    table: pd.DataFrame,
+    days: float,
+    settings: ExperimentSettings,
+    experiment_id: str = "",
+    reachable: int | None = None,
 ) -> ExperimentResult:
-    """Per-variant figures and the decision, from `per_customer`'s table over `days` days."""
+    """Per-variant figures and the decision, from `per_customer`'s table over `days` days;
+    `reachable`: the most customers the challenger can ever get (its share of the shop's
+    customers who consent to personalization), when known."""
     z = float(norm.ppf(1 - (1 - settings.confidence) / 2))
     groups = {variant: table[table["variant"] == variant] for variant in (CHAMPION, CHALLENGER)}
     variants = [summarize(rows, variant, z) for variant, rows in groups.items()]
-    decision = decide(groups[CHAMPION], groups[CHALLENGER], days, settings, z)
+    decision = decide(groups[CHAMPION], groups[CHALLENGER], days, settings, z, reachable)
     return ExperimentResult(experiment_id, days, settings.confidence, variants, decision)
 
 
 def decide(
-    champion: pd.DataFrame, challenger: pd.DataFrame, days: float, settings: ExperimentSettings, z: float
+    champion: pd.DataFrame,
+    challenger: pd.DataFrame,
+    days: float,
+    settings: ExperimentSettings,
+    z: float,
+    reachable: int | None = None,
 ) -> Decision:
     metric = settings.primary_metric
     mean_a, var_a, n_a = metric_moments(champion, metric)
@@ -197,19 +210,7 @@ def decide(
         EARLY_Z, z / math.sqrt(n_b / needed)
     )
     if n_b < needed and not early:
-        per_day = n_b / max(days, 1.0)
-        more = math.ceil((needed - n_b) / per_day) if per_day > 0 else None
-        return Decision(
-            "keep running",
-            f"{n_b} of the {needed} challenger customers needed to detect a "
-            f"{settings.minimum_effect:.0%} change of {LABELS[metric]}"
-            + (f": about {more} more days at the current traffic" if more is not None else ""),
-            metric,
-            difference,
-            relative,
-            needed,
-            more,
-        )
+        return waiting(n_b, needed, days, settings, reachable, difference, relative)
     if difference.value > 0 and (early or difference.low > 0):
         action, why = "promote", f"the challenger is better: {relative:+.1%} {LABELS[metric]}"
     elif difference.value < 0 and (early or difference.high < 0):
@@ -226,6 +227,56 @@ def decide(
     if early:
         interval += f"; early, with {n_b} of the {needed} planned challenger customers, past the stricter early boundary"
     return Decision(action, f"{why} ({interval})", metric, difference, relative, needed, 0)
+
+
+def waiting(
+    n_b: int,
+    needed: int,
+    days: float,
+    settings: ExperimentSettings,
+    reachable: int | None,
+    difference: Estimate,
+    relative: float,
+) -> Decision:
+    """ "keep running", with the days the planned customers take at the traffic seen (a day
+    at least), or, when the shop has fewer customers than that for the challenger, what to
+    change: more days would never get there."""
+    metric = settings.primary_metric
+    plan = f"{n_b} of the {needed} challenger customers needed to detect a {settings.minimum_effect:.0%} change of {LABELS[metric]}"
+    if reachable is not None and needed > reachable:
+        return Decision(
+            "keep running",
+            f"{plan}, more than the {reachable} this shop has for the challenger (its share of the customers "
+            "who consent to personalization): raise the share, or minimum_effect in config/experiments.yaml; "
+            "until then only a clear difference (past the early boundary) decides",
+            metric,
+            difference,
+            relative,
+            needed,
+            None,
+        )
+    per_day = n_b / max(days, 1.0)
+    more = math.ceil((needed - n_b) / per_day) if per_day > 0 else None
+    return Decision(
+        "keep running",
+        plan + (f": about {more} more days at the current traffic" if more is not None else ""),
+        metric,
+        difference,
+        relative,
+        needed,
+        more,
+    )
+
+
+def reachable_customers(shop: ShopPaths, experiment: Experiment) -> int | None:
+    """The challenger's share of the shop's customers who consent to personalization (the
+    only ones in an experiment); None when the shop has no customers table."""
+    if not shop.table(c.CUSTOMERS).exists():
+        return None
+    customers = read_table(shop, c.CUSTOMERS)
+    if customers is None or c.CONSENT_PERSONALIZATION not in customers:
+        return None
+    return math.floor(experiment.share * int(customers[c.CONSENT_PERSONALIZATION].astype(bool).sum()))
 
 
 def experiment_days(events: pd.DataFrame, experiment: Experiment) -> float:
@@ -252,7 +303,13 @@ def write_experiment_report(
             "and purchases with the answer's experiment and variant",
             path=shop.logs / f"{FEEDBACK}*.jsonl",
         )
-    result = analyze(table, experiment_days(events, experiment), settings, experiment.id)
+    result = analyze(
+        table,
+        experiment_days(events, experiment),
+        settings,
+        experiment.id,
+        reachable_customers(shop, experiment),
+    )
     folder = shop.root / "reports" / "experiment" / experiment.id
     folder.mkdir(parents=True, exist_ok=True)
     variants_table(result).to_csv(folder / "variants.csv", index=False)
@@ -320,19 +377,15 @@ def render(result: ExperimentResult, experiment: Experiment) -> str:
             cells.append(f"{e.value:.{digits}f} <small>({e.low:.{digits}f} to {e.high:.{digits}f})</small>")
         body += "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
     decision = result.decision
-    more = (
-        f" About {decision.more_days} more days."
-        if decision.action == "keep running" and decision.more_days
-        else ""
-    )
+    ran = f"{result.days:.1f} days" if result.days >= 1 else f"{result.days * 24:.1f} hours"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Experiment {html.escape(result.experiment)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.3em .7em;text-align:right}}.decision{{font-size:1.3em;padding:.6em;background:#f3f3f3}}</style>
 </head><body><h1>Experiment {html.escape(result.experiment)}</h1>
 <p>Champion v{html.escape(experiment.champion)} against challenger v{html.escape(experiment.challenger)} on
 {experiment.share:.0%} of the customers the champion personalizes for, since {html.escape(experiment.started_at)}
-({result.days:.1f} days, {html.escape(experiment.status)}). Intervals at {result.confidence:.0%}, over customers.</p>
-<p class="decision"><b>{html.escape(decision.action)}</b>: {html.escape(decision.reason)}.{more}</p>
+({ran}, {html.escape(experiment.status)}). Intervals at {result.confidence:.0%}, over customers.</p>
+<p class="decision"><b>{html.escape(decision.action)}</b>: {html.escape(decision.reason)}.</p>
 <table><tr>{head}</tr>{body}</table>
 <p><img src="experiment.png" alt="the metrics per variant with their intervals" width="100%"></p>
 <p>Files: <code>variants.csv</code>, <code>result.json</code> (what <code>storewise promote --experiment</code> records).</p>

@@ -138,3 +138,42 @@ def test_the_report_is_written_with_its_chart_and_evidence(tmp_path: Path) -> No
         json.loads((page.parent / "result.json").read_text())["decision"]["action"] == result.decision.action
     )
     assert result.decision.action in page.read_text()
+
+
+def test_a_plan_beyond_the_shops_customers_says_what_to_change_not_how_many_days() -> None:
+    settings = ExperimentSettings(minimum_effect=0.2)
+    table = synthetic(150, (0.10, 0.10), seed=4)
+    planned = analyze(table, 10, settings).decision
+    assert planned.customers_needed is not None
+    assert planned.more_days is not None
+    # the same figures, in a shop whose challenger can only ever reach fewer customers
+    capped = analyze(table, 10, settings, reachable=planned.customers_needed - 1).decision
+    assert capped.action == "keep running"
+    assert capped.more_days is None
+    assert f"more than the {planned.customers_needed - 1} this shop has" in capped.reason
+    assert "raise the share" in capped.reason
+    enough = analyze(table, 10, settings, reachable=planned.customers_needed).decision
+    assert enough.more_days == planned.more_days
+
+
+def test_the_page_says_the_days_once_and_a_short_run_in_hours(tmp_path: Path) -> None:
+    shop = ShopPaths(tmp_path / "shop")
+    shop.logs.mkdir(parents=True)
+    experiment = start_experiment("storewise-recommender", "1", "2", 0.5)
+    lines = [
+        event(kind, f"{variant}{i}", variant, price=10.0 + i, experiment=experiment.id)
+        for variant in ("champion", "challenger")
+        for i in range(30)
+        for kind in (["impression", "purchase"] if i % 3 == 0 else ["impression"])
+    ]
+    started = pd.Timestamp(experiment.started_at)
+    for minutes, line in enumerate(lines):
+        line["at"] = (started + pd.Timedelta(minutes=minutes)).isoformat()
+    (shop.logs / f"{FEEDBACK}.host-1.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    page, result = write_experiment_report(shop, experiment, ExperimentSettings())
+    text = page.read_text()
+    assert result.decision.action == "keep running"
+    assert result.decision.more_days is not None
+    assert text.count(f"about {result.decision.more_days} more days") == 1
+    assert text.lower().count("more days") == 1
+    assert f"({(len(lines) - 1) / 60:.1f} hours, running)" in text, text  # one event a minute
