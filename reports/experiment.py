@@ -246,9 +246,9 @@ def waiting(
     if reachable is not None and needed > reachable:
         return Decision(
             "keep running",
-            f"{plan}, more than the {reachable} this shop has for the challenger (its share of the customers "
-            "who consent to personalization): raise the share, or minimum_effect in config/experiments.yaml; "
-            "until then only a clear difference (past the early boundary) decides",
+            f"{plan}, more than this shop can give the challenger (at most {reachable}: its share of the "
+            "customers who consent to personalization): raise the share, or minimum_effect in "
+            "config/experiments.yaml; until then only a clear difference (past the early boundary) decides",
             metric,
             difference,
             relative,
@@ -270,7 +270,8 @@ def waiting(
 
 def reachable_customers(shop: ShopPaths, experiment: Experiment) -> int | None:
     """The challenger's share of the shop's customers who consent to personalization (the
-    only ones in an experiment); None when the shop has no customers table."""
+    only ones in an experiment): an upper bound, as those the model has no history for get
+    the non-personalized answer too; None when the shop has no customers table."""
     if not shop.table(c.CUSTOMERS).exists():
         return None
     customers = read_table(shop, c.CUSTOMERS)
