@@ -10,6 +10,7 @@
 | `serve` | `cli/serve.py` |
 | `report segments / feedback` | `cli/report.py` |
 | `erase` | `cli/privacy.py` |
+| `experiment start / status / stop`, `report experiment` | `cli/experiment.py` |
 
 Every verb takes `--shop-dir` (default `data/demo`) and says where it wrote. A problem
 with the user's input is one line on stderr naming the file, row and column, and exit
@@ -23,7 +24,7 @@ import sys
 
 import typer
 
-from cli import data, features, privacy, recommend, report, review, serve, train
+from cli import data, experiment, features, privacy, recommend, report, review, serve, train
 from storewise.errors import EXIT_USAGE, StorewiseError
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ app.add_typer(train.app, name="train")
 app.add_typer(report.app, name="report")
 for module in (train, review, recommend, serve, privacy):
     module.register(app)
+experiment.register(app, report.app)
 
 
 def main() -> None:

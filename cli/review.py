@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from cli.common import fail, say
+from cli.common import ShopDir, fail, say
+from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths
 
 MODEL_NAMES = {"recommender": "storewise-recommender", "pricing": "storewise-pricing"}
 
@@ -19,6 +20,13 @@ def promote_command(
     force: Annotated[
         bool, typer.Option("--force", help="Skip the gate (recorded as a tag on the version).")
     ] = False,
+    experiment: Annotated[
+        bool,
+        typer.Option(
+            "--experiment", help="The online experiment's report is the evidence (recorded on the version)."
+        ),
+    ] = False,
+    shop_dir: ShopDir = DEFAULT_SHOP_DIR,
 ) -> None:
     """Give a registered version the champion alias, if it passes the promotion gate."""
     from inference.registry import tracking_uri
@@ -26,6 +34,13 @@ def promote_command(
 
     if model not in MODEL_NAMES:
         fail(f"unknown --model '{model}'; use one of: {', '.join(MODEL_NAMES)}")
+    if experiment:
+        from cli.experiment import promote_on_experiment
+
+        if model != "recommender" or force:
+            fail("--experiment promotes a recommender challenger on its own evidence (no --force)")
+        promote_on_experiment(version, ShopPaths(shop_dir))
+        return
     decision = promote(MODEL_NAMES[model], version, force=force)
     if decision.promoted:
         say(f"promoted {MODEL_NAMES[model]} version {decision.version} to champion: {decision.reason}")

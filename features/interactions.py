@@ -5,22 +5,29 @@ events mirror order lines and would count a sale twice). Each contribution is we
 its type and halves in value every `half_life_days` before the reference time; returns
 count against the item. Guests and customers who did not consent to personalization are
 left out here: their behaviour still counts in popularity and demand, never in a model of
-them.
+them. A customer's "not interested" (the service's `dismiss` feedback, kept in the shop's
+`dismissals` log) counts against the item like a return (`with_dismissals` adds them to
+the events as `dismiss`), so the next training learns it as a negative signal.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
 
 from storewise import columns as c
+from storewise.service_logs import DISMISSALS, log_files
 from storewise.settings import InteractionWeights
+from storewise.shop import ShopPaths
 
 WEIGHT = "weight"
 VIEWS = "views"
 ADD_TO_CARTS = "add_to_carts"
 PURCHASES = "purchases"
 RETURNS = "returns"
+DISMISS = "dismiss"  # an event kind of the service's feedback, not of a shop's export
 LAST_AT = "last_at"
 USER_INDEX = "user_index"
 ITEM_INDEX = "item_index"
@@ -49,6 +56,7 @@ def build_interactions(
     if events is not None and len(events):
         parts.append(_contributions(events[events[c.EVENT] == c.VIEW], c.AT, VIEWS))
         parts.append(_contributions(events[events[c.EVENT] == c.ADD_TO_CART], c.AT, ADD_TO_CARTS))
+        parts.append(_contributions(events[events[c.EVENT] == DISMISS], c.AT, DISMISS))
     long = pd.concat([part for part in parts if len(part)], ignore_index=True)
     if until is not None:
         long = long[long[c.AT] < until]
@@ -66,6 +74,7 @@ def build_interactions(
         ADD_TO_CARTS: weights.add_to_cart,
         PURCHASES: weights.purchase,
         RETURNS: weights.return_,
+        DISMISS: weights.dismiss,
     }
     long[WEIGHT] = long["kind"].map(per_kind).to_numpy() * decay
 
@@ -116,3 +125,30 @@ def id_maps(interactions: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.Data
     items = pd.DataFrame({c.ITEM_ID: np.sort(products[c.ITEM_ID].unique())})
     items[ITEM_INDEX] = np.arange(len(items), dtype=np.int64)
     return users, items
+
+
+def read_dismissals(shop: ShopPaths) -> pd.DataFrame:
+    """Every "not interested" the service kept (`<shop>/logs/dismissals*.jsonl`), as events."""
+    rows = []
+    for path in log_files(shop.logs, DISMISSALS):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+                rows.append((str(record["customer_id"]), str(record["item_id"]), str(record["at"])))
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line of a live file: the next build reads it whole
+    frame = pd.DataFrame(rows, columns=[c.CUSTOMER_ID, c.ITEM_ID, c.AT])
+    frame[c.AT] = pd.to_datetime(frame[c.AT], utc=True, format="ISO8601")
+    return frame.assign(**{c.EVENT: DISMISS})
+
+
+def with_dismissals(tables: dict[str, pd.DataFrame], shop: ShopPaths) -> dict[str, pd.DataFrame]:
+    """The shop's tables with its dismissals added to the events (in the events' time zone)."""
+    dismissals = read_dismissals(shop)
+    if dismissals.empty:
+        return tables
+    events = tables.get(c.EVENTS)
+    if events is not None and len(events) and getattr(events[c.AT].dt, "tz", None) is not None:
+        dismissals[c.AT] = dismissals[c.AT].dt.tz_convert(events[c.AT].dt.tz)
+    combined = dismissals if events is None else pd.concat([events, dismissals], ignore_index=True)
+    return {**tables, c.EVENTS: combined}

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from features.clusters import behaviour, cluster_customers
 from features.customer_features import customer_features
 from features.demand import daily_demand, local_days
-from features.interactions import build_interactions, id_maps
+from features.interactions import build_interactions, id_maps, with_dismissals
 from features.item_features import item_features
 from features.journey import funnel, journeys
 from features.rfm import rfm_table
@@ -31,7 +31,7 @@ from storewise import columns as c
 from storewise.config import CONFIG_DIR, flatten
 from storewise.errors import DataError
 from storewise.settings import load_feature_settings, load_recommender_settings
-from storewise.shop import ShopPaths, ShopSettings
+from storewise.shop import ShopPaths
 
 MANIFEST = "manifest.json"
 DISCOUNT_TOLERANCE = 0.97  # a price at least 3% under list counts as a discount
@@ -92,7 +92,7 @@ def build_features(shop: ShopPaths, *, config_dir: Path = CONFIG_DIR, force: boo
     if not force and previous is not None and previous.get("input_hash") == digest:
         return BuildResult(previous, rebuilt=False)
     tables = checked_tables(shop)
-    build = FeatureBuild(tables, shop.settings(), config_dir)
+    build = FeatureBuild(tables, shop, config_dir)
     customer_steps = has_customers(tables[c.ORDERS])
     steps = [*(CUSTOMER_STEPS if customer_steps else ()), "demand"]
     with tqdm(total=len(steps), desc="building features", unit="step") as bar:
@@ -131,8 +131,9 @@ def checked_tables(shop: ShopPaths) -> dict[str, pd.DataFrame]:
 class FeatureBuild:
     """The outputs of one build, step by step, with each step's time and the notes."""
 
-    def __init__(self, tables: dict[str, pd.DataFrame], settings: ShopSettings, config_dir: Path) -> None:
-        self.tables = tables
+    def __init__(self, tables: dict[str, pd.DataFrame], shop: ShopPaths, config_dir: Path) -> None:
+        self.tables, self.shop = tables, shop
+        settings = shop.settings()
         self.shop_settings = settings
         self.features = load_feature_settings(config_dir)
         self.recommender = load_recommender_settings(config_dir)
@@ -151,7 +152,9 @@ class FeatureBuild:
     def customer_outputs(self, bar: tqdm) -> None:
         t, settings = self.tables, self.features
         orders, products, customers, events = t[c.ORDERS], t[c.PRODUCTS], t[c.CUSTOMERS], t.get(c.EVENTS)
-        interactions = build_interactions(orders, events, customers, self.recommender.interactions)
+        # "not interested" from the service's dismissals log counts against an item
+        with_dismissed = with_dismissals(t, self.shop).get(c.EVENTS)
+        interactions = build_interactions(orders, with_dismissed, customers, self.recommender.interactions)
         users, items = id_maps(interactions, products)
         self.outputs |= {Outputs.INTERACTIONS: interactions, Outputs.USERS: users, Outputs.ITEMS: items}
         self.step("interactions", bar)

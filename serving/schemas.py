@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_K = 100
 MAX_ITEMS = 200
@@ -28,6 +28,7 @@ CustomerId = Annotated[
     ),
 ]
 PriceSource = Literal["pricing_model", "list_prices"]
+Variant = Literal["champion", "challenger"]
 
 
 class Strict(BaseModel):
@@ -45,6 +46,14 @@ class RecommendContext(Strict):
     )
     include_categories: list[Category] = Field(default_factory=list, max_length=50)
     exclude_categories: list[Category] = Field(default_factory=list, max_length=50)
+    max_per_category: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_K,
+        strict=True,
+        description="At most this many items of one category in the answer (diversity); "
+        "absent or null: no limit.",
+    )
 
 
 class CartItem(Strict):
@@ -78,6 +87,14 @@ class RecommendResponse(Strict):
     items: list[RecommendedItem]
     model_versions: ModelVersions
     request_id: str
+    variant: Variant = Field(
+        description="Which model answered: the champion, or the challenger of a running experiment. "
+        "Send it back with the feedback on this answer."
+    )
+    experiment: str | None = Field(
+        description="The experiment this customer is in (null: none running, a guest, or a "
+        "customer without personalization consent, who always get the champion)."
+    )
 
 
 class SimilarItem(Strict):
@@ -157,7 +174,10 @@ class QuoteResponse(Strict):
 
 
 class FeedbackEvent(Strict):
-    kind: Literal["impression", "click", "add_to_cart", "purchase"]
+    kind: Literal["impression", "click", "add_to_cart", "purchase", "dismiss"] = Field(
+        description="'dismiss' is the customer's \"not interested\": the item is not "
+        "recommended to them again (needs customer_id)."
+    )
     source: Literal["recommendation", "price"]
     item_id: Id
     customer_id: CustomerId = None
@@ -165,6 +185,18 @@ class FeedbackEvent(Strict):
     recommendation_source: Literal["personalized", "segment", "region", "trending"] | None = None
     price: float | None = Field(None, ge=0, le=MAX_PRICE, allow_inf_nan=False)
     quantity: int = Field(1, ge=1, le=10_000, strict=True)
+    experiment: Id | None = Field(
+        None, description="The `experiment` of the answer this event is about (filled in when absent)."
+    )
+    variant: Variant | None = Field(None, description="The `variant` of that answer.")
+
+    @model_validator(mode="after")
+    def _dismiss_names_a_customer(self) -> FeedbackEvent:
+        if self.kind == "dismiss" and not (self.customer_id or "").strip():
+            raise ValueError("'customer_id' is required for a 'dismiss': whose 'not interested' is it?")
+        if (self.experiment is None) != (self.variant is None):
+            raise ValueError("'experiment' and 'variant' go together: give both or neither")
+        return self
 
 
 class FeedbackResponse(Strict):
@@ -180,3 +212,5 @@ class InfoResponse(Strict):
     items: int
     customers_personalized: int
     alarms: list[str] = Field(description="What is wrong now (a log that cannot be written, ...).")
+    experiment: str | None = Field(description="The running recommender experiment, if any.")
+    price_test: str | None = Field(description="The running switchback price test, if any.")

@@ -25,16 +25,21 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from datetime import date, datetime
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import bentoml
 from bentoml.exceptions import NotFound
 from pydantic import Field
 from starlette.responses import JSONResponse
 
+from inference.experiments import apply_price_test
 from inference.loyalty import CartLine, PricedLine, price_line, quote
-from inference.recommender.answers import Context, Recommendation
+from inference.pricing.model import PricingModel
+from inference.recommender.answers import Answer, Context, Recommendation, Recommendations
 from serving import bentoml_fix
+from serving.dismissals import Dismissals
 from serving.list_prices import REASON as LIST_PRICE_NOTE
 from serving.logs import FEEDBACK, PRICE_AUDIT, JsonLines, LogWriteError
 from serving.middleware import AdminOnly, JsonOnly
@@ -61,7 +66,9 @@ from serving.schemas import (
     SimilarResponse,
 )
 from serving.state import Loaded, NotReadyError, ServingState, tracking_timeouts
+from storewise.experiments import CHALLENGER, Variant, variant_of
 from storewise.ids import normalize_customer_id
+from storewise.service_logs import DISMISSALS
 from storewise.service_settings import (
     ServiceSettings,
     ServiceSettingsError,
@@ -151,6 +158,16 @@ class Storewise:
         }
         self.audit = JsonLines(logs, PRICE_AUDIT, **rotation)  # type: ignore[arg-type]
         self.feedback_log = JsonLines(logs, FEEDBACK, **rotation)  # type: ignore[arg-type]
+        # "not interested" is for good: rotated like the others, never pruned
+        self.dismissals_log = JsonLines(
+            logs,
+            DISMISSALS,
+            rotate="size",
+            max_bytes=rotation["max_bytes"],  # type: ignore[arg-type]
+            keep=10**9,
+        )
+        self.dismissals = Dismissals(logs)
+        self.zone = ZoneInfo(self.state.settings.timezone)
         self.state.start_watching(SETTINGS.reload_seconds)
         if SETTINGS.bentoml_fix == "1":
             bentoml_fix.freeze_heap()
@@ -235,17 +252,30 @@ class Storewise:
         """(item, base price, its reason, previous price, the customer's line) per item, each
         written to the price audit log."""
         decided = snapshot.pricing.price(item_ids)
+        arms: list[str | None] = []
+        if snapshot.price_test is not None:
+            tested = apply_price_test(
+                snapshot.price_test,
+                self.today(),
+                item_ids,
+                decided,
+                *self.guardrails(snapshot, item_ids),
+            )
+            decided = {**decided, "price": tested.price, "reason": tested.reason}
+            arms = tested.arm
         member = self.is_member(snapshot, customer_id)
         promotions = snapshot.recommendations.rules.promotions
         loyalty, currency = self.state.loyalty, self.state.settings.currency
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         rows, audit = [], []
-        for item, base, reason, previous in zip(
-            item_ids,
-            decided["price"].tolist(),
-            decided["reason"].tolist(),
-            decided["previous_price"].tolist(),
-            strict=True,
+        for index, (item, base, reason, previous) in enumerate(
+            zip(
+                item_ids,
+                decided["price"].tolist(),
+                decided["reason"].tolist(),
+                decided["previous_price"].tolist(),
+                strict=True,
+            )
         ):
             line = cached_price_line(CartLine(item, 1, base, promotions.get(item)), member, loyalty, currency)
             rows.append((item, base, str(reason), previous, line))
@@ -264,12 +294,68 @@ class Storewise:
                     "pricing_version": snapshot.pricing_version,
                 }
             )
+            if arms and arms[index] is not None:  # the audit marks a price test's prices
+                audit[-1].update({"price_test": snapshot.price_test.id, "arm": arms[index]})  # type: ignore[union-attr]
         self.write(self.audit, audit, "give prices")
         return rows
 
-    def describe(self, snapshot: Loaded, item_id: str) -> tuple[str, str]:
-        recommendations = snapshot.recommendations
+    def today(self) -> date:
+        """The shop's date now (a price test's arms change at the shop's midnight)."""
+        return datetime.now(self.zone).date()
+
+    @staticmethod
+    def guardrails(snapshot: Loaded, item_ids: list[str]) -> tuple[tuple[Any, Any] | None, float | None]:
+        """Each item's floor and ceiling under the pricing model's guardrails, and its price
+        ending (None at list prices, which have no guardrails of their own)."""
+        pricing = snapshot.pricing
+        if not isinstance(pricing, PricingModel):
+            return None, None
+        rails = pricing.settings.guardrails
+        positions = [pricing.position[item] for item in item_ids]
+        floor = pricing.arrays["unit_cost"][positions] * (1 + rails.min_margin)
+        ceiling = pricing.arrays["list_price"][positions] * rails.ceiling_multiple
+        return (floor, ceiling.clip(min=floor)), rails.ending
+
+    def describe(
+        self, snapshot: Loaded, item_id: str, model: Recommendations | None = None
+    ) -> tuple[str, str]:
+        recommendations = model or snapshot.recommendations
         return str(recommendations.item_names[item_id]), str(recommendations.item_categories[item_id])
+
+    def variant(self, snapshot: Loaded, who: str | None) -> Variant:
+        """The customer's variant of the running experiment (the champion for everyone when
+        none runs; guests and customers without consent are never in one)."""
+        if snapshot.experiment is None or snapshot.challenger is None or who is None:
+            return "champion"
+        return variant_of(snapshot.experiment, who, snapshot.recommendations.can_personalize(who))
+
+    def answer(
+        self, snapshot: Loaded, who: str | None, k: int, context: RecommendContext
+    ) -> tuple[Answer, Recommendations, Variant]:
+        """The answer of the model this customer's variant names, without the items they
+        dismissed, with at most `max_per_category` of a category when asked."""
+        variant = self.variant(snapshot, who)
+        model = snapshot.challenger if variant == CHALLENGER else snapshot.recommendations
+        assert model is not None
+        answer = model.recommend(
+            who,
+            k,
+            Context(
+                context.recently_viewed,
+                context.cart,
+                context.include_categories,
+                context.exclude_categories,
+                dismissed=self.dismissals.of(who) if who else [],
+                max_per_category=context.max_per_category,
+            ),
+        )
+        if model is not snapshot.recommendations:  # a challenger may know items the prices do not
+            answer = Answer(
+                [item for item in answer.items if snapshot.pricing.knows(item.item_id)],
+                answer.source,
+                answer.personalized,
+            )
+        return answer, model, variant
 
     # -- endpoints --------------------------------------------------------------------
 
@@ -287,13 +373,7 @@ class Storewise:
         context = context or RecommendContext()
         self.require_items(snapshot, context.recently_viewed + context.cart)
         who = self.visible(customer_id)
-        answer = snapshot.recommendations.recommend(
-            who,
-            k,
-            Context(
-                context.recently_viewed, context.cart, context.include_categories, context.exclude_categories
-            ),
-        )
+        answer, model, variant = self.answer(snapshot, who, k, context)
         rid = request_id()
         ids = [item.item_id for item in answer.items]
         prices = self.priced(snapshot, ids, who, "recommend", rid) if ids else []
@@ -308,15 +388,30 @@ class Storewise:
                 price=line.unit_price,
             )
             for item, (_, base, _, _, line) in zip(answer.items, prices, strict=True)
-            for name, category in [self.describe(snapshot, item.item_id)]
+            for name, category in [self.describe(snapshot, item.item_id, model)]
         ]
+        versions = self.versions(snapshot)
+        if variant == CHALLENGER:
+            versions.recommender = snapshot.experiment.challenger  # type: ignore[union-attr]
         return RecommendResponse(
             customer_id=who,
             personalized=answer.personalized,
             source=answer.source,
             items=items,
-            model_versions=self.versions(snapshot),
+            model_versions=versions,
             request_id=rid,
+            variant=variant,
+            experiment=snapshot.experiment.id
+            if snapshot.experiment and self.in_experiment(snapshot, who)
+            else None,
+        )
+
+    @staticmethod
+    def in_experiment(snapshot: Loaded, who: str | None) -> bool:
+        return (
+            snapshot.challenger is not None
+            and who is not None
+            and snapshot.recommendations.can_personalize(who)
         )
 
     @bentoml.api(route="/similar")
@@ -453,7 +548,9 @@ class Storewise:
     async def feedback(
         self, events: Annotated[list[FeedbackEvent], Field(min_length=1, max_length=1000)]
     ) -> FeedbackResponse:
-        """Impressions, clicks, add-to-carts and purchases of what was shown, for uplift reports."""
+        """Impressions, clicks, add-to-carts and purchases of what was shown, for uplift and
+        experiment reports; a `dismiss` (the customer's "not interested") also hides the
+        item from that customer from the next `recommend` on."""
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         records = [
             {
@@ -464,8 +561,29 @@ class Storewise:
             }
             for event in events
         ]
+        self.label_variants(records)
+        dismissed = [
+            {"at": now, "customer_id": record["customer_id"], "item_id": record["item_id"]}
+            for record in records
+            if record["kind"] == "dismiss" and record["customer_id"]
+        ]
+        if dismissed:  # kept before the feedback is acknowledged: the next answer honours it
+            self.write(self.dismissals_log, dismissed, "accept a dismissal")
         self.write(self.feedback_log, records, "accept feedback")
         return FeedbackResponse(accepted=len(events))
+
+    def label_variants(self, records: list[dict[str, Any]]) -> None:
+        """Events on recommendations that do not say their experiment get the customer's
+        assignment (the same function of the id that chose the model that answered)."""
+        snapshot = self.state.current
+        if snapshot is None or snapshot.experiment is None:
+            return
+        for record in records:
+            who = record["customer_id"]
+            unlabelled = record["experiment"] is None and record["source"] == "recommendation"
+            if unlabelled and who and self.in_experiment(snapshot, who) and not self.state.is_erased(who):
+                record["experiment"] = snapshot.experiment.id
+                record["variant"] = self.variant(snapshot, who)
 
     @bentoml.api(route="/info")
     @says_why_unavailable
@@ -483,11 +601,25 @@ class Storewise:
             items=int(snapshot.recommendations.model.n_items),
             customers_personalized=len(snapshot.recommendations.model.user_ids),
             alarms=self.alarms(),
+            experiment=(
+                f"{snapshot.experiment.id}: challenger v{snapshot.experiment.challenger} on "
+                f"{snapshot.experiment.share:.0%} of the customers the champion personalizes for"
+            )
+            if snapshot.experiment
+            else None,
+            price_test=(
+                f"{snapshot.price_test.id}: {len(snapshot.price_test.items)} item(s), "
+                f"±{snapshot.price_test.step:.1%} by day, {snapshot.price_test.start} to {snapshot.price_test.end}"
+            )
+            if snapshot.price_test
+            else None,
         )
 
     def alarms(self) -> list[str]:
         found = [
-            log_file.last_failure for log_file in (self.audit, self.feedback_log) if log_file.last_failure
+            log_file.last_failure
+            for log_file in (self.audit, self.feedback_log, self.dismissals_log)
+            if log_file.last_failure
         ]
         if self.state.tracking_down_since:
             found.append(f"tracking server unreachable since {self.state.tracking_down_since}")

@@ -19,6 +19,7 @@ Bundles are read from a local cache, one copy per model version (`inference.regi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -27,6 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from inference.experiments import read_experiment, read_price_test
 from inference.pricing.model import PricingModel
 from inference.recommender.answers import Recommendations
 from inference.registry import (
@@ -40,6 +42,7 @@ from inference.registry import (
 from serving.list_prices import ListPrices
 from storewise.config import CONFIG_DIR
 from storewise.erasures import ERASURES, erased_hashes, hashed, salt_of
+from storewise.experiments import Experiment, ExperimentError, PriceTest
 from storewise.service_settings import ServiceSettings
 from storewise.settings import LoyaltySettings, load_loyalty_settings
 from storewise.shop import ShopPaths, ShopSettings
@@ -59,6 +62,11 @@ class Loaded:
     recommender_version: str
     pricing_version: str | None
     loaded_at: str
+    # a running recommender experiment and its challenger, loaded (None: everyone on the champion)
+    experiment: Experiment | None = None
+    challenger: Recommendations | None = None
+    # a switchback price test (its days decide whether it applies)
+    price_test: PriceTest | None = None
 
     @property
     def price_source(self) -> PriceSource:
@@ -124,6 +132,20 @@ class ServingState:
         client = configure()
         return find_champion(client, RECOMMENDER), find_champion(client, PRICING)
 
+    def experiments(self) -> tuple[Experiment | None, PriceTest | None]:
+        """The running experiment and price test in the registry (what every replica reads);
+        an unreadable record is an alarm, not a reason to stop serving."""
+        client = configure()
+        found: list[Experiment | PriceTest | None] = []
+        for name, read in ((RECOMMENDER, read_experiment), (PRICING, read_price_test)):
+            try:
+                record = read(client, name)
+            except ExperimentError as error:
+                self.broken[(name, "experiment")] = str(error)
+                record = None
+            found.append(record if record is not None and record.status == "running" else None)
+        return found[0], found[1]  # type: ignore[return-value]
+
     def reload_if_changed(self) -> bool:
         """Load the champions again if either alias moved; True if something changed. Never
         raises: what went wrong is logged (once per outage or broken version) and the models
@@ -131,6 +153,7 @@ class ServingState:
         with self._lock:
             try:
                 versions = self.champions()
+                experiment, price_test = self.experiments()
             except TrackingUnavailableError as error:
                 if self.tracking_down_since is None:
                     self.tracking_down_since = now()
@@ -141,7 +164,39 @@ class ServingState:
             if self.tracking_down_since is not None:
                 log.info("tracking server reachable again (down since %s)", self.tracking_down_since)
                 self.tracking_down_since = None
-            return self._switch_to(*versions)
+            switched = self._switch_to(*versions)
+            return self._follow_experiments(experiment, price_test) or switched
+
+    def _follow_experiments(self, experiment: Experiment | None, price_test: PriceTest | None) -> bool:
+        """Start or stop answering with a challenger, and apply or drop a price test, as the
+        registry says; True if something changed."""
+        current = self.current
+        if current is None:
+            return False
+        if experiment is not None and experiment.challenger == current.recommender_version:
+            experiment = None  # the challenger became the champion: nothing left to compare
+        if (experiment, price_test) == (current.experiment, current.price_test):
+            return False
+        challenger = current.challenger if current.experiment and experiment else None
+        if experiment is not None and (
+            current.experiment is None or current.experiment.challenger != experiment.challenger
+        ):
+            challenger = self._model(RECOMMENDER, experiment.challenger)  # type: ignore[assignment]
+            if challenger is None:
+                experiment = None  # logged and listed as an alarm; everyone stays on the champion
+            else:
+                challenger.recommend(None, 1)
+        self.current = dataclasses.replace(
+            current, experiment=experiment, challenger=challenger, price_test=price_test
+        )
+        log.info(
+            "experiment: %s; price test: %s",
+            f"{experiment.id} (challenger v{experiment.challenger} on {experiment.share:.0%})"
+            if experiment
+            else "none",
+            price_test.id if price_test else "none",
+        )
+        return True
 
     def _switch_to(self, recommender: str | None, pricing: str | None) -> bool:
         current = self.current
@@ -183,10 +238,22 @@ class ServingState:
             prices = self._model(PRICING, pricing)  # type: ignore[assignment]
         if recommendations is None or prices is None:
             return None
+
         # fill the models' caches (decided prices, ranks shared by every customer) now, not
         # in the first requests, and before the heap is frozen
         prices.decided  # noqa: B018
         recommendations.recommend(None, 1)
+        if current is not None:  # the experiments carry over; _follow_experiments checks them
+            return Loaded(
+                recommendations,
+                prices,
+                recommender,
+                pricing,
+                now(),
+                current.experiment,
+                current.challenger,
+                current.price_test,
+            )
         return Loaded(recommendations, prices, recommender, pricing, now())
 
     def _model(self, name: str, version: str | None) -> Recommendations | PricingModel | ListPrices | None:
@@ -212,12 +279,16 @@ class ServingState:
         if not root.is_dir() or self.current is None:
             return
         served = {RECOMMENDER: self.current.recommender_version, PRICING: self.current.pricing_version}
+        challenger = self.current.experiment.challenger if self.current.experiment else None
         for model in root.glob("*/*"):
             versions = sorted(
                 (path for path in model.iterdir() if path.name.isdigit()), key=lambda path: int(path.name)
             )
             for old in versions[:-2]:
-                if old.name != served.get(model.name):
+                if old.name not in (
+                    served.get(model.name),
+                    challenger if model.name == RECOMMENDER else None,
+                ):
                     shutil.rmtree(old, ignore_errors=True)
 
     def start_watching(self, every_seconds: float) -> None:

@@ -1,7 +1,7 @@
 """Where the service's logs are and the lock their writers honour (read by the service,
 `storewise erase` and `storewise report feedback`, which may not import `serving/`).
 
-A log (`price_audit`, `feedback`) is several files in `<shop>/logs/`: one live file per
+A log (`price_audit`, `feedback`, `dismissals`) is several files in `<shop>/logs/`: one live file per
 worker process, `<log>.<host>-<pid>.jsonl`, and the rotated ones,
 `<log>.<host>-<pid>.<UTC time>.jsonl` (and `<log>.jsonl` from versions before rotation).
 Every append holds a shared `flock` on `<shop>/logs/.lock`; a rewrite (erasure) holds it
@@ -20,7 +20,10 @@ from pathlib import Path
 
 PRICE_AUDIT = "price_audit"
 FEEDBACK = "feedback"
-LOGS = (PRICE_AUDIT, FEEDBACK)
+# "not interested" (feedback kind `dismiss`): kept for good (never pruned), read by every
+# worker before it recommends and by the next training (features/interactions.py)
+DISMISSALS = "dismissals"
+LOGS = (PRICE_AUDIT, FEEDBACK, DISMISSALS)
 LOCK = ".lock"
 ROTATED = re.compile(r"\.\d{8}T\d{6}\.\d{6}\.jsonl$")
 

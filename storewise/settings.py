@@ -55,6 +55,8 @@ class InteractionWeights(StrictModel):
     add_to_cart: float = Field(3.0, ge=0)
     purchase: float = Field(8.0, gt=0)
     return_: float = Field(-6.0, le=0, alias="return")
+    # "not interested" (the service's `dismiss` feedback): against the item, like a return
+    dismiss: float = Field(-4.0, le=0)
     half_life_days: float = Field(180, gt=0)
 
 
@@ -342,3 +344,21 @@ class LoyaltySettings(StrictModel):
 
 def load_loyalty_settings(config_dir: Path = CONFIG_DIR) -> LoyaltySettings:
     return load_settings(LoyaltySettings, config_dir / "loyalty.yaml")
+
+
+class ExperimentSettings(StrictModel):
+    """How an online experiment is judged (`storewise report experiment`)."""
+
+    confidence: float = Field(0.90, gt=0.5, lt=1)
+    power: float = Field(0.80, gt=0.5, lt=1)
+    # the smallest relative change of the primary metric worth detecting (0.05 = 5%)
+    minimum_effect: float = Field(0.05, gt=0, le=5)
+    primary_metric: Literal["revenue_per_customer", "conversion", "click_through"] = "revenue_per_customer"
+    # the price test's default step and length (`storewise experiment start --model pricing`)
+    price_step: float = Field(0.045, gt=0, lt=0.5)
+    price_days: int = Field(28, ge=2, le=365)
+
+
+def load_experiment_settings(config_dir: Path = CONFIG_DIR) -> ExperimentSettings:
+    path = config_dir / "experiments.yaml"
+    return load_settings(ExperimentSettings, path) if path.exists() else ExperimentSettings()

@@ -48,6 +48,10 @@ class Context:
     cart: list[str] = field(default_factory=list)
     include_categories: list[str] = field(default_factory=list)
     exclude_categories: list[str] = field(default_factory=list)
+    # items this customer said "not interested" in (the service's `dismiss` feedback)
+    dismissed: list[str] = field(default_factory=list)
+    # at most this many items of one category in the answer (None: no limit, the default)
+    max_per_category: int | None = None
 
 
 class Recommendations:
@@ -144,23 +148,31 @@ class Recommendations:
             return Answer(answers[0], "personalized", True)
         allowed = self._allowed(context)
         scores, source = self._non_personalized(customer_id)
-        return Answer(self._top(scores, allowed, k, None, source), source, False)
+        return Answer(self._top(scores, allowed, k, None, source, context.max_per_category), source, False)
 
     def recommend_many(
-        self, customer_ids: list[str], k: int, *, purchased: Purchased, batch: int = 256
+        self,
+        customer_ids: list[str],
+        k: int,
+        *,
+        purchased: Purchased,
+        batch: int = 256,
+        context: Context | None = None,
     ) -> list[Answer]:
-        """The same answers as `recommend` without context, scored in batches of customers."""
+        """The same answers as `recommend` (without context unless given one: the same for
+        every customer), scored in batches of customers."""
+        context = context or Context()
         ids = [normalize_customer_id(value) for value in customer_ids]
         answers: list[Answer | None] = [None] * len(ids)
         personal = [i for i, value in enumerate(ids) if self.can_personalize(value)]
         for start in range(0, len(personal), batch):
             rows = personal[start : start + batch]
             users = self.model.user_index.loc[[ids[i] for i in rows]].to_numpy()
-            for row, items in zip(rows, self._personalized(users, k, purchased, Context()), strict=True):
+            for row, items in zip(rows, self._personalized(users, k, purchased, context), strict=True):
                 answers[row] = Answer(items, "personalized", True)
         for i, value in enumerate(ids):
             if answers[i] is None:
-                answers[i] = self.recommend(value, k, purchased=purchased)
+                answers[i] = self.recommend(value, k, context, purchased=purchased)
         return [answer for answer in answers if answer is not None]
 
     def _personalized(
@@ -186,11 +198,13 @@ class Recommendations:
             allowed[row, items] = False
         scores = np.where(allowed, scores * self.boost, -np.inf)
         pinned = self.pinned.tolist()
-        width = min(k + len(pinned), self.model.n_items)
+        cap = context.max_per_category
+        width = self.model.n_items if cap else min(k + len(pinned), self.model.n_items)
         results = []
         for row in range(len(users)):
             candidates = [int(p) for p in best(scores[row], width) if np.isfinite(scores[row, p])]
-            chosen = list(dict.fromkeys([p for p in pinned if allowed[row, p]] + candidates))[:k]
+            ordered = list(dict.fromkeys([p for p in pinned if allowed[row, p]] + candidates))
+            chosen = self._capped(ordered, k, cap)
             results.append(self._described(chosen, {p: float(scores[row, p]) for p in chosen}, bought[row]))
         return results
 
@@ -210,15 +224,37 @@ class Recommendations:
         masked = np.where(allowed, scores * self.boost[columns], -np.inf)
         pinned = [p for p in self.pinned.tolist() if allowed_items[p] and p not in set(blocked.tolist())]
         width = k + len(self.pinned)
-        if int((masked > self.support_floor).sum()) < width:
+        supported = int((masked > self.support_floor).sum())
+        if supported < width:
             return None
-        top = best(masked, width)
+        cap = context.max_per_category
+        # with a cap, every supported item in order: the cap may skip many of the best
+        top = best(masked, supported if cap else width)
         score = dict(zip(columns[top].tolist(), masked[top].tolist(), strict=True))
-        chosen = list(dict.fromkeys(pinned + columns[top].tolist()))[:k]
+        chosen = self._capped(list(dict.fromkeys(pinned + columns[top].tolist())), k, cap)
+        if len(chosen) < k:
+            return None  # the cap left too few supported items: the full scoring decides
         shared = self.model.shared_blend(blend)
         for p in pinned:  # a pinned item outside the ranked ones scores the tie-break alone
             score.setdefault(p, float(shared[p] * self.boost[p]))
         return self._described(chosen, score, bought)
+
+    def _capped(self, ordered: list[int], k: int, cap: int | None) -> list[int]:
+        """The first k of `ordered` with at most `cap` items per category (pinned items,
+        first in the order, are always kept and count towards their category's cap)."""
+        if not cap:
+            return ordered[:k]
+        pinned = set(self.pinned.tolist())
+        counts: dict[str, int] = {}
+        chosen: list[int] = []
+        for position in ordered:
+            if len(chosen) == k:
+                break
+            category = self.categories[position]
+            if position in pinned or counts.get(category, 0) < cap:
+                chosen.append(position)
+                counts[category] = counts.get(category, 0) + 1
+        return chosen
 
     def _bought(self, user: int) -> np.ndarray:
         counts = self.model.histories["counts"]
@@ -261,7 +297,9 @@ class Recommendations:
     def _allowed(self, context: Context) -> np.ndarray:
         """Items the answer may hold: in stock, in the asked categories, not in the cart.
         Without such context it is the shared in-stock mask, read-only."""
-        if not (context.include_categories or context.exclude_categories or context.cart):
+        if not (
+            context.include_categories or context.exclude_categories or context.cart or context.dismissed
+        ):
             return self.in_stock
         allowed = self.in_stock.copy()
         if context.include_categories:
@@ -269,6 +307,7 @@ class Recommendations:
         if context.exclude_categories:
             allowed &= ~np.isin(self.categories, context.exclude_categories)
         allowed[self.item_positions(context.cart)] = False
+        allowed[self.item_positions(context.dismissed)] = False
         return allowed
 
     def _non_personalized(self, customer_id: str | None) -> tuple[np.ndarray, Source]:
@@ -281,13 +320,21 @@ class Recommendations:
         return self.trending_scores, "trending"
 
     def _top(
-        self, scores: np.ndarray, allowed: np.ndarray, k: int, reasons: dict[int, str] | None, source: Source
+        self,
+        scores: np.ndarray,
+        allowed: np.ndarray,
+        k: int,
+        reasons: dict[int, str] | None,
+        source: Source,
+        cap: int | None = None,
     ) -> list[Recommendation]:
         scores = np.where(allowed, scores * self.boost, -np.inf)
         pinned = [p for p in self.pinned.tolist() if allowed[p]]
-        count = min(k, int(np.isfinite(scores).sum()))
-        order = np.argsort(-scores, kind="stable")[:count]
-        order = np.array(list(dict.fromkeys([*pinned, *order]))[:count], dtype=np.int64)
+        finite = int(np.isfinite(scores).sum())
+        count = min(k, finite)
+        order = np.argsort(-scores, kind="stable")[: finite if cap else count]
+        ordered = [int(p) for p in dict.fromkeys([*pinned, *order.tolist()])]
+        order = np.array(self._capped(ordered, count, cap), dtype=np.int64)
         default = {
             "personalized": "matches your taste",
             "segment": "popular with customers like you",

@@ -121,3 +121,69 @@ def test_one_customer_is_answered_as_in_a_batch(
                 assert [(item.item_id, item.score, item.reason) for item in single.items] == [
                     (item.item_id, item.score, item.reason) for item in batch.items
                 ], (customer, purchased, k)
+
+
+def mixed_categories(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The style shop with three categories: V0-V2 rings, V3-V4 earrings, the boho items bracelets."""
+    categories = ["ring"] * 3 + ["earrings"] * 2 + ["bracelet"] * 5
+    return {**tables, c.PRODUCTS: tables[c.PRODUCTS].assign(**{c.CATEGORY: categories})}
+
+
+def test_max_per_category_spreads_the_answer_and_is_off_by_default(
+    style_model: tuple[HybridModel, dict],
+) -> None:
+    model, tables = style_model
+    recs = recommendations_for(model, mixed_categories(tables), BusinessRules())
+    plain = recs.recommend("new_a", 4, purchased="include")
+    assert [item.item_id[0] for item in plain.items] == ["V"] * 4, "off by default: four vintage items"
+    capped = recs.recommend("new_a", 4, Context(max_per_category=1), purchased="include")
+    categories = [recs.item_categories[item.item_id] for item in capped.items]
+    assert len(categories) == len(set(categories)) == 3, "one ring, one pair of earrings, one bracelet"
+    # the first of each category in the uncapped order is the one kept
+    order = [item.item_id for item in recs.recommend("new_a", 10, purchased="include").items]
+    firsts = list(dict.fromkeys(recs.item_categories[item] for item in order))
+    kept = [next(item for item in order if recs.item_categories[item] == name) for name in firsts]
+    assert [item.item_id for item in capped.items] == kept
+    two = recs.recommend("new_a", 4, Context(max_per_category=2), purchased="include")
+    assert (
+        max(
+            [recs.item_categories[item.item_id] for item in two.items].count(name)
+            for name in ("ring", "earrings", "bracelet")
+        )
+        == 2
+    )
+    guest = recs.recommend(None, 5, Context(max_per_category=1))
+    assert len({recs.item_categories[item.item_id] for item in guest.items}) == len(guest.items) == 3
+
+
+def test_a_dismissed_item_is_never_recommended(style_model: tuple[HybridModel, dict]) -> None:
+    model, tables = style_model
+    recs = recommendations_for(model, tables)
+    first = recs.recommend("new_a", 3).items[0].item_id
+    again = recs.recommend("new_a", 3, Context(dismissed=[first]))
+    assert first not in [item.item_id for item in again.items]
+    assert len(again.items) == 3
+    guest = recs.recommend(None, 3).items[0].item_id
+    assert guest not in [item.item_id for item in recs.recommend(None, 3, Context(dismissed=[guest])).items]
+
+
+@pytest.mark.parametrize("precomputed", [False, True])
+def test_one_customer_is_answered_as_in_a_batch_with_a_cap_and_dismissals(
+    style_model: tuple[HybridModel, dict], precomputed: bool
+) -> None:
+    model, tables = style_model
+    narrow = dataclasses.replace(model, candidates=3)
+    if precomputed:
+        narrow.precompute_lightfm_top()
+    recs = recommendations_for(narrow, mixed_categories(tables))
+    customers = [
+        customer for customer in tables[c.CUSTOMERS][c.CUSTOMER_ID] if recs.can_personalize(customer)
+    ]
+    for context in (Context(max_per_category=1), Context(max_per_category=2, dismissed=["V1", "B2"])):
+        for k in (2, 3):
+            for customer in customers:
+                single = recs.recommend(customer, k, context, purchased="include")
+                batch = recs.recommend_many([customer, customer], k, purchased="include", context=context)[0]
+                assert [(item.item_id, item.score, item.reason) for item in single.items] == [
+                    (item.item_id, item.score, item.reason) for item in batch.items
+                ], (customer, context, k)

@@ -114,6 +114,22 @@ def event(**fields: object) -> dict[str, object]:
         ("/feedback", event(item_id=""), ["item_id"]),
         ("/feedback", event(request_id="r" * 65), ["request_id"]),
         ("/feedback", {"events": [{"kind": "click", "source": "price", "item_id": "x"}] * 1001}, ["events"]),
+        # experiments, "not interested" and diversity (issue 18)
+        ("/recommend", {"context": {"max_per_category": 0}}, ["max_per_category"]),
+        ("/recommend", {"context": {"max_per_category": 101}}, ["max_per_category"]),
+        ("/recommend", {"context": {"max_per_category": "2"}}, ["max_per_category"]),
+        ("/recommend", {"context": {"max_per_category": 1.5}}, ["max_per_category"]),
+        ("/recommend", {"context": {"max_per_category": -1}}, ["max_per_category"]),
+        (
+            "/feedback",
+            {"events": [{"kind": "dismiss", "source": "recommendation", "item_id": "x"}]},
+            ["customer_id"],
+        ),
+        ("/feedback", event(kind="dismiss", customer_id="   "), ["customer_id"]),
+        ("/feedback", event(variant="treatment", experiment="exp-1"), ["variant"]),
+        ("/feedback", event(experiment="exp-1"), ["experiment", "variant"]),
+        ("/feedback", event(experiment="", variant="champion"), ["experiment"]),
+        ("/feedback", event(experiment="e" * 65, variant="champion"), ["experiment"]),
     ],
 )
 def test_a_malformed_request_is_a_400_naming_the_field(

@@ -57,6 +57,7 @@ from training.pricing.panel import (
 )
 from training.pricing.panel_forecast import panel_forecast_check
 from training.pricing.simulate import SimulationResult, simulate
+from training.pricing.switchback import with_price_tests
 from training.tracking import ensure_experiment, environment
 
 SIGNATURE = ModelSignature(
@@ -198,6 +199,7 @@ def train_items(
     shop_settings = shop.settings()
     mark = time.perf_counter()
     elasticities, exposure = estimate_elasticities(demand, products, settings.elasticity)
+    elasticities = with_price_tests(elasticities, demand, shop)  # randomized prices, where tested
     seconds = {"fit": round(time.perf_counter() - mark, 2)}
     model = build_pricing_model(elasticities, demand, products, settings, shop_settings.currency, exposure)
     metrics: dict[str, float] = {

@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 from tqdm import tqdm
 
+from features.interactions import with_dismissals
 from features.pipeline import Outputs, fresh_manifest, load_output
 from inference.recommender.scoring import HybridModel
 from intake.tables import read_tables
@@ -92,7 +93,7 @@ class Trainer:
         self.config_dir = config_dir
         manifest = fresh_manifest(shop, config_dir)
         self.data_hash = str(manifest["input_hash"])
-        self.tables = read_tables(shop)
+        self.tables = with_dismissals(read_tables(shop), shop)  # "not interested" counts against an item
         self.item_features = load_output(shop, Outputs.ITEM_FEATURES)
         self.customer_features = load_output(shop, Outputs.CUSTOMER_FEATURES)
         self.orders = self.tables[c.ORDERS]
