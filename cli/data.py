@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,12 +11,20 @@ import typer
 
 from cli.common import ShopDir, fail, say
 from intake.demo.generate import GeneratorSettings
+from intake.importers.common import Consent
 from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths
 
 app = typer.Typer(
     help="Shop data: generate the demo shop, import exports, check a shop.", no_args_is_help=True
 )
 DEMO = GeneratorSettings()
+
+
+class ImportFormat(StrEnum):
+    """The exports `data import` reads."""
+
+    ONLINE_RETAIL = "online-retail"
+    CANONICAL = "canonical"
 
 
 @app.command("generate")
@@ -48,15 +57,15 @@ def data_generate(
 @app.command("import")
 def data_import(
     path: Annotated[Path, typer.Argument(help="The export: a file, or a directory of canonical tables.")],
-    format: Annotated[str, typer.Option("--format", help="online-retail or canonical.")],
+    format: Annotated[ImportFormat, typer.Option("--format", help="The export's format.")],
     shop_dir: ShopDir = DEFAULT_SHOP_DIR,
     consent: Annotated[
-        str,
+        Consent,
         typer.Option(
-            help="Consent to assume for customers the export has no consent for: none, personalization "
-            "(not marketing) or all. Invoice exports carry none."
+            help="Consent to assume for customers the export has no consent for (personalization: "
+            "not marketing). Invoice exports carry none."
         ),
-    ] = "personalization",
+    ] = Consent.PERSONALIZATION,
     timezone: Annotated[
         str | None,
         typer.Option(
@@ -70,10 +79,12 @@ def data_import(
     ] = None,
 ) -> None:
     """Import a shop's export into canonical tables, with a report of every row set aside."""
-    from intake.importers.common import Consent, write_import
+    from intake.importers.common import write_import
     from intake.importers.online_retail import import_online_retail
 
-    formats = ("online-retail", "canonical")
+    # the enums already refused anything else (a usage error naming the option); kept for
+    # callers of this function from Python
+    formats = tuple(ImportFormat)
     if format not in formats:
         fail(f"unknown --format '{format}'; use one of: {', '.join(formats)}")
     try:

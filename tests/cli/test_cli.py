@@ -61,10 +61,10 @@ def test_unknown_format_and_consent_are_usage_errors(tmp_path: Path) -> None:
     path.write_text("a\n1\n")
     unknown = storewise("data", "import", str(path), "--format", "shopify", "--shop-dir", str(tmp_path / "s"))
     assert unknown.returncode == 2
-    assert unknown.stderr.strip() == "error: unknown --format 'shopify'; use one of: online-retail, canonical"
+    assert "'--format'" in unknown.stderr
     consent = storewise("data", "import", str(path), "--format", "canonical", "--consent", "maybe")
     assert consent.returncode == 2
-    assert "unknown --consent 'maybe'; use one of: none, personalization, all" in consent.stderr
+    assert "'--consent'" in consent.stderr
 
 
 def test_check_of_a_directory_without_a_shop(tmp_path: Path) -> None:
