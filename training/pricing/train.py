@@ -168,7 +168,7 @@ def train_pricing(
 def log_pricing_run(
     outcome: PricingOutcome, shop: ShopPaths, settings: PricingSettings, data_hash: str, beats: bool
 ) -> tuple[str, str]:
-    from inference.pricing.pyfunc import PricingPyfunc
+    from inference.pricing.pyfunc import MODEL_CODE
 
     experiment = ensure_experiment(PRICING)
     scratch = tempfile.TemporaryDirectory(prefix="storewise-pricing-")  # deleted when the run is logged
@@ -215,7 +215,7 @@ def log_pricing_run(
         example = pd.DataFrame({c.ITEM_ID: [str(outcome.model.items[c.ITEM_ID].iloc[0])]})
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=PricingPyfunc(),
+            python_model=MODEL_CODE,
             artifacts={"bundle": str(bundle)},
             code_paths=[str(packages / "storewise"), str(packages / "inference")],
             signature=SIGNATURE,
