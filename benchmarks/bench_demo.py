@@ -86,13 +86,15 @@ def main() -> None:
     reader.start()
     answer = first_answer(f"http://127.0.0.1:{args.port}/recommend", process, args.timeout)
     answered = round(time.perf_counter() - started, 2)
-    os.killpg(process.pid, signal.SIGTERM)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=60)
     reader.join(timeout=10)
     results = {
         "command": f"python -m benchmarks.bench_demo --clone {args.clone} --port {args.port}",
         "date": time.strftime("%Y-%m-%d"),
         "answered": answer is not None,
+        "make_exit_code": process.returncode,
         "seconds_to_first_answer": answered,
         "step_seconds": step_seconds(lines, answered),
         "warning_lines": [line for _, line in lines if WARNING.search(line)],
