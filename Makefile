@@ -5,6 +5,7 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := .uv/bin/uv
 SHOP ?= data/demo
+PORT ?= 3000
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 # every dependency set: the service's, `train` (the CLI and training) and `team` (the
@@ -27,11 +28,11 @@ demo: install
 	$(RUN) storewise data check --shop-dir $(SHOP)
 	$(RUN) storewise features build --shop-dir $(SHOP)
 	$(RUN) storewise train recommender --shop-dir $(SHOP)
-	-$(RUN) storewise promote --model recommender
+	-$(RUN) storewise promote --model recommender --shop-dir $(SHOP)
 	$(RUN) storewise train pricing --shop-dir $(SHOP)
-	-$(RUN) storewise promote --model pricing
+	-$(RUN) storewise promote --model pricing --shop-dir $(SHOP)
 	@echo "demo: generated, checked, built features, trained, registered and promoted both models for $(SHOP)."
-	$(RUN) storewise serve --shop-dir $(SHOP)
+	$(RUN) storewise serve --shop-dir $(SHOP) --port $(PORT)
 
 lint: install
 	$(RUN) ruff check .

@@ -6,6 +6,7 @@ and exit code 2; never a traceback.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -23,3 +24,13 @@ def say(message: str) -> None:
 def fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
+
+
+class ModelKind(StrEnum):
+    """The registered models a verb can act on (`promote`, `experiment`)."""
+
+    RECOMMENDER = "recommender"
+    PRICING = "pricing"
+
+
+MODEL_NAMES = {ModelKind.RECOMMENDER: "storewise-recommender", ModelKind.PRICING: "storewise-pricing"}

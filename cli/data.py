@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,6 +11,7 @@ import typer
 
 from cli.common import ShopDir, fail, say
 from intake.demo.generate import GeneratorSettings
+from intake.importers.common import Consent
 from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths
 
 if TYPE_CHECKING:
@@ -21,6 +23,33 @@ app = typer.Typer(
 DEMO = GeneratorSettings()
 
 
+class ImportFormat(StrEnum):
+    """The exports `data import` reads."""
+
+    ONLINE_RETAIL = "online-retail"
+    WEEKLY_SALES = "weekly-sales"
+    CANONICAL = "canonical"
+
+
+class DemandFamily(StrEnum):
+    """The demo shop's true demand families (intake/demo/dynamics.py FAMILIES)."""
+
+    CONSTANT_ELASTICITY = "constant_elasticity"
+    LINEAR = "linear"
+    REFERENCE_PRICE = "reference_price"
+    SUBSTITUTION = "substitution"
+
+
+DEFAULT_FAMILY = DemandFamily(DEMO.demand_family)
+
+
+class Period(StrEnum):
+    """The period of a weekly-sales export's rows."""
+
+    WEEK = "week"
+    DAY = "day"
+
+
 @app.command("generate")
 def data_generate(
     shop_dir: ShopDir = DEFAULT_SHOP_DIR,
@@ -30,12 +59,12 @@ def data_generate(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same shop.")] = DEMO.seed,
     end_date: Annotated[str, typer.Option(help="Last day of the history (YYYY-MM-DD).")] = DEMO.end_date,
     demand_family: Annotated[
-        str,
+        DemandFamily,
         typer.Option(
             help="The true demand's family: constant_elasticity (what the pricing model fits), "
             "linear (a choke price), reference_price (a cut's boost fades) or substitution."
         ),
-    ] = DEMO.demand_family,
+    ] = DEFAULT_FAMILY,
 ) -> None:
     """Generate the demo jewellery shop (deterministic for a seed)."""
     from tqdm import tqdm
@@ -49,7 +78,7 @@ def data_generate(
         days=days,
         seed=seed,
         end_date=end_date,
-        demand_family=demand_family,
+        demand_family=str(demand_family),
     )
     try:
         options.validate()
@@ -67,15 +96,15 @@ def data_generate(
 @app.command("import")
 def data_import(
     path: Annotated[Path, typer.Argument(help="The export: a file, or a directory of canonical tables.")],
-    format: Annotated[str, typer.Option("--format", help="online-retail, weekly-sales or canonical.")],
+    format: Annotated[ImportFormat, typer.Option("--format", help="The export's format.")],
     shop_dir: ShopDir = DEFAULT_SHOP_DIR,
     consent: Annotated[
-        str,
+        Consent,
         typer.Option(
-            help="Consent to assume for customers the export has no consent for: none, personalization "
-            "(not marketing) or all. Invoice exports carry none."
+            help="Consent to assume for customers the export has no consent for (personalization: "
+            "not marketing). Invoice exports carry none."
         ),
-    ] = "personalization",
+    ] = Consent.PERSONALIZATION,
     timezone: Annotated[
         str | None,
         typer.Option(
@@ -90,16 +119,18 @@ def data_import(
         ),
     ] = None,
     period: Annotated[
-        str, typer.Option(help="weekly-sales only: the period of the export's rows, week or day.")
-    ] = "week",
+        Period, typer.Option(help="weekly-sales only: the period of the export's rows.")
+    ] = Period.WEEK,
 ) -> None:
     """Import a shop's export into canonical tables, with a report of every row set aside."""
-    from intake.importers.common import Consent, write_import
+    from intake.importers.common import write_import
 
-    formats = ("online-retail", "weekly-sales", "canonical")
+    # the enums already refused anything else (a usage error naming the option); kept for
+    # callers of this function from Python
+    formats = tuple(ImportFormat)
     if format not in formats:
         fail(f"unknown --format '{format}'; use one of: {', '.join(formats)}")
-    if period not in ("week", "day"):
+    if period not in tuple(Period):
         fail(f"unknown --period '{period}'; use week or day")
     try:
         assumed = Consent(consent)

@@ -10,26 +10,22 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from cli.common import ShopDir, fail, say
+from cli.common import MODEL_NAMES, ModelKind, ShopDir, fail, say
 from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths
 
 app = typer.Typer(help="Online experiments: a challenger on live traffic, switchback price tests.")
-MODEL_NAMES = {"recommender": "storewise-recommender", "pricing": "storewise-pricing"}
-
 Model = Annotated[
-    str, typer.Option(help="recommender (champion against a challenger) or pricing (a price test).")
+    ModelKind, typer.Option(help="recommender: champion against a challenger; pricing: a price test.")
 ]
 
 
-def _model(model: str) -> str:
-    if model not in MODEL_NAMES:
-        fail(f"unknown --model '{model}'; use one of: {', '.join(MODEL_NAMES)}")
-    return MODEL_NAMES[model]
+def _model(model: ModelKind) -> str:
+    return MODEL_NAMES[ModelKind(model)]
 
 
 @app.command("start")
 def start(
-    model: Model = "recommender",
+    model: Model = ModelKind.RECOMMENDER,
     challenger: Annotated[str | None, typer.Option(help="recommender: the version to test.")] = None,
     share: Annotated[float, typer.Option(help="recommender: the share of customers it answers.")] = 0.2,
     items: Annotated[str | None, typer.Option(help="pricing: item ids to test, comma-separated.")] = None,
@@ -46,7 +42,7 @@ def start(
 
     name = _model(model)
     client = configure()
-    if name == MODEL_NAMES["recommender"]:
+    if name == MODEL_NAMES[ModelKind.RECOMMENDER]:
         running = read_experiment(client, name)
         if running is not None and running.running:
             fail(f"experiment {running.id} is running (challenger v{running.challenger}); stop it first")
@@ -133,7 +129,7 @@ def _start_price_test(
 
 
 @app.command("status")
-def status(model: Model = "recommender") -> None:
+def status(model: Model = ModelKind.RECOMMENDER) -> None:
     """The model's latest experiment or price test, running or stopped."""
     from inference.experiments import read_experiment, read_price_test
     from inference.registry import configure
@@ -148,7 +144,7 @@ def status(model: Model = "recommender") -> None:
 
 
 @app.command("stop")
-def stop(model: Model = "recommender") -> None:
+def stop(model: Model = ModelKind.RECOMMENDER) -> None:
     """Stop the running experiment: everyone gets the champion (the base price) again."""
     from inference.experiments import read_experiment, read_price_test, write_experiment, write_price_test
     from inference.registry import configure, tracking_uri
@@ -178,7 +174,7 @@ def report_experiment(shop_dir: ShopDir = DEFAULT_SHOP_DIR) -> None:
     from storewise.settings import load_experiment_settings
     from training.online_promotion import current_experiment
 
-    experiment = current_experiment(MODEL_NAMES["recommender"])
+    experiment = current_experiment(MODEL_NAMES[ModelKind.RECOMMENDER])
     page, result = write_experiment_report(
         ShopPaths(shop_dir), experiment, load_experiment_settings(CONFIG_DIR)
     )
@@ -200,7 +196,7 @@ def promote_on_experiment(version: str | None, shop_dir: ShopPaths) -> None:
     from storewise.settings import load_experiment_settings
     from training.online_promotion import current_experiment, promote_on_evidence
 
-    experiment = current_experiment(MODEL_NAMES["recommender"])
+    experiment = current_experiment(MODEL_NAMES[ModelKind.RECOMMENDER])
     page, result = write_experiment_report(shop_dir, experiment, load_experiment_settings(CONFIG_DIR))
     decision = promote_on_evidence(experiment, result.to_dict(), version)
     if not decision.promoted:

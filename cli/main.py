@@ -14,13 +14,16 @@
 
 Every verb takes `--shop-dir` (default `data/demo`) and says where it wrote. A problem
 with the user's input is one line on stderr naming the file, row and column, and exit
-code 2; never a traceback.
+code 2; never a traceback. An option with a fixed set of values is an enum, so `--help`
+lists them and a wrong one is a usage error (exit code 2) naming the option.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from importlib.metadata import version
+from typing import Annotated
 
 import typer
 
@@ -40,6 +43,22 @@ app.add_typer(report.app, name="report")
 for module in (train, review, recommend, serve, privacy):
     module.register(app)
 experiment.register(app, report.app)
+
+
+def show_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"storewise {version('storewise')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def storewise(
+    _version: Annotated[
+        bool,
+        typer.Option("--version", callback=show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Storewise: recommendations and dynamic pricing for online shops."""
 
 
 def main() -> None:

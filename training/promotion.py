@@ -73,18 +73,34 @@ class RegistryError(StorewiseError):
     pass
 
 
-def _version(client: MlflowClient, name: str, version: str | None) -> tuple[str, str]:
+def _version(
+    client: MlflowClient, name: str, version: str | None, data_hash: str | None = None
+) -> tuple[str, str]:
+    """`version`, or the newest; with `data_hash`, only a version trained on that data (the
+    features' input hash, a tag of every registered version)."""
     try:
         if version is None:
             versions = client.search_model_versions(f"name='{name}'")
             if not versions:
                 raise RegistryError(f"no versions of '{name}' are registered; train one first")
-            newest = max(versions, key=lambda v: int(v.version))
+            on_shop = [v for v in versions if data_hash is None or v.tags.get("data_hash") == data_hash]
+            if not on_shop:
+                raise RegistryError(
+                    f"no version of '{name}' was trained on this shop's features (input hash "
+                    f"{str(data_hash)[:12]}); train one on it first"
+                )
+            newest = max(on_shop, key=lambda v: int(v.version))
             return str(newest.version), str(newest.run_id)
         found = client.get_model_version(name, version)
-        return str(found.version), str(found.run_id)
     except MlflowException as error:
         raise RegistryError(f"'{name}' version {version} not found ({error.error_code})") from None
+    trained_on = found.tags.get("data_hash", "")
+    if data_hash is not None and trained_on != data_hash:
+        raise RegistryError(
+            f"'{name}' version {version} was trained on other data (input hash {trained_on[:12] or 'unknown'}) "
+            f"than this shop's features ({data_hash[:12]})"
+        )
+    return str(found.version), str(found.run_id)
 
 
 def peer_interval(candidate: Run, primary: str) -> Interval | None:
@@ -198,14 +214,18 @@ def versus_champion(client: MlflowClient, candidate: Run, champion: Run) -> Inte
     )
 
 
-def promote(name: str, version: str | None = None, *, force: bool = False) -> Decision:
+def promote(
+    name: str, version: str | None = None, *, force: bool = False, data_hash: str | None = None
+) -> Decision:
     """Give `version` (default: the newest) the champion alias if the gate lets it, or
-    unconditionally with `force` (recorded as a tag on the version)."""
+    unconditionally with `force` (recorded as a tag on the version). With `data_hash` (a
+    shop's features), the default is the newest version trained on that data, and a
+    `version` trained on other data is refused."""
     client = configure()
     if name not in GATES:
         raise RegistryError(f"unknown model '{name}'; use one of {', '.join(GATES)}")
     gate = GATES[name]
-    candidate_version, run_id = _version(client, name, version)
+    candidate_version, run_id = _version(client, name, version, data_hash)
     candidate = client.get_run(run_id)
     current = champion_version(client, name)
     if current == candidate_version:

@@ -11,6 +11,9 @@ import pandas as pd
 from inference.pricing.model import PricingModel
 from storewise import columns as c
 
+# what `log_model` is given: the file that makes the model (models from code), not a pickle
+MODEL_CODE = str(Path(__file__).with_name("pyfunc_model.py"))
+
 
 class PricingPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
     def load_context(self, context: Any) -> None:

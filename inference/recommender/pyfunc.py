@@ -32,6 +32,8 @@ OUTPUT_SCHEMA = Schema(
     ]
 )
 SIGNATURE = ModelSignature(inputs=INPUT_SCHEMA, outputs=OUTPUT_SCHEMA)
+# what `log_model` is given: the file that makes the model (models from code), not a pickle
+MODEL_CODE = str(Path(__file__).with_name("pyfunc_model.py"))
 
 
 class RecommenderModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]

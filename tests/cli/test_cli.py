@@ -61,13 +61,11 @@ def test_unknown_format_and_consent_are_usage_errors(tmp_path: Path) -> None:
     path.write_text("a\n1\n")
     unknown = storewise("data", "import", str(path), "--format", "shopify", "--shop-dir", str(tmp_path / "s"))
     assert unknown.returncode == 2
-    assert (
-        unknown.stderr.strip()
-        == "error: unknown --format 'shopify'; use one of: online-retail, weekly-sales, canonical"
-    )
+    assert "'--format'" in unknown.stderr
+    assert all(f"'{name}'" in unknown.stderr for name in ("online-retail", "weekly-sales", "canonical"))
     consent = storewise("data", "import", str(path), "--format", "canonical", "--consent", "maybe")
     assert consent.returncode == 2
-    assert "unknown --consent 'maybe'; use one of: none, personalization, all" in consent.stderr
+    assert "'--consent'" in consent.stderr
 
 
 def test_weekly_sales_import_and_its_usage_errors(tmp_path: Path) -> None:
@@ -84,12 +82,11 @@ def test_weekly_sales_import_and_its_usage_errors(tmp_path: Path) -> None:
     assert report[["source_row", "column"]].values.tolist() == [[3, "units"]]
     period = storewise("data", "import", str(path), "--format", "weekly-sales", "--period", "month")
     assert period.returncode == 2
-    assert "unknown --period 'month'; use week or day" in period.stderr
+    assert "'--period'" in period.stderr
+    assert "'month'" in period.stderr
     family = storewise("data", "generate", "--shop-dir", str(tmp_path / "g"), "--demand-family", "cubic")
     assert family.returncode == 2
-    assert "--demand-family must be one of constant_elasticity, linear, reference_price, substitution" in (
-        family.stderr
-    )
+    assert "'--demand-family'" in family.stderr
     assert not (tmp_path / "g").exists()
 
 

@@ -319,13 +319,17 @@ def fit_progress(description: str) -> Iterator[Callable[[str], None]]:
 def log_pricing_run(
     outcome: PricingOutcome, shop: ShopPaths, settings: PricingSettings, data_hash: str, beats: bool
 ) -> tuple[str, str]:
-    from inference.pricing.pyfunc import PricingPyfunc
+    from inference.pricing.pyfunc import MODEL_CODE
 
     experiment = ensure_experiment(PRICING)
-    workdir = Path(tempfile.mkdtemp(prefix="storewise-pricing-"))
-    with mlflow.start_run(
-        experiment_id=experiment, run_name=f"pricing {pd.Timestamp.now():%Y-%m-%d %H:%M}"
-    ) as run:
+    scratch = tempfile.TemporaryDirectory(prefix="storewise-pricing-")  # deleted when the run is logged
+    workdir = Path(scratch.name)
+    with (
+        scratch,
+        mlflow.start_run(
+            experiment_id=experiment, run_name=f"pricing {pd.Timestamp.now():%Y-%m-%d %H:%M}"
+        ) as run,
+    ):
         mlflow.log_params(flatten(settings))
         split = (
             f"simulation {settings.simulation.days} days, seeds {list(settings.simulation.seeds)}"
@@ -364,7 +368,7 @@ def log_pricing_run(
         example = pd.DataFrame({c.ITEM_ID: [str(outcome.model.items[c.ITEM_ID].iloc[0])]})
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=PricingPyfunc(),
+            python_model=MODEL_CODE,
             artifacts={"bundle": str(bundle)},
             code_paths=[str(packages / "storewise"), str(packages / "inference")],
             signature=SIGNATURE,
@@ -439,8 +443,9 @@ def simulate_with_champion(
         mlflow.set_tags({"kind": "simulation", "model_uri": model_uri})
         mlflow.log_params({"days": days, "seeds": json.dumps(list(seeds))})
         mlflow.log_metrics(metrics)
-        workdir = Path(tempfile.mkdtemp(prefix="storewise-simulation-"))
-        summary.to_csv(workdir / "simulation.csv", index=False)
-        simulation_plot(daily, workdir / "simulation_price_and_stock.png")
-        mlflow.log_artifacts(str(workdir), artifact_path="reports")
+        with tempfile.TemporaryDirectory(prefix="storewise-simulation-") as scratch:
+            workdir = Path(scratch)
+            summary.to_csv(workdir / "simulation.csv", index=False)
+            simulation_plot(daily, workdir / "simulation_price_and_stock.png")
+            mlflow.log_artifacts(str(workdir), artifact_path="reports")
     return summary, {**metrics, "run_id": run.info.run_id}

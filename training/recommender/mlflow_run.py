@@ -25,7 +25,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from inference.recommender.pyfunc import SIGNATURE, RecommenderModel
+from inference.recommender.pyfunc import MODEL_CODE, SIGNATURE
 from inference.registry import RECOMMENDER
 from storewise import columns as c
 from training.recommender.outcome import PRIMARY_METRIC, TrainOutcome, flat_params
@@ -168,7 +168,7 @@ def register(outcome: TrainOutcome, trainer: Trainer, run_id: str, tags: dict[st
     example = pd.DataFrame({c.CUSTOMER_ID: [example_customer], "k": np.array([10], dtype=np.int64)})
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=RecommenderModel(),
+        python_model=MODEL_CODE,
         artifacts={"bundle": str(outcome.bundle)},
         code_paths=[str(PACKAGES / "storewise"), str(PACKAGES / "inference")],
         signature=SIGNATURE,

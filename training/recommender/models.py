@@ -343,10 +343,13 @@ class ItemKnnBm25(ItemItem):
         self.threads = settings.threads
 
     def item_similarity(self, user_items: sp.csr_matrix) -> sp.csr_matrix:
-        from implicit.nearest_neighbours import BM25Recommender
+        from implicit.nearest_neighbours import BM25Recommender, ItemItemRecommender, bm25_weight
 
         model = BM25Recommender(K=self.neighbours, K1=self.k1, B=self.b, num_threads=self.threads)
-        model.fit(user_items, show_progress=False)
+        # BM25Recommender.fit hands its weighting to the neighbour search as COO, which then
+        # warns "expects CSR input" on every fit: the same weighting, as CSR
+        weighted = sp.csr_matrix(bm25_weight(user_items.T, self.k1, self.b).T)
+        ItemItemRecommender.fit(model, weighted, show_progress=False)
         return sp.csr_matrix(model.similarity).astype(np.float32)
 
     def params(self) -> dict[str, Any]:
@@ -372,18 +375,22 @@ class Als(Recommender):
 
     def fit(self, data: TrainData) -> Als:
         from implicit.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits  # a requirement of implicit itself
 
         matrix = data.weights if self.source == "weights" else data.purchases
         matrix = binarize(matrix) if self.binary else matrix.astype(np.float32)
-        model = AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            random_state=self.seed,
-            num_threads=self.threads,
-        )
-        model.fit(matrix.tocsr(), show_progress=False)
+        # implicit runs its own threads: OpenBLAS threads inside them slow it down (implicit
+        # checks, and warns, when the model is made)
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.seed,
+                num_threads=self.threads,
+            )
+            model.fit(sp.csr_matrix(matrix), show_progress=False)
         self.user_factors = np.asarray(model.user_factors)
         self.item_factors = np.asarray(model.item_factors)
         return self

@@ -16,8 +16,10 @@ refit on everything, log to MLflow and register.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,8 @@ def train_recommender(
         validation=tuned,
     )
     workdir = Path(tempfile.mkdtemp(prefix="storewise-recommender-"))
+    # the bundle lives as long as the outcome (callers read it); deleted with it or at exit
+    weakref.finalize(outcome, shutil.rmtree, workdir, ignore_errors=True)
     outcome.bundle = write_model_bundle(workdir / "bundle", trainer, final)
     if register:
         outcome.run_id, outcome.version = log_run(
