@@ -24,4 +24,10 @@ def normalize_customer_id(value: object) -> str:
 
 def normalize_customer_ids(ids: pd.Series) -> pd.Series:
     """`normalize_customer_id` over a column of text (missing values stay missing)."""
+    return normalize_ids(ids)
+
+
+def normalize_ids(ids: pd.Series) -> pd.Series:
+    """The same rule for any id column a spreadsheet may have written as floats (stores,
+    items): '9' and '9.0' are one store."""
     return ids.str.strip().str.replace(FLOAT_ID, r"\1", regex=True)

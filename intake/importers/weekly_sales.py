@@ -51,6 +51,7 @@ from intake.importers.common import (
 from intake.schemas import SCHEMAS
 from storewise import columns as c
 from storewise.errors import DataError
+from storewise.ids import normalize_ids
 from storewise.shop import ShopSettings
 
 Period = Literal["day", "week"]
@@ -173,9 +174,8 @@ def match_columns(raw: pd.DataFrame, path: Path, period: Period) -> dict[str, st
 def _text(raw: pd.DataFrame, columns: dict[str, str], name: str, default: str) -> pd.Series:
     if name not in columns:
         return pd.Series(default, index=raw.index, dtype="str")
-    text = raw[columns[name]].astype("str").str.strip()
     # '9' and '9.0' are one store (spreadsheets write whole numbers as floats)
-    return text.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    return normalize_ids(raw[columns[name]].astype("str"))
 
 
 def _number(raw: pd.DataFrame, columns: dict[str, str], name: str, default: float) -> Parsed:
