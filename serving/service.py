@@ -30,6 +30,7 @@ from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import bentoml
+import numpy as np
 from bentoml.exceptions import NotFound
 from pydantic import Field
 from starlette.responses import JSONResponse
@@ -37,6 +38,7 @@ from starlette.responses import JSONResponse
 from inference.experiments import apply_price_test
 from inference.loyalty import CartLine, PricedLine, price_line, quote
 from inference.pricing.model import PricingModel
+from inference.pricing.policy import price_bounds
 from inference.recommender.answers import Answer, Context, Recommendation, Recommendations
 from serving import bentoml_fix
 from serving.dismissals import Dismissals
@@ -312,9 +314,8 @@ class Storewise:
             return None, None
         rails = pricing.settings.guardrails
         positions = [pricing.position[item] for item in item_ids]
-        floor = pricing.arrays["unit_cost"][positions] * (1 + rails.min_margin)
-        ceiling = pricing.arrays["list_price"][positions] * rails.ceiling_multiple
-        return (floor, ceiling.clip(min=floor)), rails.ending
+        bounds = price_bounds(pricing.states(np.array(positions, dtype=np.int64)), pricing.settings)
+        return bounds, rails.ending
 
     def describe(
         self, snapshot: Loaded, item_id: str, model: Recommendations | None = None

@@ -143,6 +143,8 @@ class ServingState:
             except ExperimentError as error:
                 self.broken[(name, "experiment")] = str(error)
                 record = None
+            else:
+                self.broken.pop((name, "experiment"), None)  # readable again: the alarm is over
             found.append(record if record is not None and record.status == "running" else None)
         return found[0], found[1]  # type: ignore[return-value]
 

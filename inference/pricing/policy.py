@@ -140,7 +140,7 @@ def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Item
     p0 = s["current_price"].astype(float)
     return _Items(
         item_id=s["item_id"],
-        p0=s["current_price"].astype(float),
+        p0=p0,
         list_price=list_price,
         cost=np.where(np.isnan(cost), list_price * g.default_cost_share, cost),
         cost_assumed=np.isnan(cost),

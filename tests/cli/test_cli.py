@@ -56,18 +56,6 @@ def test_failed_import_exits_2_and_leaves_the_shop_as_it_was(tmp_path: Path) -> 
     assert not list(shop.glob(".staging-*"))
 
 
-def test_unknown_format_and_consent_are_usage_errors(tmp_path: Path) -> None:
-    path = tmp_path / "x.csv"
-    path.write_text("a\n1\n")
-    unknown = storewise("data", "import", str(path), "--format", "shopify", "--shop-dir", str(tmp_path / "s"))
-    assert unknown.returncode == 2
-    assert "'--format'" in unknown.stderr
-    assert all(f"'{name}'" in unknown.stderr for name in ("online-retail", "weekly-sales", "canonical"))
-    consent = storewise("data", "import", str(path), "--format", "canonical", "--consent", "maybe")
-    assert consent.returncode == 2
-    assert "'--consent'" in consent.stderr
-
-
 def test_weekly_sales_import_and_its_usage_errors(tmp_path: Path) -> None:
     path = tmp_path / "sales.csv"
     path.write_text(

@@ -48,6 +48,9 @@ def test_a_choice_outside_the_enum_is_a_usage_error_naming_the_option(tmp_path: 
     assert "'shopify' is not one of 'online-retail', 'weekly-sales', 'canonical'" in wrong.stderr
     assert "Traceback" not in wrong.stderr
     assert not (tmp_path / "s").exists(), "nothing written"
+    consent = storewise("data", "import", str(export), "--format", "canonical", "--consent", "maybe")
+    assert consent.returncode == 2
+    assert "'--consent'" in consent.stderr
     model = storewise("promote", "--model", "ranker")
     assert model.returncode == 2
     assert "Invalid value for '--model'" in model.stderr
@@ -100,7 +103,8 @@ def test_promote_takes_the_shop_of_the_model(
     build_features(shop)
     manifest = read_manifest(shop)
     assert manifest is not None
-    client = mlflow.MlflowClient(mlflow_store)
+    # both stores named: an earlier test in this process may have set a global registry URI
+    client = mlflow.MlflowClient(mlflow_store, registry_uri=mlflow_store)
     client.create_registered_model(PRICING)
     experiment = client.create_experiment("pricing")
     on_this_shop = register_pricing_version(client, experiment, str(manifest["input_hash"]))

@@ -32,14 +32,6 @@ from training.pricing.panel_forecast import forecast_metrics
 LEVEL_DAYS = 28
 
 
-def wape(actual: np.ndarray, forecast: np.ndarray) -> float:
-    return float(np.abs(actual - forecast).sum() / max(actual.sum(), 1e-9))
-
-
-def bias(actual: np.ndarray, forecast: np.ndarray) -> float:
-    return float((forecast - actual).sum() / max(actual.sum(), 1e-9))
-
-
 def forecast_check(
     demand: pd.DataFrame,
     products: pd.DataFrame,

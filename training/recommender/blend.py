@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from inference.recommender.scoring import HybridModel
+from inference.recommender.scoring import TIE_BREAK, HybridModel
 from training.recommender.data import Truth
 from training.recommender.evaluate import Protocol, effective_truth
 from training.recommender.hybrid import blocked_rows
@@ -91,7 +91,7 @@ def fold_scores(
         blocked=(candidates < 0) | excluded,
         relevant=relevant,
         ideal=ideal,
-        tie_break=(1e-7 * popularity[safe]).astype(np.float32),
+        tie_break=(TIE_BREAK * popularity[safe]).astype(np.float32),
         customers=model.user_ids[users].astype(str),
     )
 

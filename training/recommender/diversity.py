@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.recommender.metrics import per_user_ndcg
+
 
 def capped(ranked: np.ndarray, categories: np.ndarray, cap: int | None, k: int) -> np.ndarray:
     """The first k items of each row with at most `cap` per category (-1 pads a row the
@@ -37,16 +39,8 @@ def capped(ranked: np.ndarray, categories: np.ndarray, cap: int | None, k: int) 
 
 
 def ndcg(lists: np.ndarray, truth: list[np.ndarray], k: int) -> np.ndarray:
-    """Binary-relevance NDCG@k per customer (an empty truth scores 0)."""
-    discount = 1 / np.log2(np.arange(2, k + 2))
-    values = np.zeros(len(lists))
-    for row, (items, bought) in enumerate(zip(lists, truth, strict=True)):
-        if not len(bought):
-            continue
-        hits = np.isin(items[:k], bought) & (items[:k] >= 0)
-        ideal = discount[: min(len(bought), k)].sum()
-        values[row] = float((hits * discount[: len(hits)]).sum() / ideal)
-    return values
+    """Binary-relevance NDCG@k per customer (an empty truth scores 0): the evaluation's own."""
+    return per_user_ndcg(lists, truth, k)
 
 
 @dataclass(frozen=True)
