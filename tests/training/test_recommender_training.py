@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -39,19 +40,30 @@ def training_shop(tmp_path_factory: pytest.TempPathFactory) -> ShopPaths:
     return shop
 
 
-@pytest.fixture
-def built_shop(training_shop: ShopPaths, tmp_path: Path) -> tuple[ShopPaths, Path]:
-    shop = ShopPaths(tmp_path / "shop")
+def build_copy(training_shop: ShopPaths, folder: Path) -> tuple[ShopPaths, Path]:
+    shop = ShopPaths(folder / "shop")
     shutil.copytree(training_shop.root, shop.root)
-    config = fast_config(tmp_path)
+    config = fast_config(folder)
     build_features(shop, config_dir=config)
     return shop, config
 
 
 @pytest.fixture
-def trained(built_shop: tuple[ShopPaths, Path], mlflow_store: str) -> tuple[ShopPaths, Path, TrainOutcome]:
-    shop, config = built_shop
-    return shop, config, train_recommender(shop, config_dir=config)
+def built_shop(training_shop: ShopPaths, tmp_path: Path) -> tuple[ShopPaths, Path]:
+    return build_copy(training_shop, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def trained(
+    training_shop: ShopPaths, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ShopPaths, Path, TrainOutcome]]:
+    """One training run in its own store, read by the tests that do not train (a training is
+    most of this module's time)."""
+    folder = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        shop, config = build_copy(training_shop, folder)
+        yield shop, config, train_recommender(shop, config_dir=config)
 
 
 def test_a_run_logs_the_comparison_learning_curve_and_a_registered_model(
@@ -152,7 +164,7 @@ def test_promote_without_versions_is_a_clear_error(mlflow_store: str) -> None:
 
 
 def test_batch_recommend_cli_normalizes_ids(
-    trained: tuple[ShopPaths, Path, TrainOutcome], tmp_path: Path, mlflow_store: str
+    trained: tuple[ShopPaths, Path, TrainOutcome], tmp_path: Path
 ) -> None:
     shop, _, outcome = trained
     promote(RECOMMENDER, outcome.version)

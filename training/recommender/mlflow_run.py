@@ -90,9 +90,14 @@ def log_run(
         for epoch, value in outcome.learning_curve:
             mlflow.log_metric(f"validation.lightfm.{PRIMARY_METRIC}", value, step=epoch)
         metrics = run_metrics(outcome)
-        mlflow.log_metrics(metrics)
         verdicts = verdict_tags(outcome)
         mlflow.set_tags(verdicts)
+        # The model first, then its metrics linked to it: logged the other way round, MLflow
+        # reads back every metric's history one query at a time to link them (8 s of a 40 s run).
+        version, model_id = register(
+            outcome, trainer, run.info.run_id, {PRIMARY_METRIC: f"{metrics[PRIMARY_METRIC]:.6f}", **verdicts}
+        )
+        mlflow.log_metrics(metrics, model_id=model_id)
         for trial in choice.search_results:
             with mlflow.start_run(
                 run_name=f"lightfm search {trial['components']}x{trial['learning_rate']}", nested=True
@@ -104,9 +109,6 @@ def log_run(
                     f"validation.lightfm.{PRIMARY_METRIC}", trial[f"validation_{PRIMARY_METRIC}"]
                 )
         log_reports(outcome, choice.epochs, workdir / "reports")
-        version = register(
-            outcome, trainer, run.info.run_id, {PRIMARY_METRIC: f"{metrics[PRIMARY_METRIC]:.6f}", **verdicts}
-        )
         return run.info.run_id, version
 
 
@@ -161,8 +163,9 @@ def log_reports(outcome: TrainOutcome, best_epochs: int, reports: Path) -> None:
     mlflow.log_artifacts(str(reports), artifact_path="reports")
 
 
-def register(outcome: TrainOutcome, trainer: Trainer, run_id: str, tags: dict[str, str]) -> str:
-    """Log the pyfunc with its bundle, register it, and tag the version for the gate."""
+def register(outcome: TrainOutcome, trainer: Trainer, run_id: str, tags: dict[str, str]) -> tuple[str, str]:
+    """Log the pyfunc with its bundle, register it, and tag the version for the gate; the
+    registered version and the logged model's id (to link the run's metrics to it)."""
     assert outcome.bundle is not None
     example_customer = str(trainer.customer_features[c.CUSTOMER_ID].iloc[0])
     example = pd.DataFrame({c.CUSTOMER_ID: [example_customer], "k": np.array([10], dtype=np.int64)})
@@ -185,7 +188,7 @@ def register(outcome: TrainOutcome, trainer: Trainer, run_id: str, tags: dict[st
         **tags,
     }.items():
         client.set_model_version_tag(RECOMMENDER, version, key, value)
-    return version
+    return version, info.model_id
 
 
 def learning_curve_plot(curve: list[tuple[int, float]], best_epoch: int, path: Path) -> None:
