@@ -44,7 +44,6 @@ import pandas as pd
 from intake.demo.calendar import season_factor, weekday_factor
 
 MAX_PURCHASE_PROBABILITY = 0.9
-FAMILIES = ("constant_elasticity", "linear", "reference_price", "substitution")
 
 
 @dataclass(frozen=True)
