@@ -61,7 +61,8 @@ def test_a_model_logged_with_its_environment_records_it_and_warns_of_nothing(
     pip = next(entry["pip"] for entry in conda["dependencies"] if isinstance(entry, dict))
     written = (local / "requirements.txt").read_text(encoding="utf-8").splitlines()
     for requirement in requirements:
-        assert requirement in pip and requirement in written
+        assert requirement in pip
+        assert requirement in written
     assert any(line.startswith("mlflow") for line in written)  # MLflow adds its own pin
     if importlib.util.find_spec("pip") is None:
         # the cause, in this environment (uv installs no pip): pip requirements alone warn
