@@ -18,7 +18,14 @@ from tests.helpers import REPO
 HEAVY = ("numpy", "pandas", "pyarrow", "scipy", "sklearn", "mlflow", "matplotlib", "lightfm", "implicit")
 # what promote needs is MLflow (and what MLflow imports); never the feature pipelines or
 # the training libraries
-NOT_FOR_PROMOTE = ("sklearn", "matplotlib", "lightfm", "implicit", "features.pipeline", "training.recommender.train")
+NOT_FOR_PROMOTE = (
+    "sklearn",
+    "matplotlib",
+    "lightfm",
+    "implicit",
+    "features.pipeline",
+    "training.recommender.train",
+)
 
 
 def imported_after(args: list[str], env: dict[str, str] | None = None) -> tuple[int, set[str]]:
