@@ -23,7 +23,7 @@ ValidationFolds = Annotated[
         min=1,
         max=8,
         help="Override evaluation.validation_folds (fewer folds: faster, the blend tuned on fewer "
-        "customers; `make demo` uses 1).",
+        "customers; `make demo` uses 2).",
     ),
 ]
 
