@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1200)
     args = parser.parse_args()
     lines: list[tuple[float, str]] = []
+    load_at_start = [round(load, 2) for load in os.getloadavg()]
     started = time.perf_counter()
     process = subprocess.Popen(
         ["make", "demo", f"PORT={args.port}"],
@@ -93,6 +94,10 @@ def main() -> None:
     results = {
         "command": f"python -m benchmarks.bench_demo --clone {args.clone} --port {args.port}",
         "date": time.strftime("%Y-%m-%d"),
+        # what else decides the figure: the machine's load when the demo started, and whether
+        # the interpreters could write bytecode (`make install` compiles the libraries' anyway)
+        "load_average_at_start": load_at_start,
+        "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
         "answered": answer is not None,
         "make_exit_code": process.returncode,
         "seconds_to_first_answer": answered,

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.common import ShopDir, fail, say
-from intake.demo.generate import GeneratorSettings
-from intake.importers.common import Consent
+from intake.demo.settings import GeneratorSettings
+from intake.importers.consent import Consent
 from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ class ImportFormat(StrEnum):
 
 
 class DemandFamily(StrEnum):
-    """The demo shop's true demand families (intake/demo/dynamics.py FAMILIES)."""
+    """The demo shop's true demand families (intake/demo/settings.py FAMILIES)."""
 
     CONSTANT_ELASTICITY = "constant_elasticity"
     LINEAR = "linear"
@@ -152,7 +152,7 @@ def _read_export(
     format: str, path: Path, consent: object, timezone: str | None, currency: str | None, period: str
 ) -> ImportResult:
     """The import result of one export format, with that format's default zone and currency."""
-    from intake.importers.common import Consent
+    from intake.importers.consent import Consent
 
     assert isinstance(consent, Consent)
     if format == "online-retail":

@@ -39,7 +39,7 @@ def promote_command(
     ] = None,
 ) -> None:
     """Give a registered version the champion alias, if it passes the promotion gate."""
-    from features.pipeline import read_manifest
+    from features.manifest import read_manifest
     from inference.registry import tracking_uri
     from training.promotion import promote
 

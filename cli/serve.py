@@ -59,7 +59,12 @@ def preflight(env: dict[str, str]) -> None:
 
 def probe(url: str) -> tuple[int | None, str]:
     """The status of GET `url` and the `error` of its body, (None, '') if nothing answered."""
+    import logging
+
     import httpx
+
+    # httpx logs every request at INFO: our own readiness probe is not news to the user
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     try:
         response = httpx.post(url, json={}, timeout=3) if url.endswith("/info") else httpx.get(url, timeout=3)

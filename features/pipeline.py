@@ -24,6 +24,7 @@ from features.demand import daily_demand, local_days
 from features.interactions import build_interactions, id_maps, with_dismissals
 from features.item_features import item_features
 from features.journey import funnel, journeys
+from features.manifest import MANIFEST, read_manifest
 from features.rfm import rfm_table
 from intake.check import check_tables
 from intake.tables import read_tables, staged_shop
@@ -33,7 +34,6 @@ from storewise.errors import DataError
 from storewise.settings import load_feature_settings, load_recommender_settings
 from storewise.shop import ShopPaths
 
-MANIFEST = "manifest.json"
 DISCOUNT_TOLERANCE = 0.97  # a price at least 3% under list counts as a discount
 
 
@@ -76,13 +76,6 @@ def input_hash(shop: ShopPaths, config_dir: Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
-
-
-def read_manifest(shop: ShopPaths) -> dict[str, object] | None:
-    path = shop.features / MANIFEST
-    if not path.exists():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def build_features(shop: ShopPaths, *, config_dir: Path = CONFIG_DIR, force: bool = False) -> BuildResult:

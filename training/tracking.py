@@ -37,6 +37,22 @@ def ensure_experiment(name: str) -> str:
         return str(experiment.experiment_id)
 
 
+def model_environment(requirements: list[str]) -> dict[str, object]:
+    """The conda environment a logged model records, written out rather than left to MLflow:
+    this Python, pip, and the model's pip `requirements`.
+
+    Given only pip requirements, MLflow builds this itself and looks up the installed pip's
+    version to pin it; a uv environment has no pip, so every log printed "Failed to resolve
+    installed pip version", a warning nobody running `make demo` can act on. pip is listed
+    without a version, which is what MLflow falls back to as well.
+    """
+    return {
+        "name": "mlflow-env",
+        "channels": ["conda-forge"],
+        "dependencies": [f"python={platform.python_version()}", "pip", {"pip": list(requirements)}],
+    }
+
+
 def environment() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -44,7 +44,6 @@ import pandas as pd
 from intake.demo.calendar import season_factor, weekday_factor
 
 MAX_PURCHASE_PROBABILITY = 0.9
-FAMILIES = ("constant_elasticity", "linear", "reference_price", "substitution")
 
 
 @dataclass(frozen=True)
@@ -127,6 +126,18 @@ class ShopDynamics:
         self.start = pd.Timestamp(shop.start)
         # the price customers are used to (the reference_price family's state)
         self.reference = np.asarray(items.ref_price, float).copy() if reference is None else reference.copy()
+        # each day's expected views without promotion, by day: a pure function of the date
+        # and the items, and the calendar's arithmetic costs milliseconds a call while the
+        # simulator asks for the same day dozens of times (every policy, every stretch price)
+        self._views_by_day: dict[int, np.ndarray] = {}
+
+    def fresh(self) -> ShopDynamics:
+        """The same truth and inventory state, to run forward separately (one per policy);
+        it shares the day's views already worked out, which never change."""
+        pending = list(zip(self.pending_day, self.pending_item, self.pending_quantity, strict=True))
+        copy = ShopDynamics(self.shop, self.items, self.stock, pending, self.reference)
+        copy._views_by_day = self._views_by_day
+        return copy
 
     @property
     def n_items(self) -> int:
@@ -139,6 +150,12 @@ class ShopDynamics:
         return self.items.launch_day <= day
 
     def expected_views(self, day: int, promo: np.ndarray) -> np.ndarray:
+        views = self._views_by_day.get(day)
+        if views is None:
+            views = self._views_by_day[day] = self._expected_views(day)
+        return views * np.where(promo, self.shop.promo_view_boost, 1.0)
+
+    def _expected_views(self, day: int) -> np.ndarray:
         date = self.dates(day, 1)
         traffic = (
             self.shop.traffic_per_day
@@ -150,7 +167,9 @@ class ShopDynamics:
         weight = np.where(self.launched(day), weight, 0.0)
         total = weight.sum()
         share = weight / total if total > 0 else weight
-        return traffic * share * np.where(promo, self.shop.promo_view_boost, 1.0)
+        views = traffic * share
+        views.flags.writeable = False  # shared by every caller of the day
+        return views
 
     def purchase_probability(self, prices: np.ndarray) -> np.ndarray:
         prices = np.asarray(prices, float)

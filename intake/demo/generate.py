@@ -16,7 +16,7 @@ import pandas as pd
 from intake.coerce import to_canonical_dtypes
 from intake.demo.catalog import Catalog, make_catalog
 from intake.demo.customers import Population, affinity, make_customers
-from intake.demo.dynamics import FAMILIES, DayOutcome, ItemTruth, ShopDynamics, ShopTruth
+from intake.demo.dynamics import DayOutcome, ItemTruth, ShopDynamics, ShopTruth
 from intake.demo.journeys import (
     PURCHASE,
     Journeys,
@@ -26,6 +26,7 @@ from intake.demo.journeys import (
     pair_complements,
 )
 from intake.demo.prices import PricePath, make_price_path, price_changes
+from intake.demo.settings import GeneratorSettings
 from intake.schemas import SCHEMAS
 from storewise import columns as c
 from storewise.shop import ShopSettings
@@ -33,37 +34,6 @@ from storewise.shop import ShopSettings
 DEMO_TIMEZONE = "Asia/Kuala_Lumpur"
 SEARCH_SHARE = 0.08
 SAFETY_FACTOR = 1.8
-
-
-@dataclass(frozen=True)
-class GeneratorSettings:
-    customers: int = 60_000
-    products: int = 100
-    days: int = 365
-    seed: int = 42
-    end_date: str = "2026-10-31"
-    views_per_customer_year: float = 5.0
-    anonymous_share: float = 0.2
-    promo_view_boost: float = 1.3
-    growth_per_year: float = 0.10
-    cart_to_purchase: float = 0.4
-    late_delivery_probability: float = 0.08
-    # the true demand's family (intake/demo/dynamics.py) and the other families' parameters
-    demand_family: str = "constant_elasticity"
-    reference_memory: float = 0.15  # share of the gap to today's price the usual price closes a day
-    reference_effect: float = -1.0  # elasticity to price / usual price
-    substitution: float = 1.0  # elasticity to the category's other prices
-
-    def validate(self) -> None:
-        for name in ("customers", "products", "days"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be at least 1")
-        if self.demand_family not in FAMILIES:
-            raise ValueError(
-                f"--demand-family must be one of {', '.join(FAMILIES)}, got '{self.demand_family}'"
-            )
-        if self.days < 28:
-            raise ValueError("--days must be at least 28 (four weeks make the smallest useful history)")
 
 
 @dataclass

@@ -17,19 +17,12 @@ import numpy as np
 import pandas as pd
 
 from intake.coerce import REPORT_COLUMNS, empty_report, to_canonical_dtypes
+from intake.importers.consent import Consent
 from intake.schemas import SCHEMAS
 from intake.tables import staged_shop, write_tables
 from storewise import columns as c
 from storewise.errors import DataError
 from storewise.shop import ShopPaths, ShopSettings, write_shop_settings
-
-
-class Consent(StrEnum):
-    """What to assume for customers whose consent the export does not record."""
-
-    NONE = "none"
-    PERSONALIZATION = "personalization"
-    ALL = "all"
 
 
 class Action(StrEnum):

@@ -13,7 +13,8 @@ import mlflow
 import typer
 
 from cli.main import app
-from features.pipeline import build_features, read_manifest
+from features.manifest import read_manifest
+from features.pipeline import build_features
 from inference.registry import PRICING
 from intake.demo.generate import GeneratedShop
 from intake.demo.writer import write_generated_shop
@@ -130,6 +131,6 @@ def test_promote_takes_the_shop_of_the_model(
 
 def test_the_demand_family_choices_are_the_generators_families() -> None:
     from cli.data import DemandFamily
-    from intake.demo.dynamics import FAMILIES
+    from intake.demo.settings import FAMILIES
 
     assert [family.value for family in DemandFamily] == list(FAMILIES)

@@ -101,3 +101,35 @@ def test_the_same_draws_sell_no_more_at_a_higher_price() -> None:
     # a view buys when its uniform is under the purchase probability: count them by hand
     expected = np.bincount(item[draws.buy < (CONVERSION * 0.9**ELASTICITY)[item]], minlength=4)
     assert low.units.tolist() == expected.tolist()
+
+
+def test_a_fresh_copy_runs_forward_on_its_own_and_shares_the_days_views() -> None:
+    """The simulator runs every policy on a `fresh()` copy of the loaded truth: stepping one
+    copy must not move the other's stock, deliveries or reference prices, and a day's views
+    (worked out once, then shared) are the same numbers as worked out anew."""
+    original = shop("reference_price", stock=5)
+    original.pending_day, original.pending_item, original.pending_quantity = (
+        np.array([2]),
+        np.array([1]),
+        np.array([7]),
+    )
+    copy = original.fresh()
+    n = len(REF)
+    draws = DayDraws(
+        views=np.full(n, 50),
+        item=np.repeat(np.arange(n), 50),
+        buy=np.zeros(4 * 50),  # every view buys: stock runs out
+        extra=np.zeros(4 * 50, np.int64),
+        late=np.ones(n),
+    )
+    for day in range(3):
+        copy.step_drawn(day, REF * 0.8, draws)
+    assert (copy.stock != 5).any()
+    assert original.stock.tolist() == [5] * n
+    assert original.pending_day.tolist() == [2]
+    assert original.reference == pytest.approx(REF)
+    no_promo = np.zeros(n, bool)
+    views = copy.expected_views(2, no_promo)
+    assert original.expected_views(2, no_promo) is not views  # each caller gets its own array
+    assert views.tolist() == ShopDynamics._expected_views(original, 2).tolist()  # the same numbers
+    assert np.allclose(views, views[0])  # equal view shares, no trend: an even split

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from features.pipeline import Outputs, build_features, load_output
-from intake.demo.dynamics import FAMILIES
 from intake.demo.generate import GeneratorSettings, generate_shop
+from intake.demo.settings import FAMILIES
 from intake.demo.writer import write_generated_shop
 from storewise import columns as c
 from storewise.settings import ElasticityConfig, PricingSettings

@@ -141,7 +141,7 @@ def draws_for(world: World, days: int, seed: int) -> list[DayDraws]:
 
 
 def run_policy(world: World, policy: Policy, draws: list[DayDraws], record: bool = False) -> Run:
-    dynamics, _, _ = ShopDynamics.load(world.shop.ground_truth)
+    dynamics = world.truth.fresh()  # the state at the end of the history, never stepped
     n = len(world.list_price)
     prices, recent = world.list_price.copy(), list[np.ndarray]()
     run = Run.of({name: np.zeros(n) for name in RUN_TOTALS})

@@ -58,7 +58,7 @@ from training.pricing.panel import (
 from training.pricing.panel_forecast import panel_forecast_check
 from training.pricing.simulate import SimulationResult, simulate
 from training.pricing.switchback import with_price_tests
-from training.tracking import ensure_experiment, environment
+from training.tracking import ensure_experiment, environment, model_environment
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", c.ITEM_ID)]),
@@ -374,7 +374,9 @@ def log_pricing_run(
             signature=SIGNATURE,
             input_example=example,
             registered_model_name=PRICING,
-            pip_requirements=["mlflow", "pandas", "numpy", "scikit-learn", "pyarrow", "pydantic", "pyyaml"],
+            conda_env=model_environment(
+                ["mlflow", "pandas", "numpy", "scikit-learn", "pyarrow", "pydantic", "pyyaml"]
+            ),
         )
         version = str(info.registered_model_version)
         client = mlflow.MlflowClient()
