@@ -31,7 +31,7 @@ from storewise import columns as c
 from training.recommender.outcome import PRIMARY_METRIC, TrainOutcome, flat_params
 from training.recommender.trainer import Trainer
 from training.recommender.validation import LightFmChoice
-from training.tracking import ensure_experiment, environment
+from training.tracking import ensure_experiment, environment, model_environment
 
 PACKAGES = Path(__file__).resolve().parents[2]
 REQUIREMENTS = (
@@ -176,7 +176,7 @@ def register(outcome: TrainOutcome, trainer: Trainer, run_id: str, tags: dict[st
         code_paths=[str(PACKAGES / "storewise"), str(PACKAGES / "inference")],
         signature=SIGNATURE,
         input_example=example,
-        pip_requirements=requirements(),
+        conda_env=model_environment(requirements()),
         registered_model_name=RECOMMENDER,
     )
     version = str(info.registered_model_version)
