@@ -10,9 +10,15 @@ For each item, vectorized over items:
 2. inventory: if at the target the stock would last fewer than `low_cover_days`, the price
    rises until it lasts that long (the same stock sold dearer); beyond `high_cover_days`
    it falls until it moves in that time;
-3. uncertainty: the move from today's price is a share of the way, full when the 90%
-   interval of the elasticity is at most `full_move_width` wide, less when wider, and at
-   most `category_evidence_move` for an item priced on its category's elasticity;
+3. uncertainty: with `cautious_target` (the default), a move is priced at the 90%
+   interval's least favourable end for it: a cut at the least elastic end (the fewest
+   extra sales a cut can bring), a rise at the most elastic end (the most sales a rise can
+   lose), and the price stays where neither pays: the best price in the worst case the
+   data allows (max-min over the interval), which is the estimate's best price once the
+   interval is narrow and today's price while the data cannot tell. Then the move from
+   today's price is a share of the way, full when the 90% interval is at most
+   `full_move_width` wide, less when wider, and at most `category_evidence_move` for an
+   item priced on its category's elasticity;
 4. guardrails: at most `max_daily_change` a period (a day, or a week for weekly data),
    never below cost x (1 + min_margin), never above list x ceiling_multiple (absolute
    bounds win over the period limit), and the shop's price ending.
@@ -23,7 +29,7 @@ base price of an item at a moment is the same for every customer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -224,6 +230,22 @@ def shelf_target(items: _Items, alone: np.ndarray, floor: np.ndarray, ceiling: n
     return np.where(coupled, price, alone)
 
 
+def cautious_target(
+    items: _Items, point: np.ndarray, floor: np.ndarray, ceiling: np.ndarray, settings: PricingSettings
+) -> np.ndarray:
+    """The best price in the worst case of the elasticity's 90% interval (see step 3):
+    a cut priced at the least elastic end, a rise at the most elastic end, else today's
+    price. With a point interval (the truth) it is the point target."""
+    if not settings.uncertainty.cautious_target:
+        return point
+    least = replace(items, elasticity=np.where(np.isfinite(items.high_e), items.high_e, items.elasticity))
+    most = replace(items, elasticity=np.where(np.isfinite(items.low_e), items.low_e, items.elasticity))
+    cut = shelf_target(least, own_target(least, floor, ceiling), floor, ceiling)
+    rise = shelf_target(most, own_target(most, floor, ceiling), floor, ceiling)
+    stay = np.clip(items.list_price, floor, ceiling)
+    return np.where(cut < stay, cut, np.where(rise > stay, rise, stay))
+
+
 def _shelf_demand(items: _Items, price: np.ndarray, shelf: np.ndarray, coupled: np.ndarray) -> np.ndarray:
     """Demand at `price` for every item, with the other shelf items' prices in it."""
     log_move = np.where(coupled, np.log(price / items.p0), 0.0)
@@ -340,7 +362,8 @@ def decide_arrays(
     items = _items(states, g)
     floor, ceiling = _bounds(items, g)
     alone = own_target(items, floor, ceiling)
-    best = shelf_target(items, alone, floor, ceiling)
+    point = shelf_target(items, alone, floor, ceiling)
+    best = cautious_target(items, point, floor, ceiling, settings)
     trusted = np.clip(within_observed(items, best, settings), floor, ceiling)
     target, stock = inventory_target(items, trusted, floor, ceiling, settings)
     share = move_share(items, settings)
@@ -369,6 +392,8 @@ def decide_arrays(
         share=share,
         cost_above_list=floor > items.list_price,
         alone=np.round(alone, 2),
+        point=np.round(point, 2),
+        cautious=np.abs(best - point) >= 0.005,
         stock=stock,
         untrusted=np.abs(trusted - best) > 0.005,
     )
@@ -389,6 +414,8 @@ class _Facts:
     share: np.ndarray
     cost_above_list: np.ndarray
     alone: np.ndarray
+    point: np.ndarray  # the best price at the elasticity's estimate (before caution)
+    cautious: np.ndarray  # the interval's cautious end moved the best price
     stock: _Stock
     untrusted: np.ndarray  # the best price lay beyond the prices the item sold at
 
@@ -441,8 +468,19 @@ def _signal_parts(
     if items.elasticity[i] >= -1:
         parts.append("demand barely reacts to price")
         return parts
+    return [*parts, *_target_parts(i, result, items, facts, context)]
+
+
+def _target_parts(
+    i: int, result: dict[str, np.ndarray], items: _Items, facts: _Facts, context: _Context
+) -> list[str]:
     target = result["target_price"][i]
-    parts.append(f"best price {_money(context.currency, target)}")
+    parts = [f"best price {_money(context.currency, target)}"]
+    if facts.cautious[i]:
+        parts.append(
+            f"{_money(context.currency, facts.point[i])} at the estimate: a move is priced at the"
+            " interval's cautious end"
+        )
     if facts.untrusted[i]:
         low, high = items.observed_low[i], items.observed_high[i]
         parts.append(

@@ -56,6 +56,7 @@ from storewise.columns import (
 )
 from storewise.settings import ElasticityConfig
 from training.pricing.cross import CrossFinding, shelf_index, wald_finding
+from training.pricing.glm import Panel, fit_panel_poisson
 
 SHELF_INDEX = "shelf_index"
 CURVATURE_TERM = "log_price_squared"
@@ -148,6 +149,7 @@ def estimate_elasticities(
         table = pd.DataFrame(_fit_items(frame, reference, category, settings, exposure_kind))
         table = pd.concat([table, _unseen(products, set(table.get(c.ITEM_ID, [])))], ignore_index=True)
         table, findings = with_extensions(frame, table, settings, exposure_kind)
+        table, findings = with_pooled_shelf(frame, table, findings, settings, exposure_kind)
     table = pool(table, settings)
     if findings.get(SHELF_INDEX) is not None and findings[SHELF_INDEX].used:
         table = _pooled_cross(table)
@@ -270,6 +272,69 @@ def with_extensions(
     if not used:
         return table, findings
     return _with_refit(table, _refit(frame, table, settings, exposure_kind, used), used), findings
+
+
+def pooled_shelf_effect(
+    frame: pd.DataFrame, elasticity: pd.Series, exposure_kind: str
+) -> tuple[float, float] | None:
+    """One shelf effect shared by every item (estimate, standard error), or None: a Poisson
+    regression over all items whose shelf index moves, with a level per item (profiled out),
+    each item's own price effect held at its pooled elasticity (an offset, beside the log
+    exposure) and, with the shop index as exposure, promotion and trend as shared controls.
+
+    Items that never change their own price are in it: their sales answer to the others'
+    prices alone, the cleanest view of a cross effect, which the per-item test (items with
+    price evidence of their own only, one effect each) leaves out."""
+    moving = frame.groupby(c.ITEM_ID, observed=True)[SHELF_INDEX].transform("std").fillna(0) > 0
+    rows = frame[moving.to_numpy() & frame[c.ITEM_ID].isin(elasticity.index).to_numpy()]
+    if rows.empty:
+        return None
+    items, series = np.unique(rows[c.ITEM_ID].astype(str).to_numpy(), return_inverse=True)
+    own = rows[c.ITEM_ID].astype(str).map(elasticity.set_axis(elasticity.index.astype(str))).to_numpy(float)
+    offset = (
+        np.log(rows[EXPOSURE].to_numpy(float))
+        + own * np.log(rows[c.PRICE] / rows[REFERENCE_PRICE]).to_numpy()
+    )
+    columns = [rows[SHELF_INDEX].to_numpy(float)]
+    if exposure_kind != "views":
+        columns += [rows[c.PROMO].astype(float).to_numpy(), ((rows["t"] - rows["t"].mean()) / 365).to_numpy()]
+    x = np.column_stack(columns)
+    keep = x.std(axis=0) > 0
+    keep[0] = True
+    fit = fit_panel_poisson(Panel(x[:, keep], rows[UNITS].to_numpy(float), series, len(items), offset=offset))
+    se = float(np.sqrt(max(fit.covariance[0, 0], 0.0)))
+    return (float(fit.beta[0]), se) if se > 0 and np.isfinite(fit.beta[0]) else None
+
+
+def with_pooled_shelf(
+    frame: pd.DataFrame,
+    table: pd.DataFrame,
+    findings: dict[str, CrossFinding],
+    settings: ElasticityConfig,
+    exposure_kind: str,
+) -> tuple[pd.DataFrame, dict[str, CrossFinding]]:
+    """Where the per-item test left cross effects out (too few items vary their prices for
+    one effect each), test one shelf effect pooled over every item instead; kept when it
+    rejects zero at the same level, as every category's effect."""
+    per_item = findings.get(SHELF_INDEX)
+    if settings.cross_effects != "auto" or per_item is None or per_item.used:
+        return table, findings
+    estimate = pooled_shelf_effect(
+        frame, pool(table, settings).set_index(c.ITEM_ID)[ELASTICITY], exposure_kind
+    )
+    if estimate is None:
+        return table, findings
+    effect, se = estimate
+    pooled = wald_finding(np.array([effect]), np.array([[se**2]]), settings.cross_test_level, "pooled")
+    verdict = "supported" if pooled.used else "not supported"
+    reason = (
+        f"per item {per_item.reason}; one effect pooled over all items: {effect:.2f} (se {se:.2f}, "
+        f"Wald chi2 {pooled.wald:.1f} on 1 df, p = {pooled.p_value:.2g}): {verdict}"
+    )
+    findings = {**findings, SHELF_INDEX: replace(pooled, reason=reason)}
+    if pooled.used:
+        table = table.assign(**{f"{SHELF_INDEX}_effect": effect, f"{SHELF_INDEX}_effect_se": se})
+    return table, findings
 
 
 def _with_refit(table: pd.DataFrame, fits: dict[object, ItemFit], terms: tuple[str, ...]) -> pd.DataFrame:
