@@ -34,6 +34,7 @@ the other prices fixed and, for reference prices, once customers are used to the
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -127,6 +128,24 @@ class ShopDynamics:
         self.start = pd.Timestamp(shop.start)
         # the price customers are used to (the reference_price family's state)
         self.reference = np.asarray(items.ref_price, float).copy() if reference is None else reference.copy()
+        # expected views per item by day index, without promotions, once `remember_views`
+        # is called (the simulator: the calendar arithmetic is what a simulated day costs most)
+        self._views_by_day: dict[int, np.ndarray] | None = None
+
+    def remember_views(self) -> None:
+        """Keep each day's expected views once worked out (for this state and its forks)."""
+        if self._views_by_day is None:
+            self._views_by_day = {}
+
+    def fork(self) -> ShopDynamics:
+        """A copy to step on its own (stock, deliveries and usual prices copied), sharing
+        the day-by-day traffic already worked out."""
+        clone = copy.copy(self)
+        clone.stock = self.stock.copy()
+        clone.pending_day, clone.pending_item = self.pending_day.copy(), self.pending_item.copy()
+        clone.pending_quantity = self.pending_quantity.copy()
+        clone.reference = self.reference.copy()
+        return clone
 
     @property
     def n_items(self) -> int:
@@ -139,6 +158,16 @@ class ShopDynamics:
         return self.items.launch_day <= day
 
     def expected_views(self, day: int, promo: np.ndarray) -> np.ndarray:
+        cache = self._views_by_day
+        if cache is None:
+            plain = self._plain_views(day)
+        elif day in cache:
+            plain = cache[day]
+        else:
+            plain = cache[day] = self._plain_views(day)
+        return plain * np.where(promo, self.shop.promo_view_boost, 1.0)
+
+    def _plain_views(self, day: int) -> np.ndarray:
         date = self.dates(day, 1)
         traffic = (
             self.shop.traffic_per_day
@@ -150,7 +179,7 @@ class ShopDynamics:
         weight = np.where(self.launched(day), weight, 0.0)
         total = weight.sum()
         share = weight / total if total > 0 else weight
-        return traffic * share * np.where(promo, self.shop.promo_view_boost, 1.0)
+        return traffic * share
 
     def purchase_probability(self, prices: np.ndarray) -> np.ndarray:
         prices = np.asarray(prices, float)

@@ -118,6 +118,7 @@ RUN_TOTALS = ("profit", "revenue", "units", "stockout_days", "lost", "holding", 
 
 def load_world(shop: ShopPaths, model: PricingModel) -> World:
     truth, item_ids, next_day = ShopDynamics.load(shop.ground_truth)
+    truth.remember_views()
     missing = [item for item in item_ids.astype(str) if item not in model.position]
     if missing:
         raise ValueError(f"the pricing model does not cover every item of the demo shop (e.g. {missing[0]})")
@@ -144,7 +145,7 @@ def draws_for(world: World, days: int, seed: int) -> list[DayDraws]:
 
 
 def run_policy(world: World, policy: Policy, draws: list[DayDraws], record: bool = False) -> Run:
-    dynamics, _, _ = ShopDynamics.load(world.shop.ground_truth)
+    dynamics = world.truth.fork()
     n = len(world.list_price)
     prices, recent = world.list_price.copy(), list[np.ndarray]()
     run = Run.of({name: np.zeros(n) for name in RUN_TOTALS})
