@@ -15,7 +15,9 @@ For each item, vectorized over items:
    extra sales a cut can bring), a rise at the most elastic end (the most sales a rise can
    lose), and the price stays where neither pays: the best price in the worst case the
    data allows (max-min over the interval), which is the estimate's best price once the
-   interval is narrow and today's price while the data cannot tell. Then the move from
+   interval is narrow and the list price while the data cannot tell. Where a shelf effect
+   was estimated, its interval counts the same way (a cut priced at the most sales it can
+   take from the shelf), whether or not the test kept it in the point estimate. Then the move from
    today's price is a share of the way, full when the 90% interval is at most
    `full_move_width` wide, less when wider, and at most `category_evidence_move` for an
    item priced on its category's elasticity;
@@ -52,6 +54,9 @@ ITEM_STATE_COLUMNS = (
 # optional: the item's shelf (items priced together; -1 = alone) and its demand's
 # elasticity to the price of each other item on the shelf
 CROSS_COLUMNS = ("shelf", "cross_elasticity")
+# optional beside them: the cross elasticity's 90% interval (a cut is priced at its top,
+# a rise at its bottom; without it, at the estimate)
+CROSS_INTERVAL_COLUMNS = ("cross_low", "cross_high")
 # optional: the lowest and highest price the item sold at (NaN: unknown)
 OBSERVED_COLUMNS = ("observed_low", "observed_high")
 # optional: log demand's curvature in log(price / reference_price) (0: constant elasticity)
@@ -114,6 +119,8 @@ class _Items:
     demand_change: np.ndarray
     shelf: np.ndarray
     cross: np.ndarray
+    cross_low: np.ndarray
+    cross_high: np.ndarray
     observed_low: np.ndarray
     observed_high: np.ndarray
     curvature: np.ndarray
@@ -144,6 +151,11 @@ def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Item
     ]
     curved = all(name in states for name in CURVE_COLUMNS)
     p0 = s["current_price"].astype(float)
+    cross = np.nan_to_num(np.asarray(states["cross_elasticity"], float)) if has_cross else np.zeros(n)
+    cross_interval = [
+        np.nan_to_num(np.asarray(states[name], float)) if has_cross and name in states else cross
+        for name in CROSS_INTERVAL_COLUMNS
+    ]
     return _Items(
         item_id=s["item_id"],
         p0=p0,
@@ -158,7 +170,9 @@ def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Item
         evidence=s["item_evidence"].astype(bool),
         demand_change=s["demand_change"].astype(float),
         shelf=np.asarray(states["shelf"]).astype(np.int64) if has_cross else np.full(n, -1),
-        cross=np.nan_to_num(np.asarray(states["cross_elasticity"], float)) if has_cross else np.zeros(n),
+        cross=cross,
+        cross_low=cross_interval[0],
+        cross_high=cross_interval[1],
         observed_low=observed[0],
         observed_high=observed[1],
         curvature=np.nan_to_num(np.asarray(states["curvature"], float)) if curved else np.zeros(n),
@@ -233,13 +247,22 @@ def shelf_target(items: _Items, alone: np.ndarray, floor: np.ndarray, ceiling: n
 def cautious_target(
     items: _Items, point: np.ndarray, floor: np.ndarray, ceiling: np.ndarray, settings: PricingSettings
 ) -> np.ndarray:
-    """The best price in the worst case of the elasticity's 90% interval (see step 3):
-    a cut priced at the least elastic end, a rise at the most elastic end, else today's
-    price. With a point interval (the truth) it is the point target."""
+    """The best price in the worst case of the 90% intervals (see step 3): a cut priced
+    at the least elastic end and the top of the cross elasticity's interval (the most
+    sales it takes from the shelf), a rise at the most elastic end and the bottom, else
+    the list price. With point intervals (the truth) it is the point target."""
     if not settings.uncertainty.cautious_target:
         return point
-    least = replace(items, elasticity=np.where(np.isfinite(items.high_e), items.high_e, items.elasticity))
-    most = replace(items, elasticity=np.where(np.isfinite(items.low_e), items.low_e, items.elasticity))
+    least = replace(
+        items,
+        elasticity=np.where(np.isfinite(items.high_e), items.high_e, items.elasticity),
+        cross=items.cross_high,
+    )
+    most = replace(
+        items,
+        elasticity=np.where(np.isfinite(items.low_e), items.low_e, items.elasticity),
+        cross=items.cross_low,
+    )
     cut = shelf_target(least, own_target(least, floor, ceiling), floor, ceiling)
     rise = shelf_target(most, own_target(most, floor, ceiling), floor, ceiling)
     stay = np.clip(items.list_price, floor, ceiling)

@@ -64,3 +64,14 @@ def test_the_target_stays_near_the_prices_the_item_sold_at() -> None:
     assert decided["target_price"].tolist() == pytest.approx([63.0, 45.0])
     assert "kept near the prices it sold at (RM70.00 to RM90.00)" in decided["reason"].iloc[0]
     assert "kept near" not in decided["reason"].iloc[1]
+
+
+def test_a_shelf_effect_the_test_left_out_still_bounds_a_cut() -> None:
+    # point cross effect 0 (not kept), its interval -0.5 to 1.0: a cut is priced at e = -2.9
+    # and g = 1.0, p = c (e + g) / (1 + e + g) = 30 * 1.9 / 0.9 = 63.33; a rise at e = -3.1,
+    # g = -0.5 would be 30 * 3.6 / 2.6 = 41.54, no rise. At the estimate: 45 alone.
+    shelf = TWO.assign(
+        shelf=[0, 0], cross_elasticity=[0.0, 0.0], cross_low=[-0.5, -0.5], cross_high=[1.0, 1.0]
+    )
+    assert decide(shelf, SETTINGS)["target_price"].tolist() == pytest.approx([63.33, 63.33], abs=0.01)
+    assert decide(shelf, AT_ESTIMATE)["target_price"].tolist() == pytest.approx([45.0, 45.0])

@@ -40,6 +40,8 @@ from storewise import columns as c
 from storewise.columns import (
     BASE_RATE,
     CROSS_ELASTICITY,
+    CROSS_HIGH,
+    CROSS_LOW,
     CURVATURE,
     ELASTICITY,
     EVIDENCE,
@@ -151,8 +153,9 @@ def estimate_elasticities(
         table, findings = with_extensions(frame, table, settings, exposure_kind)
         table, findings = with_pooled_shelf(frame, table, findings, settings, exposure_kind)
     table = pool(table, settings)
-    if findings.get(SHELF_INDEX) is not None and findings[SHELF_INDEX].used:
-        table = _pooled_cross(table)
+    if f"{SHELF_INDEX}_effect" in table:
+        kept = findings.get(SHELF_INDEX) is not None and findings[SHELF_INDEX].used
+        table = _pooled_cross(table, kept)
     if findings.get(CURVATURE_TERM) is not None and findings[CURVATURE_TERM].used:
         table[CURVATURE] = shrunk(table, f"{CURVATURE_TERM}_effect", settings)
     table.attrs["findings"] = findings
@@ -332,8 +335,7 @@ def with_pooled_shelf(
         f"Wald chi2 {pooled.wald:.1f} on 1 df, p = {pooled.p_value:.2g}): {verdict}"
     )
     findings = {**findings, SHELF_INDEX: replace(pooled, reason=reason)}
-    if pooled.used:
-        table = table.assign(**{f"{SHELF_INDEX}_effect": effect, f"{SHELF_INDEX}_effect_se": se})
+    table = table.assign(**{f"{SHELF_INDEX}_effect": effect, f"{SHELF_INDEX}_effect_se": se})
     return table, findings
 
 
@@ -352,20 +354,25 @@ def _with_refit(table: pd.DataFrame, fits: dict[object, ItemFit], terms: tuple[s
     return table
 
 
-def _pooled_cross(table: pd.DataFrame) -> pd.DataFrame:
+def _pooled_cross(table: pd.DataFrame, kept: bool) -> pd.DataFrame:
     """Each category's shelf effect (precision-weighted over its items) shared by its
-    items, as the elasticity to each other item's price."""
+    items, as the elasticity to each other item's price, with its 90% interval; an effect
+    the test did not keep is 0 with that interval around it (the policy's cautious end)."""
     effect, se = table[f"{SHELF_INDEX}_effect"], table[f"{SHELF_INDEX}_effect_se"]
     usable = effect.notna() & (se > 0)
     weight = np.where(usable, 1 / np.maximum(se.fillna(1.0), 1e-6) ** 2, 0.0)
     weighted = pd.DataFrame({"w": weight, "wg": weight * effect.fillna(0.0), c.CATEGORY: table[c.CATEGORY]})
     sums = weighted.groupby(c.CATEGORY)[["w", "wg"]].sum()
     category_effect = (sums["wg"] / sums["w"].where(sums["w"] > 0)).fillna(0.0)
+    category_se = (1 / np.sqrt(sums["w"].where(sums["w"] > 0))).fillna(0.0)
     others = table.groupby(c.CATEGORY)[c.ITEM_ID].transform("size").to_numpy() - 1
+    per_other = np.where(others > 0, 1 / np.maximum(others, 1), 0.0)
+    center = table[c.CATEGORY].map(category_effect).to_numpy(float)
+    spread = Z90 * table[c.CATEGORY].map(category_se).to_numpy(float)
     table[SHELF] = table[c.CATEGORY].to_numpy()
-    table[CROSS_ELASTICITY] = np.where(
-        others > 0, table[c.CATEGORY].map(category_effect).to_numpy(float) / np.maximum(others, 1), 0.0
-    )
+    table[CROSS_ELASTICITY] = center * per_other if kept else 0.0
+    table[CROSS_LOW] = (center - spread) * per_other
+    table[CROSS_HIGH] = (center + spread) * per_other
     return table
 
 
