@@ -8,16 +8,20 @@ optimizer's share of the oracle's profit, and the optimizer minus the fixed pric
 share of the oracle's profit with a paired bootstrap 90% interval over items (categories
 where items substitute), and the elasticity errors.
 
-    uv run python -m benchmarks.bench_families [--shops DIR] [--reuse]
+    uv run python -m benchmarks.bench_families [--shops DIR] [--reuse] [--at-estimate]
 
-`--reuse` keeps shops already generated in DIR (their features are rebuilt). Results go to
-benchmarks/results/pricing_families.json.
+`--reuse` keeps shops already generated in DIR (their features are rebuilt);
+`--at-estimate` prices at the elasticity's estimate (config/pricing.yaml with
+`uncertainty.cautious_target: false`: the policy before issue 15's cautious target).
+Results go to benchmarks/results/pricing_families.json (pricing_families_at_estimate.json).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +47,7 @@ KEPT = (
 )
 
 
-def run_family(family: str, root: Path, reuse: bool) -> dict[str, object]:
+def run_family(family: str, root: Path, reuse: bool, config_dir: Path) -> dict[str, object]:
     from features.pipeline import build_features
     from intake.demo.generate import GeneratorSettings, generate_shop
     from intake.demo.writer import write_generated_shop
@@ -52,10 +56,17 @@ def run_family(family: str, root: Path, reuse: bool) -> dict[str, object]:
 
     paths = ShopPaths(root / f"small_{family}")
     if not (reuse and paths.ground_truth.exists()):
-        write_generated_shop(paths, generate_shop(GeneratorSettings(**SHOP, demand_family=family)))
+        options = GeneratorSettings(
+            customers=SHOP["customers"],
+            products=SHOP["products"],
+            days=SHOP["days"],
+            seed=SHOP["seed"],
+            demand_family=family,
+        )
+        write_generated_shop(paths, generate_shop(options))
     build_features(paths)
     started = time.perf_counter()
-    outcome = train_pricing(paths, register=False)
+    outcome = train_pricing(paths, config_dir=config_dir, register=False)
     metrics = {key: round(outcome.metrics[key], 4) for key in KEPT if key in outcome.metrics}
     findings = outcome.elasticities.attrs.get("findings", {})
     return {
@@ -73,23 +84,46 @@ def main() -> None:
     parser.add_argument("--shops", type=Path, default=HERE.parent / "data" / "families")
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
+    parser.add_argument("--at-estimate", action="store_true")
     args = parser.parse_args()
     runs = []
-    for family in args.families:
-        runs.append(run_family(family, args.shops, args.reuse))
-        metrics = runs[-1]["metrics"]
-        assert isinstance(metrics, dict)
-        print(
-            family,
-            f"fixed {metrics['simulation.fixed.share_of_oracle_mean']:.1%}",
-            f"optimizer {metrics['simulation.optimizer.share_of_oracle_mean']:.1%}",
-            f"optimizer - fixed {metrics['simulation.optimizer_minus_fixed_share']:+.1%}"
-            f" [{metrics['simulation.optimizer_minus_fixed_share_low']:+.1%},"
-            f" {metrics['simulation.optimizer_minus_fixed_share_high']:+.1%}]",
-            flush=True,
-        )
-    command = "uv run python -m benchmarks.bench_families"
-    RESULTS.write_text(json.dumps({"command": command, "shop": SHOP, "runs": runs}, indent=1) + "\n")
+    with tempfile.TemporaryDirectory(prefix="storewise-config-") as scratch:
+        config_dir = configuration(Path(scratch), args.at_estimate)
+        for family in args.families:
+            runs.append(run_family(family, args.shops, args.reuse, config_dir))
+            report(family, runs[-1])
+    command = "uv run python -m benchmarks.bench_families" + (" --at-estimate" if args.at_estimate else "")
+    path = RESULTS.with_name("pricing_families_at_estimate.json") if args.at_estimate else RESULTS
+    path.write_text(json.dumps({"command": command, "shop": SHOP, "runs": runs}, indent=1) + "\n")
+
+
+def configuration(scratch: Path, at_estimate: bool) -> Path:
+    """The repository's config, or a copy pricing at the estimate."""
+    from storewise.config import CONFIG_DIR
+
+    if not at_estimate:
+        return CONFIG_DIR
+    copy = scratch / "config"
+    shutil.copytree(CONFIG_DIR, copy)
+    pricing = copy / "pricing.yaml"
+    text = pricing.read_text(encoding="utf-8")
+    if "cautious_target: true" not in text:
+        raise SystemExit("config/pricing.yaml has no `cautious_target: true` to turn off")
+    pricing.write_text(text.replace("cautious_target: true", "cautious_target: false"), encoding="utf-8")
+    return copy
+
+
+def report(family: str, run: dict[str, object]) -> None:
+    metrics = run["metrics"]
+    assert isinstance(metrics, dict)
+    gain = "simulation.optimizer_minus_fixed_share"
+    print(
+        family,
+        f"fixed {metrics['simulation.fixed.share_of_oracle_mean']:.1%}",
+        f"optimizer {metrics['simulation.optimizer.share_of_oracle_mean']:.1%}",
+        f"optimizer - fixed {metrics[gain]:+.1%} [{metrics[gain + '_low']:+.1%}, {metrics[gain + '_high']:+.1%}]",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
