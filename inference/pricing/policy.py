@@ -7,20 +7,21 @@ For each item, vectorized over items:
    sales from the others), the targets of a shelf maximize the shelf's profit together:
    p_k = (cost_k e_k - S_k / D_k) / (1 + e_k), S_k the margin the other items lose per
    1% of k's price, solved by iterating to a fixed point;
-2. inventory: if at the target the stock would last fewer than `low_cover_days`, the price
+2. caution (`cautious_target`, the default): a move is priced at the 90% interval's least
+   favourable end for it: a cut at the least elastic end (the fewest extra sales a cut
+   can bring) and the top of the shelf effect's interval, where one was estimated, kept
+   or not (the most sales it can take from the shelf); a rise at the most elastic end
+   and the bottom; the list price where neither pays. That is the best price in the worst
+   case the data allows (max-min over the intervals): the estimate's best price once the
+   intervals are narrow, the list price while the data cannot tell. The target then stays
+   within `max_beyond_observed` of the prices the item sold at;
+3. inventory: if at the target the stock would last fewer than `low_cover_days`, the price
    rises until it lasts that long (the same stock sold dearer); beyond `high_cover_days`
-   it falls until it moves in that time;
-3. uncertainty: with `cautious_target` (the default), a move is priced at the 90%
-   interval's least favourable end for it: a cut at the least elastic end (the fewest
-   extra sales a cut can bring), a rise at the most elastic end (the most sales a rise can
-   lose), and the price stays where neither pays: the best price in the worst case the
-   data allows (max-min over the interval), which is the estimate's best price once the
-   interval is narrow and the list price while the data cannot tell. Where a shelf effect
-   was estimated, its interval counts the same way (a cut priced at the most sales it can
-   take from the shelf), whether or not the test kept it in the point estimate. Then the move from
-   today's price is a share of the way, full when the 90% interval is at most
-   `full_move_width` wide, less when wider, and at most `category_evidence_move` for an
-   item priced on its category's elasticity;
+   it falls until it moves in that time; both on the same elasticity, so both stay
+   within `max_beyond_observed` of the prices it sold at. The move from today's price is
+   a share of the way, full when the 90% interval is at most `full_move_width` wide,
+   less when wider, and at most `category_evidence_move` for an item priced on its
+   category's elasticity;
 4. guardrails: at most `max_daily_change` a period (a day, or a week for weekly data),
    never below cost x (1 + min_margin), never above list x ceiling_multiple (absolute
    bounds win over the period limit), and the shop's price ending.
@@ -388,7 +389,9 @@ def decide_arrays(
     point = shelf_target(items, alone, floor, ceiling)
     best = cautious_target(items, point, floor, ceiling, settings)
     trusted = np.clip(within_observed(items, best, settings), floor, ceiling)
-    target, stock = inventory_target(items, trusted, floor, ceiling, settings)
+    stocked, stock = inventory_target(items, trusted, floor, ceiling, settings)
+    # stretching or clearing stock prices on the same elasticity: near where it was measured
+    target = np.where(stock.out, stocked, np.clip(within_observed(items, stocked, settings), floor, ceiling))
     share = move_share(items, settings)
     wanted = items.p0 * (target / items.p0) ** share
     price = guardrailed(wanted, items.p0, floor, ceiling, g)

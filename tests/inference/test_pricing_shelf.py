@@ -75,3 +75,14 @@ def test_a_shelf_effect_the_test_left_out_still_bounds_a_cut() -> None:
     )
     assert decide(shelf, SETTINGS)["target_price"].tolist() == pytest.approx([63.33, 63.33], abs=0.01)
     assert decide(shelf, AT_ESTIMATE)["target_price"].tolist() == pytest.approx([45.0, 45.0])
+
+
+def test_stretching_short_stock_stays_near_the_prices_the_item_sold_at() -> None:
+    # 5 units at 2 a day at 79.90: lasting 10 days takes 79.9 x (5 / 20) ** (1 / -3) = 126.8,
+    # above the ceiling (119.85) and far above the highest price it sold at: 90 x 1.10 = 99
+    short = pd.DataFrame(
+        [{**ITEM, "item_id": "a", "stock": 5.0, "observed_low": 70.0, "observed_high": 90.0}]
+    )
+    decided = decide(short, SETTINGS).iloc[0]
+    assert decided["target_price"] == pytest.approx(99.0)
+    assert "days of stock left" in decided["reason"]
