@@ -12,7 +12,7 @@ where items substitute), and the elasticity errors.
 
 `--reuse` keeps shops already generated in DIR (their features are rebuilt);
 `--at-estimate` prices at the elasticity's estimate (config/pricing.yaml with
-`uncertainty.cautious_target: false`: the policy before issue 15's cautious target).
+`uncertainty.cautious_target: false`).
 Results go to benchmarks/results/pricing_families.json (pricing_families_at_estimate.json).
 """
 
