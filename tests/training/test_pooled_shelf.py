@@ -9,8 +9,8 @@ import pytest
 
 from features.demand import UNITS
 from storewise import columns as c
-from storewise.columns import EXPOSURE, REFERENCE_PRICE
-from training.pricing.elasticity import SHELF_INDEX, pooled_shelf_effect
+from storewise.columns import CROSS_ELASTICITY, CROSS_HIGH, CROSS_LOW, EXPOSURE, REFERENCE_PRICE
+from training.pricing.elasticity import SHELF_INDEX, _pooled_cross, pooled_shelf_effect
 
 DAYS, ITEMS, OWN, CROSS = 400, 6, -2.0, 1.0
 
@@ -51,3 +51,15 @@ def test_items_that_never_change_their_price_carry_the_effect_alone() -> None:
     estimate = pooled_shelf_effect(fixed_price, elasticity, "views")
     assert estimate is not None
     assert estimate[0] == pytest.approx(CROSS, abs=3 * estimate[1])
+
+
+def test_a_pooled_effect_left_out_keeps_its_own_interval_for_every_category() -> None:
+    # effect 0.3 (se 0.2) pooled over all items, not kept: the point is 0; the interval is
+    # 0.3 -/+ 1.645 x 0.2 (not narrowed by the number of items sharing it), split over
+    # each item's 2 other shelf items in category x, 1 in category y
+    table = pd.DataFrame({c.ITEM_ID: ["a", "b", "c", "d", "e"], c.CATEGORY: ["x", "x", "x", "y", "y"]})
+    crossed = _pooled_cross(table, kept=False, pooled=(0.3, 0.2))
+    assert crossed[CROSS_ELASTICITY].tolist() == [0.0] * 5
+    low, high = 0.3 - 1.645 * 0.2, 0.3 + 1.645 * 0.2
+    assert crossed[CROSS_LOW].tolist() == pytest.approx([low / 2] * 3 + [low] * 2)
+    assert crossed[CROSS_HIGH].tolist() == pytest.approx([high / 2] * 3 + [high] * 2)

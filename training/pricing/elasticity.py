@@ -151,11 +151,11 @@ def estimate_elasticities(
         table = pd.DataFrame(_fit_items(frame, reference, category, settings, exposure_kind))
         table = pd.concat([table, _unseen(products, set(table.get(c.ITEM_ID, [])))], ignore_index=True)
         table, findings = with_extensions(frame, table, settings, exposure_kind)
-        table, findings = with_pooled_shelf(frame, table, findings, settings, exposure_kind)
+        findings, pooled = with_pooled_shelf(frame, table, findings, settings, exposure_kind)
     table = pool(table, settings)
-    if f"{SHELF_INDEX}_effect" in table:
+    if pooled is not None or f"{SHELF_INDEX}_effect" in table:
         kept = findings.get(SHELF_INDEX) is not None and findings[SHELF_INDEX].used
-        table = _pooled_cross(table, kept)
+        table = _pooled_cross(table, kept, pooled)
     if findings.get(CURVATURE_TERM) is not None and findings[CURVATURE_TERM].used:
         table[CURVATURE] = shrunk(table, f"{CURVATURE_TERM}_effect", settings)
     table.attrs["findings"] = findings
@@ -315,18 +315,19 @@ def with_pooled_shelf(
     findings: dict[str, CrossFinding],
     settings: ElasticityConfig,
     exposure_kind: str,
-) -> tuple[pd.DataFrame, dict[str, CrossFinding]]:
+) -> tuple[dict[str, CrossFinding], tuple[float, float] | None]:
     """Where the per-item test left cross effects out (too few items vary their prices for
-    one effect each), test one shelf effect pooled over every item instead; kept when it
-    rejects zero at the same level, as every category's effect."""
+    one effect each), test one shelf effect pooled over every item instead: the finding,
+    and the estimate with its standard error (every category's effect; kept when the test
+    rejects zero at the same level, its interval kept either way)."""
     per_item = findings.get(SHELF_INDEX)
     if settings.cross_effects != "auto" or per_item is None or per_item.used:
-        return table, findings
+        return findings, None
     estimate = pooled_shelf_effect(
         frame, pool(table, settings).set_index(c.ITEM_ID)[ELASTICITY], exposure_kind
     )
     if estimate is None:
-        return table, findings
+        return findings, None
     effect, se = estimate
     pooled = wald_finding(np.array([effect]), np.array([[se**2]]), settings.cross_test_level, "pooled")
     verdict = "supported" if pooled.used else "not supported"
@@ -334,9 +335,7 @@ def with_pooled_shelf(
         f"per item {per_item.reason}; one effect pooled over all items: {effect:.2f} (se {se:.2f}, "
         f"Wald chi2 {pooled.wald:.1f} on 1 df, p = {pooled.p_value:.2g}): {verdict}"
     )
-    findings = {**findings, SHELF_INDEX: replace(pooled, reason=reason)}
-    table = table.assign(**{f"{SHELF_INDEX}_effect": effect, f"{SHELF_INDEX}_effect_se": se})
-    return table, findings
+    return {**findings, SHELF_INDEX: replace(pooled, reason=reason)}, estimate
 
 
 def _with_refit(table: pd.DataFrame, fits: dict[object, ItemFit], terms: tuple[str, ...]) -> pd.DataFrame:
@@ -354,17 +353,25 @@ def _with_refit(table: pd.DataFrame, fits: dict[object, ItemFit], terms: tuple[s
     return table
 
 
-def _pooled_cross(table: pd.DataFrame, kept: bool) -> pd.DataFrame:
-    """Each category's shelf effect (precision-weighted over its items) shared by its
-    items, as the elasticity to each other item's price, with its 90% interval; an effect
-    the test did not keep is 0 with that interval around it (the policy's cautious end)."""
-    effect, se = table[f"{SHELF_INDEX}_effect"], table[f"{SHELF_INDEX}_effect_se"]
-    usable = effect.notna() & (se > 0)
-    weight = np.where(usable, 1 / np.maximum(se.fillna(1.0), 1e-6) ** 2, 0.0)
-    weighted = pd.DataFrame({"w": weight, "wg": weight * effect.fillna(0.0), c.CATEGORY: table[c.CATEGORY]})
-    sums = weighted.groupby(c.CATEGORY)[["w", "wg"]].sum()
-    category_effect = (sums["wg"] / sums["w"].where(sums["w"] > 0)).fillna(0.0)
-    category_se = (1 / np.sqrt(sums["w"].where(sums["w"] > 0))).fillna(0.0)
+def _pooled_cross(table: pd.DataFrame, kept: bool, pooled: tuple[float, float] | None) -> pd.DataFrame:
+    """Each category's shelf effect shared by its items, as the elasticity to each other
+    item's price, with its 90% interval: the effect pooled over all items where given,
+    else the precision-weighted mean of the category's items' effects. An effect the test
+    did not keep is 0 with that interval around it (the policy's cautious end)."""
+    if pooled is not None:
+        names = table[c.CATEGORY].unique()
+        category_effect = pd.Series(pooled[0], index=names)
+        category_se = pd.Series(pooled[1], index=names)
+    else:
+        effect, se = table[f"{SHELF_INDEX}_effect"], table[f"{SHELF_INDEX}_effect_se"]
+        usable = effect.notna() & (se > 0)
+        weight = np.where(usable, 1 / np.maximum(se.fillna(1.0), 1e-6) ** 2, 0.0)
+        weighted = pd.DataFrame(
+            {"w": weight, "wg": weight * effect.fillna(0.0), c.CATEGORY: table[c.CATEGORY]}
+        )
+        sums = weighted.groupby(c.CATEGORY)[["w", "wg"]].sum()
+        category_effect = (sums["wg"] / sums["w"].where(sums["w"] > 0)).fillna(0.0)
+        category_se = (1 / np.sqrt(sums["w"].where(sums["w"] > 0))).fillna(0.0)
     others = table.groupby(c.CATEGORY)[c.ITEM_ID].transform("size").to_numpy() - 1
     per_other = np.where(others > 0, 1 / np.maximum(others, 1), 0.0)
     center = table[c.CATEGORY].map(category_effect).to_numpy(float)
