@@ -156,6 +156,12 @@ def _print_simulation(m: dict[str, float]) -> None:
             f"max {m[f'simulation.{policy}.share_of_oracle_max']:.1%}; regret {m[f'simulation.{policy}.regret_mean']:,.0f}, "
             f"holding cost {m[f'simulation.{policy}.holding_cost_mean']:,.0f})"
         )
+    gain = "simulation.optimizer_minus_fixed_share"
+    if gain in m:
+        say(
+            f"  optimizer - fixed price: {m[gain]:+.1%} of the oracle's profit (90% paired bootstrap over items: "
+            f"{m[gain + '_low']:+.1%} to {m[gain + '_high']:+.1%})"
+        )
 
 
 def _print_item_forecast(m: dict[str, float]) -> None:

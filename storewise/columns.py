@@ -76,6 +76,9 @@ EXPOSURE = "exposure"
 # store's shelf) and the elasticity of this item's demand to each other shelf item's price
 SHELF = "shelf"
 CROSS_ELASTICITY = "cross_elasticity"
+# optional: its 90% interval (where a shelf effect was estimated, kept or not: the policy
+# prices a cut at the top, a rise at the bottom)
+CROSS_LOW, CROSS_HIGH = "cross_low_90", "cross_high_90"
 # the lowest and highest price the item sold at in the data: where its elasticity was measured
 OBSERVED_LOW, OBSERVED_HIGH = "observed_low_price", "observed_high_price"
 # optional, where the data supports it: log demand's curvature in log price (relative to

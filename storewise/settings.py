@@ -252,6 +252,10 @@ class UncertaintySettings(StrictModel):
     # the profit target stays within this share beyond the prices the item sold at: an
     # elasticity measured between them says little about prices far outside
     max_beyond_observed: float = Field(0.10, ge=0)
+    # a move is priced at the elasticity interval's least favourable end for it (a cut at
+    # the least elastic end, a rise at the most elastic): the best price in the worst case
+    # the data allows, the list price while the data cannot tell a move pays
+    cautious_target: bool = True
 
 
 class InventorySettings(StrictModel):

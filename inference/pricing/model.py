@@ -23,6 +23,8 @@ from inference.pricing.policy import decide_arrays
 from storewise import columns as c
 from storewise.columns import (
     CROSS_ELASTICITY,
+    CROSS_HIGH,
+    CROSS_LOW,
     CURVATURE,
     ELASTICITY,
     EVIDENCE,
@@ -71,6 +73,9 @@ class PricingModel:
         if SHELF in self.items and CROSS_ELASTICITY in self.items:
             self.arrays["shelf"] = pd.factorize(self.items[SHELF])[0].astype(np.int64)
             self.arrays["cross_elasticity"] = self.items[CROSS_ELASTICITY].fillna(0).to_numpy(float)
+            if CROSS_LOW in self.items and CROSS_HIGH in self.items:
+                self.arrays["cross_low"] = self.items[CROSS_LOW].fillna(0).to_numpy(float)
+                self.arrays["cross_high"] = self.items[CROSS_HIGH].fillna(0).to_numpy(float)
 
     def knows(self, item_id: str) -> bool:
         return item_id in self.position
@@ -92,7 +97,15 @@ class PricingModel:
                 "demand_change",
             )
         }
-        for name in ("shelf", "cross_elasticity", "observed_low", "observed_high", "curvature"):
+        for name in (
+            "shelf",
+            "cross_elasticity",
+            "cross_low",
+            "cross_high",
+            "observed_low",
+            "observed_high",
+            "curvature",
+        ):
             if name in a:
                 state[name] = a[name][positions]
         if "curvature" in a:

@@ -7,12 +7,21 @@ For each item, vectorized over items:
    sales from the others), the targets of a shelf maximize the shelf's profit together:
    p_k = (cost_k e_k - S_k / D_k) / (1 + e_k), S_k the margin the other items lose per
    1% of k's price, solved by iterating to a fixed point;
-2. inventory: if at the target the stock would last fewer than `low_cover_days`, the price
+2. caution (`cautious_target`, the default): a move is priced at the 90% interval's least
+   favourable end for it: a cut at the least elastic end (the fewest extra sales a cut
+   can bring) and the top of the shelf effect's interval, where one was estimated, kept
+   or not (the most sales it can take from the shelf); a rise at the most elastic end
+   and the bottom; the list price where neither pays. That is the best price in the worst
+   case the data allows (max-min over the intervals): the estimate's best price once the
+   intervals are narrow, the list price while the data cannot tell. The target then stays
+   within `max_beyond_observed` of the prices the item sold at;
+3. inventory: if at the target the stock would last fewer than `low_cover_days`, the price
    rises until it lasts that long (the same stock sold dearer); beyond `high_cover_days`
-   it falls until it moves in that time;
-3. uncertainty: the move from today's price is a share of the way, full when the 90%
-   interval of the elasticity is at most `full_move_width` wide, less when wider, and at
-   most `category_evidence_move` for an item priced on its category's elasticity;
+   it falls until it moves in that time; both on the same elasticity, so both stay
+   within `max_beyond_observed` of the prices it sold at. The move from today's price is
+   a share of the way, full when the 90% interval is at most `full_move_width` wide,
+   less when wider, and at most `category_evidence_move` for an item priced on its
+   category's elasticity;
 4. guardrails: at most `max_daily_change` a period (a day, or a week for weekly data),
    never below cost x (1 + min_margin), never above list x ceiling_multiple (absolute
    bounds win over the period limit), and the shop's price ending.
@@ -23,7 +32,7 @@ base price of an item at a moment is the same for every customer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -46,6 +55,9 @@ ITEM_STATE_COLUMNS = (
 # optional: the item's shelf (items priced together; -1 = alone) and its demand's
 # elasticity to the price of each other item on the shelf
 CROSS_COLUMNS = ("shelf", "cross_elasticity")
+# optional beside them: the cross elasticity's 90% interval (a cut is priced at its top,
+# a rise at its bottom; without it, at the estimate)
+CROSS_INTERVAL_COLUMNS = ("cross_low", "cross_high")
 # optional: the lowest and highest price the item sold at (NaN: unknown)
 OBSERVED_COLUMNS = ("observed_low", "observed_high")
 # optional: log demand's curvature in log(price / reference_price) (0: constant elasticity)
@@ -108,6 +120,8 @@ class _Items:
     demand_change: np.ndarray
     shelf: np.ndarray
     cross: np.ndarray
+    cross_low: np.ndarray
+    cross_high: np.ndarray
     observed_low: np.ndarray
     observed_high: np.ndarray
     curvature: np.ndarray
@@ -138,6 +152,11 @@ def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Item
     ]
     curved = all(name in states for name in CURVE_COLUMNS)
     p0 = s["current_price"].astype(float)
+    cross = np.nan_to_num(np.asarray(states["cross_elasticity"], float)) if has_cross else np.zeros(n)
+    cross_interval = [
+        np.nan_to_num(np.asarray(states[name], float)) if has_cross and name in states else cross
+        for name in CROSS_INTERVAL_COLUMNS
+    ]
     return _Items(
         item_id=s["item_id"],
         p0=p0,
@@ -152,7 +171,9 @@ def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Item
         evidence=s["item_evidence"].astype(bool),
         demand_change=s["demand_change"].astype(float),
         shelf=np.asarray(states["shelf"]).astype(np.int64) if has_cross else np.full(n, -1),
-        cross=np.nan_to_num(np.asarray(states["cross_elasticity"], float)) if has_cross else np.zeros(n),
+        cross=cross,
+        cross_low=cross_interval[0],
+        cross_high=cross_interval[1],
         observed_low=observed[0],
         observed_high=observed[1],
         curvature=np.nan_to_num(np.asarray(states["curvature"], float)) if curved else np.zeros(n),
@@ -222,6 +243,31 @@ def shelf_target(items: _Items, alone: np.ndarray, floor: np.ndarray, ceiling: n
         if np.abs(step).max(initial=0) < 1e-4:
             break
     return np.where(coupled, price, alone)
+
+
+def cautious_target(
+    items: _Items, point: np.ndarray, floor: np.ndarray, ceiling: np.ndarray, settings: PricingSettings
+) -> np.ndarray:
+    """The best price in the worst case of the 90% intervals (see step 3): a cut priced
+    at the least elastic end and the top of the cross elasticity's interval (the most
+    sales it takes from the shelf), a rise at the most elastic end and the bottom, else
+    the list price. With point intervals (the truth) it is the point target."""
+    if not settings.uncertainty.cautious_target:
+        return point
+    least = replace(
+        items,
+        elasticity=np.where(np.isfinite(items.high_e), items.high_e, items.elasticity),
+        cross=items.cross_high,
+    )
+    most = replace(
+        items,
+        elasticity=np.where(np.isfinite(items.low_e), items.low_e, items.elasticity),
+        cross=items.cross_low,
+    )
+    cut = shelf_target(least, own_target(least, floor, ceiling), floor, ceiling)
+    rise = shelf_target(most, own_target(most, floor, ceiling), floor, ceiling)
+    stay = np.clip(items.list_price, floor, ceiling)
+    return np.where(cut < stay, cut, np.where(rise > stay, rise, stay))
 
 
 def _shelf_demand(items: _Items, price: np.ndarray, shelf: np.ndarray, coupled: np.ndarray) -> np.ndarray:
@@ -340,9 +386,12 @@ def decide_arrays(
     items = _items(states, g)
     floor, ceiling = _bounds(items, g)
     alone = own_target(items, floor, ceiling)
-    best = shelf_target(items, alone, floor, ceiling)
+    point = shelf_target(items, alone, floor, ceiling)
+    best = cautious_target(items, point, floor, ceiling, settings)
     trusted = np.clip(within_observed(items, best, settings), floor, ceiling)
-    target, stock = inventory_target(items, trusted, floor, ceiling, settings)
+    stocked, stock = inventory_target(items, trusted, floor, ceiling, settings)
+    # stretching or clearing stock prices on the same elasticity: near where it was measured
+    target = np.where(stock.out, stocked, np.clip(within_observed(items, stocked, settings), floor, ceiling))
     share = move_share(items, settings)
     wanted = items.p0 * (target / items.p0) ** share
     price = guardrailed(wanted, items.p0, floor, ceiling, g)
@@ -369,6 +418,8 @@ def decide_arrays(
         share=share,
         cost_above_list=floor > items.list_price,
         alone=np.round(alone, 2),
+        point=np.round(point, 2),
+        cautious=np.abs(best - point) >= 0.005,
         stock=stock,
         untrusted=np.abs(trusted - best) > 0.005,
     )
@@ -389,6 +440,8 @@ class _Facts:
     share: np.ndarray
     cost_above_list: np.ndarray
     alone: np.ndarray
+    point: np.ndarray  # the best price at the elasticity's estimate (before caution)
+    cautious: np.ndarray  # the interval's cautious end moved the best price
     stock: _Stock
     untrusted: np.ndarray  # the best price lay beyond the prices the item sold at
 
@@ -441,8 +494,19 @@ def _signal_parts(
     if items.elasticity[i] >= -1:
         parts.append("demand barely reacts to price")
         return parts
+    return [*parts, *_target_parts(i, result, items, facts, context)]
+
+
+def _target_parts(
+    i: int, result: dict[str, np.ndarray], items: _Items, facts: _Facts, context: _Context
+) -> list[str]:
     target = result["target_price"][i]
-    parts.append(f"best price {_money(context.currency, target)}")
+    parts = [f"best price {_money(context.currency, target)}"]
+    if facts.cautious[i]:
+        parts.append(
+            f"{_money(context.currency, facts.point[i])} at the estimate: a move is priced at the"
+            " interval's cautious end"
+        )
     if facts.untrusted[i]:
         low, high = items.observed_low[i], items.observed_high[i]
         parts.append(

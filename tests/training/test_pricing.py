@@ -70,7 +70,9 @@ def state(**overrides: object) -> pd.DataFrame:
 
 def test_profit_maximizing_target_and_the_daily_cap() -> None:
     decision = decide(state(), SETTINGS).iloc[0]
-    assert decision["target_price"] == pytest.approx(60.0)  # cost * e / (1 + e) = 30 * 2
+    # a cut is priced at the interval's least elastic end: cost * e / (1 + e) = 30 * 1.8 / 0.8
+    # (the estimate -2 alone: 30 * 2 = 60)
+    assert decision["target_price"] == pytest.approx(67.5)
     assert decision["price"] == 72.90  # 79.90 - 10% = 71.91, the nearest .90 ending within the limit
     assert "capped at the 10% daily limit" in decision["reason"]
 

@@ -17,7 +17,7 @@ from storewise.settings import ElasticityConfig, PricingSettings
 from storewise.shop import ShopPaths
 from training.pricing.build import build_pricing_model
 from training.pricing.elasticity import estimate_elasticities
-from training.pricing.simulate import simulate
+from training.pricing.simulate import paired_gain, simulate
 
 SETTINGS = PricingSettings()
 
@@ -41,3 +41,29 @@ def test_no_policy_beats_the_oracle(tmp_path: Path, family: str) -> None:
         # profit is margin minus the holding cost of the stock left each day
         assert (summary["holding_cost"] > 0).all()
         assert (summary["regret"] >= -1e-6).all()
+
+
+def test_the_paired_interval_resamples_whole_clusters() -> None:
+    # two seeds, three items; items 0 and 1 substitute (one cluster). Per cluster over the
+    # seeds: cluster 0 optimizer 2 x (10 + 10) = 40, fixed 32, oracle 80; cluster 1
+    # optimizer 20, fixed 16, oracle 40: every resample has (opt - fixed) / oracle = 0.1
+    rows = [
+        {"policy": policy, "seed": seed, "item_id": item, "cluster": cluster, "profit": profit}
+        for seed in (1, 2)
+        for item, cluster in (("a", 0), ("b", 0), ("c", 1))
+        for policy, profit in (("optimizer", 10.0), ("fixed", 8.0), ("oracle", 20.0))
+    ]
+    gain = paired_gain(pd.DataFrame(rows), samples=200, seed=0)
+    assert gain["clusters"] == 2
+    assert gain["optimizer_minus_fixed_share"] == pytest.approx(0.1)
+    assert gain["optimizer_minus_fixed_share_low"] == pytest.approx(0.1)
+    assert gain["optimizer_minus_fixed_share_high"] == pytest.approx(0.1)
+    # one cluster where the optimizer loses: the interval opens around the point
+    rows += [{**row, "profit": 0.0} for row in rows if row["item_id"] == "c" and row["policy"] == "optimizer"]
+    frame = (
+        pd.DataFrame(rows).groupby(["policy", "seed", "item_id", "cluster"], as_index=False)["profit"].min()
+    )
+    gain = paired_gain(frame, samples=200, seed=0)
+    # opt 40 + 0, fixed 32 + 16, oracle 120: (40 - 48) / 120
+    assert gain["optimizer_minus_fixed_share"] == pytest.approx(-8 / 120)
+    assert gain["optimizer_minus_fixed_share_low"] < -8 / 120 < gain["optimizer_minus_fixed_share_high"]

@@ -40,6 +40,8 @@ from storewise import columns as c
 from storewise.columns import (
     BASE_RATE,
     CROSS_ELASTICITY,
+    CROSS_HIGH,
+    CROSS_LOW,
     CURVATURE,
     ELASTICITY,
     EVIDENCE,
@@ -56,6 +58,7 @@ from storewise.columns import (
 )
 from storewise.settings import ElasticityConfig
 from training.pricing.cross import CrossFinding, shelf_index, wald_finding
+from training.pricing.glm import Panel, fit_panel_poisson
 
 SHELF_INDEX = "shelf_index"
 CURVATURE_TERM = "log_price_squared"
@@ -148,9 +151,11 @@ def estimate_elasticities(
         table = pd.DataFrame(_fit_items(frame, reference, category, settings, exposure_kind))
         table = pd.concat([table, _unseen(products, set(table.get(c.ITEM_ID, [])))], ignore_index=True)
         table, findings = with_extensions(frame, table, settings, exposure_kind)
+        findings, pooled = with_pooled_shelf(frame, table, findings, settings, exposure_kind)
     table = pool(table, settings)
-    if findings.get(SHELF_INDEX) is not None and findings[SHELF_INDEX].used:
-        table = _pooled_cross(table)
+    if pooled is not None or f"{SHELF_INDEX}_effect" in table:
+        kept = findings.get(SHELF_INDEX) is not None and findings[SHELF_INDEX].used
+        table = _pooled_cross(table, kept, pooled)
     if findings.get(CURVATURE_TERM) is not None and findings[CURVATURE_TERM].used:
         table[CURVATURE] = shrunk(table, f"{CURVATURE_TERM}_effect", settings)
     table.attrs["findings"] = findings
@@ -272,6 +277,67 @@ def with_extensions(
     return _with_refit(table, _refit(frame, table, settings, exposure_kind, used), used), findings
 
 
+def pooled_shelf_effect(
+    frame: pd.DataFrame, elasticity: pd.Series, exposure_kind: str
+) -> tuple[float, float] | None:
+    """One shelf effect shared by every item (estimate, standard error), or None: a Poisson
+    regression over all items whose shelf index moves, with a level per item (profiled out),
+    each item's own price effect held at its pooled elasticity (an offset, beside the log
+    exposure) and, with the shop index as exposure, promotion and trend as shared controls.
+
+    Items that never change their own price are in it: their sales answer to the others'
+    prices alone, the cleanest view of a cross effect, which the per-item test (items with
+    price evidence of their own only, one effect each) leaves out."""
+    moving = frame.groupby(c.ITEM_ID, observed=True)[SHELF_INDEX].transform("std").fillna(0) > 0
+    rows = frame[moving.to_numpy() & frame[c.ITEM_ID].isin(elasticity.index).to_numpy()]
+    if rows.empty:
+        return None
+    items, series = np.unique(rows[c.ITEM_ID].astype(str).to_numpy(), return_inverse=True)
+    own = rows[c.ITEM_ID].astype(str).map(elasticity.set_axis(elasticity.index.astype(str))).to_numpy(float)
+    offset = (
+        np.log(rows[EXPOSURE].to_numpy(float))
+        + own * np.log(rows[c.PRICE] / rows[REFERENCE_PRICE]).to_numpy()
+    )
+    columns = [rows[SHELF_INDEX].to_numpy(float)]
+    if exposure_kind != "views":
+        columns += [rows[c.PROMO].astype(float).to_numpy(), ((rows["t"] - rows["t"].mean()) / 365).to_numpy()]
+    x = np.column_stack(columns)
+    keep = x.std(axis=0) > 0
+    keep[0] = True
+    fit = fit_panel_poisson(Panel(x[:, keep], rows[UNITS].to_numpy(float), series, len(items), offset=offset))
+    se = float(np.sqrt(max(fit.covariance[0, 0], 0.0)))
+    return (float(fit.beta[0]), se) if se > 0 and np.isfinite(fit.beta[0]) else None
+
+
+def with_pooled_shelf(
+    frame: pd.DataFrame,
+    table: pd.DataFrame,
+    findings: dict[str, CrossFinding],
+    settings: ElasticityConfig,
+    exposure_kind: str,
+) -> tuple[dict[str, CrossFinding], tuple[float, float] | None]:
+    """Where the per-item test left cross effects out (too few items vary their prices for
+    one effect each), test one shelf effect pooled over every item instead: the finding,
+    and the estimate with its standard error (every category's effect; kept when the test
+    rejects zero at the same level, its interval kept either way)."""
+    per_item = findings.get(SHELF_INDEX)
+    if settings.cross_effects != "auto" or per_item is None or per_item.used:
+        return findings, None
+    estimate = pooled_shelf_effect(
+        frame, pool(table, settings).set_index(c.ITEM_ID)[ELASTICITY], exposure_kind
+    )
+    if estimate is None:
+        return findings, None
+    effect, se = estimate
+    pooled = wald_finding(np.array([effect]), np.array([[se**2]]), settings.cross_test_level, "pooled")
+    verdict = "supported" if pooled.used else "not supported"
+    reason = (
+        f"per item {per_item.reason}; one effect pooled over all items: {effect:.2f} (se {se:.2f}, "
+        f"Wald chi2 {pooled.wald:.1f} on 1 df, p = {pooled.p_value:.2g}): {verdict}"
+    )
+    return {**findings, SHELF_INDEX: replace(pooled, reason=reason)}, estimate
+
+
 def _with_refit(table: pd.DataFrame, fits: dict[object, ItemFit], terms: tuple[str, ...]) -> pd.DataFrame:
     table = table.copy()
     fit_of = table[c.ITEM_ID].map(fits)
@@ -287,20 +353,33 @@ def _with_refit(table: pd.DataFrame, fits: dict[object, ItemFit], terms: tuple[s
     return table
 
 
-def _pooled_cross(table: pd.DataFrame) -> pd.DataFrame:
-    """Each category's shelf effect (precision-weighted over its items) shared by its
-    items, as the elasticity to each other item's price."""
-    effect, se = table[f"{SHELF_INDEX}_effect"], table[f"{SHELF_INDEX}_effect_se"]
-    usable = effect.notna() & (se > 0)
-    weight = np.where(usable, 1 / np.maximum(se.fillna(1.0), 1e-6) ** 2, 0.0)
-    weighted = pd.DataFrame({"w": weight, "wg": weight * effect.fillna(0.0), c.CATEGORY: table[c.CATEGORY]})
-    sums = weighted.groupby(c.CATEGORY)[["w", "wg"]].sum()
-    category_effect = (sums["wg"] / sums["w"].where(sums["w"] > 0)).fillna(0.0)
+def _pooled_cross(table: pd.DataFrame, kept: bool, pooled: tuple[float, float] | None) -> pd.DataFrame:
+    """Each category's shelf effect shared by its items, as the elasticity to each other
+    item's price, with its 90% interval: the effect pooled over all items where given,
+    else the precision-weighted mean of the category's items' effects. An effect the test
+    did not keep is 0 with that interval around it (the policy's cautious end)."""
+    if pooled is not None:
+        names = table[c.CATEGORY].unique()
+        category_effect = pd.Series(pooled[0], index=names)
+        category_se = pd.Series(pooled[1], index=names)
+    else:
+        effect, se = table[f"{SHELF_INDEX}_effect"], table[f"{SHELF_INDEX}_effect_se"]
+        usable = effect.notna() & (se > 0)
+        weight = np.where(usable, 1 / np.maximum(se.fillna(1.0), 1e-6) ** 2, 0.0)
+        weighted = pd.DataFrame(
+            {"w": weight, "wg": weight * effect.fillna(0.0), c.CATEGORY: table[c.CATEGORY]}
+        )
+        sums = weighted.groupby(c.CATEGORY)[["w", "wg"]].sum()
+        category_effect = (sums["wg"] / sums["w"].where(sums["w"] > 0)).fillna(0.0)
+        category_se = (1 / np.sqrt(sums["w"].where(sums["w"] > 0))).fillna(0.0)
     others = table.groupby(c.CATEGORY)[c.ITEM_ID].transform("size").to_numpy() - 1
+    per_other = np.where(others > 0, 1 / np.maximum(others, 1), 0.0)
+    center = table[c.CATEGORY].map(category_effect).to_numpy(float)
+    spread = Z90 * table[c.CATEGORY].map(category_se).to_numpy(float)
     table[SHELF] = table[c.CATEGORY].to_numpy()
-    table[CROSS_ELASTICITY] = np.where(
-        others > 0, table[c.CATEGORY].map(category_effect).to_numpy(float) / np.maximum(others, 1), 0.0
-    )
+    table[CROSS_ELASTICITY] = center * per_other if kept else 0.0
+    table[CROSS_LOW] = (center - spread) * per_other
+    table[CROSS_HIGH] = (center + spread) * per_other
     return table
 
 

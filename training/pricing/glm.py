@@ -32,6 +32,7 @@ class Panel:
     series: np.ndarray  # n series index (0 .. n_series-1)
     n_series: int
     z: np.ndarray | None = None  # n values of the per-series slope's regressor
+    offset: np.ndarray | None = None  # n known terms of the log mean (log exposure, a fixed slope)
 
     @property
     def k(self) -> int:
@@ -68,7 +69,7 @@ def _alpha(panel: Panel, eta: np.ndarray, total: np.ndarray) -> np.ndarray:
 
 
 def _eta(panel: Panel, beta: np.ndarray, u: np.ndarray) -> np.ndarray:
-    eta = panel.x @ beta
+    eta = panel.x @ beta if panel.offset is None else panel.x @ beta + panel.offset
     return eta if panel.z is None else eta + panel.z * u[panel.series]
 
 

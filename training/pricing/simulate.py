@@ -56,6 +56,9 @@ class SimulationResult:
     summary: pd.DataFrame  # one row per policy
     daily: pd.DataFrame  # policy, day, item, price, units, stock
     oracle_choices: dict[str, int] = field(default_factory=dict)  # candidate -> items
+    # policy, seed, item, cluster (the item's category where items substitute, else the
+    # item itself: the unit a bootstrap resamples), profit
+    item_profit: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -242,7 +245,33 @@ def _result(
     summary["profit_share_of_oracle"] = summary["profit"] / oracle
     summary["regret"] = oracle - summary["profit"]
     return SimulationResult(
-        summary, pd.DataFrame(daily, columns=["policy", "day", "item_id", "price", "units", "stock"]), choices
+        summary,
+        pd.DataFrame(daily, columns=["policy", "day", "item_id", "price", "units", "stock"]),
+        choices,
+        _item_profit(world, runs, seed),
+    )
+
+
+def _item_profit(world: World, runs: dict[str, Run], seed: int) -> pd.DataFrame:
+    """Each policy's profit per item: items are independent of each other except where
+    they substitute, so the category is the resampling cluster there."""
+    n = len(world.list_price)
+    substitutes = world.truth.shop.demand_family == "substitution"
+    cluster = world.truth.items.category.astype(np.int64) if substitutes else np.arange(n)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "policy": policy,
+                    "seed": seed,
+                    "item_id": world.item_ids.astype(str).to_numpy(),
+                    "cluster": cluster,
+                    "profit": run.profit,
+                }
+            )
+            for policy, run in runs.items()
+        ],
+        ignore_index=True,
     )
 
 
@@ -393,3 +422,28 @@ def choose_candidates(world: World, earned: dict[str, np.ndarray]) -> np.ndarray
     category = world.truth.items.category.astype(np.int64)
     by_category = np.stack([np.bincount(category, weights=row) for row in profits])
     return by_category.argmax(axis=0)[category]
+
+
+def paired_gain(item_profit: pd.DataFrame, samples: int, seed: int) -> dict[str, float]:
+    """The optimizer's profit minus the fixed price's, summed over seeds, as a share of the
+    oracle's profit, with a paired bootstrap 90% interval over resampled clusters (items;
+    categories where items substitute): the same resampled items for both policies."""
+    totals = item_profit.pivot_table(index="cluster", columns="policy", values="profit", aggfunc="sum")
+    optimizer, fixed, oracle = (totals[name].to_numpy(float) for name in ("optimizer", "fixed", "oracle"))
+    rng = np.random.default_rng(seed)
+    resampled = rng.integers(len(totals), size=(samples, len(totals)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gains = (optimizer[resampled].sum(axis=1) - fixed[resampled].sum(axis=1)) / oracle[resampled].sum(
+            axis=1
+        )
+        shares = optimizer[resampled].sum(axis=1) / oracle[resampled].sum(axis=1)
+    low, high = np.nanquantile(gains, [0.05, 0.95])
+    share_low, share_high = np.nanquantile(shares, [0.05, 0.95])
+    return {
+        "optimizer_minus_fixed_share": float((optimizer.sum() - fixed.sum()) / oracle.sum()),
+        "optimizer_minus_fixed_share_low": float(low),
+        "optimizer_minus_fixed_share_high": float(high),
+        "optimizer_share_low": float(share_low),
+        "optimizer_share_high": float(share_high),
+        "clusters": float(len(totals)),
+    }

@@ -56,7 +56,7 @@ from training.pricing.panel import (
     product_table,
 )
 from training.pricing.panel_forecast import panel_forecast_check
-from training.pricing.simulate import SimulationResult, simulate
+from training.pricing.simulate import SimulationResult, paired_gain, simulate
 from training.pricing.switchback import with_price_tests
 from training.tracking import ensure_experiment, environment, model_environment
 
@@ -140,6 +140,10 @@ def run_simulations(
         ):
             metrics[f"simulation.{policy}.{column}_mean"] = float(by_policy[column].mean()[policy])
     metrics["profit_share_of_oracle"] = metrics["simulation.optimizer.share_of_oracle_mean"]
+    item_profit = pd.concat([result.item_profit for result in results], ignore_index=True)
+    evaluation = model.settings.evaluation
+    gain = paired_gain(item_profit, evaluation.bootstrap_samples, evaluation.bootstrap_seed)
+    metrics.update({f"simulation.{name}": value for name, value in gain.items()})
     return summary, results[0].daily, metrics
 
 

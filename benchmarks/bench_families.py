@@ -1,0 +1,130 @@
+"""Benchmark: the pricing simulator per true demand family (issue 15).
+
+For each family, a small demo shop (4,000 customers, 16 products, 120 days, seed 3) is
+generated, its features built and its pricing model trained by the same code as
+`storewise train pricing` (nothing registered); the simulator then runs 60 days x seeds
+1, 2, 3 (config/pricing.yaml). Reported per family: the fixed price's and the
+optimizer's share of the oracle's profit, and the optimizer minus the fixed price as a
+share of the oracle's profit with a paired bootstrap 90% interval over items (categories
+where items substitute), and the elasticity errors.
+
+    uv run python -m benchmarks.bench_families [--shops DIR] [--reuse] [--at-estimate]
+
+`--reuse` keeps shops already generated in DIR (their features are rebuilt);
+`--at-estimate` prices at the elasticity's estimate (config/pricing.yaml with
+`uncertainty.cautious_target: false`).
+Results go to benchmarks/results/pricing_families.json (pricing_families_at_estimate.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "pricing_families.json"
+SHOP = {"customers": 4_000, "products": 16, "days": 120, "seed": 3}
+KEPT = (
+    "simulation.fixed.share_of_oracle_mean",
+    "simulation.fixed.share_of_oracle_sd",
+    "simulation.optimizer.share_of_oracle_mean",
+    "simulation.optimizer.share_of_oracle_sd",
+    "simulation.optimizer.regret_mean",
+    "simulation.oracle.profit_mean",
+    "simulation.optimizer_minus_fixed_share",
+    "simulation.optimizer_minus_fixed_share_low",
+    "simulation.optimizer_minus_fixed_share_high",
+    "simulation.optimizer_share_low",
+    "simulation.optimizer_share_high",
+    "simulation.clusters",
+    "elasticity_mae",
+    "elasticity_mae_all_items",
+    "items_with_own_evidence",
+)
+
+
+def run_family(family: str, root: Path, reuse: bool, config_dir: Path) -> dict[str, object]:
+    from features.pipeline import build_features
+    from intake.demo.generate import GeneratorSettings, generate_shop
+    from intake.demo.writer import write_generated_shop
+    from storewise.shop import ShopPaths
+    from training.pricing.train import train_pricing
+
+    paths = ShopPaths(root / f"small_{family}")
+    if not (reuse and paths.ground_truth.exists()):
+        options = GeneratorSettings(
+            customers=SHOP["customers"],
+            products=SHOP["products"],
+            days=SHOP["days"],
+            seed=SHOP["seed"],
+            demand_family=family,
+        )
+        write_generated_shop(paths, generate_shop(options))
+    build_features(paths)
+    started = time.perf_counter()
+    outcome = train_pricing(paths, config_dir=config_dir, register=False)
+    metrics = {key: round(outcome.metrics[key], 4) for key in KEPT if key in outcome.metrics}
+    findings = outcome.elasticities.attrs.get("findings", {})
+    return {
+        "family": family,
+        "metrics": metrics,
+        "findings": {term: finding.reason for term, finding in findings.items()},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def main() -> None:
+    from intake.demo.dynamics import FAMILIES
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shops", type=Path, default=HERE.parent / "data" / "families")
+    parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--families", nargs="*", default=list(FAMILIES))
+    parser.add_argument("--at-estimate", action="store_true")
+    args = parser.parse_args()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="storewise-config-") as scratch:
+        config_dir = configuration(Path(scratch), args.at_estimate)
+        for family in args.families:
+            runs.append(run_family(family, args.shops, args.reuse, config_dir))
+            report(family, runs[-1])
+    command = "uv run python -m benchmarks.bench_families" + (" --at-estimate" if args.at_estimate else "")
+    path = RESULTS.with_name("pricing_families_at_estimate.json") if args.at_estimate else RESULTS
+    path.write_text(json.dumps({"command": command, "shop": SHOP, "runs": runs}, indent=1) + "\n")
+
+
+def configuration(scratch: Path, at_estimate: bool) -> Path:
+    """The repository's config, or a copy pricing at the estimate."""
+    from storewise.config import CONFIG_DIR
+
+    if not at_estimate:
+        return CONFIG_DIR
+    copy = scratch / "config"
+    shutil.copytree(CONFIG_DIR, copy)
+    pricing = copy / "pricing.yaml"
+    text = pricing.read_text(encoding="utf-8")
+    if "cautious_target: true" not in text:
+        raise SystemExit("config/pricing.yaml has no `cautious_target: true` to turn off")
+    pricing.write_text(text.replace("cautious_target: true", "cautious_target: false"), encoding="utf-8")
+    return copy
+
+
+def report(family: str, run: dict[str, object]) -> None:
+    metrics = run["metrics"]
+    assert isinstance(metrics, dict)
+    gain = "simulation.optimizer_minus_fixed_share"
+    print(
+        family,
+        f"fixed {metrics['simulation.fixed.share_of_oracle_mean']:.1%}",
+        f"optimizer {metrics['simulation.optimizer.share_of_oracle_mean']:.1%}",
+        f"optimizer - fixed {metrics[gain]:+.1%} [{metrics[gain + '_low']:+.1%}, {metrics[gain + '_high']:+.1%}]",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
