@@ -78,7 +78,7 @@ def run_family(family: str, root: Path, reuse: bool, config_dir: Path) -> dict[s
 
 
 def main() -> None:
-    from intake.demo.dynamics import FAMILIES
+    from intake.demo.settings import FAMILIES
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shops", type=Path, default=HERE.parent / "data" / "families")
