@@ -285,6 +285,10 @@ class ElasticityConfig(StrictModel):
     min_units: int = Field(20, ge=1)
     min_log_price_sd: float = Field(0.02, ge=0)
     min_prior_sd: float = Field(0.15, gt=0)
+    # the spread of elasticities between items of a category: "shop" is one spread for the
+    # whole shop, from every category's items around their category's mean (a category of
+    # three items cannot estimate its own); "category" estimates each category's own
+    prior_spread: Literal["shop", "category"] = "shop"
     exposure: Literal["auto", "views", "index"] = "auto"
     ridge: float = Field(1e-6, ge=0)  # the GLM's L2 penalty: just enough to keep a fit finite
     # "auto": the pooled panel model when products name the product they are in several

@@ -408,8 +408,9 @@ def pool(table: pd.DataFrame, settings: ElasticityConfig) -> pd.DataFrame:
     table = table.copy()
     usable = table[RAW].notna() & np.isfinite(table[RAW_SE]) & (table[RAW_SE] > 0)
     global_prior = _prior(table[usable], settings)
+    between = _shop_between(table[usable], settings) if settings.prior_spread == "shop" else None
     priors = {
-        name: _prior(group[usable.loc[group.index]], settings, fallback=global_prior)
+        name: _prior(group[usable.loc[group.index]], settings, fallback=global_prior, between=between)
         for name, group in table.groupby(c.CATEGORY)
     }
     means = table[c.CATEGORY].map({name: prior[0] for name, prior in priors.items()}).to_numpy(float)
@@ -430,17 +431,44 @@ def pool(table: pd.DataFrame, settings: ElasticityConfig) -> pd.DataFrame:
 
 
 def _prior(
-    rows: pd.DataFrame, settings: ElasticityConfig, fallback: tuple[float, float] | None = None
+    rows: pd.DataFrame,
+    settings: ElasticityConfig,
+    fallback: tuple[float, float] | None = None,
+    between: float | None = None,
 ) -> tuple[float, float]:
     """(mean, sd) of a category's elasticities: precision-weighted mean; variance between
-    items by the method of moments (never below min_prior_sd squared) plus the variance
-    of the mean itself."""
+    items the shop's (`between`) or else the category's own by the method of moments (never
+    below min_prior_sd squared), plus the variance of the mean itself."""
     if len(rows) < 2:
         return fallback if fallback is not None else (-1.5, 1.0)
     weights = 1 / rows[RAW_SE].to_numpy() ** 2
     values = rows[RAW].to_numpy()
     mean = float(np.sum(weights * values) / weights.sum())
-    between = max(float(np.var(values) - np.mean(rows[RAW_SE].to_numpy() ** 2)), settings.min_prior_sd**2)
+    if between is None:
+        between = max(float(np.var(values) - np.mean(rows[RAW_SE].to_numpy() ** 2)), settings.min_prior_sd**2)
     # the category mean is itself estimated: its variance widens the prior
     mean_variance = 1 / float(np.sum(1 / (rows[RAW_SE].to_numpy() ** 2 + between)))
     return mean, float(np.sqrt(between + mean_variance))
+
+
+def _moments_between(
+    deviations: np.ndarray, se: np.ndarray, groups: int, settings: ElasticityConfig
+) -> float:
+    """The variance between items beyond their estimates' own noise (method of moments):
+    deviations from their group's mean over the degrees of freedom left, less the mean
+    squared standard error; never below min_prior_sd squared."""
+    spread = float(np.sum(deviations**2) / max(len(deviations) - groups, 1))
+    return max(spread - float(np.mean(se**2)), settings.min_prior_sd**2)
+
+
+def _shop_between(rows: pd.DataFrame, settings: ElasticityConfig) -> float | None:
+    """One variance between items for every category (the one-way random-effects model with
+    a common variance): each item's deviation from its category's mean, over every category
+    with two items or more. None when no category has two."""
+    sizes = rows.groupby(c.CATEGORY)[RAW].transform("size").to_numpy()
+    rows = rows[sizes >= 2]
+    if rows.empty:
+        return None
+    deviations = rows[RAW] - rows.groupby(c.CATEGORY)[RAW].transform("mean")
+    groups = rows[c.CATEGORY].nunique()
+    return _moments_between(deviations.to_numpy(float), rows[RAW_SE].to_numpy(float), groups, settings)
