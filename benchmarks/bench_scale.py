@@ -153,16 +153,29 @@ def run_scale(scale: int, args: argparse.Namespace, results: dict[str, object]) 
     scales = results["scales"]
     assert isinstance(scales, dict)
     customers = args.base_customers * scale
-    record: dict[str, object] = {"customers": customers, "products": args.base_products, "steps": {}}
+    previous = scales.get(str(scale), {})
+    assert isinstance(previous, dict)
+    # a skipped step keeps its earlier measurement (each measurement names its commit)
+    kept = {
+        step: {"commit": args.previous_commit, **value}
+        for step, value in previous.get("steps", {}).items()
+        if step in args.skip
+    }
+    record: dict[str, object] = {"customers": customers, "products": args.base_products, "steps": kept}
     scales[str(scale)] = record
     steps = record["steps"]
     assert isinstance(steps, dict)
     for step, verb in STEPS.items():
+        if step in args.skip:
+            continue
         command = [sys.executable, "-m", "cli", *verb, "--shop-dir", str(shop)]
         if step == "generate":
             command += ["--customers", str(customers), "--products", str(args.base_products)]
         log = work / f"{step.replace(' ', '-')}.log"
-        measured = run_step(command, env, log, args.timeout, args.memory_gib * 1024)
+        measured = {
+            **run_step(command, env, log, args.timeout, args.memory_gib * 1024),
+            "commit": args.commit,
+        }
         steps[step] = measured
         if step == "generate" and "stopped" not in measured:
             record["interactions"] = interactions(shop)
@@ -189,11 +202,20 @@ def main() -> None:
     parser.add_argument("--base-customers", type=int, default=LARGE_CUSTOMERS, help="Customers at 1x.")
     parser.add_argument("--base-products", type=int, default=LARGE_PRODUCTS, help="Products at every scale.")
     parser.add_argument("--results", type=Path, default=RESULTS, help="The JSON to merge results into.")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=[s for s in STEPS if s not in ("generate", "features build")],
+        help="Training steps not run again: their earlier measurement stays in the results.",
+    )
     args = parser.parse_args()
     results: dict[str, object] = (
         json.loads(args.results.read_text(encoding="utf-8")) if args.results.exists() else {"scales": {}}
     )
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    args.commit = commit.stdout.strip()
+    args.previous_commit = results.get("commit")  # of measurements made before steps named theirs
     results.update(
         {
             "command": "uv run python -m benchmarks.bench_scale " + " ".join(sys.argv[1:]),
