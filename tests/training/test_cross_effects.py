@@ -26,6 +26,18 @@ def test_the_wald_finding_keeps_effects_only_when_the_test_rejects() -> None:
     assert "2 of 2 products' 90% intervals exclude 0" in kept.reason
 
 
+def test_independent_estimates_take_their_variances_as_a_vector() -> None:
+    # (2, 1, 5) with variances (1, 4, 0): 4 / 1 + 1 / 4 = 4.25, the zero variance adds
+    # nothing (as the pseudo-inverse of the diagonal does), 3 df
+    estimates, variances = np.array([2.0, 1.0, 5.0]), np.array([1.0, 4.0, 0.0])
+    finding = wald_finding(estimates, variances, 0.05, "items")
+    assert finding.wald == pytest.approx(4.25)
+    matrix = wald_finding(estimates, np.diag(variances), 0.05, "items")
+    assert (matrix.wald, matrix.p_value, matrix.excluding_zero) == pytest.approx(
+        (finding.wald, finding.p_value, finding.excluding_zero)
+    )
+
+
 def test_the_shelf_index_is_the_mean_of_the_other_items_on_the_shelf_that_period() -> None:
     shelf = pd.Series(["a", "a", "a", "b", "a", "a"])
     date = pd.Series(["w1", "w1", "w1", "w1", "w2", "w2"])

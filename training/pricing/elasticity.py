@@ -264,7 +264,7 @@ def with_extensions(
             findings[term] = CrossFinding(False, f"{EXTENSION_NAMES[term]}: nothing to estimate")
             continue
         values = np.array([fit.extra[term][0] for fit in fits.values()])
-        variances = np.diag([fit.extra[term][1] ** 2 for fit in fits.values()])
+        variances = np.array([fit.extra[term][1] ** 2 for fit in fits.values()])  # independent fits
         finding = wald_finding(values, variances, settings.cross_test_level, "items")
         findings[term] = (
             finding
