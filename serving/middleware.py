@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
 ALLOWED = ("application/json", "")
@@ -45,17 +46,21 @@ class JsonOnly:
 
 
 class AdminOnly:
-    def __init__(self, app: Any, token: str | None = None) -> None:
+    """`token` is asked on each admin request, not once: the service's settings are the
+    module's `SETTINGS`, which an in-process test replaces after the app is made."""
+
+    def __init__(self, app: Any, token: Callable[[], str | None]) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode() if token else None
+        self.token = token
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] in ADMIN_PATHS:
-            if self.expected is None:
+            token = self.token()
+            if not token:
                 await answer(send, 403, "admin endpoints are off: set STOREWISE_ADMIN_TOKEN to use them")
                 return
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+            if not hmac.compare_digest(given, f"Bearer {token}".encode()):
                 await answer(
                     send,
                     401,

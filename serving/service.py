@@ -655,4 +655,4 @@ def refuse_unknown_fields() -> None:
 
 refuse_unknown_fields()
 Storewise.add_asgi_middleware(JsonOnly)  # type: ignore[attr-defined]
-Storewise.add_asgi_middleware(AdminOnly, token=SETTINGS.admin_token)  # type: ignore[attr-defined]
+Storewise.add_asgi_middleware(AdminOnly, token=lambda: SETTINGS.admin_token)  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from storewise.service_settings import ServiceSettings, read_service_settings
 from storewise.shop import ShopPaths
 
 
@@ -47,11 +48,20 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, time
     pytest.fail(f"the server did not become ready: {log.read_text()[-3000:]}")
 
 
-@functools.cache
-def storewise_app() -> Any:
+def storewise_app(patch: pytest.MonkeyPatch, settings: ServiceSettings | None = None) -> Any:
     """The service's ASGI app, made once per test process: BentoML registers its metrics in
     a process-wide registry, so a second app would collide. Each `TestClient(app)` context
-    runs the app's startup, which makes a new service instance from the environment then."""
+    runs the app's startup, which makes a new service instance from `settings` (default:
+    read from the environment now). The module reads its settings once, when first
+    imported, and whichever test imported it first would otherwise decide them for all."""
+    import serving.service as service
+
+    patch.setattr(service, "SETTINGS", settings if settings is not None else read_service_settings())
+    return service_asgi_app()
+
+
+@functools.cache
+def service_asgi_app() -> Any:
     from serving.service import Storewise
 
     return Storewise.to_asgi()  # type: ignore[attr-defined]  # added by @bentoml.service

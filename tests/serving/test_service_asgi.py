@@ -30,7 +30,7 @@ def client(trained_shop: TrainedShop, tmp_path_factory: pytest.TempPathFactory) 
         patch.setenv("STOREWISE_RELOAD_SECONDS", "3600")
         patch.setenv("STOREWISE_ADMIN_TOKEN", TOKEN)
         patch.setenv("STOREWISE_MODEL_CACHE", str(tmp_path_factory.mktemp("model-cache")))
-        app = storewise_app()
+        app = storewise_app(patch)
         with TestClient(app, raise_server_exceptions=False) as test_client:
             yield test_client
 

@@ -73,10 +73,7 @@ def lab(trained_shop: TrainedShop, tmp_path_factory: pytest.TempPathFactory) -> 
         price_test = start_price_test([str(products[c.ITEM_ID].iloc[0])], 0.045, today, 3, 0.10)
         write_price_test(client, PRICING, price_test)
         settings = ServiceSettings(shop_dir=shop.root, model_cache=root / "cache", reload_seconds=3600)
-        import serving.service as service
-
-        patch.setattr(service, "SETTINGS", settings)
-        with TestClient(storewise_app(), raise_server_exceptions=False) as test_client:
+        with TestClient(storewise_app(patch, settings), raise_server_exceptions=False) as test_client:
             yield Lab(
                 test_client, shop, experiment, price_test, pd.read_parquet(shop.table(c.CUSTOMERS)), settings
             )

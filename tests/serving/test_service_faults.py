@@ -65,7 +65,7 @@ def test_without_a_pricing_champion_answers_come_at_list_prices_and_say_so(
         "STOREWISE_MODEL_CACHE": str(tmp_path / "model-cache"),
     }.items():
         monkeypatch.setenv(name, value)
-    with TestClient(storewise_app(), raise_server_exceptions=False) as http:
+    with TestClient(storewise_app(monkeypatch), raise_server_exceptions=False) as http:
         answers = {
             path: http.post(path, json=body)
             for path, body in [
