@@ -83,6 +83,10 @@ class LightFmSettings(StrictModel):
     max_sampled: int = Field(30, ge=1)
     max_epochs: int = Field(20, ge=1, le=500)
     patience: int = Field(3, ge=1)
+    # each later model of a run (the next validation fold, the test weeks, the final fit)
+    # continues the one before it for this many epochs on its own, longer history instead
+    # of training from scratch; 0: every model trains from scratch for the chosen epochs
+    warm_start_epochs: int = Field(0, ge=0, le=500)
     use_features: bool = True
     # the weight of the feature columns beside each identity column in LightFM's matrices
     feature_weight: float = Field(1.0, gt=0)

@@ -5,6 +5,7 @@ popularity baseline at telling the two styles apart."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,3 +132,26 @@ def test_buy_again_ranks_what_was_bought_first(data: TrainData) -> None:
     for user in users:
         bought = set(data.purchases[user].indices.tolist())
         assert set(ranked[user, : len(bought)].tolist()) == bought or len(bought) > 4
+
+
+def test_lightfm_continuing_a_model_starts_from_the_rows_both_share(data: TrainData) -> None:
+    """A model at a later cutoff (here: the same shop with more customers) continuing an
+    earlier one starts with its rows by customer, item and feature, and new customers
+    start as LightFM starts them (zero bias)."""
+    known = data.n_users // 2
+    earlier = dataclasses.replace(
+        data,
+        user_ids=data.user_ids[:known],
+        weights=data.weights[:known],
+        user_features=data.user_features[:known],
+    )
+    first = LightFmHybrid(SETTINGS.lightfm, epochs=5).fit(earlier)
+    taken_over = LightFmHybrid(SETTINGS.lightfm, epochs=0).fit(data, start_from=first)
+    np.testing.assert_array_equal(taken_over.item_embedding, first.item_embedding)
+    np.testing.assert_array_equal(taken_over.item_bias, first.item_bias)
+    np.testing.assert_array_equal(taken_over.user_embedding[:known], first.user_embedding)
+    assert not taken_over.model.user_biases[known : data.n_users].any()
+    assert taken_over.params()["epochs"] == 5
+    continued = LightFmHybrid(SETTINGS.lightfm, epochs=3).fit(data, start_from=first)
+    assert continued.params()["epochs"] == 8
+    assert not np.allclose(continued.item_embedding, first.item_embedding)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -215,3 +216,22 @@ def test_a_catalogue_too_large_for_ease_trains_without_it(
     assert not any(name.startswith("ease") for name in blended), blended
     assert not any(str(model).startswith("ease") for model in outcome.comparison["model"].unique())
     assert outcome.value("hybrid") > 0
+
+
+def test_with_warm_starts_each_later_lightfm_continues_the_one_before(
+    built_shop: tuple[ShopPaths, Path], tmp_path: Path
+) -> None:
+    """Two folds, the test weeks and the final fit: early stopping on the earlier fold,
+    then 2 more epochs for each of the latest fold, the test weeks and the final model."""
+    shop, config = built_shop
+    warm = fast_config(
+        tmp_path / "warm",
+        **{"lightfm.warm_start_epochs": 2, "lightfm.max_epochs": 3, "evaluation.validation_folds": 2},
+    )
+    (warm / "features.yaml").write_text((config / "features.yaml").read_text())
+    outcome = train_recommender(shop, config_dir=warm, register=False)
+    assert outcome.bundle is not None
+    info = json.loads((outcome.bundle / "hybrid" / "model.json").read_text())["info"]
+    best_epoch = max(outcome.learning_curve, key=lambda point: point[1])[0]
+    assert info["lightfm_epochs"] == best_epoch + 3 * 2
+    assert outcome.value("hybrid") > outcome.value("popularity")

@@ -16,7 +16,7 @@ from training.recommender.data import TrainData, Truth, build_truth
 from training.recommender.evaluate import PROTOCOLS, Evaluation, evaluate_protocols, records
 from training.recommender.hybrid import BlendView
 from training.recommender.metrics import ranking_metrics
-from training.recommender.models import Ease, Recommender, Repurchase
+from training.recommender.models import Ease, LightFmHybrid, Recommender, Repurchase
 from training.recommender.trainer import Trainer, peers
 from training.recommender.uncertainty import Bootstrap
 from training.recommender.validation import LightFmChoice, Window
@@ -29,6 +29,7 @@ class Comparison:
     table: pd.DataFrame  # flat {model, protocol, metric, k, value} rows
     intervals: pd.DataFrame  # protocol, model, mean, low, high: the hybrid's NDCG@10 minus the model's
     per_customer: pd.DataFrame  # protocol, model, customer_id, ndcg_at_10
+    lightfm: LightFmHybrid  # the test weeks' LightFM (the final fit may continue it)
 
 
 def test_comparison(
@@ -37,7 +38,7 @@ def test_comparison(
     data = trainer.data_at(window[0])
     truth = build_truth(trainer.orders, trainer.tables[c.CUSTOMERS], data, window)
     protocols = trainer.protocols(data)
-    lightfm = trainer.lightfm(choice.epochs, choice.overrides).fit(data)
+    lightfm = choice.continued(trainer, data, choice.latest_fold_model)
     used = {name for weights in blends.values() for name in weights}
     hybrid = trainer.hybrid(
         data, lightfm if "lightfm" in used else None, components=used, users=truth.user_index
@@ -62,7 +63,7 @@ def test_comparison(
             rows += records(name, protocol, evaluation.metrics)
     rows += records("cold_start", "all_purchases", cold_start_metrics(hybrid, truth))
     return Comparison(
-        pd.DataFrame(rows), intervals_against_hybrid(trainer, evaluations), per_customer(evaluations)
+        pd.DataFrame(rows), intervals_against_hybrid(trainer, evaluations), per_customer(evaluations), lightfm
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from storewise.settings import (
@@ -409,6 +410,24 @@ class Als(Recommender):
         }
 
 
+# LightFM's learned arrays per side: the rows (identities, then feature columns) and the
+# per-row AdaGrad state, all carried over when a model continues another (`fit(start_from=)`)
+LIGHTFM_STATE = {
+    side: tuple(
+        f"{side}_{name}"
+        for name in (
+            "embeddings",
+            "embedding_gradients",
+            "embedding_momentum",
+            "biases",
+            "bias_gradients",
+            "bias_momentum",
+        )
+    )
+    for side in ("user", "item")
+}
+
+
 class LightFmHybrid(Recommender):
     """LightFM with user features (region, segment, price band, favourite category,
     membership) and item features (category, price band, tags) beside the identities,
@@ -428,6 +447,7 @@ class LightFmHybrid(Recommender):
         self.use_features, self.feature_weight = settings.use_features, settings.feature_weight
         self.seed, self.threads = settings.seed, settings.threads
         self.epochs_trained = 0
+        self.epochs_before = 0  # epochs of the model this one continued (and of its own start)
 
     def feature_matrices(self, data: TrainData) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         users = sp.identity(data.n_users, format="csr", dtype=np.float32)
@@ -437,10 +457,27 @@ class LightFmHybrid(Recommender):
             items = sp.hstack([items, self.feature_weight * data.item_features], format="csr")
         return users, items
 
+    def row_keys(self, data: TrainData) -> dict[str, np.ndarray]:
+        """What each row of LightFM's arrays stands for (a customer, an item or a feature
+        column), so a model at a later cutoff can take over the rows it shares."""
+        users = [f"customer:{user}" for user in data.user_ids]
+        items = [f"item:{item}" for item in data.item_ids]
+        if self.use_features:
+            users += [f"feature:{name}" for name in data.user_feature_names]
+            items += [f"feature:{name}" for name in data.item_feature_names]
+        return {"user": np.asarray(users, dtype=object), "item": np.asarray(items, dtype=object)}
+
     def fit(
-        self, data: TrainData, on_epoch: Callable[[int, LightFmHybrid], bool] | None = None
+        self,
+        data: TrainData,
+        on_epoch: Callable[[int, LightFmHybrid], bool] | None = None,
+        start_from: LightFmHybrid | None = None,
     ) -> LightFmHybrid:
-        """Train up to `epochs`; `on_epoch(epoch, self)` may return True to stop early."""
+        """Train up to `epochs`; `on_epoch(epoch, self)` may return True to stop early.
+        With `start_from` (a model of the same settings at an earlier cutoff), training
+        continues from its rows instead of from random ones: retraining from scratch at
+        every cutoff of a run was most of its time, and what the earlier model learned
+        holds for the longer history too."""
         from lightfm import LightFM
 
         self.model = LightFM(
@@ -453,6 +490,9 @@ class LightFmHybrid(Recommender):
             random_state=np.random.RandomState(self.seed),
         )
         self.user_matrix, self.item_matrix = self.feature_matrices(data)
+        self.rows = self.row_keys(data)
+        if start_from is not None:
+            self._continue(start_from)
         interactions = data.weights.tocoo()
         sample_weight = interactions.copy()
         sample_weight.data = (interactions.data / interactions.data.mean()).astype(np.float32)
@@ -468,21 +508,46 @@ class LightFmHybrid(Recommender):
                 num_threads=self.threads,
             )
             self.epochs_trained = epoch
+            if on_epoch is not None:
+                self._cache_representations()
+                if on_epoch(epoch, self):
+                    break
+        if on_epoch is None:
             self._cache_representations()
-            if on_epoch is not None and on_epoch(epoch, self):
-                break
         return self
 
-    def representations(self) -> tuple[np.ndarray, ...]:
-        """A copy of what `score` reads, to keep an epoch's model (`restore`)."""
-        return tuple(
+    def _continue(self, previous: LightFmHybrid) -> None:
+        """Start from `previous`'s rows: every customer, item and feature column both
+        models have keeps its embedding, bias and AdaGrad state; the rest start as LightFM
+        starts them (random embeddings, zero biases)."""
+        model, earlier = self.model, previous.model
+        model._initialize(self.components, len(self.rows["item"]), len(self.rows["user"]))
+        for side, names in LIGHTFM_STATE.items():
+            positions = pd.Index(previous.rows[side]).get_indexer(self.rows[side])
+            shared = positions >= 0
+            for name in names:
+                getattr(model, name)[shared] = getattr(earlier, name)[positions[shared]]
+        self.epochs_before = previous.epochs_before + previous.epochs_trained
+
+    def representations(self) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:
+        """A copy of what `score` reads and of LightFM's own arrays, to keep an epoch's
+        model (`restore`)."""
+        scored = tuple(
             np.array(a) for a in (self.user_bias, self.user_embedding, self.item_bias, self.item_embedding)
         )
+        learned = {
+            name: np.array(getattr(self.model, name)) for names in LIGHTFM_STATE.values() for name in names
+        }
+        return scored, learned
 
-    def restore(self, representations: tuple[np.ndarray, ...]) -> None:
-        """Score as at the epoch `representations` were taken (the LightFM object itself
-        stays at its last epoch: only the representations are served from this model)."""
-        self.user_bias, self.user_embedding, self.item_bias, self.item_embedding = representations
+    def restore(self, snapshot: tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]], epoch: int) -> None:
+        """Back to the epoch `snapshot` was taken at: what is scored, and LightFM's arrays
+        (a model continuing this one starts from that epoch)."""
+        scored, learned = snapshot
+        self.user_bias, self.user_embedding, self.item_bias, self.item_embedding = scored
+        for name, array in learned.items():
+            setattr(self.model, name, array)
+        self.epochs_trained = epoch
 
     def _cache_representations(self) -> None:
         self.user_bias, self.user_embedding = self.model.get_user_representations(self.user_matrix)
@@ -499,7 +564,7 @@ class LightFmHybrid(Recommender):
             "item_alpha": self.settings.item_alpha,
             "user_alpha": self.settings.user_alpha,
             "max_sampled": self.settings.max_sampled,
-            "epochs": self.epochs_trained,
+            "epochs": self.epochs_before + self.epochs_trained,
             "use_features": self.use_features,
             "feature_weight": self.feature_weight,
             "seed": self.seed,

@@ -34,6 +34,7 @@ from training.recommender.bundle import write_model_bundle
 from training.recommender.comparison import test_comparison
 from training.recommender.data import split_cutoffs
 from training.recommender.mlflow_run import log_run
+from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import TrainOutcome
 from training.recommender.trainer import Trainer
 from training.recommender.validation import (
@@ -50,22 +51,26 @@ STEPS = ("validation data", "lightfm epochs", "validation folds", "blend", "test
 
 
 def final_fit(
-    trainer: Trainer, end: pd.Timestamp, choice: LightFmChoice, blends: dict[str, dict[str, float]]
+    trainer: Trainer,
+    end: pd.Timestamp,
+    choice: LightFmChoice,
+    blends: dict[str, dict[str, float]],
+    test_lightfm: LightFmHybrid | None = None,
 ) -> HybridModel:
     """The hybrid refitted on all the data: the model that is registered. LightFM is always
-    fitted (similar items, audiences and new items read it), the other components only if a
-    blend uses them (EASE too, for the reasons and similar items, when the catalogue allows)."""
+    fitted (similar items, audiences and new items read it; continuing the test weeks'
+    `test_lightfm` with warm starts), the other components only if a blend uses them (EASE
+    too, for the reasons and similar items, when the catalogue allows)."""
     data = trainer.data_at(end)
     used = {name for weights in blends.values() for name in weights}
-    final = trainer.hybrid(
-        data, trainer.lightfm(choice.epochs, choice.overrides).fit(data), components=used | {"ease"}
-    )
+    lightfm = choice.continued(trainer, data, test_lightfm)
+    final = trainer.hybrid(data, lightfm, components=used | {"ease"})
     final.blends = blends
     final.precompute_lightfm_top()
     final.info = {
         "data_hash": trainer.data_hash,
         "trained_until": str(end),
-        "lightfm_epochs": choice.epochs,
+        "lightfm_epochs": lightfm.epochs_before + lightfm.epochs_trained,
         "lightfm_seed": trainer.settings.lightfm.seed,
         "lightfm_blended": choice.blended,
     }
@@ -111,10 +116,11 @@ def train_recommender(
     step("validation folds")
     tuned = tune_all(trainer, scores, components, shared_masks(folds))
     blends = {protocol: blend.weights for protocol, blend in tuned.items()}
+    choice.blended = any("lightfm" in weights for weights in blends.values())
     step("blend")
     comparison = test_comparison(trainer, (test_cutoff, end), choice, blends)
     step("test comparison")
-    final = final_fit(trainer, end, choice, blends)
+    final = final_fit(trainer, end, choice, blends, comparison.lightfm)
     step("final fit")
     bar.close()
     trainer.seconds["total"] = round(time.perf_counter() - started, 2)

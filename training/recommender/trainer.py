@@ -178,5 +178,5 @@ class Trainer:
 
         model = self.lightfm(settings.max_epochs, overrides).fit(data, on_epoch=on_epoch)
         bar.close()
-        model.restore(best["representations"])
+        model.restore(best["representations"], best["epoch"])
         return best["epoch"], best["value"], curve, model

@@ -6,10 +6,15 @@ ending where the test weeks begin (the CLI's `--validation-days 30` makes four 3
 four months before the test month). A fold whose cutoff leaves less history before it than
 one window is skipped: its customers would be judged on almost nothing.
 
-LightFM is the one expensive component, so it is judged first, on the latest fold, where
-early stopping picks its epochs: the blend is tuned there with every component, and LightFM
-is fitted on the other folds (and blended) only if it survives that tuning (it pays its way
-clearly on that fold, under some protocol). Every other component is fitted on every fold.
+LightFM is the one expensive component. With `lightfm.warm_start_epochs` above 0,
+early stopping trains it from scratch on the earliest fold, and each later fold's LightFM
+continues the one before for that many epochs on its longer history (the test weeks' and
+the final fit continue the chain: `LightFmChoice.latest_fold_model`). With 0 (the
+default: the warm chain lost discovery quality, config/recommender.yaml), early stopping
+runs on the latest fold, the blend is tuned there with every component first, and LightFM
+is fitted from scratch on the other folds only if it survives that tuning (it pays its way
+clearly on that fold, under some protocol); with warm starts every fold has it already and
+the tuning on all folds decides. Every other component is fitted on every fold.
 """
 
 from __future__ import annotations
@@ -57,6 +62,16 @@ class LightFmChoice:
     search_results: list[dict[str, Any]] = field(default_factory=list)
     latest_fold_model: LightFmHybrid | None = None
     blended: bool = True  # LightFM paid its way on the latest fold
+    # with warm starts, every fold's LightFM (latest first), the chain's earlier links
+    fold_models: list[LightFmHybrid] = field(default_factory=list)
+
+    def continued(self, trainer: Trainer, data: TrainData, previous: LightFmHybrid | None) -> LightFmHybrid:
+        """LightFM on `data` for a later model of the run: continuing `previous` (warm
+        starts on) or from scratch for the chosen epochs."""
+        warm = trainer.settings.lightfm.warm_start_epochs
+        if warm and previous is not None:
+            return trainer.lightfm(warm, self.overrides).fit(data, start_from=previous)
+        return trainer.lightfm(self.epochs, self.overrides).fit(data)
 
 
 def fold_windows(test_cutoff: pd.Timestamp, days: int, count: int) -> list[Window]:
@@ -91,8 +106,12 @@ def validation_folds(trainer: Trainer, windows: list[Window]) -> list[Fold]:
     return [fold for i, fold in enumerate(folds) if i == 0 or len(fold.truth.user_index)]
 
 
-def choose_lightfm(trainer: Trainer, fold: Fold, search: bool) -> LightFmChoice:
-    """Epochs by early stopping on the latest fold; with `search`, the best trial's settings."""
+def choose_lightfm(trainer: Trainer, folds: list[Fold], search: bool) -> LightFmChoice:
+    """Epochs by early stopping (on the earliest fold with warm starts, each later fold's
+    model continuing the one before; else on the latest); with `search`, the best trial's
+    settings."""
+    warm = trainer.settings.lightfm.warm_start_epochs > 0
+    fold = folds[-1] if warm else folds[0]
     protocol = fold.protocols[trainer.settings.evaluation.primary_protocol]
     results: list[dict[str, Any]] = []
     overrides: dict[str, Any] = {}
@@ -105,7 +124,14 @@ def choose_lightfm(trainer: Trainer, fold: Fold, search: bool) -> LightFmChoice:
         best = max(results, key=lambda row: row[f"validation_{PRIMARY_METRIC}"])
         overrides = {"components": best["components"], "learning_rate": best["learning_rate"]}
     epochs, value, curve, model = trainer.early_stopping(fold.data, fold.truth, protocol, overrides)
-    return LightFmChoice(epochs, value, curve, overrides, results, model)
+    choice = LightFmChoice(epochs, value, curve, overrides, results, model)
+    if warm:
+        chain = [model]
+        for later in tqdm(folds[-2::-1], desc="lightfm on later folds", unit="fold", leave=False):
+            chain.append(choice.continued(trainer, later.data, chain[-1]))
+        choice.fold_models = chain[::-1]
+        choice.latest_fold_model = choice.fold_models[0]
+    return choice
 
 
 def fold_hybrid(
@@ -173,13 +199,16 @@ def validate(
     """LightFM's epochs and place in the blend, and every fold's component ranks for the
     blend tuning (`tune_all`)."""
     components: list[str] = list(trainer.settings.blend.components)
-    choice = choose_lightfm(trainer, folds[0], search) if "lightfm" in components else None
+    choice = choose_lightfm(trainer, folds, search) if "lightfm" in components else None
     step("lightfm epochs")
     latest = fold_hybrid(trainer, folds[0], choice.latest_fold_model if choice else None, components)
     # what the shop allows (EASE is left out of a catalogue above components.max_ease_items)
     components = [name for name in components if name in latest.available]
     scores = [scores_on(latest, folds[0], components, seed=0)]
-    if choice is not None:
+    if choice is not None and not choice.fold_models:
+        # LightFM trained from scratch on every fold is most of the run's time: on the
+        # other folds only if it pays its way on the latest (with warm starts every fold
+        # has it already, and the tuning on all folds decides)
         first = tune_all(trainer, scores, components, shared_masks(folds[:1]))
         choice.blended = any("lightfm" in blend.weights for blend in first.values())
         if not choice.blended:
@@ -187,11 +216,13 @@ def validate(
             for protocol in scores[0].values():
                 protocol.values.pop("lightfm")
     for index, fold in enumerate(tqdm(folds[1:], desc="validation folds", unit="fold", leave=False), start=1):
-        lightfm = (
-            trainer.lightfm(choice.epochs, choice.overrides).fit(fold.data)
-            if choice is not None and choice.blended
-            else None
-        )
+        lightfm = None
+        if choice is not None and choice.blended:
+            lightfm = (
+                choice.fold_models[index]
+                if choice.fold_models
+                else trainer.lightfm(choice.epochs, choice.overrides).fit(fold.data)
+            )
         model = fold_hybrid(trainer, fold, lightfm, components)
         scores.append(scores_on(model, fold, components, seed=index))
     if choice is None:
