@@ -1,6 +1,7 @@
 """Benchmark: the pricing simulator per true demand family (issue 15).
 
-For each family, a small demo shop (4,000 customers, 16 products, 120 days, seed 3) is
+For each family, a small demo shop (4,000 customers, 16 products, 120 days, seed 3; with
+`--size default`, the default demo shop: 60,000 customers, 100 products, 365 days) is
 generated, its features built and its pricing model trained by the same code as
 `storewise train pricing` (nothing registered); the simulator then runs 60 days x seeds
 1, 2, 3 (config/pricing.yaml). Reported per family: the fixed price's and the
@@ -8,12 +9,13 @@ optimizer's share of the oracle's profit, and the optimizer minus the fixed pric
 share of the oracle's profit with a paired bootstrap 90% interval over items (categories
 where items substitute), and the elasticity errors.
 
-    uv run python -m benchmarks.bench_families [--shops DIR] [--reuse] [--at-estimate]
+    uv run python -m benchmarks.bench_families [--size small|default] [--shops DIR] [--reuse] [--at-estimate]
 
 `--reuse` keeps shops already generated in DIR (their features are rebuilt);
 `--at-estimate` prices at the elasticity's estimate (config/pricing.yaml with
 `uncertainty.cautious_target: false`).
-Results go to benchmarks/results/pricing_families.json (pricing_families_at_estimate.json).
+Results go to benchmarks/results/pricing_families.json (pricing_families_at_estimate.json;
+`--size default` adds `_default` to the name).
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "pricing_families.json"
-SHOP = {"customers": 4_000, "products": 16, "days": 120, "seed": 3}
+SIZES = {
+    "small": {"customers": 4_000, "products": 16, "days": 120, "seed": 3},
+    # the default demo shop (`storewise data generate`): 60,000 customers, 100 products, a year
+    "default": {"customers": 60_000, "products": 100, "days": 365, "seed": 3},
+}
 KEPT = (
     "simulation.fixed.share_of_oracle_mean",
     "simulation.fixed.share_of_oracle_sd",
@@ -47,20 +53,23 @@ KEPT = (
 )
 
 
-def run_family(family: str, root: Path, reuse: bool, config_dir: Path) -> dict[str, object]:
+def run_family(
+    family: str, root: Path, reuse: bool, config_dir: Path, size: str = "small"
+) -> dict[str, object]:
     from features.pipeline import build_features
     from intake.demo.generate import GeneratorSettings, generate_shop
     from intake.demo.writer import write_generated_shop
     from storewise.shop import ShopPaths
     from training.pricing.train import train_pricing
 
-    paths = ShopPaths(root / f"small_{family}")
+    shop = SIZES[size]
+    paths = ShopPaths(root / f"{size}_{family}")
     if not (reuse and paths.ground_truth.exists()):
         options = GeneratorSettings(
-            customers=SHOP["customers"],
-            products=SHOP["products"],
-            days=SHOP["days"],
-            seed=SHOP["seed"],
+            customers=shop["customers"],
+            products=shop["products"],
+            days=shop["days"],
+            seed=shop["seed"],
             demand_family=family,
         )
         write_generated_shop(paths, generate_shop(options))
@@ -85,16 +94,21 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--at-estimate", action="store_true")
+    parser.add_argument("--size", choices=list(SIZES), default="small")
     args = parser.parse_args()
     runs = []
     with tempfile.TemporaryDirectory(prefix="storewise-config-") as scratch:
         config_dir = configuration(Path(scratch), args.at_estimate)
         for family in args.families:
-            runs.append(run_family(family, args.shops, args.reuse, config_dir))
+            runs.append(run_family(family, args.shops, args.reuse, config_dir, args.size))
             report(family, runs[-1])
     command = "uv run python -m benchmarks.bench_families" + (" --at-estimate" if args.at_estimate else "")
-    path = RESULTS.with_name("pricing_families_at_estimate.json") if args.at_estimate else RESULTS
-    path.write_text(json.dumps({"command": command, "shop": SHOP, "runs": runs}, indent=1) + "\n")
+    name = "pricing_families" + ("_at_estimate" if args.at_estimate else "")
+    if args.size != "small":
+        command += f" --size {args.size}"
+        name += f"_{args.size}"
+    path = RESULTS.with_name(f"{name}.json")
+    path.write_text(json.dumps({"command": command, "shop": SIZES[args.size], "runs": runs}, indent=1) + "\n")
 
 
 def configuration(scratch: Path, at_estimate: bool) -> Path:
