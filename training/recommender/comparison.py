@@ -36,7 +36,7 @@ def test_comparison(
     trainer: Trainer, window: Window, choice: LightFmChoice, blends: dict[str, dict[str, float]]
 ) -> Comparison:
     data = trainer.data_at(window[0])
-    truth = build_truth(trainer.orders, trainer.tables[c.CUSTOMERS], data, window)
+    truth = build_truth(trainer.orders, trainer.customers, data, window)
     protocols = trainer.protocols(data)
     lightfm = choice.continued(trainer, data, choice.latest_fold_model)
     used = {name for weights in blends.values() for name in weights}

@@ -43,9 +43,9 @@ def _top_similar(rows: sp.csr_matrix, columns: sp.csc_matrix, neighbours: int) -
     parts = []
     for start in range(0, rows.shape[0], CHUNK):
         block = sp.csr_matrix(rows[start : start + CHUNK] @ columns)
-        block = block.tolil()
-        block.setdiag(0, k=start)
-        parts.append(keep_best_per_row(sp.csr_matrix(block), neighbours))
+        own_row = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr)) + start
+        block.data[block.indices == own_row] = 0  # the item itself
+        parts.append(keep_best_per_row(block, neighbours))
     return sp.vstack(parts, format="csr") if parts else sp.csr_matrix(rows.shape[:1] * 2, dtype=np.float32)
 
 

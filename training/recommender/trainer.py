@@ -96,8 +96,12 @@ class Trainer:
         self.tables = with_dismissals(read_tables(shop), shop)  # "not interested" counts against an item
         self.item_features = load_output(shop, Outputs.ITEM_FEATURES)
         self.customer_features = load_output(shop, Outputs.CUSTOMER_FEATURES)
-        self.orders = self.tables[c.ORDERS]
         self.prepared = prepare_tables(self.tables)
+        # ids as plain strings: the truth of every fold and the hybrid's histories select
+        # orders by id many times (pandas' Arrow strings took 6.5 s of `isin` on the large
+        # demo shop)
+        self.orders = self.prepared.tables[c.ORDERS]
+        self.customers = self.prepared.tables[c.CUSTOMERS]
         self.seconds: dict[str, float] = {}
         self._names: sp.csr_matrix | None = None
 

@@ -93,7 +93,7 @@ def validation_folds(trainer: Trainer, windows: list[Window]) -> list[Fold]:
     folds = []
     for window in tqdm(windows, desc="validation data", unit="fold", leave=False):
         data = trainer.data_at(window[0])
-        truth = build_truth(trainer.orders, trainer.tables[c.CUSTOMERS], data, window)
+        truth = build_truth(trainer.orders, trainer.customers, data, window)
         folds.append(Fold(window, data, truth, trainer.protocols(data)))
     if not len(folds[0].truth.user_index):
         start, end = windows[0]
