@@ -15,6 +15,7 @@ from mlflow.entities import Run
 
 from storewise.settings import TifuSettings
 from training.promotion import GATES, judge
+from training.recommender import tifu
 from training.recommender.blend import FoldScores, Validation, tune
 from training.recommender.evaluate import repeat_and_new_recall
 from training.recommender.tifu import basket_weights, tifu_scores, user_vectors
@@ -47,7 +48,11 @@ def tiny_history() -> tuple[sp.csr_matrix, np.ndarray]:
     return baskets, np.array([0, 0, 1, 1, 2])
 
 
-def test_tifu_scores_blend_own_and_nearest_neighbour_vectors_by_hand() -> None:
+@pytest.mark.parametrize("dense_above", [-1.0, 2.0], ids=["dense", "sparse"])
+def test_tifu_scores_blend_own_and_nearest_neighbour_vectors_by_hand(
+    dense_above: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tifu, "DENSE_ABOVE", dense_above)  # both ways of scoring a chunk
     # one group: a basket counts within ** (baskets after it) / (baskets of the customer)
     settings = TifuSettings(within_decay=0.5, groups=1, neighbours=1, alpha=0.5, neighbour_pool=100)
     baskets, users = tiny_history()
@@ -64,6 +69,23 @@ def test_tifu_scores_blend_own_and_nearest_neighbour_vectors_by_hand() -> None:
     expected = np.zeros((3, 4))
     expected[0, 2] = 0.25
     np.testing.assert_allclose(explore.toarray(), expected, rtol=1e-6)
+
+
+def test_dense_and_sparse_tifu_give_the_same_best_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many customers with ties in their scores: both ways keep the same items and values
+    (ties to the lower item, neighbours tied on cosine to the lower pool index)."""
+    rng = np.random.default_rng(5)
+    baskets = sp.csr_matrix((rng.random((400, 30)) < 0.08).astype(np.float32))
+    users = np.sort(rng.integers(0, 120, 400))
+    settings = TifuSettings(neighbours=7, groups=3, neighbour_pool=60)
+    vectors = user_vectors(baskets, users, 120, settings)
+    kept = {}
+    for way, dense_above in (("dense", -1.0), ("sparse", 2.0)):
+        monkeypatch.setattr(tifu, "DENSE_ABOVE", dense_above)
+        kept[way] = tifu_scores(vectors, np.arange(120), settings, keep=5)
+    for dense, sparse in zip(kept["dense"], kept["sparse"], strict=True):
+        assert dense.nnz > 0
+        assert (dense != sparse).nnz == 0
 
 
 # -- the paired bootstrap ---------------------------------------------------------------
