@@ -125,22 +125,12 @@ def diversity(shop: Any) -> dict[str, Any]:
     from training.recommender.hybrid import BlendView
     from training.recommender.metrics import top_k
     from training.recommender.trainer import Trainer
-    from training.recommender.validation import (
-        fold_windows,
-        shared_masks,
-        tune_all,
-        usable_windows,
-        validate,
-        validation_folds,
-    )
+    from training.recommender.validation import folds_before, shared_masks, tune_all, validate
 
     trainer = Trainer(shop)
     windows = trainer.settings.evaluation
     test_cutoff, end = split_cutoffs(trainer.orders, windows.test_days, windows.validation_days)["test"]
-    folds = validation_folds(
-        trainer,
-        usable_windows(trainer, fold_windows(test_cutoff, windows.validation_days, windows.validation_folds)),
-    )
+    folds = folds_before(trainer, test_cutoff)
     choice, ranks, components = validate(trainer, folds, False, lambda _step: None)
     tuned = tune_all(trainer, ranks, components, shared_masks(folds))
     blends = {protocol: blend.weights for protocol, blend in tuned.items()}

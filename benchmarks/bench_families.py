@@ -25,14 +25,17 @@ import json
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "pricing_families.json"
-SIZES = {
+# what differs from `storewise data generate`'s defaults (GeneratorSettings): "default" is
+# the default demo shop (60,000 customers, 100 products, a year) with seed 3
+SIZES: dict[str, dict[str, Any]] = {
     "small": {"customers": 4_000, "products": 16, "days": 120, "seed": 3},
-    # the default demo shop (`storewise data generate`): 60,000 customers, 100 products, a year
-    "default": {"customers": 60_000, "products": 100, "days": 365, "seed": 3},
+    "default": {"seed": 3},
 }
 KEPT = (
     "simulation.fixed.share_of_oracle_mean",
@@ -62,17 +65,11 @@ def run_family(
     from storewise.shop import ShopPaths
     from training.pricing.train import train_pricing
 
-    shop = SIZES[size]
     paths = ShopPaths(root / f"{size}_{family}")
     if not (reuse and paths.ground_truth.exists()):
-        options = GeneratorSettings(
-            customers=shop["customers"],
-            products=shop["products"],
-            days=shop["days"],
-            seed=shop["seed"],
-            demand_family=family,
+        write_generated_shop(
+            paths, generate_shop(replace(GeneratorSettings(demand_family=family), **SIZES[size]))
         )
-        write_generated_shop(paths, generate_shop(options))
     build_features(paths)
     started = time.perf_counter()
     outcome = train_pricing(paths, config_dir=config_dir, register=False)
@@ -87,6 +84,7 @@ def run_family(
 
 
 def main() -> None:
+    from intake.demo.generate import GeneratorSettings
     from intake.demo.settings import FAMILIES
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -108,7 +106,9 @@ def main() -> None:
         command += f" --size {args.size}"
         name += f"_{args.size}"
     path = RESULTS.with_name(f"{name}.json")
-    path.write_text(json.dumps({"command": command, "shop": SIZES[args.size], "runs": runs}, indent=1) + "\n")
+    options = replace(GeneratorSettings(), **SIZES[args.size])
+    shop = {name: getattr(options, name) for name in ("customers", "products", "days", "seed")}
+    path.write_text(json.dumps({"command": command, "shop": shop, "runs": runs}, indent=1) + "\n")
 
 
 def configuration(scratch: Path, at_estimate: bool) -> Path:

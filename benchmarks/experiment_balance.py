@@ -53,7 +53,7 @@ def main() -> None:
     from training.recommender.data import split_cutoffs
     from training.recommender.trainer import Trainer
     from training.recommender.uncertainty import Bootstrap
-    from training.recommender.validation import fold_windows, usable_windows, validate, validation_folds
+    from training.recommender.validation import folds_before, validate
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shop-dir", type=Path, required=True)
@@ -64,10 +64,7 @@ def main() -> None:
     trainer = Trainer(ShopPaths(args.shop_dir), evaluation={"test_days": 30, "validation_days": 30})
     windows = trainer.settings.evaluation
     test_cutoff, _ = split_cutoffs(trainer.orders, windows.test_days, windows.validation_days)["test"]
-    folds = validation_folds(
-        trainer,
-        usable_windows(trainer, fold_windows(test_cutoff, windows.validation_days, windows.validation_folds)),
-    )
+    folds = folds_before(trainer, test_cutoff)
     _, scores, components = validate(trainer, folds, False, lambda _: None)
     per_fold = [fold_scores[args.protocol] for fold_scores in scores]
     ratios = []

@@ -102,7 +102,7 @@ def tifu_scores(
             sparse_scores, sparse_own = _sparse_scores(setup, vectors, chunk, similarity, settings)
             full.append(keep_best_per_row(sparse_scores, keep))
             rest = sp.csr_matrix(sparse_scores - settings.alpha * sparse_own)
-            rest.data[_stored_in(rest, sparse_own)] = 0  # never bought by the customer
+            rest = rest - rest.multiply(sparse_own > 0)  # only items the customer never bought
             explore.append(keep_best_per_row(rest, keep))
     if not full:
         empty = sp.csr_matrix((0, vectors.shape[1]), dtype=np.float32)
@@ -174,16 +174,6 @@ def _sparse_scores(
     own = sp.csr_matrix(vectors[chunk], dtype=np.float32)
     neighbours = sp.csr_matrix(nearest @ pool_vectors, dtype=np.float32)
     return sp.csr_matrix(settings.alpha * own + (1 - settings.alpha) * neighbours, dtype=np.float32), own
-
-
-def _stored_in(matrix: sp.csr_matrix, other: sp.csr_matrix) -> np.ndarray:
-    """For each stored entry of `matrix`, whether `other` stores a non-zero at that place."""
-    width = np.int64(matrix.shape[1])
-    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
-    other = sp.csr_matrix(other)
-    other.eliminate_zeros()
-    other_rows = np.repeat(np.arange(other.shape[0], dtype=np.int64), np.diff(other.indptr))
-    return np.isin(rows * width + matrix.indices, other_rows * width + other.indices)
 
 
 def best_entries(scores: np.ndarray, keep: int) -> sp.csr_matrix:

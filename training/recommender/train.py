@@ -37,15 +37,7 @@ from training.recommender.mlflow_run import log_run
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import TrainOutcome
 from training.recommender.trainer import Trainer
-from training.recommender.validation import (
-    LightFmChoice,
-    fold_windows,
-    shared_masks,
-    tune_all,
-    usable_windows,
-    validate,
-    validation_folds,
-)
+from training.recommender.validation import LightFmChoice, folds_before, shared_masks, tune_all, validate
 
 STEPS = ("validation data", "lightfm epochs", "validation folds", "blend", "test comparison", "final fit")
 
@@ -107,10 +99,7 @@ def train_recommender(
     bar = tqdm(total=len(STEPS), desc="training recommender", unit="step")
     step = step_timer(trainer, bar)
 
-    folds = validation_folds(
-        trainer,
-        usable_windows(trainer, fold_windows(test_cutoff, windows.validation_days, windows.validation_folds)),
-    )
+    folds = folds_before(trainer, test_cutoff)
     step("validation data")
     choice, scores, components = validate(trainer, folds, search, step)
     step("validation folds")

@@ -61,7 +61,9 @@ class LightFmChoice:
     overrides: dict[str, Any] = field(default_factory=dict)
     search_results: list[dict[str, Any]] = field(default_factory=list)
     latest_fold_model: LightFmHybrid | None = None
-    blended: bool = True  # LightFM paid its way on the latest fold
+    # LightFM is in some protocol's blend (from scratch: it first had to pay its way on the
+    # latest fold to be fitted on the others)
+    blended: bool = True
     # with warm starts, every fold's LightFM (latest first), the chain's earlier links
     fold_models: list[LightFmHybrid] = field(default_factory=list)
 
@@ -104,6 +106,16 @@ def validation_folds(trainer: Trainer, windows: list[Window]) -> list[Fold]:
             path=trainer.shop.root,
         )
     return [fold for i, fold in enumerate(folds) if i == 0 or len(fold.truth.user_index)]
+
+
+def folds_before(trainer: Trainer, test_cutoff: pd.Timestamp) -> list[Fold]:
+    """The run's validation folds: `validation_folds` windows of `validation_days` ending at
+    `test_cutoff`, each with enough history before it (see `usable_windows`)."""
+    windows = trainer.settings.evaluation
+    return validation_folds(
+        trainer,
+        usable_windows(trainer, fold_windows(test_cutoff, windows.validation_days, windows.validation_folds)),
+    )
 
 
 def choose_lightfm(trainer: Trainer, folds: list[Fold], search: bool) -> LightFmChoice:
