@@ -93,6 +93,9 @@ class LightFmSettings(StrictModel):
     # 1 is deterministic; 2 threads (LightFM's parallel SGD) are not reproducible, and measured
     # no faster on the online-retail sample (benchmarks/README.md)
     threads: int = Field(1, ge=1, le=64)
+    # a run's later from-scratch LightFM fits in a second process while the other models
+    # are built (training/recommender/background.py)
+    background: bool = True
     seed: int = 7
 
 

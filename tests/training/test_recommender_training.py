@@ -235,3 +235,32 @@ def test_with_warm_starts_each_later_lightfm_continues_the_one_before(
     best_epoch = max(outcome.learning_curve, key=lambda point: point[1])[0]
     assert info["lightfm_epochs"] == best_epoch + 3 * 2
     assert outcome.value("hybrid") > outcome.value("popularity")
+
+
+def test_lightfm_fitted_in_the_second_process_gives_the_same_run_as_inline(
+    built_shop: tuple[ShopPaths, Path], tmp_path: Path
+) -> None:
+    """By default a run fits its later LightFMs (here the second fold's, the test weeks'
+    and the final fit's) and the test weeks' peers in a second process
+    (`lightfm.background`); inline, every number and the registered model are the same."""
+    shop, config = built_shop
+    outcomes = {}
+    for background in (True, False):
+        folder = fast_config(
+            tmp_path / str(background),
+            **{"lightfm.background": background, "evaluation.validation_folds": 2, "lightfm.max_epochs": 4},
+        )
+        (folder / "features.yaml").write_text((config / "features.yaml").read_text())
+        outcomes[background] = train_recommender(shop, config_dir=folder, register=False)
+    there, here = outcomes[True], outcomes[False]
+    assert "lightfm" in {name for weights in here.blends.values() for name in weights}, here.blends
+    pd.testing.assert_frame_equal(here.comparison, there.comparison)
+    pd.testing.assert_frame_equal(here.intervals, there.intervals)
+    assert here.blends == there.blends
+    assert here.bundle is not None
+    assert there.bundle is not None
+    arrays_here = np.load(here.bundle / "hybrid" / "arrays.npz")
+    arrays_there = np.load(there.bundle / "hybrid" / "arrays.npz")
+    for name in ("user_embedding", "item_embedding", "item_bias"):
+        assert arrays_here[name].size
+        np.testing.assert_array_equal(arrays_here[name], arrays_there[name])

@@ -12,9 +12,11 @@ import pandas as pd
 
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
+from storewise.settings import RecommenderSettings
+from training.recommender.background import TEST_PEERS, TEST_WEEKS, BackgroundJobs
 from training.recommender.data import TrainData, Truth, build_truth
-from training.recommender.evaluate import PROTOCOLS, Evaluation, evaluate_protocols, records
-from training.recommender.hybrid import BlendView
+from training.recommender.evaluate import PROTOCOLS, Evaluation, Protocol, evaluate_protocols, records
+from training.recommender.hybrid import BlendView, with_lightfm
 from training.recommender.metrics import ranking_metrics
 from training.recommender.models import Ease, LightFmHybrid, Recommender, Repurchase
 from training.recommender.trainer import Trainer, peers
@@ -33,18 +35,35 @@ class Comparison:
 
 
 def test_comparison(
-    trainer: Trainer, window: Window, choice: LightFmChoice, blends: dict[str, dict[str, float]]
+    trainer: Trainer,
+    window: Window,
+    choice: LightFmChoice,
+    blends: dict[str, dict[str, float]],
+    jobs: BackgroundJobs | None,
+    data: TrainData | None,
 ) -> Comparison:
-    data = trainer.data_at(window[0])
+    """`data`: the data at the window's start when already built; `jobs` may hold the
+    peers' evaluations (`TEST_PEERS`) and the test weeks' LightFM (`TEST_WEEKS`), done in
+    the other process."""
+    data = data if data is not None else trainer.data_at(window[0])
     truth = build_truth(trainer.orders, trainer.customers, data, window)
     protocols = trainer.protocols(data)
-    lightfm = choice.continued(trainer, data, choice.latest_fold_model)
     used = {name for weights in blends.values() for name in weights}
-    hybrid = trainer.hybrid(
-        data, lightfm if "lightfm" in used else None, components=used, users=truth.user_index
-    )
+    hybrid = trainer.hybrid(data, None, components=used, users=truth.user_index)
     hybrid.blends = blends
+    # the peers first: the test weeks' LightFM may still be fitting in the other process
+    by_peer = (
+        jobs.take(TEST_PEERS)
+        if jobs is not None and TEST_PEERS in jobs
+        else evaluate_peers(data, truth, protocols, trainer.settings, hybrid)
+    )
+    lightfm = (
+        jobs.take(TEST_WEEKS)
+        if jobs is not None and TEST_WEEKS in jobs
+        else choice.continued(trainer, data, choice.latest_fold_model)
+    )
     if "lightfm" in used:
+        with_lightfm(hybrid, lightfm, data)
         hybrid.precompute_lightfm_top()  # as the service reads it
     evaluations: dict[str, dict[str, Evaluation]] = {protocol: {} for protocol in PROTOCOLS}
     for protocol in PROTOCOLS:
@@ -52,11 +71,9 @@ def test_comparison(
         evaluations[protocol]["hybrid"] = evaluate_protocols(
             view, data, truth, {protocol: protocols[protocol]}
         )[protocol]
-    for scorer in [lightfm, *peers(data.n_items, trainer.settings)]:
-        if scorer is not lightfm and not reuse_hybrid_fit(scorer, hybrid, data):
-            scorer.fit(data)
-        for protocol, evaluation in evaluate_protocols(scorer, data, truth, protocols).items():
-            evaluations[protocol][scorer.name] = evaluation
+    for protocol, evaluation in evaluate_protocols(lightfm, data, truth, protocols).items():
+        evaluations[protocol][lightfm.name] = evaluation
+        evaluations[protocol].update(by_peer[protocol])
     rows: list[dict[str, object]] = []
     for protocol, by_model in evaluations.items():
         for name, evaluation in by_model.items():
@@ -65,6 +82,31 @@ def test_comparison(
     return Comparison(
         pd.DataFrame(rows), intervals_against_hybrid(trainer, evaluations), per_customer(evaluations), lightfm
     )
+
+
+def evaluate_peers(
+    data: TrainData,
+    truth: Truth,
+    protocols: dict[str, Protocol],
+    settings: RecommenderSettings,
+    hybrid: HybridModel | None = None,
+) -> dict[str, dict[str, Evaluation]]:
+    """Every peer fitted on `data` and evaluated under every protocol (protocol -> peer ->
+    evaluation); with `hybrid` fitted on the same data, the peers it fitted take its arrays."""
+    by_peer: dict[str, dict[str, Evaluation]] = {protocol: {} for protocol in protocols}
+    for peer in peers(data.n_items, settings):
+        if hybrid is None or not reuse_hybrid_fit(peer, hybrid, data):
+            peer.fit(data)
+        for protocol, evaluation in evaluate_protocols(peer, data, truth, protocols).items():
+            by_peer[protocol][peer.name] = evaluation
+    return by_peer
+
+
+def submit_peers(trainer: Trainer, jobs: BackgroundJobs, window: Window, data: TrainData) -> None:
+    """Submit the test weeks' peers (`evaluate_peers` on `data`, the data at the window's
+    start) to `jobs`: they depend on nothing the validation decides."""
+    truth = build_truth(trainer.orders, trainer.customers, data, window)
+    jobs.submit(TEST_PEERS, evaluate_peers, data, truth, trainer.protocols(data), trainer.settings)
 
 
 def reuse_hybrid_fit(peer: Recommender, hybrid: HybridModel, data: TrainData) -> bool:

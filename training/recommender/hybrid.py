@@ -212,6 +212,14 @@ def tifu_histories(
     return {"tifu": sp.csr_matrix(spread @ full), "tifu_explore": sp.csr_matrix(spread @ explore)}
 
 
+def with_lightfm(model: HybridModel, lightfm: LightFmHybrid, data: TrainData) -> HybridModel:
+    """`model` (fitted on `data` without LightFM) with `lightfm`'s representations: the
+    other components are built while LightFM may still be fitting elsewhere."""
+    for name, value in lightfm_arrays(lightfm, data).items():
+        setattr(model, name, value)
+    return model
+
+
 def lightfm_arrays(lightfm: LightFmHybrid | None, data: TrainData) -> dict[str, Any]:
     """LightFM's representations for the hybrid (empty when LightFM is left out)."""
     if lightfm is None:

@@ -30,9 +30,11 @@ from tqdm import tqdm
 from inference.recommender.scoring import HybridModel
 from storewise.config import CONFIG_DIR
 from storewise.shop import ShopPaths
+from training.recommender.background import FINAL_FIT, TEST_WEEKS, BackgroundJobs
 from training.recommender.bundle import write_model_bundle
-from training.recommender.comparison import test_comparison
-from training.recommender.data import split_cutoffs
+from training.recommender.comparison import submit_peers, test_comparison
+from training.recommender.data import TrainData, split_cutoffs
+from training.recommender.hybrid import with_lightfm
 from training.recommender.mlflow_run import log_run
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import TrainOutcome
@@ -48,15 +50,23 @@ def final_fit(
     choice: LightFmChoice,
     blends: dict[str, dict[str, float]],
     test_lightfm: LightFmHybrid | None = None,
+    jobs: BackgroundJobs | None = None,
+    data: TrainData | None = None,
 ) -> HybridModel:
-    """The hybrid refitted on all the data: the model that is registered. LightFM is always
-    fitted (similar items, audiences and new items read it; continuing the test weeks'
-    `test_lightfm` with warm starts), the other components only if a blend uses them (EASE
-    too, for the reasons and similar items, when the catalogue allows)."""
-    data = trainer.data_at(end)
+    """The hybrid refitted on all the data (`data`, when already built): the model that is
+    registered. LightFM is always fitted (similar items, audiences and new items read it;
+    taken from `jobs` when fitted there, else continuing the test weeks' `test_lightfm`
+    with warm starts), the other components only if a blend uses them (EASE too, for the
+    reasons and similar items, when the catalogue allows)."""
+    data = data if data is not None else trainer.data_at(end)
     used = {name for weights in blends.values() for name in weights}
-    lightfm = choice.continued(trainer, data, test_lightfm)
-    final = trainer.hybrid(data, lightfm, components=used | {"ease"})
+    final = trainer.hybrid(data, None, components=used | {"ease"})
+    lightfm = (
+        jobs.take(FINAL_FIT)
+        if jobs is not None and FINAL_FIT in jobs
+        else choice.continued(trainer, data, test_lightfm)
+    )
+    with_lightfm(final, lightfm, data)
     final.blends = blends
     final.precompute_lightfm_top()
     final.info = {
@@ -100,17 +110,21 @@ def train_recommender(
     step = step_timer(trainer, bar)
 
     folds = folds_before(trainer, test_cutoff)
+    later = {TEST_WEEKS: trainer.data_at(test_cutoff), FINAL_FIT: trainer.data_at(end)}
     step("validation data")
-    choice, scores, components = validate(trainer, folds, search, step)
-    step("validation folds")
-    tuned = tune_all(trainer, scores, components, shared_masks(folds))
-    blends = {protocol: blend.weights for protocol, blend in tuned.items()}
-    choice.blended = any("lightfm" in weights for weights in blends.values())
-    step("blend")
-    comparison = test_comparison(trainer, (test_cutoff, end), choice, blends)
-    step("test comparison")
-    final = final_fit(trainer, end, choice, blends, comparison.lightfm)
-    step("final fit")
+    with BackgroundJobs(background=trainer.settings.lightfm.background) as jobs:
+        # the test weeks' peers depend on nothing validation decides: first in the queue
+        submit_peers(trainer, jobs, (test_cutoff, end), later[TEST_WEEKS])
+        choice, scores, components = validate(trainer, folds, search, step, jobs, later)
+        step("validation folds")
+        tuned = tune_all(trainer, scores, components, shared_masks(folds))
+        blends = {protocol: blend.weights for protocol, blend in tuned.items()}
+        choice.blended = any("lightfm" in weights for weights in blends.values())
+        step("blend")
+        comparison = test_comparison(trainer, (test_cutoff, end), choice, blends, jobs, later[TEST_WEEKS])
+        step("test comparison")
+        final = final_fit(trainer, end, choice, blends, comparison.lightfm, jobs, later[FINAL_FIT])
+        step("final fit")
     bar.close()
     trainer.seconds["total"] = round(time.perf_counter() - started, 2)
 

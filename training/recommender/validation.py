@@ -30,9 +30,11 @@ from tqdm import tqdm
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
 from storewise.errors import DataError
+from training.recommender.background import BackgroundJobs, fit_lightfm
 from training.recommender.blend import FoldScores, TunedBlend, Validation, fold_scores, tune
 from training.recommender.data import TrainData, Truth, build_truth
 from training.recommender.evaluate import PROTOCOLS, Protocol
+from training.recommender.hybrid import with_lightfm
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import PRIMARY_METRIC
 from training.recommender.trainer import Trainer
@@ -73,7 +75,20 @@ class LightFmChoice:
         warm = trainer.settings.lightfm.warm_start_epochs
         if warm and previous is not None:
             return trainer.lightfm(warm, self.overrides).fit(data, start_from=previous)
-        return trainer.lightfm(self.epochs, self.overrides).fit(data)
+        return self.from_scratch(trainer).fit(data)
+
+    def from_scratch(self, trainer: Trainer) -> LightFmHybrid:
+        """An unfitted LightFM with the run's settings and chosen epochs."""
+        return trainer.lightfm(self.epochs, self.overrides)
+
+    def schedule(self, trainer: Trainer, jobs: BackgroundJobs, later: dict[str, TrainData]) -> None:
+        """Submit every later from-scratch LightFM of the run to `jobs`, in the order they
+        are needed (`later`: key -> data); with warm starts each continues the one before
+        it, so they are fitted where they are needed instead."""
+        if trainer.settings.lightfm.warm_start_epochs:
+            return
+        for key, data in later.items():
+            jobs.submit(key, fit_lightfm, self.from_scratch(trainer), data)
 
 
 def fold_windows(test_cutoff: pd.Timestamp, days: int, count: int) -> list[Window]:
@@ -205,13 +220,27 @@ def tune_all(
     return blends
 
 
+def fold_key(index: int) -> str:
+    return f"validation fold {index}"
+
+
 def validate(
-    trainer: Trainer, folds: list[Fold], search: bool, step: Callable[[str], None]
+    trainer: Trainer,
+    folds: list[Fold],
+    search: bool,
+    step: Callable[[str], None],
+    jobs: BackgroundJobs | None = None,
+    later: dict[str, TrainData] | None = None,
 ) -> tuple[LightFmChoice, list[dict[str, FoldScores]], list[str]]:
     """LightFM's epochs and place in the blend, and every fold's component ranks for the
-    blend tuning (`tune_all`)."""
+    blend tuning (`tune_all`). Once the epochs are known, every later from-scratch LightFM
+    (the other folds', then `later`'s: key -> data) is submitted to `jobs` (inline without)."""
+    jobs = jobs if jobs is not None else BackgroundJobs(background=False)
     components: list[str] = list(trainer.settings.blend.components)
     choice = choose_lightfm(trainer, folds, search) if "lightfm" in components else None
+    if choice is not None:
+        datas = {fold_key(index): fold.data for index, fold in enumerate(folds[1:], start=1)}
+        choice.schedule(trainer, jobs, {**datas, **(later or {})})
     step("lightfm epochs")
     latest = fold_hybrid(trainer, folds[0], choice.latest_fold_model if choice else None, components)
     # what the shop allows (EASE is left out of a catalogue above components.max_ease_items)
@@ -227,15 +256,14 @@ def validate(
             components.remove("lightfm")
             for protocol in scores[0].values():
                 protocol.values.pop("lightfm")
+            for index in range(1, len(folds)):
+                jobs.drop(fold_key(index))
     for index, fold in enumerate(tqdm(folds[1:], desc="validation folds", unit="fold", leave=False), start=1):
-        lightfm = None
+        # every other component first: the fold's LightFM may still be fitting elsewhere
+        model = fold_hybrid(trainer, fold, None, components)
         if choice is not None and choice.blended:
-            lightfm = (
-                choice.fold_models[index]
-                if choice.fold_models
-                else trainer.lightfm(choice.epochs, choice.overrides).fit(fold.data)
-            )
-        model = fold_hybrid(trainer, fold, lightfm, components)
+            lightfm = choice.fold_models[index] if choice.fold_models else jobs.take(fold_key(index))
+            with_lightfm(model, lightfm, fold.data)
         scores.append(scores_on(model, fold, components, seed=index))
     if choice is None:
         choice = LightFmChoice(trainer.settings.lightfm.max_epochs, 0.0, [], blended=False)

@@ -1,0 +1,55 @@
+"""The second process of a training run: jobs come back in the order asked, the same as
+inline, and this process runs queued jobs itself rather than wait."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from training.recommender.background import BackgroundJobs
+
+
+def where(seconds: float, label: str) -> tuple[str, int]:
+    """Sleeps, then says which process it ran in (module-level: the other process imports it)."""
+    time.sleep(seconds)
+    return label, os.getpid()
+
+
+def failing() -> None:
+    raise ValueError("no such column: price")
+
+
+def test_jobs_run_in_another_process_and_queued_ones_here_while_waiting() -> None:
+    with BackgroundJobs(background=True) as jobs:
+        jobs.submit("slow", where, 1.5, "slow")
+        time.sleep(0.5)  # the other process is up and has started "slow"
+        jobs.submit("next", where, 0.0, "next")
+        jobs.submit("last", where, 0.0, "last")
+        label, pid = jobs.take("slow")
+        assert label == "slow"
+        assert pid != os.getpid()
+        # waiting for "slow", this process ran the queued jobs itself, in order
+        assert jobs.ran_here == ["next", "last"]
+        assert jobs.take("next") == ("next", os.getpid())
+        assert jobs.take("last") == ("last", os.getpid())
+        assert "last" not in jobs
+
+
+def test_inline_jobs_run_when_taken_and_dropped_ones_never() -> None:
+    with BackgroundJobs(background=False) as jobs:
+        jobs.submit("kept", where, 0.0, "kept")
+        jobs.submit("dropped", failing)
+        jobs.drop("dropped")
+        assert jobs.take("kept") == ("kept", os.getpid())
+        assert jobs.ran_here == []
+        assert "dropped" not in jobs
+
+
+def test_a_job_that_fails_over_there_raises_its_error_here() -> None:
+    with BackgroundJobs(background=True) as jobs:
+        jobs.submit("bad", failing)
+        time.sleep(0.5)
+        with pytest.raises(ValueError, match="no such column: price"):
+            jobs.take("bad")

@@ -1,0 +1,145 @@
+"""A training run's independent work in a second process.
+
+LightFM is most of a run's time, and all of it on one core (its own threads share the
+embeddings and measured slower). After early stopping, a run fits it from scratch up to
+five more times (the other validation folds, the test weeks, the final fit), each for the
+epochs early stopping chose and on data known before any of them starts; and the test
+weeks' peers (baselines, EASE, ALS, TIFU-KNN, ...) depend on nothing the validation
+decides. A second process runs these jobs one after another, in the order they were
+submitted (the peers while early stopping runs here, then LightFM), while this process
+builds and evaluates everything else; each result is waited for where it is needed.
+LightFM with one thread and a fixed seed gives the same model in either process, and the
+peers the same scores (tested), so the run's numbers do not depend on where they ran.
+
+Off (`lightfm.background: false`), a job runs inline when its result is taken.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from training.recommender.data import TrainData
+from training.recommender.models import LightFmHybrid
+
+# the keys of the run's jobs besides the validation folds' LightFM
+TEST_PEERS = "test weeks' peers"
+TEST_WEEKS = "test weeks' lightfm"
+FINAL_FIT = "final fit's lightfm"
+
+
+def fit_lightfm(model: LightFmHybrid, data: TrainData) -> LightFmHybrid:
+    return model.fit(data)
+
+
+@dataclass
+class _Job:
+    run: Callable[..., Any]
+    arguments: tuple[Any, ...]
+    future: Future[Any] | None = None  # set once handed to the other process
+
+
+class BackgroundJobs:
+    """Jobs by key, run in a second process (or inline when `background` is False). Use as a
+    context manager: leaving it drops the jobs nobody took and stops the process.
+
+    The other process is handed one job at a time (the executor's own queue would mark the
+    next jobs running at once); neither process idles while there is queued work: waiting
+    for a job that is still running, this process runs the next queued job itself (every
+    submitted job is needed later; its result is kept for its `take`)."""
+
+    def __init__(self, background: bool) -> None:
+        # spawn, not fork: the training process has threads (progress bars, MLflow) whose
+        # locks a forked child could inherit held
+        self._executor = (
+            ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            if background
+            else None
+        )
+        self._jobs: dict[str, _Job] = {}  # not taken yet, in submission order
+        self._done: dict[str, Any] = {}  # run here ahead of their `take`
+        self._lock = threading.Lock()  # the executor's thread hands on the next job
+        self.ran_here: list[str] = []  # jobs that were to run over there but ran here
+
+    def __enter__(self) -> BackgroundJobs:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._jobs or key in self._done
+
+    def submit(self, key: str, run: Callable[..., Any], *arguments: Any) -> None:
+        """Queue `run(*arguments)` (a module-level function: it is pickled by name) behind
+        the jobs submitted before it."""
+        with self._lock:
+            self._jobs[key] = _Job(run, arguments)
+        self._hand_on()
+
+    def _hand_on(self, _finished: Future[Any] | None = None) -> None:
+        """Give the other process the first queued job when it has none running."""
+        with self._lock:
+            if self._executor is None or any(
+                job.future is not None and not job.future.done() for job in self._jobs.values()
+            ):
+                return
+            queued = next((job for job in self._jobs.values() if job.future is None), None)
+            if queued is None:
+                return
+            queued.future = self._executor.submit(queued.run, *queued.arguments)
+        queued.future.add_done_callback(self._hand_on)
+
+    def _claim(self, key: str | None = None) -> tuple[str, _Job] | None:
+        """Take `key` (or the first job) off the queue if the other process does not have it."""
+        with self._lock:
+            for name, job in self._jobs.items():
+                if (key is None or name == key) and job.future is None:
+                    del self._jobs[name]
+                    return name, job
+        return None
+
+    def take(self, key: str) -> Any:
+        """The job's result: kept, run here (inline, or still queued), or waited for while
+        this process runs queued jobs."""
+        if key in self._done:
+            return self._done.pop(key)
+        claimed = self._claim(key)
+        if claimed is not None:
+            return claimed[1].run(*claimed[1].arguments)
+        future = self._jobs[key].future
+        assert future is not None
+        while not future.done():
+            queued = self._claim()
+            if queued is None:
+                break
+            name, job = queued
+            self._done[name] = job.run(*job.arguments)
+            self.ran_here.append(name)
+        with self._lock:
+            del self._jobs[key]
+        return future.result()
+
+    def drop(self, key: str) -> None:
+        """A job no longer needed: taken off the queue (one already running runs on)."""
+        self._done.pop(key, None)
+        with self._lock:
+            self._jobs.pop(key, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._jobs.clear()
+        self._done.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
