@@ -3,6 +3,7 @@ inline, and this process runs queued jobs itself rather than wait."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 
@@ -14,6 +15,14 @@ from training.recommender.background import BackgroundJobs
 def where(seconds: float, label: str) -> tuple[str, int]:
     """Sleeps, then says which process it ran in (module-level: the other process imports it)."""
     time.sleep(seconds)
+    return label, os.getpid()
+
+
+def dies_over_there(label: str) -> tuple[str, int]:
+    """Kills the process it runs in unless that is the test's own (as the kernel's OOM
+    killer would), else answers like `where`."""
+    if multiprocessing.parent_process() is not None:
+        os._exit(1)
     return label, os.getpid()
 
 
@@ -53,3 +62,12 @@ def test_a_job_that_fails_over_there_raises_its_error_here() -> None:
         time.sleep(0.5)
         with pytest.raises(ValueError, match="no such column: price"):
             jobs.take("bad")
+
+
+def test_when_the_other_process_dies_its_jobs_run_here() -> None:
+    with BackgroundJobs(background=True) as jobs:
+        jobs.submit("killed", dies_over_there, "killed")
+        jobs.submit("queued", where, 0.0, "queued")
+        assert jobs.take("killed") == ("killed", os.getpid())
+        assert jobs.take("queued") == ("queued", os.getpid())
+        assert "killed" in jobs.ran_here

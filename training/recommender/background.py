@@ -16,16 +16,20 @@ Off (`lightfm.background: false`), a job runs inline when its result is taken.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from training.recommender.data import TrainData
 from training.recommender.models import LightFmHybrid
+
+log = logging.getLogger(__name__)
 
 # the keys of the run's jobs besides the validation folds' LightFM
 TEST_PEERS = "test weeks' peers"
@@ -97,7 +101,10 @@ class BackgroundJobs:
             queued = next((job for job in self._jobs.values() if job.future is None), None)
             if queued is None:
                 return
-            queued.future = self._executor.submit(queued.run, *queued.arguments)
+            try:
+                queued.future = self._executor.submit(queued.run, *queued.arguments)
+            except (BrokenProcessPool, RuntimeError):
+                return  # the other process is gone: the job stays queued and runs here
         queued.future.add_done_callback(self._hand_on)
 
     def _claim(self, key: str | None = None) -> tuple[str, _Job] | None:
@@ -127,8 +134,24 @@ class BackgroundJobs:
             self._done[name] = job.run(*job.arguments)
             self.ran_here.append(name)
         with self._lock:
-            del self._jobs[key]
-        return future.result()
+            job = self._jobs.pop(key)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            # the other process died (killed, out of memory): this one does the work
+            log.warning("the second training process stopped; running %r and what follows here", key)
+            self._stop_executor()
+            self.ran_here.append(key)
+            return job.run(*job.arguments)
+
+    def _stop_executor(self) -> None:
+        """Every job not finished over there runs here when taken."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+            for job in self._jobs.values():
+                job.future = None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     def drop(self, key: str) -> None:
         """A job no longer needed: taken off the queue (one already running runs on)."""
