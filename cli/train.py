@@ -124,6 +124,7 @@ def train_pricing_command(
 ) -> None:
     """Fit elasticities, judge the pricing policy (simulator or forecast), log and register."""
     from inference.registry import tracking_uri
+    from storewise.columns import DEMAND_SHAPE
     from training.pricing.train import train_pricing
 
     outcome = train_pricing(ShopPaths(shop_dir), forecast_days=forecast_days)
@@ -131,6 +132,9 @@ def train_pricing_command(
     say(
         f"  items: {m['items']:.0f}, with enough price history of their own: {m['items_with_own_evidence']:.0f}"
     )
+    shape = outcome.elasticities.attrs.get("findings", {}).get(DEMAND_SHAPE)
+    if shape is not None:
+        say(f"  {shape.reason}")
     if "elasticity_mae" in m:
         _print_simulation(m)
     elif outcome.products is not None:

@@ -84,3 +84,9 @@ OBSERVED_LOW, OBSERVED_HIGH = "observed_low_price", "observed_high_price"
 # optional, where the data supports it: log demand's curvature in log price (relative to
 # the reference price); the elasticity at a price p is elasticity + 2 curvature log(p / ref)
 CURVATURE = "curvature"
+# per-item model: how demand bends away from the reference price, chosen for the shop by a
+# Vuong test: "constant" elasticity (log demand linear in log price) or "semi-log" (log
+# demand linear in the price: elasticity e * p / reference, growing with the price, as
+# with straight-line demand)
+DEMAND_SHAPE = "demand_shape"
+CONSTANT, SEMI_LOG = "constant", "semi-log"

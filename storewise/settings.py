@@ -312,6 +312,12 @@ class ElasticityConfig(StrictModel):
     # Off by default: on the online-retail sample, whose prices move with quantity tiers,
     # the test keeps it and the refitted elasticities run wild (30-day WAPE 24.6 vs 1.25)
     curvature: Literal["auto", "on", "off"] = "off"
+    # per-item model: demand's shape away from the reference price, for the whole shop:
+    # "auto" uses semi-log demand (log demand linear in the price) when a Vuong test over
+    # up to shape_test_items items prefers it at shape_test_level, else constant elasticity
+    shape: Literal["auto", "constant", "semi-log"] = "auto"
+    shape_test_level: float = Field(0.05, gt=0, lt=1)
+    shape_test_items: int = Field(300, ge=2)
 
 
 class SimulationSettings(StrictModel):

@@ -26,6 +26,7 @@ from storewise.columns import (
     CROSS_HIGH,
     CROSS_LOW,
     CURVATURE,
+    DEMAND_SHAPE,
     ELASTICITY,
     EVIDENCE,
     HIGH,
@@ -33,6 +34,7 @@ from storewise.columns import (
     OBSERVED_HIGH,
     OBSERVED_LOW,
     REFERENCE_PRICE,
+    SEMI_LOG,
     SHELF,
 )
 from storewise.settings import PricingSettings
@@ -70,6 +72,8 @@ class PricingModel:
             self.arrays["observed_high"] = self.items[OBSERVED_HIGH].to_numpy(float)
         if CURVATURE in self.items:
             self.arrays["curvature"] = self.items[CURVATURE].fillna(0).to_numpy(float)
+        if DEMAND_SHAPE in self.items:
+            self.arrays["semi_log"] = (self.items[DEMAND_SHAPE] == SEMI_LOG).to_numpy()
         if SHELF in self.items and CROSS_ELASTICITY in self.items:
             self.arrays["shelf"] = pd.factorize(self.items[SHELF])[0].astype(np.int64)
             self.arrays["cross_elasticity"] = self.items[CROSS_ELASTICITY].fillna(0).to_numpy(float)
@@ -108,8 +112,10 @@ class PricingModel:
         ):
             if name in a:
                 state[name] = a[name][positions]
-        if "curvature" in a:
+        if "curvature" in a or "semi_log" in a:
             state["reference_price"] = a["reference_price"][positions]
+        if "semi_log" in a:
+            state["semi_log"] = a["semi_log"][positions]
         state.update(overrides)
         if "daily_units" not in overrides:
             state["daily_units"] = a["daily_units_at_reference"][positions] * self.price_factor(
@@ -119,9 +125,13 @@ class PricingModel:
 
     def price_factor(self, positions: np.ndarray, prices: np.ndarray) -> np.ndarray:
         """Demand at `prices` relative to demand at the reference prices."""
-        log_move = np.log(prices / self.arrays["reference_price"][positions])
+        reference = self.arrays["reference_price"][positions]
+        log_move = np.log(prices / reference)
         bend = self.arrays["curvature"][positions] * log_move**2 if "curvature" in self.arrays else 0.0
-        return np.exp(self.arrays["elasticity"][positions] * log_move + bend)
+        move = log_move
+        if "semi_log" in self.arrays:
+            move = np.where(self.arrays["semi_log"][positions], prices / reference - 1, log_move)
+        return np.exp(self.arrays["elasticity"][positions] * move + bend)
 
     @cached_property
     def decided(self) -> dict[str, np.ndarray]:

@@ -3,6 +3,9 @@
 For each item, vectorized over items:
 1. target: with demand D(p) = D0 * (p / p0) ** e, profit (p - cost) * D(p) peaks at
    p* = cost * e / (1 + e) when e < -1; an inelastic item (e >= -1) goes to the ceiling.
+   Where the shop's demand was found semi-log (the elasticity e measured at a reference
+   price r grows with the price: D(p) = D0 exp(e (p - p0) / r), as straight-line demand
+   does towards its choke price), p* = cost - r / e for any e < 0.
    Where the model estimated cross-price effects (items on one shelf: a cut on one takes
    sales from the others), the targets of a shelf maximize the shelf's profit together:
    p_k = (cost_k e_k - S_k / D_k) / (1 + e_k), S_k the margin the other items lose per
@@ -62,6 +65,9 @@ CROSS_INTERVAL_COLUMNS = ("cross_low", "cross_high")
 OBSERVED_COLUMNS = ("observed_low", "observed_high")
 # optional: log demand's curvature in log(price / reference_price) (0: constant elasticity)
 CURVE_COLUMNS = ("curvature", "reference_price")
+# optional: semi-log demand (True: log demand linear in the price, the elasticity given at
+# reference_price), else constant elasticity
+SHAPE_COLUMNS = ("semi_log", "reference_price")
 TARGET_GRID = 121  # prices tried between floor and ceiling for an item with curvature
 SHELF_ITERATIONS = 60
 
@@ -126,19 +132,22 @@ class _Items:
     observed_high: np.ndarray
     curvature: np.ndarray
     reference: np.ndarray
+    semi_log: np.ndarray  # True: D0 exp(e (p - p0) / anchor), e the elasticity at the anchor
+    anchor: np.ndarray  # the price a semi-log item's elasticity is measured at
 
     def demand(self, price: np.ndarray) -> np.ndarray:
-        """D0 (p / p0) ** e, times exp(k (L(p)^2 - L(p0)^2)) with L = log(p / reference) where
-        demand has a curvature k."""
+        """D0 (p / p0) ** e (semi-log: D0 exp(e (p - p0) / anchor)), times
+        exp(k (L(p)^2 - L(p0)^2)) with L = log(p / reference) where demand has a curvature k."""
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             bend = self.curvature * (
                 np.log(price / self.reference) ** 2 - np.log(self.p0 / self.reference) ** 2
             )
-            return (
-                self.d0
-                * (price / self.p0) ** self.elasticity
-                * np.exp(np.where(self.curvature != 0, bend, 0.0))
+            move = np.where(
+                self.semi_log,
+                np.exp(self.elasticity * (price - self.p0) / self.anchor),
+                (price / self.p0) ** self.elasticity,
             )
+            return self.d0 * move * np.exp(np.where(self.curvature != 0, bend, 0.0))
 
 
 def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Items:
@@ -151,6 +160,7 @@ def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Item
         np.asarray(states[name], float) if name in states else np.full(n, np.nan) for name in OBSERVED_COLUMNS
     ]
     curved = all(name in states for name in CURVE_COLUMNS)
+    shaped = all(name in states for name in SHAPE_COLUMNS)
     p0 = s["current_price"].astype(float)
     cross = np.nan_to_num(np.asarray(states["cross_elasticity"], float)) if has_cross else np.zeros(n)
     cross_interval = [
@@ -178,6 +188,8 @@ def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Item
         observed_high=observed[1],
         curvature=np.nan_to_num(np.asarray(states["curvature"], float)) if curved else np.zeros(n),
         reference=np.asarray(states["reference_price"], float) if curved else p0,
+        semi_log=np.asarray(states["semi_log"], bool) if shaped else np.zeros(n, bool),
+        anchor=np.asarray(states["reference_price"], float) if shaped else p0,
     )
 
 
@@ -198,10 +210,13 @@ def _bounds(items: _Items, g: Guardrails) -> tuple[np.ndarray, np.ndarray]:
 
 def own_target(items: _Items, floor: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
     """The profit-maximizing price of each item alone: cost e / (1 + e) at a constant
-    elasticity, the best of a grid of prices where demand has a curvature."""
+    elasticity, cost - anchor / e with semi-log demand (e at the anchor price), the best of
+    a grid of prices where demand has a curvature."""
     elastic = items.elasticity < -1
     with np.errstate(divide="ignore", invalid="ignore"):
         target = np.where(elastic, items.cost * items.elasticity / (1 + items.elasticity), ceiling)
+        semi_log = items.semi_log & (items.elasticity < 0)
+        target = np.where(semi_log, items.cost - items.anchor / items.elasticity, target)
     target = np.clip(target, floor, ceiling)
     curved = np.flatnonzero((items.curvature != 0) & (items.d0 > 0) & (ceiling > floor))
     if len(curved):
@@ -226,7 +241,10 @@ def shelf_target(items: _Items, alone: np.ndarray, floor: np.ndarray, ceiling: n
     derivative of the shelf's profit in p_k to zero gives
     p_k = (c_k e_k D_k - S_k) / ((1 + e_k) D_k), S_k = sum_{j != k} (p_j - c_j) D_j x_j,
     iterated (damped) from the items' own targets, within the bounds."""
-    coupled = (items.shelf >= 0) & (items.cross != 0) & (items.elasticity < -1) & (items.d0 > 0)
+    # the joint optimum below is the constant-elasticity one: semi-log items are priced alone
+    coupled = (
+        (items.shelf >= 0) & (items.cross != 0) & (items.elasticity < -1) & (items.d0 > 0) & ~items.semi_log
+    )
     if not coupled.any():
         return alone
     shelf = np.where(coupled, items.shelf, 0)
@@ -295,7 +313,7 @@ def inventory_target(
         cover_at_target = items.stock / items.demand(target)
         stretch = items.p0 * (items.stock / (items.d0 * inv.low_cover_days)) ** (1 / items.elasticity)
         clear = items.p0 * (items.stock / (items.d0 * inv.high_cover_days)) ** (1 / items.elasticity)
-    curved = items.curvature != 0
+    curved = (items.curvature != 0) | items.semi_log  # no closed form: a grid
     if curved.any():
         stretch = np.where(
             curved, _price_for_cover(items, inv.low_cover_days, floor, ceiling, lowest=True), stretch
@@ -467,9 +485,12 @@ def _reason(i: int, result: dict[str, np.ndarray], items: _Items, facts: _Facts,
 
 def _evidence_part(i: int, result: dict[str, np.ndarray], items: _Items) -> str:
     elasticity, low, high = result["elasticity"][i], result["low_90"][i], result["high_90"][i]
+    shape = (
+        f" at {items.anchor[i]:.2f}, growing with the price (semi-log demand)" if items.semi_log[i] else ""
+    )
     if items.evidence[i]:
-        return f"elasticity {elasticity:.1f} (90%: {low:.1f} to {high:.1f})"
-    return f"elasticity {elasticity:.1f} from its category (too little price history of its own)"
+        return f"elasticity {elasticity:.1f}{shape} (90%: {low:.1f} to {high:.1f})"
+    return f"elasticity {elasticity:.1f}{shape} from its category (too little price history of its own)"
 
 
 def _signal_parts(
@@ -491,7 +512,7 @@ def _signal_parts(
         parts.append(f"cost unknown: assumed {share:.0%} of list price (the configured default_cost_share)")
     if stock.out[i]:
         return parts
-    if items.elasticity[i] >= -1:
+    if items.elasticity[i] >= (0 if items.semi_log[i] else -1):
         parts.append("demand barely reacts to price")
         return parts
     return [*parts, *_target_parts(i, result, items, facts, context)]

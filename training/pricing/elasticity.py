@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import PoissonRegressor
 from threadpoolctl import threadpool_limits
@@ -39,10 +40,12 @@ from features.demand import STOCK_OUT, UNITS, VIEWS
 from storewise import columns as c
 from storewise.columns import (
     BASE_RATE,
+    CONSTANT,
     CROSS_ELASTICITY,
     CROSS_HIGH,
     CROSS_LOW,
     CURVATURE,
+    DEMAND_SHAPE,
     ELASTICITY,
     EVIDENCE,
     EXPOSURE,
@@ -54,6 +57,7 @@ from storewise.columns import (
     RAW_SE,
     REFERENCE_PRICE,
     SD,
+    SEMI_LOG,
     SHELF,
 )
 from storewise.settings import ElasticityConfig
@@ -83,9 +87,26 @@ class ItemFit:
     base_rate: float
     promo_effect: float
     extra: dict[str, tuple[float, float]]  # term -> (coefficient, standard error)
+    log_likelihood: np.ndarray  # per row (day)
 
 
-def fit_item(rows: pd.DataFrame, ridge: float, controls: bool, extra: tuple[str, ...] = ()) -> ItemFit | None:
+def price_effect(relative: np.ndarray, elasticity: np.ndarray, semi_log: np.ndarray) -> np.ndarray:
+    """Demand at `relative` x the reference price over demand at the reference price, with
+    the elasticity at the reference price: r ** e, or exp(e (r - 1)) for semi-log demand."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(semi_log, np.exp(elasticity * (relative - 1)), relative**elasticity)
+
+
+def price_regressor(rows: pd.DataFrame, shape: str = CONSTANT) -> np.ndarray:
+    """The price term whose coefficient is the elasticity at the reference price:
+    log(p / reference) for constant elasticity, p / reference - 1 for semi-log demand."""
+    relative = (rows[c.PRICE] / rows[REFERENCE_PRICE]).to_numpy(float)
+    return relative - 1 if shape == SEMI_LOG else np.log(relative)
+
+
+def fit_item(
+    rows: pd.DataFrame, ridge: float, controls: bool, extra: tuple[str, ...] = (), shape: str = CONSTANT
+) -> ItemFit | None:
     """An item's Poisson GLM, or None if it cannot fit; `extra` terms (columns of `rows`:
     the shelf index, the squared log price) sit beside the log price.
 
@@ -93,7 +114,7 @@ def fit_item(rows: pd.DataFrame, ridge: float, controls: bool, extra: tuple[str,
     exposure, and a promotion flag would only compete with the price for the same moves
     (a promotion *is* a price cut), so price is the only regressor. With the shop index,
     promotion and trend are controls."""
-    columns = [np.log(rows[c.PRICE] / rows[REFERENCE_PRICE]).to_numpy()]
+    columns = [price_regressor(rows, shape)]
     columns += [rows[term].to_numpy(float) for term in extra]
     keep_promo = controls and rows[c.PROMO].astype(float).std() > 0
     if keep_promo:
@@ -129,6 +150,7 @@ def fit_item(rows: pd.DataFrame, ridge: float, controls: bool, extra: tuple[str,
         base_rate=float(np.exp(model.intercept_)),
         promo_effect=float(coefficients[1 + len(extra)]) if keep_promo else 0.0,
         extra={term: (float(coefficients[1 + i]), float(se[2 + i])) for i, term in enumerate(extra)},
+        log_likelihood=y * np.log(np.maximum(mean, 1e-300)) - mean,  # Poisson, up to log(y!)
     )
 
 
@@ -148,18 +170,64 @@ def estimate_elasticities(
     frame["t"] = (frame[c.DATE] - frame[c.DATE].min()).dt.days
     with threadpool_limits(limits=1):
         # thousands of tiny fits: OpenMP threads cost far more to start than they save
-        table = pd.DataFrame(_fit_items(frame, reference, category, settings, exposure_kind))
+        shape, shape_finding = choose_shape(frame, settings, exposure_kind)
+        table = pd.DataFrame(_fit_items(frame, reference, category, settings, exposure_kind, shape))
         table = pd.concat([table, _unseen(products, set(table.get(c.ITEM_ID, [])))], ignore_index=True)
-        table, findings = with_extensions(frame, table, settings, exposure_kind)
+        table, findings = with_extensions(frame, table, settings, exposure_kind, shape)
         findings, pooled = with_pooled_shelf(frame, table, findings, settings, exposure_kind)
+        findings[DEMAND_SHAPE] = shape_finding
     table = pool(table, settings)
     if pooled is not None or f"{SHELF_INDEX}_effect" in table:
         kept = findings.get(SHELF_INDEX) is not None and findings[SHELF_INDEX].used
         table = _pooled_cross(table, kept, pooled)
     if findings.get(CURVATURE_TERM) is not None and findings[CURVATURE_TERM].used:
         table[CURVATURE] = shrunk(table, f"{CURVATURE_TERM}_effect", settings)
+    table[DEMAND_SHAPE] = shape
     table.attrs["findings"] = findings
     return table, exposure_kind
+
+
+def choose_shape(
+    frame: pd.DataFrame, settings: ElasticityConfig, exposure_kind: str
+) -> tuple[str, CrossFinding]:
+    """The shop's demand shape and the finding that decided it.
+
+    Constant elasticity and semi-log demand have the same number of terms and neither
+    nests the other, so the per-day log-likelihood differences of the two fits, over the
+    `shape_test_items` items with evidence and the most units, are compared by Vuong's test
+    (z = their sum / (sqrt(n) sd)); semi-log only when it is better at `shape_test_level`
+    (one-sided): constant elasticity is the default the rest of the policy was built on."""
+    if settings.shape != "auto":
+        return settings.shape, CrossFinding(
+            settings.shape == SEMI_LOG, f"demand shape: {settings.shape} by configuration"
+        )
+    groups = frame.groupby(c.ITEM_ID, observed=True)
+    units = groups[UNITS].sum().sort_values(ascending=False, kind="stable")
+    differences = []
+    for item in units.index[units >= settings.min_units]:
+        rows = groups.get_group(item)
+        if np.log(rows[c.PRICE] / rows[REFERENCE_PRICE]).std() < settings.min_log_price_sd:
+            continue
+        fits = [
+            fit_item(rows, settings.ridge, exposure_kind != "views", shape=s) for s in (CONSTANT, SEMI_LOG)
+        ]
+        if fits[0] is not None and fits[1] is not None:
+            differences.append(fits[1].log_likelihood - fits[0].log_likelihood)
+        if len(differences) >= settings.shape_test_items:
+            break
+    per_day = np.concatenate(differences) if differences else np.zeros(0)
+    if len(per_day) < 2 or per_day.std() == 0:
+        return CONSTANT, CrossFinding(
+            False, "demand shape: constant elasticity (no item to compare the shapes on)"
+        )
+    z = float(per_day.sum() / (np.sqrt(len(per_day)) * per_day.std()))
+    p_value = float(stats.norm.sf(z))
+    semi_log = p_value < settings.shape_test_level
+    reason = (
+        f"demand shape: {'semi-log' if semi_log else 'constant elasticity'} (Vuong z = {z:+.2f} for semi-log "
+        f"over {len(differences)} items, {len(per_day):,} days; p = {p_value:.2g})"
+    )
+    return (SEMI_LOG if semi_log else CONSTANT), CrossFinding(semi_log, reason, p_value=p_value)
 
 
 def _unseen(products: pd.DataFrame, seen: set[object]) -> pd.DataFrame:
@@ -189,6 +257,7 @@ def _fit_items(
     category: pd.Series,
     settings: ElasticityConfig,
     exposure_kind: str,
+    shape: str = CONSTANT,
 ) -> list[dict[str, object]]:
     results = []
     groups = frame.groupby(c.ITEM_ID, observed=True, sort=False)
@@ -197,7 +266,7 @@ def _fit_items(
         units = int(rows[UNITS].sum())
         fitted = None
         if units >= settings.min_units and log_price_sd >= settings.min_log_price_sd:
-            fitted = fit_item(rows, settings.ridge, controls=exposure_kind != "views")
+            fitted = fit_item(rows, settings.ridge, controls=exposure_kind != "views", shape=shape)
         base_rate = float(rows[UNITS].sum() / rows[EXPOSURE].sum()) if rows[EXPOSURE].sum() > 0 else 0.0
         sold_at = rows.loc[rows[UNITS].to_numpy() > 0, c.PRICE]
         results.append(
@@ -236,20 +305,25 @@ def _refit(
     settings: ElasticityConfig,
     exposure_kind: str,
     extra: tuple[str, ...],
+    shape: str = CONSTANT,
 ) -> dict[object, ItemFit]:
     """The items with evidence of their own, refitted with `extra` terms beside the price."""
     with_evidence = set(table.loc[table[RAW].notna(), c.ITEM_ID])
     fits = {}
     for item, rows in frame.groupby(c.ITEM_ID, observed=True, sort=False):
         if item in with_evidence and all(rows[term].std() > 0 for term in extra):
-            fit = fit_item(rows, settings.ridge, controls=exposure_kind != "views", extra=extra)
+            fit = fit_item(rows, settings.ridge, controls=exposure_kind != "views", extra=extra, shape=shape)
             if fit is not None and all(fit.extra[term][1] > 0 for term in extra):
                 fits[item] = fit
     return fits
 
 
 def with_extensions(
-    frame: pd.DataFrame, table: pd.DataFrame, settings: ElasticityConfig, exposure_kind: str
+    frame: pd.DataFrame,
+    table: pd.DataFrame,
+    settings: ElasticityConfig,
+    exposure_kind: str,
+    shape: str = CONSTANT,
 ) -> tuple[pd.DataFrame, dict[str, CrossFinding]]:
     """Test each extension (cross-price effects through the category's shelf index, a
     curvature of log demand in log price) by refitting the items with it; keep those the
@@ -259,7 +333,7 @@ def with_extensions(
     for term, mode in ((SHELF_INDEX, settings.cross_effects), (CURVATURE_TERM, settings.curvature)):
         if mode == "off":
             continue
-        fits = _refit(frame, table, settings, exposure_kind, (term,))
+        fits = _refit(frame, table, settings, exposure_kind, (term,), shape)
         if not fits:
             findings[term] = CrossFinding(False, f"{EXTENSION_NAMES[term]}: nothing to estimate")
             continue
@@ -274,7 +348,7 @@ def with_extensions(
     used = tuple(term for term, finding in findings.items() if finding.used)
     if not used:
         return table, findings
-    return _with_refit(table, _refit(frame, table, settings, exposure_kind, used), used), findings
+    return _with_refit(table, _refit(frame, table, settings, exposure_kind, used, shape), used), findings
 
 
 def pooled_shelf_effect(

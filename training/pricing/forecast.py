@@ -24,9 +24,9 @@ import pandas as pd
 
 from features.demand import DAY_OF_WEEK, UNITS
 from storewise import columns as c
-from storewise.columns import ELASTICITY, EVIDENCE, REFERENCE_PRICE
+from storewise.columns import DEMAND_SHAPE, ELASTICITY, EVIDENCE, REFERENCE_PRICE, SEMI_LOG
 from storewise.settings import ElasticityConfig, PricingEvaluation
-from training.pricing.elasticity import estimate_elasticities
+from training.pricing.elasticity import estimate_elasticities, price_effect
 from training.pricing.panel_forecast import forecast_metrics
 
 LEVEL_DAYS = 28
@@ -51,9 +51,11 @@ def forecast_check(
 
     def factor(frame: pd.DataFrame) -> np.ndarray:
         items = frame[c.ITEM_ID].astype(str)
-        return (frame[c.PRICE].to_numpy() / items.map(table[REFERENCE_PRICE]).to_numpy()) ** items.map(
-            table[ELASTICITY]
-        ).to_numpy()
+        return price_effect(
+            frame[c.PRICE].to_numpy(float) / items.map(table[REFERENCE_PRICE]).to_numpy(float),
+            items.map(table[ELASTICITY]).to_numpy(float),
+            (items.map(table[DEMAND_SHAPE]) == SEMI_LOG).to_numpy(),
+        )
 
     recent = recent[recent[c.ITEM_ID].astype(str).isin(table.index)].assign(price_factor=lambda f: factor(f))
     grouped = recent.groupby(recent[c.ITEM_ID].astype(str))

@@ -38,7 +38,7 @@ from inference.pricing.model import PricingModel
 from inference.registry import PRICING, load_champion
 from intake.tables import read_table
 from storewise import columns as c
-from storewise.columns import ELASTICITY, EVIDENCE, HIGH, LOW
+from storewise.columns import DEMAND_SHAPE, ELASTICITY, EVIDENCE, HIGH, LOW
 from storewise.config import CONFIG_DIR, flatten
 from storewise.errors import DataError
 from storewise.settings import PricingSettings, load_pricing_settings
@@ -342,6 +342,9 @@ def log_pricing_run(
         )
         if outcome.cross is not None:
             mlflow.set_tag("cross_effects", outcome.cross.reason)
+        shape = outcome.elasticities.attrs.get("findings", {}).get(DEMAND_SHAPE)
+        if shape is not None:
+            mlflow.set_tag("demand_shape", shape.reason)
         mlflow.set_tags(
             {
                 "data_hash": data_hash,

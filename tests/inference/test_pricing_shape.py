@@ -1,0 +1,70 @@
+"""Semi-log demand in the policy: its best price, the cautious ends, and its shelf."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inference.pricing.policy import decide
+from storewise.settings import PricingSettings
+
+SETTINGS = PricingSettings()
+AT_ESTIMATE = SETTINGS.model_copy(
+    update={"uncertainty": SETTINGS.uncertainty.model_copy(update={"cautious_target": False})}
+)
+ITEM = {
+    "item_id": "a",
+    "current_price": 79.9,
+    "list_price": 79.9,
+    "unit_cost": 30.0,
+    "stock": np.nan,
+    "elasticity": -3.0,
+    "low_90": -3.1,
+    "high_90": -2.9,
+    "item_evidence": True,
+    "daily_units": 2.0,
+    "demand_change": np.nan,
+    "reference_price": 75.0,
+    "semi_log": True,
+}
+
+
+def best_on_a_grid(cost: float, elasticity: float, reference: float) -> float:
+    """Profit (p - cost) exp(e (p - reference) / reference) maximized by brute force."""
+    prices = np.linspace(cost, 3 * reference, 200_001)
+    return float(prices[np.argmax((prices - cost) * np.exp(elasticity * (prices / reference - 1)))])
+
+
+def test_semi_log_demand_peaks_at_cost_minus_reference_over_e() -> None:
+    decided = decide(pd.DataFrame([ITEM]), AT_ESTIMATE)
+    assert decided["target_price"].iloc[0] == pytest.approx(30 + 75 / 3, abs=0.005)  # 55
+    assert decided["target_price"].iloc[0] == pytest.approx(best_on_a_grid(30, -3.0, 75), abs=0.01)
+    # constant elasticity with the same numbers: 30 * 3 / 2 = 45
+    constant = decide(pd.DataFrame([{**ITEM, "semi_log": False}]), AT_ESTIMATE)
+    assert constant["target_price"].iloc[0] == pytest.approx(45.0, abs=0.005)
+    assert "growing with the price (semi-log demand)" in decided["reason"].iloc[0]
+
+
+def test_a_semi_log_item_with_e_above_minus_one_still_has_a_best_price() -> None:
+    # constant elasticity at -0.5 would go to the ceiling; semi-log: 30 + 75 / 0.5 = 180,
+    # above the ceiling of 1.5 x list = 119.85
+    item = {**ITEM, "elasticity": -0.5, "low_90": -0.6, "high_90": -0.4}
+    assert decide(pd.DataFrame([item]), AT_ESTIMATE)["target_price"].iloc[0] == pytest.approx(119.85)
+    item = {**ITEM, "elasticity": -1.0, "low_90": -1.1, "high_90": -0.9, "unit_cost": 20.0}
+    decided = decide(pd.DataFrame([item]), AT_ESTIMATE)
+    assert decided["target_price"].iloc[0] == pytest.approx(95.0, abs=0.005)  # 20 + 75
+    assert "demand barely reacts" not in decided["reason"].iloc[0]
+
+
+def test_a_cautious_semi_log_cut_is_priced_at_the_least_elastic_end() -> None:
+    # the estimate -3 gives 55 (a cut from 79.9); the least elastic end -2.9 gives 30 + 75 / 2.9
+    decided = decide(pd.DataFrame([ITEM]), SETTINGS)
+    assert decided["target_price"].iloc[0] == pytest.approx(30 + 75 / 2.9, abs=0.005)
+
+
+def test_semi_log_items_are_priced_alone_on_a_shelf() -> None:
+    two = pd.DataFrame([{**ITEM, "item_id": "a"}, {**ITEM, "item_id": "b"}]).assign(
+        shelf=[0, 0], cross_elasticity=[1.0, 1.0]
+    )
+    assert decide(two, AT_ESTIMATE)["target_price"].tolist() == pytest.approx([55.0, 55.0], abs=0.005)
