@@ -229,7 +229,8 @@ def _grid_target(items: _Items, at: np.ndarray, floor: np.ndarray, ceiling: np.n
     prices = floor[:, None] * (ceiling / floor)[:, None] ** steps  # items x grid, log-spaced
     e, k = items.elasticity[at][:, None], items.curvature[at][:, None]
     log_move = np.log(prices / items.reference[at][:, None])
-    log_demand = e * log_move + k * log_move**2  # up to a constant per item
+    price_term = np.where(items.semi_log[at][:, None], prices / items.anchor[at][:, None] - 1, log_move)
+    log_demand = e * price_term + k * log_move**2  # up to a constant per item
     profit = (prices - items.cost[at][:, None]) * np.exp(log_demand - log_demand.max(axis=1, keepdims=True))
     return prices[np.arange(len(at)), profit.argmax(axis=1)]
 
@@ -240,10 +241,13 @@ def shelf_target(items: _Items, alone: np.ndarray, floor: np.ndarray, ceiling: n
     Demand of j: D_j(p) = D0_j (p_j/p0_j)^e_j prod_{k != j} (p_k/p0_k)^x_j. Setting the
     derivative of the shelf's profit in p_k to zero gives
     p_k = (c_k e_k D_k - S_k) / ((1 + e_k) D_k), S_k = sum_{j != k} (p_j - c_j) D_j x_j,
-    iterated (damped) from the items' own targets, within the bounds."""
-    # the joint optimum below is the constant-elasticity one: semi-log items are priced alone
+    iterated (damped) from the items' own targets, within the bounds. With semi-log own
+    demand (D0_j exp(e_j (p_j - p0_j) / r_j)): p_k = c_k - r_k / e_k - r_k S_k / (e_k D_k p_k)."""
     coupled = (
-        (items.shelf >= 0) & (items.cross != 0) & (items.elasticity < -1) & (items.d0 > 0) & ~items.semi_log
+        (items.shelf >= 0)
+        & (items.cross != 0)
+        & np.where(items.semi_log, items.elasticity < 0, items.elasticity < -1)
+        & (items.d0 > 0)
     )
     if not coupled.any():
         return alone
@@ -254,7 +258,13 @@ def shelf_target(items: _Items, alone: np.ndarray, floor: np.ndarray, ceiling: n
         margin = np.where(coupled, (price - items.cost) * demand * items.cross, 0.0)
         others = np.bincount(shelf, weights=margin, minlength=shelf.max() + 1)[shelf] - margin
         with np.errstate(divide="ignore", invalid="ignore"):
-            best = (items.cost * items.elasticity * demand - others) / ((1 + items.elasticity) * demand)
+            best = np.where(
+                items.semi_log,
+                items.cost
+                - items.anchor / items.elasticity
+                - items.anchor * others / (items.elasticity * demand * price),
+                (items.cost * items.elasticity * demand - others) / ((1 + items.elasticity) * demand),
+            )
         best = np.clip(np.where(coupled & np.isfinite(best), best, alone), floor, ceiling)
         step = best - price
         price = price + 0.5 * step

@@ -63,8 +63,25 @@ def test_a_cautious_semi_log_cut_is_priced_at_the_least_elastic_end() -> None:
     assert decided["target_price"].iloc[0] == pytest.approx(30 + 75 / 2.9, abs=0.005)
 
 
-def test_semi_log_items_are_priced_alone_on_a_shelf() -> None:
+def test_semi_log_substitutes_on_one_shelf_are_priced_together() -> None:
+    """Two semi-log items, each losing 0.3% of sales per 1% the other's price falls: the
+    joint first-order condition's answer equals a brute-force search over both prices."""
     two = pd.DataFrame([{**ITEM, "item_id": "a"}, {**ITEM, "item_id": "b"}]).assign(
-        shelf=[0, 0], cross_elasticity=[1.0, 1.0]
+        shelf=[0, 0], cross_elasticity=[0.3, 0.3]
     )
-    assert decide(two, AT_ESTIMATE)["target_price"].tolist() == pytest.approx([55.0, 55.0], abs=0.005)
+    decided = decide(two, AT_ESTIMATE)["target_price"].to_numpy()
+    grid = np.linspace(40.0, 119.85, 1601)
+    a, b = np.meshgrid(grid, grid, indexing="ij")
+
+    def units(own: np.ndarray, other: np.ndarray) -> np.ndarray:
+        return 2.0 * np.exp(-3.0 * (own - 79.9) / 75.0) * (other / 79.9) ** 0.3
+
+    profit = (a - 30) * units(a, b) + (b - 30) * units(b, a)
+    best = np.unravel_index(profit.argmax(), profit.shape)
+    assert decided == pytest.approx([grid[best[0]], grid[best[1]]], abs=0.1)
+    assert decided[0] > 55.0  # alone: 30 + 75 / 3
+
+
+def test_curvature_does_not_turn_a_semi_log_item_back_into_constant_elasticity() -> None:
+    item = {**ITEM, "curvature": 1e-9}
+    assert decide(pd.DataFrame([item]), AT_ESTIMATE)["target_price"].iloc[0] == pytest.approx(55.0, abs=0.35)

@@ -71,3 +71,29 @@ def test_when_the_other_process_dies_its_jobs_run_here() -> None:
         assert jobs.take("killed") == ("killed", os.getpid())
         assert jobs.take("queued") == ("queued", os.getpid())
         assert "killed" in jobs.ran_here
+
+
+def test_a_result_that_came_back_before_the_process_died_is_kept() -> None:
+    with BackgroundJobs(background=True) as jobs:
+        jobs.submit("done", where, 0.0, "done")
+        time.sleep(1.0)  # the other process starts and finishes it
+        jobs.submit("killed", dies_over_there, "killed")
+        assert jobs.take("killed") == ("killed", os.getpid())
+        label, pid = jobs.take("done")
+        assert label == "done"
+        assert pid != os.getpid(), "not run a second time here"
+        assert jobs.ran_here == ["killed"]
+
+
+def fail_while_running(seconds: float) -> None:
+    with BackgroundJobs(background=True) as jobs:
+        jobs.submit("long", where, seconds, "long")
+        time.sleep(1.0)
+        raise KeyError("a column")
+
+
+def test_a_failing_run_does_not_wait_for_the_job_still_running() -> None:
+    started = time.perf_counter()
+    with pytest.raises(KeyError):
+        fail_while_running(30.0)
+    assert time.perf_counter() - started < 10

@@ -98,3 +98,11 @@ def test_the_estimator_on_poisson_data_and_its_place_in_the_elasticity_table() -
     assert updated.loc["B", "elasticity"] == -1.5
     assert updated.loc["B", "switchback"] is None
     assert estimate(rows.head(4)) is None, "too few days"
+    # a semi-log shop reads elasticities at its reference price: the test's (measured around
+    # its median price) scaled by reference / median
+    semi_log = table.assign(demand_shape="semi-log", reference_price=[80.0, 80.0])
+    scaled = apply_estimates(semi_log, rows, "price-1", 0.90).set_index(c.ITEM_ID)
+    assert found.median_price in (95.5, 104.5)
+    scale = 80.0 / found.median_price
+    assert scaled.loc["A", "elasticity"] == pytest.approx(found.elasticity * scale)
+    assert scaled.loc["A", "high_90"] == pytest.approx(found.high * scale)

@@ -174,7 +174,7 @@ def estimate_elasticities(
         table = pd.DataFrame(_fit_items(frame, reference, category, settings, exposure_kind, shape))
         table = pd.concat([table, _unseen(products, set(table.get(c.ITEM_ID, [])))], ignore_index=True)
         table, findings = with_extensions(frame, table, settings, exposure_kind, shape)
-        findings, pooled = with_pooled_shelf(frame, table, findings, settings, exposure_kind)
+        findings, pooled = with_pooled_shelf(frame, table, findings, settings, exposure_kind, shape)
         findings[DEMAND_SHAPE] = shape_finding
     table = pool(table, settings)
     if pooled is not None or f"{SHELF_INDEX}_effect" in table:
@@ -352,7 +352,7 @@ def with_extensions(
 
 
 def pooled_shelf_effect(
-    frame: pd.DataFrame, elasticity: pd.Series, exposure_kind: str
+    frame: pd.DataFrame, elasticity: pd.Series, exposure_kind: str, shape: str = CONSTANT
 ) -> tuple[float, float] | None:
     """One shelf effect shared by every item (estimate, standard error), or None: a Poisson
     regression over all items whose shelf index moves, with a level per item (profiled out),
@@ -368,10 +368,7 @@ def pooled_shelf_effect(
         return None
     items, series = np.unique(rows[c.ITEM_ID].astype(str).to_numpy(), return_inverse=True)
     own = rows[c.ITEM_ID].astype(str).map(elasticity.set_axis(elasticity.index.astype(str))).to_numpy(float)
-    offset = (
-        np.log(rows[EXPOSURE].to_numpy(float))
-        + own * np.log(rows[c.PRICE] / rows[REFERENCE_PRICE]).to_numpy()
-    )
+    offset = np.log(rows[EXPOSURE].to_numpy(float)) + own * price_regressor(rows, shape)
     columns = [rows[SHELF_INDEX].to_numpy(float)]
     if exposure_kind != "views":
         columns += [rows[c.PROMO].astype(float).to_numpy(), ((rows["t"] - rows["t"].mean()) / 365).to_numpy()]
@@ -389,6 +386,7 @@ def with_pooled_shelf(
     findings: dict[str, CrossFinding],
     settings: ElasticityConfig,
     exposure_kind: str,
+    shape: str = CONSTANT,
 ) -> tuple[dict[str, CrossFinding], tuple[float, float] | None]:
     """Where the per-item test left cross effects out (too few items vary their prices for
     one effect each), test one shelf effect pooled over every item instead: the finding,
@@ -398,7 +396,7 @@ def with_pooled_shelf(
     if settings.cross_effects != "auto" or per_item is None or per_item.used:
         return findings, None
     estimate = pooled_shelf_effect(
-        frame, pool(table, settings).set_index(c.ITEM_ID)[ELASTICITY], exposure_kind
+        frame, pool(table, settings).set_index(c.ITEM_ID)[ELASTICITY], exposure_kind, shape
     )
     if estimate is None:
         return findings, None

@@ -30,7 +30,7 @@ from scipy.stats import norm
 from inference.experiments import read_price_test
 from inference.registry import PRICING, TrackingUnavailableError, configure
 from storewise import columns as c
-from storewise.columns import ELASTICITY, EVIDENCE, HIGH, LOW, SD
+from storewise.columns import DEMAND_SHAPE, ELASTICITY, EVIDENCE, HIGH, LOW, REFERENCE_PRICE, SD, SEMI_LOG
 from storewise.experiments import PriceTest, price_arm
 from storewise.service_logs import PRICE_AUDIT, log_files
 from storewise.shop import ShopPaths
@@ -50,6 +50,7 @@ class SwitchbackEstimate:
     high: float
     days: int
     units: int
+    median_price: float  # where the test measured its (constant) elasticity
 
 
 def fit_poisson(
@@ -100,6 +101,7 @@ def estimate(rows: pd.DataFrame, confidence: float = 0.90) -> SwitchbackEstimate
         float(beta[1] + z * se),
         len(usable),
         int(units.sum()),
+        float(np.median(prices)),
     )
 
 
@@ -162,7 +164,13 @@ def apply_estimates(
         where = table[c.ITEM_ID] == item
         if found is None or not where.any():
             continue
-        table.loc[where, [ELASTICITY, SD, LOW, HIGH]] = [found.elasticity, found.se, found.low, found.high]
+        # semi-log demand: the elasticity grows with the price, and the policy reads it at
+        # the reference price (e_r = e_m r / m for a test measured around its median m)
+        scale = 1.0
+        if DEMAND_SHAPE in table and (table.loc[where, DEMAND_SHAPE] == SEMI_LOG).any():
+            scale = float(table.loc[where, REFERENCE_PRICE].iloc[0]) / found.median_price
+        values = [found.elasticity, found.se, found.low, found.high]
+        table.loc[where, [ELASTICITY, SD, LOW, HIGH]] = [value * scale for value in values]
         table.loc[where, EVIDENCE] = "item"
         table.loc[where, SWITCHBACK] = test_id
     return table

@@ -79,7 +79,11 @@ class BackgroundJobs:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self.close()
+        self.close(abandon=error is not None)
+
+    @property
+    def background(self) -> bool:
+        return self._executor is not None
 
     def __contains__(self, key: str) -> bool:
         return key in self._jobs or key in self._done
@@ -149,7 +153,9 @@ class BackgroundJobs:
         with self._lock:
             executor, self._executor = self._executor, None
             for job in self._jobs.values():
-                job.future = None
+                finished = job.future is not None and job.future.done() and not job.future.cancelled()
+                if not finished or isinstance(job.future.exception(), BrokenProcessPool):  # type: ignore[union-attr]
+                    job.future = None  # a result that came back before the process died is kept
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
 
@@ -159,10 +165,17 @@ class BackgroundJobs:
         with self._lock:
             self._jobs.pop(key, None)
 
-    def close(self) -> None:
+    def close(self, abandon: bool = False) -> None:
+        """Drop what nobody took and stop the other process: waiting for a job it is still
+        running, or, with `abandon` (the run is failing), stopping it at once."""
         with self._lock:
             self._jobs.clear()
         self._done.clear()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        if abandon:
+            # concurrent.futures has no public way to stop a running job before Python 3.14
+            for process in list(getattr(executor, "_processes", {}).values()):
+                process.terminate()
+        executor.shutdown(wait=not abandon, cancel_futures=True)

@@ -113,8 +113,10 @@ def train_recommender(
     later = {TEST_WEEKS: trainer.data_at(test_cutoff), FINAL_FIT: trainer.data_at(end)}
     step("validation data")
     with BackgroundJobs(background=trainer.settings.lightfm.background) as jobs:
-        # the test weeks' peers depend on nothing validation decides: first in the queue
-        submit_peers(trainer, jobs, (test_cutoff, end), later[TEST_WEEKS])
+        if jobs.background:
+            # the test weeks' peers depend on nothing validation decides: first in the queue
+            # (inline they run in the test comparison, reusing the hybrid's EASE and timing)
+            submit_peers(trainer, jobs, (test_cutoff, end), later[TEST_WEEKS])
         choice, scores, components = validate(trainer, folds, search, step, jobs, later)
         step("validation folds")
         tuned = tune_all(trainer, scores, components, shared_masks(folds))
