@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from inference.pricing.model import PricingModel
 from inference.pricing.policy import decide
 from storewise.settings import PricingSettings
 
@@ -85,3 +88,32 @@ def test_semi_log_substitutes_on_one_shelf_are_priced_together() -> None:
 def test_curvature_does_not_turn_a_semi_log_item_back_into_constant_elasticity() -> None:
     item = {**ITEM, "curvature": 1e-9}
     assert decide(pd.DataFrame([item]), AT_ESTIMATE)["target_price"].iloc[0] == pytest.approx(55.0, abs=0.35)
+
+
+def test_a_semi_log_pricing_model_saves_loads_and_prices_as_such(tmp_path: Path) -> None:
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b"],
+            "current_price": [79.9, 79.9],
+            "list_price": [79.9, 79.9],
+            "unit_cost": [30.0, 30.0],
+            "stock": [np.nan, np.nan],
+            "elasticity": [-3.0, -3.0],
+            "low_90": [-3.02, -3.02],
+            "high_90": [-2.98, -2.98],
+            "evidence": ["item", "item"],
+            "reference_price": [75.0, 75.0],
+            "daily_units_at_reference": [2.0, 2.0],
+            "demand_change": [np.nan, np.nan],
+            "demand_shape": ["semi-log", "constant"],
+        }
+    )
+    model = PricingModel(items, AT_ESTIMATE, "RM", "views")
+    model.save(tmp_path / "pricing")
+    loaded = PricingModel.load(tmp_path / "pricing")
+    positions = np.array([0, 1])
+    factor = loaded.price_factor(positions, np.array([90.0, 90.0]))
+    assert factor == pytest.approx([np.exp(-3.0 * (90 / 75 - 1)), (90 / 75) ** -3.0])
+    targets = loaded.price(["a", "b"])["target_price"]
+    assert targets == pytest.approx([30 + 75 / 3, 45.0], abs=0.005)
+    assert list(targets) == list(model.price(["a", "b"])["target_price"])
