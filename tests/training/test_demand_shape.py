@@ -44,7 +44,7 @@ def test_the_test_finds_the_shape_the_data_came_from(truth: str) -> None:
     shape, finding = choose_shape(shop_days(truth), ElasticityConfig(), "views")
     assert shape == truth
     assert finding.used == (truth == SEMI_LOG)
-    assert "Vuong z" in finding.reason
+    assert "Vuong-type z" in finding.reason
 
 
 def test_too_little_data_keeps_constant_elasticity() -> None:

@@ -193,10 +193,13 @@ def choose_shape(
     """The shop's demand shape and the finding that decided it.
 
     Constant elasticity and semi-log demand have the same number of terms and neither
-    nests the other, so the per-day log-likelihood differences of the two fits, over the
-    `shape_test_items` items with evidence and the most units, are compared by Vuong's test
-    (z = their sum / (sqrt(n) sd)); semi-log only when it is better at `shape_test_level`
-    (one-sided): constant elasticity is the default the rest of the policy was built on."""
+    nests the other, so their log-likelihoods are compared as in Vuong's test, with items
+    as the units (an item's days are not independent of each other): each of the
+    `shape_test_items` items with evidence and the most units gives the sum over its days
+    of the semi-log fit's log-likelihood minus the constant one's, and a one-sided t test
+    on those sums (z = mean / sd x sqrt(n), n - 1 degrees of freedom) must favour semi-log
+    at `shape_test_level`; else constant elasticity, the default the rest of the policy
+    was built on."""
     if settings.shape != "auto":
         return settings.shape, CrossFinding(
             settings.shape == SEMI_LOG, f"demand shape: {settings.shape} by configuration"
@@ -212,20 +215,20 @@ def choose_shape(
             fit_item(rows, settings.ridge, exposure_kind != "views", shape=s) for s in (CONSTANT, SEMI_LOG)
         ]
         if fits[0] is not None and fits[1] is not None:
-            differences.append(fits[1].log_likelihood - fits[0].log_likelihood)
+            differences.append(float(np.sum(fits[1].log_likelihood - fits[0].log_likelihood)))
         if len(differences) >= settings.shape_test_items:
             break
-    per_day = np.concatenate(differences) if differences else np.zeros(0)
-    if len(per_day) < 2 or per_day.std() == 0:
+    per_item = np.array(differences)
+    if len(per_item) < 3 or per_item.std(ddof=1) == 0:
         return CONSTANT, CrossFinding(
-            False, "demand shape: constant elasticity (no item to compare the shapes on)"
+            False, "demand shape: constant elasticity (too few items to compare the shapes on)"
         )
-    z = float(per_day.sum() / (np.sqrt(len(per_day)) * per_day.std()))
-    p_value = float(stats.norm.sf(z))
+    z = float(per_item.mean() / per_item.std(ddof=1) * np.sqrt(len(per_item)))
+    p_value = float(stats.t.sf(z, len(per_item) - 1))
     semi_log = p_value < settings.shape_test_level
     reason = (
-        f"demand shape: {'semi-log' if semi_log else 'constant elasticity'} (Vuong z = {z:+.2f} for semi-log "
-        f"over {len(differences)} items, {len(per_day):,} days; p = {p_value:.2g})"
+        f"demand shape: {'semi-log' if semi_log else 'constant elasticity'} (Vuong-type z = {z:+.2f} for "
+        f"semi-log over {len(per_item)} items, p = {p_value:.2g})"
     )
     return (SEMI_LOG if semi_log else CONSTANT), CrossFinding(semi_log, reason, p_value=p_value)
 
