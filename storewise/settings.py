@@ -313,8 +313,9 @@ class ElasticityConfig(StrictModel):
     # the test keeps it and the refitted elasticities run wild (30-day WAPE 24.6 vs 1.25)
     curvature: Literal["auto", "on", "off"] = "off"
     # per-item model: demand's shape away from the reference price, for the whole shop:
-    # "auto" uses semi-log demand (log demand linear in the price) when a Vuong test over
-    # up to shape_test_items items prefers it at shape_test_level, else constant elasticity
+    # "auto" uses semi-log demand (log demand linear in the price) when a Vuong-type test
+    # (items as units) over up to shape_test_items items prefers it at shape_test_level,
+    # else constant elasticity
     shape: Literal["auto", "constant", "semi-log"] = "auto"
     shape_test_level: float = Field(0.05, gt=0, lt=1)
     shape_test_items: int = Field(300, ge=2)

@@ -40,6 +40,13 @@ from storewise.columns import (
 from storewise.settings import PricingSettings
 
 
+def price_effect(relative: np.ndarray, elasticity: np.ndarray, semi_log: np.ndarray | bool) -> np.ndarray:
+    """Demand at `relative` x the reference price over demand at the reference price, with
+    the elasticity at the reference price: r ** e, or exp(e (r - 1)) for semi-log demand."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(semi_log, np.exp(elasticity * (relative - 1)), relative**elasticity)
+
+
 @dataclass
 class PricingModel:
     items: pd.DataFrame
@@ -125,13 +132,12 @@ class PricingModel:
 
     def price_factor(self, positions: np.ndarray, prices: np.ndarray) -> np.ndarray:
         """Demand at `prices` relative to demand at the reference prices."""
-        reference = self.arrays["reference_price"][positions]
-        log_move = np.log(prices / reference)
-        bend = self.arrays["curvature"][positions] * log_move**2 if "curvature" in self.arrays else 0.0
-        move = log_move
-        if "semi_log" in self.arrays:
-            move = np.where(self.arrays["semi_log"][positions], prices / reference - 1, log_move)
-        return np.exp(self.arrays["elasticity"][positions] * move + bend)
+        relative = prices / self.arrays["reference_price"][positions]
+        semi_log = self.arrays["semi_log"][positions] if "semi_log" in self.arrays else False
+        effect = price_effect(relative, self.arrays["elasticity"][positions], semi_log)
+        if "curvature" not in self.arrays:
+            return effect
+        return effect * np.exp(self.arrays["curvature"][positions] * np.log(relative) ** 2)
 
     @cached_property
     def decided(self) -> dict[str, np.ndarray]:

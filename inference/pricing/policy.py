@@ -131,12 +131,11 @@ class _Items:
     observed_low: np.ndarray
     observed_high: np.ndarray
     curvature: np.ndarray
-    reference: np.ndarray
-    semi_log: np.ndarray  # True: D0 exp(e (p - p0) / anchor), e the elasticity at the anchor
-    anchor: np.ndarray  # the price a semi-log item's elasticity is measured at
+    reference: np.ndarray  # where the elasticity was measured (today's price if not given)
+    semi_log: np.ndarray  # True: D0 exp(e (p - p0) / reference), e the elasticity at the reference
 
     def demand(self, price: np.ndarray) -> np.ndarray:
-        """D0 (p / p0) ** e (semi-log: D0 exp(e (p - p0) / anchor)), times
+        """D0 (p / p0) ** e (semi-log: D0 exp(e (p - p0) / reference)), times
         exp(k (L(p)^2 - L(p0)^2)) with L = log(p / reference) where demand has a curvature k."""
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             bend = self.curvature * (
@@ -144,7 +143,7 @@ class _Items:
             )
             move = np.where(
                 self.semi_log,
-                np.exp(self.elasticity * (price - self.p0) / self.anchor),
+                np.exp(self.elasticity * (price - self.p0) / self.reference),
                 (price / self.p0) ** self.elasticity,
             )
             return self.d0 * move * np.exp(np.where(self.curvature != 0, bend, 0.0))
@@ -187,9 +186,8 @@ def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Item
         observed_low=observed[0],
         observed_high=observed[1],
         curvature=np.nan_to_num(np.asarray(states["curvature"], float)) if curved else np.zeros(n),
-        reference=np.asarray(states["reference_price"], float) if curved else p0,
+        reference=np.asarray(states["reference_price"], float) if "reference_price" in states else p0,
         semi_log=np.asarray(states["semi_log"], bool) if shaped else np.zeros(n, bool),
-        anchor=np.asarray(states["reference_price"], float) if shaped else p0,
     )
 
 
@@ -210,13 +208,13 @@ def _bounds(items: _Items, g: Guardrails) -> tuple[np.ndarray, np.ndarray]:
 
 def own_target(items: _Items, floor: np.ndarray, ceiling: np.ndarray) -> np.ndarray:
     """The profit-maximizing price of each item alone: cost e / (1 + e) at a constant
-    elasticity, cost - anchor / e with semi-log demand (e at the anchor price), the best of
+    elasticity, cost - reference / e with semi-log demand (e at the reference price), the best of
     a grid of prices where demand has a curvature."""
     elastic = items.elasticity < -1
     with np.errstate(divide="ignore", invalid="ignore"):
         target = np.where(elastic, items.cost * items.elasticity / (1 + items.elasticity), ceiling)
         semi_log = items.semi_log & (items.elasticity < 0)
-        target = np.where(semi_log, items.cost - items.anchor / items.elasticity, target)
+        target = np.where(semi_log, items.cost - items.reference / items.elasticity, target)
     target = np.clip(target, floor, ceiling)
     curved = np.flatnonzero((items.curvature != 0) & (items.d0 > 0) & (ceiling > floor))
     if len(curved):
@@ -229,7 +227,7 @@ def _grid_target(items: _Items, at: np.ndarray, floor: np.ndarray, ceiling: np.n
     prices = floor[:, None] * (ceiling / floor)[:, None] ** steps  # items x grid, log-spaced
     e, k = items.elasticity[at][:, None], items.curvature[at][:, None]
     log_move = np.log(prices / items.reference[at][:, None])
-    price_term = np.where(items.semi_log[at][:, None], prices / items.anchor[at][:, None] - 1, log_move)
+    price_term = np.where(items.semi_log[at][:, None], prices / items.reference[at][:, None] - 1, log_move)
     log_demand = e * price_term + k * log_move**2  # up to a constant per item
     profit = (prices - items.cost[at][:, None]) * np.exp(log_demand - log_demand.max(axis=1, keepdims=True))
     return prices[np.arange(len(at)), profit.argmax(axis=1)]
@@ -261,8 +259,8 @@ def shelf_target(items: _Items, alone: np.ndarray, floor: np.ndarray, ceiling: n
             best = np.where(
                 items.semi_log,
                 items.cost
-                - items.anchor / items.elasticity
-                - items.anchor * others / (items.elasticity * demand * price),
+                - items.reference / items.elasticity
+                - items.reference * others / (items.elasticity * demand * price),
                 (items.cost * items.elasticity * demand - others) / ((1 + items.elasticity) * demand),
             )
         best = np.clip(np.where(coupled & np.isfinite(best), best, alone), floor, ceiling)
@@ -496,7 +494,7 @@ def _reason(i: int, result: dict[str, np.ndarray], items: _Items, facts: _Facts,
 def _evidence_part(i: int, result: dict[str, np.ndarray], items: _Items) -> str:
     elasticity, low, high = result["elasticity"][i], result["low_90"][i], result["high_90"][i]
     shape = (
-        f" at {items.anchor[i]:.2f}, growing with the price (semi-log demand)" if items.semi_log[i] else ""
+        f" at {items.reference[i]:.2f}, growing with the price (semi-log demand)" if items.semi_log[i] else ""
     )
     if items.evidence[i]:
         return f"elasticity {elasticity:.1f}{shape} (90%: {low:.1f} to {high:.1f})"

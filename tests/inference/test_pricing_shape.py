@@ -10,27 +10,11 @@ import pytest
 
 from inference.pricing.model import PricingModel
 from inference.pricing.policy import decide
-from storewise.settings import PricingSettings
+from tests.inference.test_pricing_shelf import AT_ESTIMATE, SETTINGS
+from tests.inference.test_pricing_shelf import ITEM as SHELF_ITEM
 
-SETTINGS = PricingSettings()
-AT_ESTIMATE = SETTINGS.model_copy(
-    update={"uncertainty": SETTINGS.uncertainty.model_copy(update={"cautious_target": False})}
-)
-ITEM = {
-    "item_id": "a",
-    "current_price": 79.9,
-    "list_price": 79.9,
-    "unit_cost": 30.0,
-    "stock": np.nan,
-    "elasticity": -3.0,
-    "low_90": -3.1,
-    "high_90": -2.9,
-    "item_evidence": True,
-    "daily_units": 2.0,
-    "demand_change": np.nan,
-    "reference_price": 75.0,
-    "semi_log": True,
-}
+# the shelf tests' item, semi-log around a reference price of 75
+ITEM = {**SHELF_ITEM, "item_id": "a", "reference_price": 75.0, "semi_log": True}
 
 
 def best_on_a_grid(cost: float, elasticity: float, reference: float) -> float:

@@ -76,7 +76,8 @@ def test_when_the_other_process_dies_its_jobs_run_here() -> None:
 def test_a_result_that_came_back_before_the_process_died_is_kept() -> None:
     with BackgroundJobs(background=True) as jobs:
         jobs.submit("done", where, 0.0, "done")
-        time.sleep(1.0)  # the other process starts and finishes it
+        while not jobs.finished("done"):  # the other process starts and finishes it
+            time.sleep(0.05)
         jobs.submit("killed", dies_over_there, "killed")
         assert jobs.take("killed") == ("killed", os.getpid())
         label, pid = jobs.take("done")

@@ -90,13 +90,6 @@ class ItemFit:
     log_likelihood: np.ndarray  # per row (day)
 
 
-def price_effect(relative: np.ndarray, elasticity: np.ndarray, semi_log: np.ndarray) -> np.ndarray:
-    """Demand at `relative` x the reference price over demand at the reference price, with
-    the elasticity at the reference price: r ** e, or exp(e (r - 1)) for semi-log demand."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return np.where(semi_log, np.exp(elasticity * (relative - 1)), relative**elasticity)
-
-
 def price_regressor(rows: pd.DataFrame, shape: str = CONSTANT) -> np.ndarray:
     """The price term whose coefficient is the elasticity at the reference price:
     log(p / reference) for constant elasticity, p / reference - 1 for semi-log demand."""

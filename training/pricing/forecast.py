@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 
 from features.demand import DAY_OF_WEEK, UNITS
+from inference.pricing.model import price_effect
 from storewise import columns as c
 from storewise.columns import DEMAND_SHAPE, ELASTICITY, EVIDENCE, REFERENCE_PRICE, SEMI_LOG
 from storewise.settings import ElasticityConfig, PricingEvaluation
-from training.pricing.elasticity import estimate_elasticities, price_effect
+from training.pricing.elasticity import estimate_elasticities
 from training.pricing.panel_forecast import forecast_metrics
 
 LEVEL_DAYS = 28

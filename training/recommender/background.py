@@ -88,6 +88,13 @@ class BackgroundJobs:
     def __contains__(self, key: str) -> bool:
         return key in self._jobs or key in self._done
 
+    def finished(self, key: str) -> bool:
+        """Whether the job's result is ready to take without waiting."""
+        if key in self._done:
+            return True
+        job = self._jobs.get(key)
+        return job is not None and job.future is not None and job.future.done()
+
     def submit(self, key: str, run: Callable[..., Any], *arguments: Any) -> None:
         """Queue `run(*arguments)` (a module-level function: it is pickled by name) behind
         the jobs submitted before it."""
@@ -153,9 +160,14 @@ class BackgroundJobs:
         with self._lock:
             executor, self._executor = self._executor, None
             for job in self._jobs.values():
-                finished = job.future is not None and job.future.done() and not job.future.cancelled()
-                if not finished or isinstance(job.future.exception(), BrokenProcessPool):  # type: ignore[union-attr]
-                    job.future = None  # a result that came back before the process died is kept
+                future = job.future
+                # a result that came back before the process died is kept
+                if future is not None and (
+                    not future.done()
+                    or future.cancelled()
+                    or isinstance(future.exception(), BrokenProcessPool)
+                ):
+                    job.future = None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
 

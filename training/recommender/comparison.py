@@ -39,13 +39,11 @@ def test_comparison(
     window: Window,
     choice: LightFmChoice,
     blends: dict[str, dict[str, float]],
-    jobs: BackgroundJobs | None,
-    data: TrainData | None,
+    jobs: BackgroundJobs,
+    data: TrainData,
 ) -> Comparison:
-    """`data`: the data at the window's start when already built; `jobs` may hold the
-    peers' evaluations (`TEST_PEERS`) and the test weeks' LightFM (`TEST_WEEKS`), done in
-    the other process."""
-    data = data if data is not None else trainer.data_at(window[0])
+    """`data`: the data at the window's start; `jobs` may hold the peers' evaluations
+    (`TEST_PEERS`) and the test weeks' LightFM (`TEST_WEEKS`), done in the other process."""
     truth = build_truth(trainer.orders, trainer.customers, data, window)
     protocols = trainer.protocols(data)
     used = {name for weights in blends.values() for name in weights}
@@ -54,12 +52,12 @@ def test_comparison(
     # the peers first: the test weeks' LightFM may still be fitting in the other process
     by_peer = (
         jobs.take(TEST_PEERS)
-        if jobs is not None and TEST_PEERS in jobs
+        if TEST_PEERS in jobs
         else evaluate_peers(data, truth, protocols, trainer.settings, hybrid)
     )
     lightfm = (
         jobs.take(TEST_WEEKS)
-        if jobs is not None and TEST_WEEKS in jobs
+        if TEST_WEEKS in jobs
         else choice.continued(trainer, data, choice.latest_fold_model)
     )
     if "lightfm" in used:

@@ -49,23 +49,18 @@ def final_fit(
     end: pd.Timestamp,
     choice: LightFmChoice,
     blends: dict[str, dict[str, float]],
-    test_lightfm: LightFmHybrid | None = None,
-    jobs: BackgroundJobs | None = None,
-    data: TrainData | None = None,
+    test_lightfm: LightFmHybrid | None,
+    jobs: BackgroundJobs,
+    data: TrainData,
 ) -> HybridModel:
-    """The hybrid refitted on all the data (`data`, when already built): the model that is
+    """The hybrid refitted on all the data (`data`, the data at `end`): the model that is
     registered. LightFM is always fitted (similar items, audiences and new items read it;
     taken from `jobs` when fitted there, else continuing the test weeks' `test_lightfm`
     with warm starts), the other components only if a blend uses them (EASE too, for the
     reasons and similar items, when the catalogue allows)."""
-    data = data if data is not None else trainer.data_at(end)
     used = {name for weights in blends.values() for name in weights}
     final = trainer.hybrid(data, None, components=used | {"ease"})
-    lightfm = (
-        jobs.take(FINAL_FIT)
-        if jobs is not None and FINAL_FIT in jobs
-        else choice.continued(trainer, data, test_lightfm)
-    )
+    lightfm = jobs.take(FINAL_FIT) if FINAL_FIT in jobs else choice.continued(trainer, data, test_lightfm)
     with_lightfm(final, lightfm, data)
     final.blends = blends
     final.precompute_lightfm_top()
