@@ -80,6 +80,11 @@ def input_hash(shop: ShopPaths, config_dir: Path) -> str:
 
 def build_features(shop: ShopPaths, *, config_dir: Path = CONFIG_DIR, force: bool = False) -> BuildResult:
     started = time.perf_counter()
+    if not shop.settings_file.exists():
+        raise DataError(
+            "no shop here (no shop.yaml); run `storewise data import` or `storewise data generate` first",
+            path=shop.root,
+        )
     digest = input_hash(shop, config_dir)
     previous = read_manifest(shop)
     if not force and previous is not None and previous.get("input_hash") == digest:

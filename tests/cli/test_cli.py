@@ -84,6 +84,16 @@ def test_check_of_a_directory_without_a_shop(tmp_path: Path) -> None:
     assert done.stderr.strip() == f"error: {tmp_path / 'shop.yaml'}: file not found"
 
 
+def test_features_build_of_a_directory_without_a_shop(tmp_path: Path) -> None:
+    done = storewise("features", "build", "--shop-dir", str(tmp_path / "none"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"error: {tmp_path / 'none'}: no shop here (no shop.yaml); "
+        "run `storewise data import` or `storewise data generate` first"
+    )
+    assert not (tmp_path / "none").exists(), "a failed build creates nothing"
+
+
 def test_import_prints_counts_and_where_it_wrote(tmp_path: Path, online_retail_sample: Path) -> None:
     shop = tmp_path / "retail"
     done = storewise(
