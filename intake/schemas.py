@@ -86,6 +86,13 @@ PRODUCTS = TableSchema(
         ColumnSpec(c.STOCK, "int", nullable=True, minimum=0),
         ColumnSpec(c.PRODUCT, "str", nullable=True, optional=True, description="the product across stores"),
         ColumnSpec(c.STORE, "str", nullable=True, optional=True),
+        ColumnSpec(
+            c.NEXT_DELIVERY,
+            "date",
+            nullable=True,
+            optional=True,
+            description="when the next delivery is due (open purchase orders)",
+        ),
     ),
     unique=(c.ITEM_ID,),
 )

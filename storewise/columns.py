@@ -30,6 +30,9 @@ STOCK = "stock"
 # its own priced item; `product` names the product it is in every store, `store` the store
 PRODUCT = "product"
 STORE = "store"
+# optional: the day the item's next delivery is due (the shop's open purchase orders); the
+# pricing policy stretches short stock until then
+NEXT_DELIVERY = "next_delivery"
 
 # orders
 QUANTITY = "quantity"
@@ -90,3 +93,6 @@ CURVATURE = "curvature"
 # with straight-line demand)
 DEMAND_SHAPE = "demand_shape"
 CONSTANT, SEMI_LOG = "constant", "semi-log"
+# the pricing model's periods from the end of the data until the next delivery is due (NaN:
+# none known, or overdue)
+DELIVERY_PERIODS = "delivery_periods"

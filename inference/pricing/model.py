@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from inference.pricing.policy import decide_arrays
+from inference.pricing.policy import DELIVERY_COLUMN, decide_arrays
 from storewise import columns as c
 from storewise.columns import (
     CROSS_ELASTICITY,
     CROSS_HIGH,
     CROSS_LOW,
     CURVATURE,
+    DELIVERY_PERIODS,
     DEMAND_SHAPE,
     ELASTICITY,
     EVIDENCE,
@@ -77,6 +78,8 @@ class PricingModel:
         if OBSERVED_LOW in self.items and OBSERVED_HIGH in self.items:
             self.arrays["observed_low"] = self.items[OBSERVED_LOW].to_numpy(float)
             self.arrays["observed_high"] = self.items[OBSERVED_HIGH].to_numpy(float)
+        if DELIVERY_PERIODS in self.items:
+            self.arrays[DELIVERY_COLUMN] = self.items[DELIVERY_PERIODS].to_numpy(float)
         if CURVATURE in self.items:
             self.arrays["curvature"] = self.items[CURVATURE].fillna(0).to_numpy(float)
         if DEMAND_SHAPE in self.items:
@@ -116,6 +119,7 @@ class PricingModel:
             "observed_low",
             "observed_high",
             "curvature",
+            DELIVERY_COLUMN,
         ):
             if name in a:
                 state[name] = a[name][positions]

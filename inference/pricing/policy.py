@@ -18,8 +18,9 @@ For each item, vectorized over items:
    case the data allows (max-min over the intervals): the estimate's best price once the
    intervals are narrow, the list price while the data cannot tell. The target then stays
    within `max_beyond_observed` of the prices the item sold at;
-3. inventory: if at the target the stock would last fewer than `low_cover_days`, the price
-   rises until it lasts that long (the same stock sold dearer); beyond `high_cover_days`
+3. inventory: if at the target the stock would not last until the next delivery is due
+   (`delivery_days`, where the shop's purchase orders say; else `low_cover_days`), the
+   price rises until it lasts that long (the same stock sold dearer); beyond `high_cover_days`
    it falls until it moves in that time; both on the same elasticity, so both stay
    within `max_beyond_observed` of the prices it sold at. The move from today's price is
    a share of the way, full when the 90% interval is at most `full_move_width` wide,
@@ -68,6 +69,10 @@ CURVE_COLUMNS = ("curvature", "reference_price")
 # optional: semi-log demand (True: log demand linear in the price, the elasticity given at
 # reference_price), else constant elasticity
 SHAPE_COLUMNS = ("semi_log", "reference_price")
+# optional: days (periods, for weekly data) until the item's next delivery is due, as the
+# shop's open purchase orders promise it (NaN: none known): short stock is stretched to last
+# until then instead of `low_cover_days`
+DELIVERY_COLUMN = "delivery_days"
 TARGET_GRID = 121  # prices tried between floor and ceiling for an item with curvature
 SHELF_ITERATIONS = 60
 
@@ -133,6 +138,7 @@ class _Items:
     curvature: np.ndarray
     reference: np.ndarray  # where the elasticity was measured (today's price if not given)
     semi_log: np.ndarray  # True: D0 exp(e (p - p0) / reference), e the elasticity at the reference
+    delivery_days: np.ndarray  # until the next delivery (NaN: unknown)
 
     def demand(self, price: np.ndarray) -> np.ndarray:
         """D0 (p / p0) ** e (semi-log: D0 exp(e (p - p0) / reference)), times
@@ -188,6 +194,9 @@ def _items(states: pd.DataFrame | dict[str, np.ndarray], g: Guardrails) -> _Item
         curvature=np.nan_to_num(np.asarray(states["curvature"], float)) if curved else np.zeros(n),
         reference=np.asarray(states["reference_price"], float) if "reference_price" in states else p0,
         semi_log=np.asarray(states["semi_log"], bool) if shaped else np.zeros(n, bool),
+        delivery_days=np.asarray(states[DELIVERY_COLUMN], float)
+        if DELIVERY_COLUMN in states
+        else np.full(n, np.nan),
     )
 
 
@@ -317,20 +326,21 @@ def inventory_target(
 ) -> tuple[np.ndarray, _Stock]:
     """Stretch short stock, move long stock, hold an item that is out."""
     inv = settings.inventory
+    # stock short of lasting until the next delivery is stretched to it where the date is
+    # known; otherwise to `low_cover_days`
+    low_cover = np.where(np.isfinite(items.delivery_days), items.delivery_days, inv.low_cover_days)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         cover_at_target = items.stock / items.demand(target)
-        stretch = items.p0 * (items.stock / (items.d0 * inv.low_cover_days)) ** (1 / items.elasticity)
+        stretch = items.p0 * (items.stock / (items.d0 * low_cover)) ** (1 / items.elasticity)
         clear = items.p0 * (items.stock / (items.d0 * inv.high_cover_days)) ** (1 / items.elasticity)
     curved = (items.curvature != 0) | items.semi_log  # no closed form: a grid
     if curved.any():
-        stretch = np.where(
-            curved, _price_for_cover(items, inv.low_cover_days, floor, ceiling, lowest=True), stretch
-        )
+        stretch = np.where(curved, _price_for_cover(items, low_cover, floor, ceiling, lowest=True), stretch)
         clear = np.where(
             curved, _price_for_cover(items, inv.high_cover_days, floor, ceiling, lowest=False), clear
         )
     known = ~np.isnan(items.stock) & (items.d0 > 0) & (items.stock > 0)
-    short = known & (cover_at_target < inv.low_cover_days)
+    short = known & (cover_at_target < low_cover)
     long = known & (cover_at_target > inv.high_cover_days)
     target = np.where(short, np.clip(np.maximum(target, stretch), floor, ceiling), target)
     target = np.where(long, np.clip(np.minimum(target, clear), floor, ceiling), target)
@@ -340,7 +350,7 @@ def inventory_target(
 
 
 def _price_for_cover(
-    items: _Items, days: float, floor: np.ndarray, ceiling: np.ndarray, lowest: bool
+    items: _Items, days: float | np.ndarray, floor: np.ndarray, ceiling: np.ndarray, lowest: bool
 ) -> np.ndarray:
     """Where demand bends, the lowest price at which the stock lasts `days` (or the highest
     at which it moves within `days`), from a grid between floor and ceiling."""
@@ -512,7 +522,9 @@ def _signal_parts(
     if stock.out[i]:
         parts.append("out of stock: price held")
     elif stock.short[i]:
-        parts.append(f"{cover:.0f} days of stock left")
+        delivery = items.delivery_days[i]
+        due = f" (the next delivery is due in {delivery:.0f} days)" if np.isfinite(delivery) else ""
+        parts.append(f"{cover:.0f} days of stock left{due}")
     elif stock.long[i]:
         parts.append(f"{cover:.0f} days of stock on hand")
     if items.cost_assumed[i]:

@@ -116,6 +116,7 @@ class ShopDynamics:
         stock: np.ndarray,
         pending: list[tuple[int, int, int]],
         reference: np.ndarray | None = None,
+        expected: np.ndarray | None = None,
     ):
         self.shop = shop
         self.items = items
@@ -123,6 +124,9 @@ class ShopDynamics:
         # deliveries on their way: arrival day index, item index, quantity
         entries = np.asarray(pending, dtype=np.int64).reshape(-1, 3)
         self.pending_day, self.pending_item, self.pending_quantity = entries.T.copy()
+        # the day each delivery on its way was promised for (a late one arrives after it):
+        # what the shop's open purchase orders say
+        self.pending_expected = self.pending_day.copy() if expected is None else np.asarray(expected).copy()
         self.start = pd.Timestamp(shop.start)
         # the price customers are used to (the reference_price family's state)
         self.reference = np.asarray(items.ref_price, float).copy() if reference is None else reference.copy()
@@ -135,7 +139,7 @@ class ShopDynamics:
         """The same truth and inventory state, to run forward separately (one per policy);
         it shares the day's views already worked out, which never change."""
         pending = list(zip(self.pending_day, self.pending_item, self.pending_quantity, strict=True))
-        copy = ShopDynamics(self.shop, self.items, self.stock, pending, self.reference)
+        copy = ShopDynamics(self.shop, self.items, self.stock, pending, self.reference, self.pending_expected)
         copy._views_by_day = self._views_by_day
         return copy
 
@@ -273,6 +277,17 @@ class ShopDynamics:
             late=rng.random(self.n_items),
         )
 
+    def days_to_delivery(self, day: int, promised: bool = True) -> np.ndarray:
+        """Per item, days from `day` until its next delivery on the way arrives (0: it arrives
+        that morning): by the days they will really arrive, or by the promised days (what the
+        shop's purchase orders say; NaN where none is on the way or the promised day has
+        passed, as a shop cannot tell when a late delivery will come)."""
+        arrival = np.full(self.n_items, np.inf)
+        days = self.pending_expected if promised else self.pending_day
+        due = days.astype(float) - day
+        np.minimum.at(arrival, self.pending_item, np.where(due >= 0, due, np.inf) if promised else due)
+        return np.where(np.isfinite(arrival), arrival, np.nan)
+
     def _receive(self, day: int) -> None:
         arrived = self.pending_day <= day
         if arrived.any():
@@ -289,6 +304,9 @@ class ShopDynamics:
     def _place_orders(self, day: int, need: np.ndarray, late: np.ndarray) -> None:
         lead = np.where(late, self.items.lead_days[need] * 5 // 2, self.items.lead_days[need])
         self.pending_day = np.concatenate([self.pending_day, day + 1 + lead.astype(np.int64)])
+        self.pending_expected = np.concatenate(
+            [self.pending_expected, day + 1 + self.items.lead_days[need].astype(np.int64)]
+        )
         self.pending_item = np.concatenate([self.pending_item, need.astype(np.int64)])
         self.pending_quantity = np.concatenate(
             [self.pending_quantity, self.items.order_quantity[need].astype(np.int64)]
@@ -298,6 +316,7 @@ class ShopDynamics:
         self.pending_day = self.pending_day[keep]
         self.pending_item = self.pending_item[keep]
         self.pending_quantity = self.pending_quantity[keep]
+        self.pending_expected = self.pending_expected[keep]
 
     # -- ground truth files ------------------------------------------------------------
 
@@ -313,6 +332,7 @@ class ShopDynamics:
             "shop": asdict(self.shop),
             "next_day": day,
             "pending": np.column_stack([self.pending_day, self.pending_item, self.pending_quantity]).tolist(),
+            "pending_expected": self.pending_expected.tolist(),
             "note": "True demand of the demo shop. Read by the simulator and quality reports; never by training.",
         }
         (directory / "shop.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
@@ -333,5 +353,6 @@ class ShopDynamics:
             table["stock"].to_numpy(),
             [tuple(entry) for entry in state["pending"]],
             reference,
+            np.asarray(state["pending_expected"], np.int64) if "pending_expected" in state else None,
         )
         return dynamics, table["item_id"], int(state["next_day"])

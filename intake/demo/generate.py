@@ -84,6 +84,11 @@ def generate_shop(options: GeneratorSettings, progress: Progress | None = None) 
 
     ids = catalog.products[c.ITEM_ID]
     products = catalog.products.assign(**{c.STOCK: dynamics.stock})
+    # the open purchase orders' promised day (a late delivery comes after it)
+    due = dynamics.days_to_delivery(len(dates))
+    products[c.NEXT_DELIVERY] = pd.Series(dates[-1] + pd.to_timedelta(1 + due, unit="D")).dt.date.astype(
+        object
+    )
     products[c.LIST_PRICE] = prices.list_price[:, -1]
     tables = {
         c.CUSTOMERS: population.customers,

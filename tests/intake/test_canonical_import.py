@@ -112,3 +112,29 @@ def test_a_directory_without_orders_is_an_error(tmp_path: Path) -> None:
     write(tmp_path / "products.csv", "item_id,name,category,list_price\nA1,Ring,ring,10")
     with pytest.raises(DataError, match="no orders file"):
         import_canonical(tmp_path, consent=Consent.NONE, timezone=TZ, currency="RM")
+
+
+def test_next_delivery_is_an_optional_date(tmp_path: Path) -> None:
+    write(
+        tmp_path / "products.csv",
+        """
+item_id,name,category,tags,list_price,unit_cost,stock,next_delivery
+A1,Ring,ring,,59.90,20,5,2026-02-03
+A2,Chain,chain,,19.90,8,0,
+A3,Charm,charm,,9.90,3,4,2026-02-30
+""",
+    )
+    write(
+        tmp_path / "orders.csv",
+        """
+order_id,customer_id,item_id,quantity,unit_price,ordered_at,returned
+O1,C1,A1,1,59.90,2026-01-05 10:00:00,false
+""",
+    )
+    result = import_canonical(tmp_path, consent=Consent.PERSONALIZATION, timezone=TZ, currency="RM")
+    report = result.report.set_index(["file", "source_row"])
+    assert report.loc[("products.csv", 4), "column"] == c.NEXT_DELIVERY
+    assert report.loc[("products.csv", 4), "reason"] == "'2026-02-30' is not a date"
+    products = result.tables[c.PRODUCTS].set_index(c.ITEM_ID)
+    assert products.loc["A1", c.NEXT_DELIVERY] == pd.Timestamp("2026-02-03")
+    assert pd.isna(products.loc["A2", c.NEXT_DELIVERY]), "no delivery on the way: empty"

@@ -108,10 +108,11 @@ def test_a_fresh_copy_runs_forward_on_its_own_and_shares_the_days_views() -> Non
     copy must not move the other's stock, deliveries or reference prices, and a day's views
     (worked out once, then shared) are the same numbers as worked out anew."""
     original = shop("reference_price", stock=5)
-    original.pending_day, original.pending_item, original.pending_quantity = (
+    original.pending_day, original.pending_item, original.pending_quantity, original.pending_expected = (
         np.array([2]),
         np.array([1]),
         np.array([7]),
+        np.array([2]),
     )
     copy = original.fresh()
     n = len(REF)

@@ -163,6 +163,12 @@ def test_the_oracle_is_not_beaten_by_more_than_noise(priced_shop: ShopPaths) -> 
     products = pd.read_parquet(priced_shop.table(c.PRODUCTS))
     elasticities, exposure = estimate_elasticities(demand, products, ElasticityConfig())
     model = build_pricing_model(elasticities, demand, products, SETTINGS, "RM", exposure)
+    # the purchase orders' promised days reach the policy: days from the day after the data
+    promised = pd.to_datetime(products.set_index(c.ITEM_ID)[c.NEXT_DELIVERY])
+    priced = demand[c.DATE].max().tz_localize(None) + pd.Timedelta(days=1)
+    expected = (promised - priced).dt.days.reindex(model.arrays["item_id"]).to_numpy(float)
+    assert np.isfinite(expected).any()
+    np.testing.assert_array_equal(model.states(np.arange(len(expected)))["delivery_days"], expected)
     shares = []
     for seed in (1, 2):
         result = simulate(priced_shop, model, 30, seed)

@@ -14,14 +14,16 @@ numbers): differences are the policies', not luck's. Policies:
 
 - `fixed`: the list price every day;
 - `optimizer`: the fitted model's policy, its demand level updated each day from the views
-  the shop saw in the last week (what a live shop knows);
+  the shop saw in the last week and its deliveries' promised days (what a live shop knows
+  from its purchase orders: a late delivery comes after its promised day, and once that day
+  has passed the policy falls back to `low_cover_days`);
 - `oracle`: the best policy given the true demand, found by a search over policies under
   the same guardrails (period limit, floor, ceiling, endings) with stock and replenishment
   in play. The candidates know the true demand: the list price; steering to the true
   profit-maximizing price (with the category, where items substitute) and to 0.85-1.3
   times it, fast or slowly, with or without stretching the stock to the next delivery; a
-  hi-lo cycle around it; and the policy's own rule fed the true demand and elasticity,
-  with and without markdowns of long stock. Each item (each category, where items
+  hi-lo cycle around it; and the policy's own rule fed the true demand, elasticity and
+  delivery days (a late delivery's real day), with and without markdowns of long stock. Each item (each category, where items
   substitute: their prices act on each other) gets the candidate that earned it most on
   these customers. That is the regret benchmark of the bandit-pricing literature (the
   best policy of a class in hindsight): no policy of the class can beat it, the fixed
@@ -38,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from inference.pricing.model import PricingModel
-from inference.pricing.policy import decide_arrays, guardrailed, price_bounds, profit_target
+from inference.pricing.policy import DELIVERY_COLUMN, decide_arrays, guardrailed, price_bounds, profit_target
 from intake.demo.dynamics import DayDraws, ShopDynamics
 from storewise.settings import PricingSettings
 from storewise.shop import ShopPaths
@@ -280,6 +282,8 @@ def optimizer_prices(world: World, state: PolicyState) -> np.ndarray:
     overrides: dict[str, np.ndarray] = {
         "current_price": state.prices,
         "stock": state.dynamics.stock.astype(float),
+        # what the shop's open purchase orders promise (a late delivery comes after it)
+        DELIVERY_COLUMN: state.dynamics.days_to_delivery(state.day),
     }
     if state.recent_views and model.exposure == "views":
         positions = world.positions
@@ -328,6 +332,7 @@ def true_state(world: World, dynamics: ShopDynamics, day: int, prices: np.ndarra
         "item_evidence": np.ones(n, bool),
         "daily_units": dynamics.expected_units(day, prices, np.zeros(n, bool)),
         "demand_change": np.full(n, np.nan),
+        DELIVERY_COLUMN: dynamics.days_to_delivery(day, promised=False),
     }
     if dynamics.shop.demand_family == "substitution":
         category = dynamics.items.category.astype(np.int64)
