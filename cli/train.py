@@ -214,7 +214,7 @@ def simulate_command(
     days: Annotated[int, typer.Option(min=1, max=730, help="Days to simulate after the history.")] = 60,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "1,2,3",
 ) -> None:
-    """Run the champion pricing policy, the fixed list price and the oracle on the demo shop's true demand."""
+    """Run the champion pricing policy (the registered model as it is, not refitted), the fixed list price and the oracle on the demo shop's true demand."""
     from training.pricing.train import simulate_with_champion
 
     try:

@@ -326,6 +326,7 @@ class SimulationSettings(StrictModel):
     seeds: tuple[int, ...] = Field((1, 2, 3), min_length=1)
     min_share_of_oracle: float = Field(0.9, gt=0, le=1)
     holding_cost_per_year: float = Field(0.25, ge=0)  # share of the unit cost a unit in stock costs a year
+    refit_every_days: int = Field(7, ge=0)  # the optimizer refitted on what it sold (0: never)
 
 
 class PricingEvaluation(StrictModel):

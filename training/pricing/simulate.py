@@ -13,8 +13,10 @@ draw is under the purchase probability at the price the policy charges (common r
 numbers): differences are the policies', not luck's. Policies:
 
 - `fixed`: the list price every day;
-- `optimizer`: the fitted model's policy, its demand level updated each day from the views
-  the shop saw in the last week and its deliveries' promised days (what a live shop knows
+- `optimizer`: the fitted model's policy, refitted every `simulation.refit_every_days` on
+  the history plus the simulated days it priced (a live shop retraining; `LearningOptimizer`),
+  its demand level updated each day from the views the shop saw in the last week and its
+  deliveries' promised days (what a live shop knows
   from its purchase orders: a late delivery comes after its promised day, and once that day
   has passed the policy falls back to `low_cover_days`);
 - `oracle`: the best policy given the true demand, found by a search over policies under
@@ -39,9 +41,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features.demand import RECORDED, STOCK_OUT, STOCK_START, UNITS, VIEWS
 from inference.pricing.model import PricingModel
 from inference.pricing.policy import DELIVERY_COLUMN, decide_arrays, guardrailed, price_bounds, profit_target
 from intake.demo.dynamics import DayDraws, ShopDynamics
+from storewise import columns as c
 from storewise.settings import PricingSettings
 from storewise.shop import ShopPaths
 
@@ -63,6 +67,18 @@ class SimulationResult:
     item_profit: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+@dataclass(frozen=True)
+class SoldDay:
+    """One simulated day as the shop's records keep it: what a refit learns from."""
+
+    day: int
+    prices: np.ndarray
+    units: np.ndarray
+    views: np.ndarray
+    stock_start: np.ndarray
+    stocked_out: np.ndarray
+
+
 @dataclass
 class PolicyState:
     """What a policy sees when it sets today's prices."""
@@ -72,6 +88,7 @@ class PolicyState:
     dynamics: ShopDynamics
     prices: np.ndarray
     recent_views: list[np.ndarray]
+    sold: list[SoldDay] = field(default_factory=list)  # the simulated days so far
 
 
 Policy = Callable[[PolicyState], np.ndarray]
@@ -148,13 +165,16 @@ def draws_for(world: World, days: int, seed: int) -> list[DayDraws]:
 def run_policy(world: World, policy: Policy, draws: list[DayDraws], record: bool = False) -> Run:
     dynamics = world.truth.fresh()  # the state at the end of the history, never stepped
     n = len(world.list_price)
-    prices, recent = world.list_price.copy(), list[np.ndarray]()
+    prices, recent, sold = world.list_price.copy(), list[np.ndarray](), list[SoldDay]()
     run = Run.of({name: np.zeros(n) for name in RUN_TOTALS})
     for step, today in enumerate(draws):
         day = world.next_day + step
-        prices = policy(PolicyState(step, day, dynamics, prices, recent))
+        prices = policy(PolicyState(step, day, dynamics, prices, recent, sold))
         outcome = dynamics.step_drawn(day, prices, today)
         recent = [*recent[-6:], outcome.views]
+        sold.append(
+            SoldDay(day, prices, outcome.units, outcome.views, outcome.stock_start, outcome.stocked_out)
+        )
         holding = world.holding * dynamics.stock
         run.profit += outcome.units * (prices - world.cost) - holding
         run.revenue += outcome.units * prices
@@ -183,14 +203,24 @@ def simulate(
     days: int,
     seed: int,
     progress: Callable[[str], None] | None = None,
+    refit: Refit | None = None,
 ) -> SimulationResult:
+    """With `refit` (a function from the shop's demand table to a model) and
+    `simulation.refit_every_days`, the optimizer is refitted as a live shop retrains: on the
+    history plus the simulated days it priced."""
     say = progress or (lambda _: None)
     world = load_world(shop, model)
     draws = draws_for(world, days, seed)
     runs = {}
+    every = model.settings.simulation.refit_every_days
+    optimizer: Policy = (
+        LearningOptimizer(world, refit, every)
+        if refit is not None and every
+        else lambda state: optimizer_prices(world, state)
+    )
     for name, policy in (
         ("fixed", lambda state: world.list_price),
-        ("optimizer", lambda state: optimizer_prices(world, state)),
+        ("optimizer", optimizer),
     ):
         say(f"simulating: {name}")
         runs[name] = run_policy(world, policy, draws, record=True)
@@ -277,8 +307,60 @@ def _item_profit(world: World, runs: dict[str, Run], seed: int) -> pd.DataFrame:
     )
 
 
-def optimizer_prices(world: World, state: PolicyState) -> np.ndarray:
-    model = world.model
+Refit = Callable[[pd.DataFrame], PricingModel]
+
+
+class LearningOptimizer:
+    """The optimizer as a live shop runs it: every `every` days its model is refitted
+    (`refit`) on the shop's demand table with the simulated days so far appended (their
+    prices, units, views and stock-outs, as the shop's records would hold them), so the
+    prices it tried become evidence: the elasticities move with what they sold, and the
+    range it trusts widens with the prices it sold at."""
+
+    def __init__(self, world: World, refit: Refit, every: int) -> None:
+        self.world, self.refit, self.every = world, refit, every
+        self.model = world.model
+        self.history = pd.read_parquet(world.shop.features / "demand.parquet")
+
+    def __call__(self, state: PolicyState) -> np.ndarray:
+        if state.step and state.step % self.every == 0:
+            self.model = self.refit(
+                pd.concat([self.history, sold_rows(self.world, state.sold)], ignore_index=True)
+            )
+        return optimizer_prices(self.world, state, self.model)
+
+
+def sold_rows(world: World, sold: list[SoldDay]) -> pd.DataFrame:
+    """The simulated days as rows of the features' demand table (no promotions; the
+    columns a refit does not read are left empty)."""
+    start = pd.Timestamp(world.truth.shop.start)
+    n = len(world.item_ids)
+    items = world.item_ids.astype(str).to_numpy()
+    return pd.DataFrame(
+        {
+            c.ITEM_ID: np.tile(items, len(sold)),
+            c.DATE: np.repeat([start + pd.Timedelta(days=day.day) for day in sold], n).astype(
+                "datetime64[us]"
+            ),
+            UNITS: np.concatenate([day.units for day in sold]).astype(np.int32),
+            c.PRICE: np.concatenate([day.prices for day in sold]),
+            c.LIST_PRICE: np.tile(world.list_price, len(sold)),
+            c.PROMO: False,
+            RECORDED: True,
+            STOCK_START: pd.array(np.concatenate([day.stock_start for day in sold]), dtype="Int32"),
+            STOCK_OUT: np.concatenate([day.stocked_out for day in sold]),
+            VIEWS: np.concatenate([day.views for day in sold]).astype(np.int32),
+        }
+    )
+
+
+def optimizer_prices(world: World, state: PolicyState, model: PricingModel | None = None) -> np.ndarray:
+    model = model or world.model
+    positions = (
+        world.positions
+        if model is world.model
+        else np.array([model.position[item] for item in world.item_ids.astype(str)], dtype=np.int64)
+    )
     overrides: dict[str, np.ndarray] = {
         "current_price": state.prices,
         "stock": state.dynamics.stock.astype(float),
@@ -286,12 +368,11 @@ def optimizer_prices(world: World, state: PolicyState) -> np.ndarray:
         DELIVERY_COLUMN: state.dynamics.days_to_delivery(state.day),
     }
     if state.recent_views and model.exposure == "views":
-        positions = world.positions
         base_rate = model.items["base_rate"].to_numpy(float)[positions]
         views = np.mean(state.recent_views, axis=0)
         overrides["daily_units"] = base_rate * views * model.price_factor(positions, state.prices)
     decided = decide_arrays(
-        model.states(world.positions, **overrides),
+        model.states(positions, **overrides),
         model.settings,
         model.currency,
         model.period,

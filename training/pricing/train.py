@@ -56,7 +56,7 @@ from training.pricing.panel import (
     product_table,
 )
 from training.pricing.panel_forecast import panel_forecast_check
-from training.pricing.simulate import SimulationResult, paired_gain, simulate
+from training.pricing.simulate import Refit, SimulationResult, paired_gain, simulate
 from training.pricing.switchback import with_price_tests
 from training.tracking import ensure_experiment, environment, model_environment
 
@@ -106,13 +106,17 @@ def truth_metrics(elasticities: pd.DataFrame, shop: ShopPaths, settings: Pricing
 
 
 def run_simulations(
-    shop: ShopPaths, model: PricingModel, days: int, seeds: tuple[int, ...]
+    shop: ShopPaths, model: PricingModel, days: int, seeds: tuple[int, ...], refit: Refit | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """The simulator over seeds: per policy, profit, share of the oracle's profit, regret."""
     results: list[SimulationResult] = []
     with tqdm(total=len(seeds), desc="simulating", unit="seed", file=sys.stderr) as bar:
         for seed in seeds:
-            results.append(simulate(shop, model, days, seed, progress=lambda step: bar.set_postfix_str(step)))
+            results.append(
+                simulate(
+                    shop, model, days, seed, progress=lambda step: bar.set_postfix_str(step), refit=refit
+                )
+            )
             bar.update(1)
     summary = pd.concat([result.summary for result in results], ignore_index=True)
     by_policy = summary.groupby("policy")
@@ -215,8 +219,18 @@ def train_items(
     if shop.ground_truth.exists():
         metrics.update(truth_metrics(elasticities, shop, settings))
         days = simulation_days or settings.simulation.days
+
+        # the demand shape stays the one this run chose (a shop's shape does not change in
+        # weeks, and its test is a third of a fit's time)
+        same_shape = settings.elasticity.model_copy(update={"shape": str(elasticities[DEMAND_SHAPE].iloc[0])})
+
+        def refit(history: pd.DataFrame) -> PricingModel:
+            """The model as this run fits it, on a longer history (the simulator's live shop)."""
+            fitted, kind = estimate_elasticities(history, products, same_shape)
+            return build_pricing_model(fitted, history, products, settings, shop_settings.currency, kind)
+
         outcome.simulation, outcome.simulation_daily, simulated = run_simulations(
-            shop, model, days, settings.simulation.seeds
+            shop, model, days, settings.simulation.seeds, refit
         )
         metrics.update(simulated)
         seconds["simulate"] = round(time.perf_counter() - mark, 2)
@@ -439,7 +453,9 @@ def simulation_plot(daily: pd.DataFrame, path: Path) -> None:
 def simulate_with_champion(
     shop: ShopPaths, days: int, seeds: tuple[int, ...], model_uri: str = f"models:/{PRICING}@champion"
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """`storewise simulate`: the champion pricing model in the simulator, logged as a run."""
+    """`storewise simulate`: the champion pricing model in the simulator, logged as a run:
+    the registered model as it is (refitting needs the shop's training, which `train
+    pricing`'s own simulation does)."""
     if not shop.ground_truth.exists():
         raise DataError(
             "no ground truth: the simulator needs the demo shop's true demand (`storewise data generate`)",
@@ -450,7 +466,7 @@ def simulate_with_champion(
     experiment = ensure_experiment(PRICING)
     with mlflow.start_run(experiment_id=experiment, run_name=f"simulation {days} days") as run:
         mlflow.set_tags({"kind": "simulation", "model_uri": model_uri})
-        mlflow.log_params({"days": days, "seeds": json.dumps(list(seeds))})
+        mlflow.log_params({"days": days, "seeds": json.dumps(list(seeds)), "refit_every_days": 0})
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory(prefix="storewise-simulation-") as scratch:
             workdir = Path(scratch)
