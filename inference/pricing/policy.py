@@ -328,7 +328,11 @@ def inventory_target(
     inv = settings.inventory
     # stock short of lasting until the next delivery is stretched to it where the date is
     # known; otherwise to `low_cover_days`
-    low_cover = np.where(np.isfinite(items.delivery_days), items.delivery_days, inv.low_cover_days)
+    low_cover = np.where(
+        np.isfinite(items.delivery_days),
+        np.minimum(items.delivery_days, inv.high_cover_days),
+        inv.low_cover_days,
+    )
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         cover_at_target = items.stock / items.demand(target)
         stretch = items.p0 * (items.stock / (items.d0 * low_cover)) ** (1 / items.elasticity)
@@ -523,7 +527,8 @@ def _signal_parts(
         parts.append("out of stock: price held")
     elif stock.short[i]:
         delivery = items.delivery_days[i]
-        due = f" (the next delivery is due in {delivery:.0f} days)" if np.isfinite(delivery) else ""
+        unit = "days" if context.period == "day" else f"{context.period}s"
+        due = f" (the next delivery is due in {delivery:.0f} {unit})" if np.isfinite(delivery) else ""
         parts.append(f"{cover:.0f} days of stock left{due}")
     elif stock.long[i]:
         parts.append(f"{cover:.0f} days of stock on hand")

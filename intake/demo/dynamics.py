@@ -285,8 +285,9 @@ class ShopDynamics:
         arrival = np.full(self.n_items, np.inf)
         days = self.pending_expected if promised else self.pending_day
         due = days.astype(float) - day
-        np.minimum.at(arrival, self.pending_item, np.where(due >= 0, due, np.inf) if promised else due)
-        return np.where(np.isfinite(arrival), arrival, np.nan)
+        np.minimum.at(arrival, self.pending_item, due)
+        # an overdue order (promised, not come): the shop cannot tell when stock arrives
+        return np.where(np.isfinite(arrival) & (arrival >= 0), arrival, np.nan)
 
     def _receive(self, day: int) -> None:
         arrived = self.pending_day <= day

@@ -48,6 +48,19 @@ def test_stock_is_stretched_until_the_promised_delivery() -> None:
     assert "days of stock left," in decided["reason"].iloc[2]
 
 
+def test_a_far_delivery_does_not_stretch_stock_that_is_long() -> None:
+    # 300 units at 2 a day last 150 days: past high_cover_days (120), so the price comes down
+    # to move them, even with the next delivery 200 days away (stretching stops at 120 days)
+    assert SETTINGS.inventory.high_cover_days == 120
+    decided = decide(
+        pd.DataFrame([{**ITEM, "item_id": "a", "stock": 300.0, "delivery_days": 200.0}]), SETTINGS
+    )
+    # lasting 120 days takes 2.5 a day: 79.9 x (2.5 / 2) ** (1 / -2) = 71.46
+    assert decided["target_price"].iloc[0] == pytest.approx(71.46, abs=0.01)
+    assert "days of stock on hand" in decided["reason"].iloc[0]
+    assert "days of stock left" not in decided["reason"].iloc[0], "not short and long at once"
+
+
 def test_without_the_column_the_rule_is_low_cover_days() -> None:
     with_unknown = decide(pd.DataFrame([{**ITEM, "item_id": "a", "delivery_days": np.nan}]), SETTINGS)
     without = decide(pd.DataFrame([{**ITEM, "item_id": "a"}]), SETTINGS)

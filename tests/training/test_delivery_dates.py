@@ -28,6 +28,9 @@ def test_a_late_delivery_is_promised_before_it_comes(small_generated: GeneratedS
     after = 11 + lead[0] + 1  # the promised day has passed, the delivery has not come
     assert np.isnan(dynamics.days_to_delivery(after)[0]), "overdue: the shop cannot tell when"
     assert dynamics.days_to_delivery(after, promised=False)[0] == 11 + lead[0] * 5 // 2 - after
+    # a later order does not make an overdue one known
+    dynamics._place_orders(after, np.array([0]), late=np.array([False]))
+    assert np.isnan(dynamics.days_to_delivery(after + 1)[0])
 
 
 def test_the_demo_shop_lists_the_promised_next_delivery(small_generated: GeneratedShop) -> None:

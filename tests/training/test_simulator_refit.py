@@ -13,11 +13,14 @@ from inference.pricing.model import PricingModel
 from intake.demo.generate import GeneratorSettings, generate_shop
 from intake.demo.writer import write_generated_shop
 from storewise import columns as c
+from storewise.columns import ELASTICITY, EVIDENCE, HIGH, LOW, SD
 from storewise.settings import ElasticityConfig, PricingSettings
 from storewise.shop import ShopPaths
 from training.pricing.build import build_pricing_model
 from training.pricing.elasticity import estimate_elasticities
 from training.pricing.simulate import simulate
+from training.pricing.switchback import SWITCHBACK
+from training.pricing.train import keep_tested
 
 DEFAULT = PricingSettings()
 BASE = DEFAULT.model_copy(
@@ -64,17 +67,41 @@ def test_the_optimizer_is_refitted_on_what_it_sold(tmp_path: Path) -> None:
     summary = result.summary.set_index("policy")
     assert summary.loc["optimizer", "profit"] <= summary.loc["oracle", "profit"] + 1e-6
 
+    # the refitted model is the one that prices: a refit that makes every item barely
+    # elastic (-1.2: best price 6 x cost, up to the ceiling) raises the prices from day 3 on
+    def barely_elastic(history: pd.DataFrame) -> PricingModel:
+        model = fit(history)
+        items = model.items.assign(**{ELASTICITY: -1.2, LOW: -1.25, HIGH: -1.15})
+        return PricingModel(items, model.settings, model.currency, model.exposure)
 
-def test_without_a_refit_function_the_optimizer_keeps_its_model(tmp_path: Path) -> None:
-    shop = ShopPaths(tmp_path / "shop")
-    write_generated_shop(shop, generate_shop(GeneratorSettings(customers=2_000, products=8, days=60, seed=5)))
-    build_features(shop)
-    demand = load_output(shop, Outputs.DEMAND)
-    products = pd.read_parquet(shop.table(c.PRODUCTS))
-    elasticities, exposure = estimate_elasticities(demand, products, ElasticityConfig())
-    one_fit = build_pricing_model(elasticities, demand, products, BASE, "RM", exposure)
-    every_3 = build_pricing_model(elasticities, demand, products, EVERY_3_DAYS, "RM", exposure)
-    # the setting alone changes nothing: refitting needs the run's fit
-    pd.testing.assert_frame_equal(
-        simulate(shop, one_fit, 7, 1).summary, simulate(shop, every_3, 7, 1).summary
+    pushed = simulate(shop, fit(demand), 7, seed=1, refit=barely_elastic).daily
+    first = pushed[pushed["policy"] == "optimizer"].set_index(["day", "item_id"])["price"]
+    before = trace.set_index(["day", "item_id"])["price"]
+    assert first[first.index.get_level_values("day") < 3].equals(
+        before[before.index.get_level_values("day") < 3]
     )
+    later = first.index.get_level_values("day") >= 3
+    assert (first[later] > before[later]).all()
+
+
+def test_a_refit_keeps_the_price_tests_estimates() -> None:
+    columns = [c.ITEM_ID, ELASTICITY, SD, LOW, HIGH, EVIDENCE]
+    fitted = pd.DataFrame(
+        [["a", -2.0, 0.5, -2.8, -1.2, "product"], ["b", -3.0, 0.2, -3.3, -2.7, "item"]], columns=columns
+    )
+    run = pd.DataFrame(
+        [["a", -1.5, 0.1, -1.66, -1.34, "item", "test-1"], ["b", -2.9, 0.2, -3.2, -2.6, "item", None]],
+        columns=[*columns, SWITCHBACK],
+    )
+    kept = keep_tested(fitted, run).set_index(c.ITEM_ID)
+    # a was measured by the price test: the run's estimate stays; b is refitted
+    assert kept.loc["a", [ELASTICITY, SD, LOW, HIGH, EVIDENCE, SWITCHBACK]].tolist() == [
+        -1.5,
+        0.1,
+        -1.66,
+        -1.34,
+        "item",
+        "test-1",
+    ]
+    assert kept.loc["b", [ELASTICITY, LOW, HIGH]].tolist() == [-3.0, -3.3, -2.7]
+    assert keep_tested(fitted, run.drop(columns=[SWITCHBACK])) is fitted

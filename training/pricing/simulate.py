@@ -348,7 +348,10 @@ def sold_rows(world: World, sold: list[SoldDay]) -> pd.DataFrame:
             c.PROMO: False,
             RECORDED: True,
             STOCK_START: pd.array(np.concatenate([day.stock_start for day in sold]), dtype="Int32"),
-            STOCK_OUT: np.concatenate([day.stocked_out for day in sold]),
+            # as the features flag them: no stock at the start, or the day sold the last unit
+            STOCK_OUT: np.concatenate(
+                [(day.stock_start == 0) | (day.units >= day.stock_start) for day in sold]
+            ),
             VIEWS: np.concatenate([day.views for day in sold]).astype(np.int32),
         }
     )
@@ -476,9 +479,11 @@ def oracle_candidates(world: World) -> dict[str, Policy]:
 
         return policy
 
-    def rule(rule_settings: PricingSettings) -> Policy:
+    def rule(rule_settings: PricingSettings, deliveries: bool = True) -> Policy:
         def policy(state: PolicyState) -> np.ndarray:
             truth = true_state(world, state.dynamics, state.day, state.prices)
+            if not deliveries:
+                truth[DELIVERY_COLUMN] = np.full(len(state.prices), np.nan)
             return decide_arrays(truth, rule_settings, reasons=False)["price"]
 
         return policy
@@ -496,6 +501,8 @@ def oracle_candidates(world: World) -> dict[str, Policy]:
     candidates["hi-lo around best"] = hi_lo
     candidates["rule on the truth"] = rule(settings)
     candidates["rule on the truth, no markdowns"] = rule(no_markdowns)
+    # the optimizer's rule where a delivery's day is unknown: short stock lasts low_cover_days
+    candidates["rule on the truth, no delivery dates"] = rule(settings, deliveries=False)
     return candidates
 
 

@@ -38,7 +38,7 @@ from inference.pricing.model import PricingModel
 from inference.registry import PRICING, load_champion
 from intake.tables import read_table
 from storewise import columns as c
-from storewise.columns import DEMAND_SHAPE, ELASTICITY, EVIDENCE, HIGH, LOW
+from storewise.columns import DEMAND_SHAPE, ELASTICITY, EVIDENCE, HIGH, LOW, SD
 from storewise.config import CONFIG_DIR, flatten
 from storewise.errors import DataError
 from storewise.settings import PricingSettings, load_pricing_settings
@@ -57,7 +57,7 @@ from training.pricing.panel import (
 )
 from training.pricing.panel_forecast import panel_forecast_check
 from training.pricing.simulate import Refit, SimulationResult, paired_gain, simulate
-from training.pricing.switchback import with_price_tests
+from training.pricing.switchback import SWITCHBACK, with_price_tests
 from training.tracking import ensure_experiment, environment, model_environment
 
 SIGNATURE = ModelSignature(
@@ -225,9 +225,12 @@ def train_items(
         same_shape = settings.elasticity.model_copy(update={"shape": str(elasticities[DEMAND_SHAPE].iloc[0])})
 
         def refit(history: pd.DataFrame) -> PricingModel:
-            """The model as this run fits it, on a longer history (the simulator's live shop)."""
+            """The model as this run fits it, on a longer history (the simulator's live shop);
+            items a price test measured keep the test's estimate, as in the run."""
             fitted, kind = estimate_elasticities(history, products, same_shape)
-            return build_pricing_model(fitted, history, products, settings, shop_settings.currency, kind)
+            return build_pricing_model(
+                keep_tested(fitted, elasticities), history, products, settings, shop_settings.currency, kind
+            )
 
         outcome.simulation, outcome.simulation_daily, simulated = run_simulations(
             shop, model, days, settings.simulation.seeds, refit
@@ -248,6 +251,18 @@ def train_items(
         )
     metrics["beats_baselines"] = float(beats)
     return outcome
+
+
+def keep_tested(fitted: pd.DataFrame, run: pd.DataFrame) -> pd.DataFrame:
+    """`fitted` with the run's price-test estimates in place for the items a test measured."""
+    if SWITCHBACK not in run or run[SWITCHBACK].isna().all():
+        return fitted
+    tested = run[run[SWITCHBACK].notna()].set_index(c.ITEM_ID)
+    fitted = fitted.copy()
+    where = fitted[c.ITEM_ID].isin(tested.index)
+    for column in (ELASTICITY, SD, LOW, HIGH, EVIDENCE, SWITCHBACK):
+        fitted.loc[where, column] = fitted.loc[where, c.ITEM_ID].map(tested[column]).to_numpy()
+    return fitted
 
 
 def train_panel(
