@@ -39,7 +39,8 @@ def test_no_policy_beats_the_oracle(tmp_path: Path, family: str) -> None:
     elasticities, exposure = estimate_elasticities(demand, products, ElasticityConfig())
     model = build_pricing_model(elasticities, demand, products, WEEKLY, "RM", exposure)
 
-    def refit(history: pd.DataFrame) -> PricingModel:
+    def refit(simulated: pd.DataFrame) -> PricingModel:
+        history = pd.concat([demand, simulated], ignore_index=True)
         refitted, kind = estimate_elasticities(history, products, ElasticityConfig())
         return build_pricing_model(refitted, history, products, WEEKLY, "RM", kind)
 

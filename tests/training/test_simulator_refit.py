@@ -46,9 +46,9 @@ def test_the_optimizer_is_refitted_on_what_it_sold(tmp_path: Path) -> None:
 
     histories: list[pd.DataFrame] = []
 
-    def refit(history: pd.DataFrame) -> PricingModel:
-        histories.append(history)
-        return fit(history)
+    def refit(simulated: pd.DataFrame) -> PricingModel:
+        histories.append(pd.concat([demand, simulated], ignore_index=True))
+        return fit(histories[-1])
 
     result = simulate(shop, fit(demand), 7, seed=1, refit=refit)
     # refitted before days 3 and 6 (0-based), on the history plus the 3 and 6 days priced
@@ -69,8 +69,8 @@ def test_the_optimizer_is_refitted_on_what_it_sold(tmp_path: Path) -> None:
 
     # the refitted model is the one that prices: a refit that makes every item barely
     # elastic (-1.2: best price 6 x cost, up to the ceiling) raises the prices from day 3 on
-    def barely_elastic(history: pd.DataFrame) -> PricingModel:
-        model = fit(history)
+    def barely_elastic(simulated: pd.DataFrame) -> PricingModel:
+        model = fit(pd.concat([demand, simulated], ignore_index=True))
         items = model.items.assign(**{ELASTICITY: -1.2, LOW: -1.25, HIGH: -1.15})
         return PricingModel(items, model.settings, model.currency, model.exposure)
 

@@ -14,20 +14,20 @@ numbers): differences are the policies', not luck's. Policies:
 
 - `fixed`: the list price every day;
 - `optimizer`: the fitted model's policy, refitted every `simulation.refit_every_days` on
-  the history plus the simulated days it priced (a live shop retraining; `LearningOptimizer`),
-  its demand level updated each day from the views the shop saw in the last week and its
-  deliveries' promised days (what a live shop knows
-  from its purchase orders: a late delivery comes after its promised day, and once that day
-  has passed the policy falls back to `low_cover_days`);
+  the history plus the simulated days it priced (a live shop retraining;
+  `LearningOptimizer`), its demand level updated each day from the views the shop saw in
+  the last week and its deliveries' promised days (what a live shop knows from its
+  purchase orders: a late delivery comes after its promised day, and once that day has
+  passed the policy falls back to `low_cover_days`);
 - `oracle`: the best policy given the true demand, found by a search over policies under
   the same guardrails (period limit, floor, ceiling, endings) with stock and replenishment
   in play. The candidates know the true demand: the list price; steering to the true
   profit-maximizing price (with the category, where items substitute) and to 0.85-1.3
   times it, fast or slowly, with or without stretching the stock to the next delivery; a
   hi-lo cycle around it; and the policy's own rule fed the true demand, elasticity and
-  delivery days (a late delivery's real day), with and without markdowns of long stock. Each item (each category, where items
-  substitute: their prices act on each other) gets the candidate that earned it most on
-  these customers. That is the regret benchmark of the bandit-pricing literature (the
+  delivery days (a late delivery's real day, or none), with and without markdowns of long
+  stock. Each item (each category, where items substitute: their prices act on each
+  other) gets the candidate that earned it most on these customers. That is the regret benchmark of the bandit-pricing literature (the
   best policy of a class in hindsight): no policy of the class can beat it, the fixed
   price is one of them, and a policy outside the class that beat it would show the
   search is too narrow (a test checks that none does).
@@ -205,9 +205,9 @@ def simulate(
     progress: Callable[[str], None] | None = None,
     refit: Refit | None = None,
 ) -> SimulationResult:
-    """With `refit` (a function from the shop's demand table to a model) and
-    `simulation.refit_every_days`, the optimizer is refitted as a live shop retrains: on the
-    history plus the simulated days it priced."""
+    """With `refit` (the run's fit, given the simulated days' demand rows to add to the
+    shop's history) and `simulation.refit_every_days`, the optimizer is refitted as a live
+    shop retrains: on the history plus the simulated days it priced."""
     say = progress or (lambda _: None)
     world = load_world(shop, model)
     draws = draws_for(world, days, seed)
@@ -216,7 +216,7 @@ def simulate(
     optimizer: Policy = (
         LearningOptimizer(world, refit, every)
         if refit is not None and every
-        else lambda state: optimizer_prices(world, state)
+        else lambda state: optimizer_prices(world, state, world.model, world.positions)
     )
     for name, policy in (
         ("fixed", lambda state: world.list_price),
@@ -307,27 +307,28 @@ def _item_profit(world: World, runs: dict[str, Run], seed: int) -> pd.DataFrame:
     )
 
 
+# the simulated days' rows of the demand table -> the model refitted on the history plus them
 Refit = Callable[[pd.DataFrame], PricingModel]
 
 
 class LearningOptimizer:
     """The optimizer as a live shop runs it: every `every` days its model is refitted
-    (`refit`) on the shop's demand table with the simulated days so far appended (their
-    prices, units, views and stock-outs, as the shop's records would hold them), so the
-    prices it tried become evidence: the elasticities move with what they sold, and the
-    range it trusts widens with the prices it sold at."""
+    (`refit`) on the shop's history with the simulated days so far appended (their prices,
+    units, views and stock-outs, as the shop's records would hold them), so the prices it
+    tried become evidence: the elasticities move with what they sold, and the range it
+    trusts widens with the prices it sold at."""
 
     def __init__(self, world: World, refit: Refit, every: int) -> None:
         self.world, self.refit, self.every = world, refit, every
-        self.model = world.model
-        self.history = pd.read_parquet(world.shop.features / "demand.parquet")
+        self.model, self.positions = world.model, world.positions
 
     def __call__(self, state: PolicyState) -> np.ndarray:
         if state.step and state.step % self.every == 0:
-            self.model = self.refit(
-                pd.concat([self.history, sold_rows(self.world, state.sold)], ignore_index=True)
+            self.model = self.refit(sold_rows(self.world, state.sold))
+            self.positions = np.array(
+                [self.model.position[item] for item in self.world.item_ids.astype(str)], dtype=np.int64
             )
-        return optimizer_prices(self.world, state, self.model)
+        return optimizer_prices(self.world, state, self.model, self.positions)
 
 
 def sold_rows(world: World, sold: list[SoldDay]) -> pd.DataFrame:
@@ -357,13 +358,10 @@ def sold_rows(world: World, sold: list[SoldDay]) -> pd.DataFrame:
     )
 
 
-def optimizer_prices(world: World, state: PolicyState, model: PricingModel | None = None) -> np.ndarray:
-    model = model or world.model
-    positions = (
-        world.positions
-        if model is world.model
-        else np.array([model.position[item] for item in world.item_ids.astype(str)], dtype=np.int64)
-    )
+def optimizer_prices(
+    world: World, state: PolicyState, model: PricingModel, positions: np.ndarray
+) -> np.ndarray:
+    """`model`'s prices for today (`positions`: the world's items in the model)."""
     overrides: dict[str, np.ndarray] = {
         "current_price": state.prices,
         "stock": state.dynamics.stock.astype(float),

@@ -224,9 +224,10 @@ def train_items(
         # weeks, and its test is a third of a fit's time)
         same_shape = settings.elasticity.model_copy(update={"shape": str(elasticities[DEMAND_SHAPE].iloc[0])})
 
-        def refit(history: pd.DataFrame) -> PricingModel:
-            """The model as this run fits it, on a longer history (the simulator's live shop);
-            items a price test measured keep the test's estimate, as in the run."""
+        def refit(simulated: pd.DataFrame) -> PricingModel:
+            """The model as this run fits it, on the history plus the simulated days (the
+            simulator's live shop); items a price test measured keep the test's estimate."""
+            history = pd.concat([demand, simulated], ignore_index=True)
             fitted, kind = estimate_elasticities(history, products, same_shape)
             return build_pricing_model(
                 keep_tested(fitted, elasticities), history, products, settings, shop_settings.currency, kind
