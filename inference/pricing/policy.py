@@ -14,7 +14,8 @@ For each item, vectorized over items:
    favourable end for it: a cut at the least elastic end (the fewest extra sales a cut
    can bring) and the top of the shelf effect's interval, where one was estimated, kept
    or not (the most sales it can take from the shelf); a rise at the most elastic end
-   and the bottom; the list price where neither pays. That is the best price in the worst
+   and the bottom (the two taken together at the 90% end of the shelf's joint elasticity,
+   not each at its own end); the list price where neither pays. That is the best price in the worst
    case the data allows (max-min over the intervals): the estimate's best price once the
    intervals are narrow, the list price while the data cannot tell. The target then stays
    within `max_beyond_observed` of the prices the item sold at;
@@ -283,26 +284,52 @@ def shelf_target(items: _Items, alone: np.ndarray, floor: np.ndarray, ceiling: n
 def cautious_target(
     items: _Items, point: np.ndarray, floor: np.ndarray, ceiling: np.ndarray, settings: PricingSettings
 ) -> np.ndarray:
-    """The best price in the worst case of the 90% intervals (see step 3): a cut priced
+    """The best price in the worst case of the 90% intervals (see step 2): a cut priced
     at the least elastic end and the top of the cross elasticity's interval (the most
-    sales it takes from the shelf), a rise at the most elastic end and the bottom, else
-    the list price. With point intervals (the truth) it is the point target."""
+    sales it takes from the shelf), a rise at the most elastic end and the bottom (on a
+    shelf, the worst case of both together: `_worst_case`), else the list price. With
+    point intervals (the truth) it is the point target."""
     if not settings.uncertainty.cautious_target:
         return point
-    least = replace(
-        items,
-        elasticity=np.where(np.isfinite(items.high_e), items.high_e, items.elasticity),
-        cross=items.cross_high,
-    )
-    most = replace(
-        items,
-        elasticity=np.where(np.isfinite(items.low_e), items.low_e, items.elasticity),
-        cross=items.cross_low,
-    )
+    least, most = _worst_case(items, up=True), _worst_case(items, up=False)
     cut = shelf_target(least, own_target(least, floor, ceiling), floor, ceiling)
     rise = shelf_target(most, own_target(most, floor, ceiling), floor, ceiling)
     stay = np.clip(items.list_price, floor, ceiling)
     return np.where(cut < stay, cut, np.where(rise > stay, rise, stay))
+
+
+def _worst_case(items: _Items, up: bool) -> _Items:
+    """The items at the worst case for a cut (`up`: less elastic, more taken from the
+    shelf) or a rise, within the 90% region of the own elasticity and the shelf effect.
+
+    The two are separate estimates (the item's own fit, its category's shelf effect), taken
+    as independent: their 90% region is an ellipse, and the point of it that moves the
+    shelf's joint elasticity e + (n - 1) x (a move of the whole shelf, what the shelf's
+    target is) furthest is e + h_e^2 / h, x + h_x (n - 1) h_x / h, with h_e, h_x the
+    intervals' half-widths on that side and h = sqrt(h_e^2 + ((n - 1) h_x)^2): the 90% end
+    of the joint elasticity. Both parameters at their own ends at once (a corner of the
+    box) is a worse case than 90%: the joint elasticity's end at z = 2.33 (99%) when the
+    two half-widths are equal. An item alone on its shelf gets its own interval's end."""
+    sign = 1.0 if up else -1.0
+    end_e = items.high_e if up else items.low_e
+    end_x = items.cross_high if up else items.cross_low
+    half_e = np.where(np.isfinite(end_e), np.abs(end_e - items.elasticity), 0.0)
+    half_x = np.abs(np.nan_to_num(end_x - items.cross))
+    on_shelf = items.shelf >= 0
+    shelf = np.where(on_shelf, items.shelf, 0)
+    others = np.where(on_shelf, np.bincount(shelf, weights=on_shelf)[shelf] - 1, 0.0)
+    half_joint = np.hypot(half_e, others * half_x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share_e = np.where(half_joint > 0, half_e / half_joint, 0.0)
+        share_x = np.where(half_joint > 0, others * half_x / half_joint, 0.0)
+    # alone on a shelf (no others), the cross effect acts on nothing: its own end as before
+    share_x = np.where(others > 0, share_x, 1.0)
+    share_e = np.where(others > 0, share_e, 1.0)
+    return replace(
+        items,
+        elasticity=items.elasticity + sign * half_e * share_e,
+        cross=items.cross + sign * half_x * share_x,
+    )
 
 
 def _shelf_demand(items: _Items, price: np.ndarray, shelf: np.ndarray, coupled: np.ndarray) -> np.ndarray:

@@ -67,14 +67,39 @@ def test_the_target_stays_near_the_prices_the_item_sold_at() -> None:
 
 
 def test_a_shelf_effect_the_test_left_out_still_bounds_a_cut() -> None:
-    # point cross effect 0 (not kept), its interval -0.5 to 1.0: a cut is priced at e = -2.9
-    # and g = 1.0, p = c (e + g) / (1 + e + g) = 30 * 1.9 / 0.9 = 63.33; a rise at e = -3.1,
-    # g = -0.5 would be 30 * 3.6 / 2.6 = 41.54, no rise. At the estimate: 45 alone.
+    # point cross effect 0 (not kept), its interval -0.5 to 1.0, the elasticity's -3.1 to
+    # -2.9. A cut is priced at the 90% end of the joint elasticity e + g: half-widths 0.1 and
+    # 1.0 (one other item), h = sqrt(0.1^2 + 1.0^2) = 1.005, so e = -3 + 0.01 / 1.005 =
+    # -2.990 and g = 1.0 x 1.0 / 1.005 = 0.995: p = c (e + g) / (1 + e + g) = 30 x 1.995 /
+    # 0.995 = 60.15. A rise (half-widths 0.1 and 0.5: e = -3.020, g = -0.490) would be
+    # 30 x 3.510 / 2.510 = 41.95: no rise. At the estimate: 45 alone.
     shelf = TWO.assign(
         shelf=[0, 0], cross_elasticity=[0.0, 0.0], cross_low=[-0.5, -0.5], cross_high=[1.0, 1.0]
     )
-    assert decide(shelf, SETTINGS)["target_price"].tolist() == pytest.approx([63.33, 63.33], abs=0.01)
+    assert decide(shelf, SETTINGS)["target_price"].tolist() == pytest.approx([60.15, 60.15], abs=0.01)
     assert decide(shelf, AT_ESTIMATE)["target_price"].tolist() == pytest.approx([45.0, 45.0])
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_a_shelf_rise_is_priced_at_the_joint_elasticitys_end_not_both_ends_at_once(size: int) -> None:
+    # e = -3.0 (90%: -3.3 to -2.7) and a shelf effect of 1.5 in all (90%: 1.1 to 1.9), shared
+    # by the other items (per other item 1.5 / (size - 1)); cost 40, list 79.90. At equal
+    # prices p = c (e + G) / (1 + e + G), G the effect in all. Estimate: e + G = -1.5, p = 120
+    # (the ceiling 119.85). Both ends at once (e -3.3, G 1.1: -2.2) would give 40 x 2.2 / 1.2
+    # = 73.33, a cut, so no rise at all. The joint end: half-widths 0.3 and 0.4, h = 0.5,
+    # e = -3 - 0.09 / 0.5 = -3.18, G = 1.5 - 0.16 / 0.5 = 1.18: e + G = -2.0, p = 40 x 2 / 1 =
+    # 80.00; its cut end (e -2.82, G 1.82: -1.0) does not pay. 80.00 on either shelf.
+    per_other = 1 / (size - 1)
+    shelf = pd.DataFrame([{**ITEM, "item_id": str(i)} for i in range(size)]).assign(
+        unit_cost=40.0,
+        low_90=-3.3,
+        high_90=-2.7,
+        shelf=0,
+        cross_elasticity=1.5 * per_other,
+        cross_low=1.1 * per_other,
+        cross_high=1.9 * per_other,
+    )
+    assert decide(shelf, SETTINGS)["target_price"].tolist() == pytest.approx([80.0] * size, abs=0.01)
 
 
 def test_stretching_short_stock_stays_near_the_prices_the_item_sold_at() -> None:
