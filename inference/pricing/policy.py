@@ -12,11 +12,11 @@ For each item, vectorized over items:
    1% of k's price, solved by iterating to a fixed point;
 2. caution (`cautious_target`, the default): a move is priced at the 90% interval's least
    favourable end for it: a cut at the least elastic end (the fewest extra sales a cut
-   can bring) and the top of the shelf effect's interval, where one was estimated, kept
-   or not (the most sales it can take from the shelf); a rise at the most elastic end
-   and the bottom (the two taken together at the 90% end of the shelf's joint elasticity,
-   not each at its own end); the list price where neither pays. That is the best price in the worst
-   case the data allows (max-min over the intervals): the estimate's best price once the
+   can bring), a rise at the most elastic end; on a shelf with a shelf effect (kept or
+   not), the own elasticity and the shelf effect together at the 90% end of the shelf's
+   joint elasticity (a cut at its least elastic end: the most sales it can take from the
+   shelf; a rise at the other), not each at its own end; the list price where neither
+   pays. That is the best price in the worst case the data allows (max-min over the intervals): the estimate's best price once the
    intervals are narrow, the list price while the data cannot tell. The target then stays
    within `max_beyond_observed` of the prices the item sold at;
 3. inventory: if at the target the stock would not last until the next delivery is due
@@ -60,8 +60,9 @@ ITEM_STATE_COLUMNS = (
 # optional: the item's shelf (items priced together; -1 = alone) and its demand's
 # elasticity to the price of each other item on the shelf
 CROSS_COLUMNS = ("shelf", "cross_elasticity")
-# optional beside them: the cross elasticity's 90% interval (a cut is priced at its top,
-# a rise at its bottom; without it, at the estimate)
+# optional beside them: the cross elasticity's 90% interval (a cut is priced towards its
+# top, a rise towards its bottom, with the own elasticity at the shelf's joint end; without
+# it, at the estimate)
 CROSS_INTERVAL_COLUMNS = ("cross_low", "cross_high")
 # optional: the lowest and highest price the item sold at (NaN: unknown)
 OBSERVED_COLUMNS = ("observed_low", "observed_high")
@@ -251,12 +252,7 @@ def shelf_target(items: _Items, alone: np.ndarray, floor: np.ndarray, ceiling: n
     p_k = (c_k e_k D_k - S_k) / ((1 + e_k) D_k), S_k = sum_{j != k} (p_j - c_j) D_j x_j,
     iterated (damped) from the items' own targets, within the bounds. With semi-log own
     demand (D0_j exp(e_j (p_j - p0_j) / r_j)): p_k = c_k - r_k / e_k - r_k S_k / (e_k D_k p_k)."""
-    coupled = (
-        (items.shelf >= 0)
-        & (items.cross != 0)
-        & np.where(items.semi_log, items.elasticity < 0, items.elasticity < -1)
-        & (items.d0 > 0)
-    )
+    coupled = _coupled(items, items.cross != 0)
     if not coupled.any():
         return alone
     shelf = np.where(coupled, items.shelf, 0)
@@ -281,13 +277,23 @@ def shelf_target(items: _Items, alone: np.ndarray, floor: np.ndarray, ceiling: n
     return np.where(coupled, price, alone)
 
 
+def _coupled(items: _Items, has_effect: np.ndarray) -> np.ndarray:
+    """The items a shelf prices together: on a shelf, with a shelf effect (`has_effect`),
+    elastic enough to have a best price of their own and with demand."""
+    return (
+        (items.shelf >= 0)
+        & has_effect
+        & np.where(items.semi_log, items.elasticity < 0, items.elasticity < -1)
+        & (items.d0 > 0)
+    )
+
+
 def cautious_target(
     items: _Items, point: np.ndarray, floor: np.ndarray, ceiling: np.ndarray, settings: PricingSettings
 ) -> np.ndarray:
     """The best price in the worst case of the 90% intervals (see step 2): a cut priced
-    at the least elastic end and the top of the cross elasticity's interval (the most
-    sales it takes from the shelf), a rise at the most elastic end and the bottom (on a
-    shelf, the worst case of both together: `_worst_case`), else the list price. With
+    at the least elastic end, a rise at the most elastic end (on a shelf, with the shelf
+    effect, at the joint elasticity's end: `_worst_case`), else the list price. With
     point intervals (the truth) it is the point target."""
     if not settings.uncertainty.cautious_target:
         return point
@@ -300,36 +306,33 @@ def cautious_target(
 
 def _worst_case(items: _Items, up: bool) -> _Items:
     """The items at the worst case for a cut (`up`: less elastic, more taken from the
-    shelf) or a rise, within the 90% region of the own elasticity and the shelf effect.
+    shelf) or a rise, from the 90% intervals of the own elasticity and the shelf effect.
 
-    The two are separate estimates (the item's own fit, its category's shelf effect), taken
-    as independent: their 90% region is an ellipse, and the point of it that moves the
-    shelf's joint elasticity e + (n - 1) x (a move of the whole shelf, what the shelf's
-    target is) furthest is e + h_e^2 / h, x + h_x (n - 1) h_x / h, with h_e, h_x the
-    intervals' half-widths on that side and h = sqrt(h_e^2 + ((n - 1) h_x)^2): the 90% end
-    of the joint elasticity. Both parameters at their own ends at once (a corner of the
-    box) is a worse case than 90%: the joint elasticity's end at z = 2.33 (99%) when the
-    two half-widths are equal. An item alone on its shelf gets its own interval's end."""
-    sign = 1.0 if up else -1.0
+    A shelf's target moves its items together, so what decides it is the joint elasticity
+    e + m x (m the other items priced with it). With the two estimates taken as independent
+    (the item's own fit, its category's shelf effect), the ellipse through both intervals'
+    ends touches the 90% end of e + m x at e + d_e |d_e| / h, x + d_x m |d_x| / h: d_e, d_x
+    the signed distances to the intervals' ends on the move's side, h = sqrt(d_e^2 +
+    (m d_x)^2). Both at their own ends at once, as before, is the joint elasticity's end
+    at z = 2.33 when |d_e| = m |d_x| (a 98% interval's end, not a 90% one). An item alone on
+    its shelf, or without a shelf effect, gets its own interval's end. The distances are
+    signed: an end on the wrong side of its estimate (a shelf effect the test left out, at
+    0, whose interval excludes 0) is moved towards, as each end was before, not mirrored."""
     end_e = items.high_e if up else items.low_e
     end_x = items.cross_high if up else items.cross_low
-    half_e = np.where(np.isfinite(end_e), np.abs(end_e - items.elasticity), 0.0)
-    half_x = np.abs(np.nan_to_num(end_x - items.cross))
-    on_shelf = items.shelf >= 0
-    shelf = np.where(on_shelf, items.shelf, 0)
-    others = np.where(on_shelf, np.bincount(shelf, weights=on_shelf)[shelf] - 1, 0.0)
-    half_joint = np.hypot(half_e, others * half_x)
+    to_e = np.where(np.isfinite(end_e), end_e - items.elasticity, 0.0)
+    to_x = end_x - items.cross
+    has_effect = (items.cross != 0) | (items.cross_low != 0) | (items.cross_high != 0)
+    moving = _coupled(items, has_effect)
+    shelf = np.where(moving, items.shelf, 0)
+    counted = np.bincount(shelf, weights=moving.astype(float))[shelf] - 1
+    others = np.where(moving, counted, 0.0)
+    joint = np.hypot(to_e, others * to_x)
+    together = (others > 0) & (joint > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        share_e = np.where(half_joint > 0, half_e / half_joint, 0.0)
-        share_x = np.where(half_joint > 0, others * half_x / half_joint, 0.0)
-    # alone on a shelf (no others), the cross effect acts on nothing: its own end as before
-    share_x = np.where(others > 0, share_x, 1.0)
-    share_e = np.where(others > 0, share_e, 1.0)
-    return replace(
-        items,
-        elasticity=items.elasticity + sign * half_e * share_e,
-        cross=items.cross + sign * half_x * share_x,
-    )
+        share_e = np.where(together, np.abs(to_e) / joint, 1.0)
+        share_x = np.where(together, others * np.abs(to_x) / joint, 1.0)
+    return replace(items, elasticity=items.elasticity + to_e * share_e, cross=items.cross + to_x * share_x)
 
 
 def _shelf_demand(items: _Items, price: np.ndarray, shelf: np.ndarray, coupled: np.ndarray) -> np.ndarray:

@@ -102,6 +102,35 @@ def test_a_shelf_rise_is_priced_at_the_joint_elasticitys_end_not_both_ends_at_on
     assert decide(shelf, SETTINGS)["target_price"].tolist() == pytest.approx([80.0] * size, abs=0.01)
 
 
+def test_an_interval_end_on_the_wrong_side_of_the_estimate_is_not_mirrored() -> None:
+    # a shelf effect left out at 0 whose interval (-0.5 to -0.1) excludes 0. A cut: distances
+    # +0.1 (elasticity) and -0.1 (shelf effect), h = 0.1414: e = -3 + 0.0707, g = 0 - 0.0707,
+    # e + g = -3.0, p = 30 x 3 / 2 = 45.00 (mirrored, g would be +0.0707: 46.14). A rise:
+    # e = -3.020, g = -0.490, 41.95, no rise.
+    shelf = TWO.assign(
+        shelf=[0, 0], cross_elasticity=[0.0, 0.0], cross_low=[-0.5, -0.5], cross_high=[-0.1, -0.1]
+    )
+    assert decide(shelf, SETTINGS)["target_price"].tolist() == pytest.approx([45.0, 45.0], abs=0.01)
+
+
+def test_an_item_the_shelf_does_not_price_with_the_others_does_not_count_as_one() -> None:
+    # c is on the shelf but inelastic (-0.5: its own target is the ceiling), so the shelf's
+    # target moves a and b only: their cautious prices are those of the two-item shelf
+    effect = {"shelf": 0, "cross_elasticity": 0.5, "cross_low": 0.2, "cross_high": 0.8}
+    two = TWO.assign(**effect)
+    three = pd.concat(
+        [
+            two,
+            pd.DataFrame(
+                [{**ITEM, **effect, "item_id": "c", "elasticity": -0.5, "low_90": -0.6, "high_90": -0.4}]
+            ),
+        ],
+        ignore_index=True,
+    )
+    alone = decide(two, SETTINGS)["target_price"].tolist()
+    assert decide(three, SETTINGS)["target_price"].tolist()[:2] == pytest.approx(alone)
+
+
 def test_stretching_short_stock_stays_near_the_prices_the_item_sold_at() -> None:
     # 5 units at 2 a day at 79.90: lasting 10 days takes 79.9 x (5 / 20) ** (1 / -3) = 126.8,
     # above the ceiling (119.85) and far above the highest price it sold at: 90 x 1.10 = 99
