@@ -444,9 +444,8 @@ def stretch_prices(world: World, state: PolicyState, price: np.ndarray) -> np.nd
     """The lowest price from `price` up that makes the stock last (in expectation) until
     the next delivery arrives (or a new order's lead time, with none on the way)."""
     dynamics = state.dynamics
-    arrival = np.full(len(price), np.inf)
-    np.minimum.at(arrival, dynamics.pending_item, dynamics.pending_day.astype(float))
-    days_left = np.where(np.isfinite(arrival), arrival - state.day, dynamics.items.lead_days).clip(1, None)
+    arrival = dynamics.days_to_delivery(state.day, promised=False)
+    days_left = np.where(np.isfinite(arrival), arrival, dynamics.items.lead_days).clip(1, None)
     no_promo = np.zeros(len(price), bool)
     chosen = price * STRETCH_GRID[-1]
     for multiple in STRETCH_GRID[::-1]:

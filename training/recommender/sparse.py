@@ -35,11 +35,3 @@ def keep_best_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
         matrix.eliminate_zeros()
     matrix.sort_indices()
     return matrix
-    mask = np.ones(matrix.nnz, bool)
-    for row in np.flatnonzero(lengths > keep):
-        start, stop = matrix.indptr[row], matrix.indptr[row + 1]
-        order = np.lexsort((matrix.indices[start:stop], -matrix.data[start:stop]))
-        mask[start + order[keep:]] = False
-    matrix.data[~mask] = 0
-    matrix.eliminate_zeros()
-    return matrix
