@@ -150,6 +150,11 @@ def test_a_price_test_prices_every_customer_alike_and_is_audited(lab: Lab) -> No
     ]
     assert len({price["base_price"] for price in prices}) == 1, "one base price for everyone"
     assert f"price test {lab.price_test.id}: {arm} arm today" in prices[0]["base_reason"]
+    # an item outside the test, priced here so the check does not hang on the other tests' order
+    products = pd.read_parquet(lab.shop.table(c.PRODUCTS))[c.ITEM_ID].astype(str)
+    other = str(products[products != item].iloc[0])
+    both = lab.client.post("/price", json={"item_ids": [item, other]}).json()["prices"]
+    assert "price test" not in both[1]["base_reason"]
     audit = [
         json.loads(line)
         for path in log_files(lab.shop.logs, PRICE_AUDIT)
