@@ -67,7 +67,8 @@ def protocol_figures(metrics: dict[str, float], protocol: str) -> dict[str, Any]
         "best_peer": best,
         "hybrid_minus_best_peer": interval,
         "hybrid_over_popularity": models["hybrid"] / models["popularity"],
-        "lightfm_over_popularity": models["lightfm"] / models["popularity"],
+        # None when no blend used LightFM (then it is not fitted on the test weeks)
+        "lightfm_over_popularity": models["lightfm"] / models["popularity"] if "lightfm" in models else None,
     }
 
 
@@ -89,8 +90,14 @@ def measure_seed(seed: int, work: Path) -> dict[str, Any]:
     }
 
 
-def spread(values: list[float]) -> dict[str, float]:
+def spread(given: list[float | None]) -> dict[str, float]:
+    """Mean, sd and range over the seeds that have the figure (LightFM alone is missing on a
+    seed where no blend used it)."""
+    values = [value for value in given if value is not None]
+    if not values:
+        return {"seeds": 0}
     return {
+        "seeds": len(values),
         "mean": statistics.fmean(values),
         "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
         "min": min(values),

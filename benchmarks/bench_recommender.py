@@ -55,8 +55,13 @@ def demo_quality(work: Path) -> dict[str, object]:
     primary = ndcg[outcome.primary_protocol]
     return {
         "ndcg_at_10": ndcg,
-        "lightfm_over_popularity": round(primary["lightfm"] / primary["popularity"], 3),
-        "lightfm_minus_cooccurrence": round(primary["lightfm"] - primary["cooccurrence"], 4),
+        # None when no blend used LightFM (then it is not fitted on the test weeks)
+        "lightfm_over_popularity": round(primary["lightfm"] / primary["popularity"], 3)
+        if "lightfm" in primary
+        else None,
+        "lightfm_minus_cooccurrence": round(primary["lightfm"] - primary["cooccurrence"], 4)
+        if "lightfm" in primary
+        else None,
         "seconds": outcome.seconds,
     }
 

@@ -66,6 +66,8 @@ def _print_comparison(outcome: object) -> None:
         ]
         if split:
             say(f"    hybrid recall@10 on {', on '.join(split)}")
+    if "lightfm" not in set(table["model"]):
+        say("  lightfm alone: not fitted on the test weeks (no blend uses it)")
 
 
 @app.command("recommender")

@@ -264,3 +264,26 @@ def test_lightfm_fitted_in_the_second_process_gives_the_same_run_as_inline(
     for name in ("user_embedding", "item_embedding", "item_bias"):
         assert arrays_here[name].size
         np.testing.assert_array_equal(arrays_here[name], arrays_there[name])
+
+
+def test_a_lightfm_no_blend_uses_is_not_fitted_on_the_test_weeks(
+    built_shop: tuple[ShopPaths, Path], tmp_path: Path
+) -> None:
+    """A LightFM that learns next to nothing (one epoch at a tiny learning rate) pays its way
+    in no blend: the test comparison leaves it out instead of fitting it on the test weeks
+    (the run's most expensive model), and the registered model still has its embeddings
+    (similar items, audiences and new items read them)."""
+    shop, config = built_shop
+    weak = fast_config(tmp_path / "weak", **{"lightfm.learning_rate": 1e-6, "lightfm.max_epochs": 1})
+    (weak / "features.yaml").write_text((config / "features.yaml").read_text())
+    outcome = train_recommender(shop, config_dir=weak, register=False)
+    assert not any("lightfm" in weights for weights in outcome.blends.values()), outcome.blends
+    assert "lightfm" not in set(outcome.comparison["model"])
+    assert "lightfm" not in set(outcome.intervals["model"])
+    assert {"ease_binary", "tifu_knn", "popularity"} <= set(outcome.intervals["model"])
+    assert outcome.bundle is not None
+    arrays = np.load(outcome.bundle / "hybrid" / "arrays.npz")
+    assert arrays["item_embedding"].shape[0] > 0
+    info = json.loads((outcome.bundle / "hybrid" / "model.json").read_text())["info"]
+    assert info["lightfm_blended"] is False
+    assert info["lightfm_epochs"] == 1

@@ -1,5 +1,6 @@
 """The side-by-side comparison on the test weeks: the hybrid (each protocol's blend, as the
-service answers it), LightFM alone, the baselines and the peers, fitted on the same data and
+service answers it), the baselines, the peers and LightFM alone (when a blend uses it), fitted
+on the same data and
 judged under the same masks; and for every model, the paired bootstrap interval of the
 hybrid's NDCG@10 minus its own, over the test customers."""
 
@@ -31,7 +32,8 @@ class Comparison:
     table: pd.DataFrame  # flat {model, protocol, metric, k, value} rows
     intervals: pd.DataFrame  # protocol, model, mean, low, high: the hybrid's NDCG@10 minus the model's
     per_customer: pd.DataFrame  # protocol, model, customer_id, ndcg_at_10
-    lightfm: LightFmHybrid  # the test weeks' LightFM (the final fit may continue it)
+    # the test weeks' LightFM (the final fit may continue it); None when no blend uses it
+    lightfm: LightFmHybrid | None
 
 
 def test_comparison(
@@ -43,7 +45,8 @@ def test_comparison(
     data: TrainData,
 ) -> Comparison:
     """`data`: the data at the window's start; `jobs` may hold the peers' evaluations
-    (`TEST_PEERS`) and the test weeks' LightFM (`TEST_WEEKS`), done in the other process."""
+    (`TEST_PEERS`) and the test weeks' LightFM (`TEST_WEEKS`), done in the other process.
+    LightFM alone is compared only when a blend uses it (or warm starts continue it)."""
     truth = build_truth(trainer.orders, trainer.customers, data, window)
     protocols = trainer.protocols(data)
     used = {name for weights in blends.values() for name in weights}
@@ -55,12 +58,12 @@ def test_comparison(
         if TEST_PEERS in jobs
         else evaluate_peers(data, truth, protocols, trainer.settings, hybrid)
     )
-    lightfm = (
-        jobs.take(TEST_WEEKS)
-        if TEST_WEEKS in jobs
-        else choice.continued(trainer, data, choice.latest_fold_model)
-    )
-    if "lightfm" in used:
+    lightfm: LightFmHybrid | None = None
+    if TEST_WEEKS in jobs:
+        lightfm = jobs.take(TEST_WEEKS)
+    elif choice.blended or choice.fold_models:  # fold_models: the warm chain goes on from here
+        lightfm = choice.continued(trainer, data, choice.latest_fold_model)
+    if lightfm is not None and "lightfm" in used:
         with_lightfm(hybrid, lightfm, data)
         hybrid.precompute_lightfm_top()  # as the service reads it
     evaluations: dict[str, dict[str, Evaluation]] = {protocol: {} for protocol in PROTOCOLS}
@@ -69,9 +72,11 @@ def test_comparison(
         evaluations[protocol]["hybrid"] = evaluate_protocols(
             view, data, truth, {protocol: protocols[protocol]}
         )[protocol]
-    for protocol, evaluation in evaluate_protocols(lightfm, data, truth, protocols).items():
-        evaluations[protocol][lightfm.name] = evaluation
+    for protocol in PROTOCOLS:
         evaluations[protocol].update(by_peer[protocol])
+    if lightfm is not None:
+        for protocol, evaluation in evaluate_protocols(lightfm, data, truth, protocols).items():
+            evaluations[protocol][lightfm.name] = evaluation
     rows: list[dict[str, object]] = []
     for protocol, by_model in evaluations.items():
         for name, evaluation in by_model.items():
