@@ -136,6 +136,7 @@ class Validation:
     blocked: np.ndarray = field(init=False)
     relevant: np.ndarray = field(init=False)
     ideal: np.ndarray = field(init=False)
+    _relevant_positions: tuple[np.ndarray, np.ndarray] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         width = max((fold.candidates.shape[1] for fold in self.folds), default=1)
@@ -167,16 +168,38 @@ class Validation:
         return self.ndcg_of(total)
 
     def ndcg_of(self, total: np.ndarray) -> np.ndarray:
+        """Each row's NDCG@10 for blended scores `total` (users x width), equal scores ranked
+        by candidate column. The tuning calls this hundreds of times, so it never orders a
+        whole row: one partition of the values (not of their indices: about twice as fast)
+        gives each row's ten best scores, and only the relevant candidates (a few a row,
+        found once in `__post_init__`) are ranked against those ten."""
         if not self.users:
             return np.zeros(0)
         total = np.where(self.blocked, -np.inf, total)
         cut = min(CUT, total.shape[1])
-        part = np.argpartition(-total, cut - 1, axis=1)[:, :cut]
-        order = np.argsort(-np.take_along_axis(total, part, axis=1), axis=1, kind="stable")
-        best = np.take_along_axis(part, order, axis=1)
-        finite = np.isfinite(np.take_along_axis(total, best, axis=1))
-        hits = np.take_along_axis(self.relevant, best, axis=1) & finite
-        return (hits * DISCOUNTS[:cut]).sum(axis=1) / self.ideal
+        best = -np.sort(np.partition(-total, cut - 1, axis=1)[:, :cut], axis=1)  # descending
+        rows, columns = self._relevant_at
+        value = total[rows, columns]
+        reach = np.isfinite(value) & (value >= best[rows, cut - 1])
+        rows, columns, value = rows[reach], columns[reach], value[reach]
+        above = best[rows] > value[:, None]
+        rank = above.sum(axis=1)
+        # equal scores: the earlier column first (few: the tie-break separates most items)
+        tied = np.flatnonzero(
+            ((best[rows] == value[:, None]).sum(axis=1) > 1) | (value == best[rows, cut - 1])
+        )
+        if len(tied):
+            earlier = np.arange(total.shape[1]) < columns[tied, None]
+            rank[tied] += ((total[rows[tied]] == value[tied, None]) & earlier).sum(axis=1)
+        hit = rank < cut
+        dcg = np.bincount(rows[hit], weights=DISCOUNTS[rank[hit]], minlength=self.users)
+        return dcg / self.ideal
+
+    @property
+    def _relevant_at(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._relevant_positions is None:
+            self._relevant_positions = np.nonzero(self.relevant)
+        return self._relevant_positions
 
 
 @dataclass(frozen=True)
