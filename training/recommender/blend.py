@@ -198,7 +198,8 @@ class Validation:
     @property
     def _relevant_at(self) -> tuple[np.ndarray, np.ndarray]:
         if self._relevant_positions is None:
-            self._relevant_positions = np.nonzero(self.relevant)
+            rows, columns = np.nonzero(self.relevant)
+            self._relevant_positions = (rows, columns)
         return self._relevant_positions
 
 
