@@ -49,6 +49,15 @@ def build_interactions(
 ) -> pd.DataFrame:
     """Interactions from everything strictly before `until` (all history if None), decayed
     towards `reference_time` (default: `until`, else the latest record)."""
+    return interactions_from(
+        contributions(orders, events, customers), weights, until=until, reference_time=reference_time
+    )
+
+
+def contributions(orders: pd.DataFrame, events: pd.DataFrame | None, customers: pd.DataFrame) -> pd.DataFrame:
+    """Every order line and event that counts towards an interaction, one row each (customer,
+    item, time, kind), consenting customers only: the part of `build_interactions` that does
+    not depend on a cutoff, so a training run building many cutoffs does it once."""
     parts = [
         _contributions(orders[~orders[c.RETURNED]], c.ORDERED_AT, PURCHASES),
         _contributions(orders[orders[c.RETURNED]], c.ORDERED_AT, RETURNS),
@@ -58,12 +67,22 @@ def build_interactions(
         parts.append(_contributions(events[events[c.EVENT] == c.ADD_TO_CART], c.AT, ADD_TO_CARTS))
         parts.append(_contributions(events[events[c.EVENT] == DISMISS], c.AT, DISMISS))
     long = pd.concat([part for part in parts if len(part)], ignore_index=True)
-    if until is not None:
+    return long[long[c.CUSTOMER_ID].isin(consenting_customers(customers))] if len(long) else long
+
+
+def interactions_from(
+    long: pd.DataFrame,
+    weights: InteractionWeights,
+    *,
+    until: pd.Timestamp | None = None,
+    reference_time: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """`build_interactions` from its `contributions`."""
+    if until is not None and len(long):
         long = long[long[c.AT] < until]
-    long = long[long[c.CUSTOMER_ID].isin(consenting_customers(customers))]
     if long.empty:
         return _empty()
-
+    long = long.copy()
     reference = (
         reference_time if reference_time is not None else (until if until is not None else long[c.AT].max())
     )

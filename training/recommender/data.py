@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from features.customer_features import customer_features
-from features.interactions import build_interactions, consenting_customers
+from features.interactions import consenting_customers, contributions, interactions_from
 from features.rfm import rfm_table
 from storewise import columns as c
 from storewise.settings import InteractionWeights
@@ -77,19 +77,20 @@ def split_cutoffs(
 
 @dataclass(frozen=True)
 class PreparedTables:
-    """The shop's tables, prepared once for the many cutoffs of a training run: the order
-    and event times also as naive UTC, which pandas compares and groups many times faster
-    than zone-aware ones (the interactions come out the same: only differences of times
-    are used)."""
+    """The shop's tables, prepared once for the many cutoffs of a training run, and the
+    interactions' contributions (`features.interactions.contributions`: every order line
+    and event that counts, consenting customers only), which depend on no cutoff: each
+    cutoff's interactions are then a filter and a sum (`interactions_from`)."""
 
     tables: dict[str, pd.DataFrame]
-    naive_orders: pd.DataFrame
-    naive_events: pd.DataFrame | None
+    contributions: pd.DataFrame
 
 
 def prepare_tables(tables: dict[str, pd.DataFrame]) -> PreparedTables:
     """Ids as plain Python strings (pandas' Arrow-backed strings look values up one by one
-    in `isin`, seconds per call on the demo shop) and naive UTC copies of the times."""
+    in `isin`, seconds per call on the demo shop); the contributions' times as naive UTC,
+    which pandas compares and groups many times faster than zone-aware ones (the
+    interactions come out the same: only differences of times are used)."""
     prepared = {name: _plain_ids(table) for name, table in tables.items()}
     orders = prepared[c.ORDERS].copy()
     orders[c.ORDERED_AT] = _naive_utc(orders[c.ORDERED_AT])
@@ -97,7 +98,7 @@ def prepare_tables(tables: dict[str, pd.DataFrame]) -> PreparedTables:
     if events is not None:
         events = events.copy()
         events[c.AT] = _naive_utc(events[c.AT])
-    return PreparedTables(prepared, orders, events)
+    return PreparedTables(prepared, contributions(orders, events, prepared[c.CUSTOMERS]))
 
 
 def _plain_ids(table: pd.DataFrame) -> pd.DataFrame:
@@ -124,9 +125,7 @@ def build_train_data(
     prepared = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
     orders, customers = prepared.tables[c.ORDERS], prepared.tables[c.CUSTOMERS]
     naive_cutoff = cutoff.tz_convert("UTC").tz_localize(None) if cutoff.tz is not None else cutoff
-    interactions = build_interactions(
-        prepared.naive_orders, prepared.naive_events, customers, weights, until=naive_cutoff
-    )
+    interactions = interactions_from(prepared.contributions, weights, until=naive_cutoff)
     user_ids = np.sort(interactions[c.CUSTOMER_ID].unique()).astype(object)
     item_ids = np.sort(prepared.tables[c.PRODUCTS][c.ITEM_ID].unique()).astype(object)
     user_of = pd.Series(np.arange(len(user_ids)), index=user_ids)
