@@ -79,12 +79,16 @@ def compare(run_ids: list[str], out: Path) -> Path:
         if chart
         else "",
         "<h2>Headline metrics (test weeks)</h2>",
-        headline.round(4).to_html(),
+        "<p>— : the run did not log it (a model it did not evaluate: LightFM alone is evaluated"
+        " on the test weeks only when a blend uses it).</p>",
+        headline.round(4).to_html(na_rep="—"),
         "<h2>Hybrid minus each model: NDCG@10 on the test weeks, paired bootstrap interval over customers</h2>",
         "<p>mean [low, high]; <b>clear</b> when the interval excludes zero, otherwise within noise.</p>",
-        intervals.to_html() if len(intervals) else "<p>none logged (runs from before intervals existed)</p>",
+        intervals.to_html(na_rep="—")
+        if len(intervals)
+        else "<p>none logged (runs from before intervals existed)</p>",
         "<h2>Parameters that differ</h2>",
-        differing.to_html() if len(differing) else "<p>none</p>",
+        differing.to_html(na_rep="—") if len(differing) else "<p>none</p>",
     ]
     style = "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:2px 6px}"
     out.write_text(
