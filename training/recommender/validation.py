@@ -173,13 +173,20 @@ def fold_hybrid(
     )
 
 
-def scores_on(model: HybridModel, fold: Fold, components: list[str], seed: int) -> dict[str, FoldScores]:
-    return {
-        protocol: fold_scores(
+def scores_on(
+    model: HybridModel, fold: Fold, components: list[str], seed: int, same_as: dict[str, str] | None = None
+) -> dict[str, FoldScores]:
+    """Each protocol's candidates and component ranks on the fold; a protocol whose
+    exclusions are another's (`same_as`, see `shared_masks`) shares that one's scores."""
+    scores: dict[str, FoldScores] = {}
+    for protocol in PROTOCOLS:
+        if same_as and protocol in same_as:
+            scores[protocol] = scores[same_as[protocol]]
+            continue
+        scores[protocol] = fold_scores(
             model, fold.truth, fold.protocols[protocol], components, max_users=MAX_TUNING_USERS, seed=seed
         )
-        for protocol in PROTOCOLS
-    }
+    return scores
 
 
 def shared_masks(folds: list[Fold]) -> dict[str, str]:
@@ -245,7 +252,8 @@ def validate(
     latest = fold_hybrid(trainer, folds[0], choice.latest_fold_model if choice else None, components)
     # what the shop allows (EASE is left out of a catalogue above components.max_ease_items)
     components = [name for name in components if name in latest.available]
-    scores = [scores_on(latest, folds[0], components, seed=0)]
+    same_as = shared_masks(folds)
+    scores = [scores_on(latest, folds[0], components, seed=0, same_as=same_as)]
     if choice is not None and not choice.fold_models:
         # LightFM trained from scratch on every fold is most of the run's time: on the
         # other folds only if it pays its way on the latest (with warm starts every fold
@@ -255,7 +263,7 @@ def validate(
         if not choice.blended:
             components.remove("lightfm")
             for protocol in scores[0].values():
-                protocol.values.pop("lightfm")
+                protocol.values.pop("lightfm", None)  # protocols may share one FoldScores
             for index in range(1, len(folds)):
                 jobs.drop(fold_key(index))
     for index, fold in enumerate(tqdm(folds[1:], desc="validation folds", unit="fold", leave=False), start=1):
@@ -264,7 +272,7 @@ def validate(
         if choice is not None and choice.blended:
             lightfm = choice.fold_models[index] if choice.fold_models else jobs.take(fold_key(index))
             with_lightfm(model, lightfm, fold.data)
-        scores.append(scores_on(model, fold, components, seed=index))
+        scores.append(scores_on(model, fold, components, seed=index, same_as=same_as))
     if choice is None:
         choice = LightFmChoice(trainer.settings.lightfm.max_epochs, 0.0, [], blended=False)
     return choice, scores, components
