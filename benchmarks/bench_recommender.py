@@ -53,15 +53,13 @@ def demo_quality(work: Path) -> dict[str, object]:
     outcome = train_recommender(shop, register=False)
     ndcg = table(outcome)
     primary = ndcg[outcome.primary_protocol]
+    lightfm = primary.get("lightfm")  # None when no blend used LightFM: not fitted on the test weeks
     return {
         "ndcg_at_10": ndcg,
-        # None when no blend used LightFM (then it is not fitted on the test weeks)
-        "lightfm_over_popularity": round(primary["lightfm"] / primary["popularity"], 3)
-        if "lightfm" in primary
-        else None,
-        "lightfm_minus_cooccurrence": round(primary["lightfm"] - primary["cooccurrence"], 4)
-        if "lightfm" in primary
-        else None,
+        "lightfm_over_popularity": None if lightfm is None else round(lightfm / primary["popularity"], 3),
+        "lightfm_minus_cooccurrence": None
+        if lightfm is None
+        else round(lightfm - primary["cooccurrence"], 4),
         "seconds": outcome.seconds,
     }
 

@@ -67,7 +67,7 @@ def contributions(orders: pd.DataFrame, events: pd.DataFrame | None, customers: 
         parts.append(_contributions(events[events[c.EVENT] == c.ADD_TO_CART], c.AT, ADD_TO_CARTS))
         parts.append(_contributions(events[events[c.EVENT] == DISMISS], c.AT, DISMISS))
     long = pd.concat([part for part in parts if len(part)], ignore_index=True)
-    return long[long[c.CUSTOMER_ID].isin(consenting_customers(customers))] if len(long) else long
+    return long[long[c.CUSTOMER_ID].isin(consenting_customers(customers))]
 
 
 def interactions_from(
@@ -77,12 +77,12 @@ def interactions_from(
     until: pd.Timestamp | None = None,
     reference_time: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """`build_interactions` from its `contributions`."""
-    if until is not None and len(long):
+    """`build_interactions` from its `contributions` (read, never modified: a training run
+    reuses them for every cutoff)."""
+    if until is not None:
         long = long[long[c.AT] < until]
     if long.empty:
         return _empty()
-    long = long.copy()
     reference = (
         reference_time if reference_time is not None else (until if until is not None else long[c.AT].max())
     )
@@ -95,7 +95,7 @@ def interactions_from(
         RETURNS: weights.return_,
         DISMISS: weights.dismiss,
     }
-    long[WEIGHT] = long["kind"].map(per_kind).to_numpy() * decay
+    weight = long["kind"].map(per_kind).to_numpy() * decay
 
     # one integer key per pair: bincount and a single groupby beat a pivot on strings
     customer_code, customer_values = pd.factorize(long[c.CUSTOMER_ID])
@@ -112,7 +112,7 @@ def interactions_from(
     kinds = long["kind"].to_numpy()
     for kind in (VIEWS, ADD_TO_CARTS, PURCHASES, RETURNS):
         table[kind] = np.bincount(pair_code[kinds == kind], minlength=n_pairs).astype("int32")
-    table[WEIGHT] = np.bincount(pair_code, weights=long[WEIGHT].to_numpy(), minlength=n_pairs)
+    table[WEIGHT] = np.bincount(pair_code, weights=weight, minlength=n_pairs)
     table[LAST_AT] = long[c.AT].groupby(pair_code).max().sort_index().to_numpy()
     table = table[table[WEIGHT] > 1e-12]
     keys = [c.CUSTOMER_ID, c.ITEM_ID]

@@ -1,8 +1,7 @@
 """The side-by-side comparison on the test weeks: the hybrid (each protocol's blend, as the
-service answers it), the baselines, the peers and LightFM alone (when a blend uses it), fitted
-on the same data and
-judged under the same masks; and for every model, the paired bootstrap interval of the
-hybrid's NDCG@10 minus its own, over the test customers."""
+service answers it), the baselines, the peers and LightFM alone (when a blend uses it),
+fitted on the same data and judged under the same masks; and for every model, the paired
+bootstrap interval of the hybrid's NDCG@10 minus its own, over the test customers."""
 
 from __future__ import annotations
 
