@@ -7,7 +7,7 @@ checked, and `storewise.config.flatten` turns any of them into MLflow params.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -294,8 +294,9 @@ class ElasticityConfig(StrictModel):
     min_prior_sd: float = Field(0.15, gt=0)
     # the spread of elasticities between items of a category: "shop" is one spread for the
     # whole shop, from every category's items around their category's mean (a category of
-    # three items cannot estimate its own); "category" estimates each category's own
-    prior_spread: Literal["shop", "category"] = "shop"
+    # three items cannot estimate its own); "category" estimates each category's own; a
+    # number is the spread itself (the simulator's weekly refits keep the one the run found)
+    prior_spread: Literal["shop", "category"] | Annotated[float, Field(gt=0)] = "shop"
     exposure: Literal["auto", "views", "index"] = "auto"
     ridge: float = Field(1e-6, ge=0)  # the GLM's L2 penalty: just enough to keep a fit finite
     # "auto": the pooled panel model when products name the product they are in several

@@ -19,6 +19,7 @@ from storewise.shop import ShopPaths
 from training.pricing.build import build_pricing_model
 from training.pricing.elasticity import estimate_elasticities
 from training.pricing.simulate import paired_gain, simulate
+from training.pricing.train import run_choices
 
 SETTINGS = PricingSettings()
 # the optimizer refitted weekly on what it sold (a live shop): outside the oracle's class
@@ -39,9 +40,11 @@ def test_no_policy_beats_the_oracle(tmp_path: Path, family: str) -> None:
     elasticities, exposure = estimate_elasticities(demand, products, ElasticityConfig())
     model = build_pricing_model(elasticities, demand, products, WEEKLY, "RM", exposure)
 
+    same_choices = ElasticityConfig().model_copy(update=run_choices(elasticities))  # as `train pricing`
+
     def refit(simulated: pd.DataFrame) -> PricingModel:
         history = pd.concat([demand, simulated], ignore_index=True)
-        refitted, kind = estimate_elasticities(history, products, ElasticityConfig())
+        refitted, kind = estimate_elasticities(history, products, same_choices)
         return build_pricing_model(refitted, history, products, WEEKLY, "RM", kind)
 
     for seed in (1, 2):

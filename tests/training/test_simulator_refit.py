@@ -4,23 +4,26 @@ history plus the days it priced, and the refit reads exactly what it sold."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import pytest
 
+import training.pricing.train
 from features.demand import UNITS
 from features.pipeline import Outputs, build_features, load_output
 from inference.pricing.model import PricingModel
 from intake.demo.generate import GeneratorSettings, generate_shop
 from intake.demo.writer import write_generated_shop
 from storewise import columns as c
-from storewise.columns import ELASTICITY, EVIDENCE, HIGH, LOW, SD
+from storewise.columns import DEMAND_SHAPE, ELASTICITY, EVIDENCE, HIGH, LOW, SD
 from storewise.settings import ElasticityConfig, PricingSettings
 from storewise.shop import ShopPaths
 from training.pricing.build import build_pricing_model
 from training.pricing.elasticity import estimate_elasticities
 from training.pricing.simulate import simulate
 from training.pricing.switchback import SWITCHBACK
-from training.pricing.train import keep_tested
+from training.pricing.train import keep_tested, train_pricing
 
 DEFAULT = PricingSettings()
 BASE = DEFAULT.model_copy(
@@ -105,3 +108,31 @@ def test_a_refit_keeps_the_price_tests_estimates() -> None:
     ]
     assert kept.loc["b", [ELASTICITY, LOW, HIGH]].tolist() == [-3.0, -3.3, -2.7]
     assert keep_tested(fitted, run.drop(columns=[SWITCHBACK])) is fitted
+
+
+def test_train_pricing_refits_with_the_runs_own_shape_and_spread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refit re-estimates every item's elasticity, not the shop's choices: the demand
+    shape and the pooling prior's spread stay the ones the run found."""
+    shop = ShopPaths(tmp_path / "shop")
+    write_generated_shop(
+        shop, generate_shop(GeneratorSettings(customers=3_000, products=12, days=90, seed=4))
+    )
+    build_features(shop)
+    used: list[ElasticityConfig] = []
+
+    def recording(history: pd.DataFrame, products: pd.DataFrame, settings: ElasticityConfig) -> Any:
+        used.append(settings)
+        return estimate_elasticities(history, products, settings)
+
+    monkeypatch.setattr(training.pricing.train, "estimate_elasticities", recording)
+    outcome = train_pricing(shop, register=False, simulation_days=8)
+    # the run's fit, then one refit (day 7 of 8) for each of the configured seeds
+    seeds = len(PricingSettings().simulation.seeds)
+    assert len(used) == 1 + seeds
+    assert used[0].prior_spread == "shop"
+    spread = outcome.metrics["elasticity_prior_spread"]
+    assert spread >= PricingSettings().elasticity.min_prior_sd
+    shape = str(outcome.elasticities[DEMAND_SHAPE].iloc[0])
+    assert [(s.prior_spread, s.shape) for s in used[1:]] == [(spread, shape)] * seeds

@@ -65,6 +65,8 @@ from training.pricing.cross import CrossFinding, shelf_index, wald_finding
 from training.pricing.glm import Panel, fit_panel_poisson
 
 SHELF_INDEX = "shelf_index"
+# the table's attrs: the spread between items the pooling used (None: each category its own)
+PRIOR_SPREAD = "prior_spread"
 CURVATURE_TERM = "log_price_squared"
 
 Z90 = 1.645
@@ -170,6 +172,7 @@ def estimate_elasticities(
         findings, pooled = with_pooled_shelf(frame, table, findings, settings, exposure_kind, shape)
         findings[DEMAND_SHAPE] = shape_finding
     table = pool(table, settings)
+    spread = table.attrs[PRIOR_SPREAD]
     if pooled is not None or f"{SHELF_INDEX}_effect" in table:
         kept = findings.get(SHELF_INDEX) is not None and findings[SHELF_INDEX].used
         table = _pooled_cross(table, kept, pooled)
@@ -177,6 +180,7 @@ def estimate_elasticities(
         table[CURVATURE] = shrunk(table, f"{CURVATURE_TERM}_effect", settings)
     table[DEMAND_SHAPE] = shape
     table.attrs["findings"] = findings
+    table.attrs[PRIOR_SPREAD] = spread
     return table, exposure_kind
 
 
@@ -476,7 +480,7 @@ def pool(table: pd.DataFrame, settings: ElasticityConfig) -> pd.DataFrame:
     table = table.copy()
     usable = table[RAW].notna() & np.isfinite(table[RAW_SE]) & (table[RAW_SE] > 0)
     global_prior = _prior(table[usable], settings)
-    between = _shop_between(table[usable], settings) if settings.prior_spread == "shop" else None
+    between = _between(table[usable], settings)
     priors = {
         name: _prior(group[usable.loc[group.index]], settings, fallback=global_prior, between=between)
         for name, group in table.groupby(c.CATEGORY)
@@ -495,7 +499,18 @@ def pool(table: pd.DataFrame, settings: ElasticityConfig) -> pd.DataFrame:
     table[LOW] = posterior_mean - Z90 * posterior_sd
     table[HIGH] = posterior_mean + Z90 * posterior_sd
     table[EVIDENCE] = np.where(usable, "item", "category")
+    table.attrs[PRIOR_SPREAD] = float(np.sqrt(between)) if between is not None else None
     return table
+
+
+def _between(rows: pd.DataFrame, settings: ElasticityConfig) -> float | None:
+    """The variance between items every category's prior shares: the configured spread
+    squared, the shop's estimate, or None (each category estimates its own)."""
+    if settings.prior_spread == "category":
+        return None
+    if settings.prior_spread == "shop":
+        return _shop_between(rows, settings)
+    return float(settings.prior_spread) ** 2
 
 
 def _prior(

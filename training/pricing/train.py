@@ -44,7 +44,7 @@ from storewise.errors import DataError
 from storewise.settings import PricingSettings, load_pricing_settings
 from storewise.shop import ShopPaths
 from training.pricing.build import build_panel_pricing_model, build_pricing_model
-from training.pricing.elasticity import estimate_elasticities
+from training.pricing.elasticity import PRIOR_SPREAD, estimate_elasticities
 from training.pricing.forecast import forecast_check
 from training.pricing.panel import (
     CrossFinding,
@@ -214,21 +214,21 @@ def train_items(
         "items": float(len(elasticities)),
         "items_with_own_evidence": float((elasticities[EVIDENCE] == "item").sum()),
     }
+    if elasticities.attrs.get(PRIOR_SPREAD) is not None:
+        metrics["elasticity_prior_spread"] = float(elasticities.attrs[PRIOR_SPREAD])
     outcome = PricingOutcome(model, metrics, elasticities, seconds=seconds)
     mark = time.perf_counter()
     if shop.ground_truth.exists():
         metrics.update(truth_metrics(elasticities, shop, settings))
         days = simulation_days or settings.simulation.days
 
-        # the demand shape stays the one this run chose (a shop's shape does not change in
-        # weeks, and its test is a third of a fit's time)
-        same_shape = settings.elasticity.model_copy(update={"shape": str(elasticities[DEMAND_SHAPE].iloc[0])})
+        same_choices = settings.elasticity.model_copy(update=run_choices(elasticities))
 
         def refit(simulated: pd.DataFrame) -> PricingModel:
             """The model as this run fits it, on the history plus the simulated days (the
             simulator's live shop); items a price test measured keep the test's estimate."""
             history = pd.concat([demand, simulated], ignore_index=True)
-            fitted, kind = estimate_elasticities(history, products, same_shape)
+            fitted, kind = estimate_elasticities(history, products, same_choices)
             return build_pricing_model(
                 keep_tested(fitted, elasticities), history, products, settings, shop_settings.currency, kind
             )
@@ -252,6 +252,19 @@ def train_items(
         )
     metrics["beats_baselines"] = float(beats)
     return outcome
+
+
+def run_choices(elasticities: pd.DataFrame) -> dict[str, object]:
+    """The shop-level choices a run made that the simulator's weekly refits keep, as a live
+    shop's settings would: the demand shape (a shop's shape does not change in weeks, and
+    its test is a third of a fit's time) and the pooling prior's spread between items. The
+    spread is a method of moments over every item: one item new to the refit with a wild
+    estimate (raw -12.4, se 6.4, on the default demo shop) took it from 0.15 to 0.7-1.0,
+    widening every item's interval for weeks until the estimate settled."""
+    choices: dict[str, object] = {"shape": str(elasticities[DEMAND_SHAPE].iloc[0])}
+    if elasticities.attrs.get(PRIOR_SPREAD) is not None:
+        choices["prior_spread"] = float(elasticities.attrs[PRIOR_SPREAD])
+    return choices
 
 
 def keep_tested(fitted: pd.DataFrame, run: pd.DataFrame) -> pd.DataFrame:
