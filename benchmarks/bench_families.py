@@ -55,6 +55,7 @@ KEPT = (
     "elasticity_mae",
     "elasticity_mae_all_items",
     "items_with_own_evidence",
+    "elasticity_prior_spread",
 )
 
 
