@@ -24,6 +24,9 @@ Components (name: what scores item i for customer u):
 - bm25 / bm25_recent: BM25 item-kNN (implicit) on purchase counts, times counts (all,
   or recent);
 - names: items whose names share rare words with the customer's recent purchases;
+- season: BM25 item-kNN learned from recent co-purchases (every purchase weighted towards
+  recent ones, as the customer's recent history is), times the recent history: what goes
+  together this season (the Christmas run-up's decorations), which a year of baskets dilutes;
 - next: what customers bought new in the basket after one like the customer's latest;
 - buy_again: the customer's own purchases, decayed by age;
 - due: the chance the customer buys the item again soon (repurchase timing);
@@ -52,6 +55,7 @@ ITEM_ITEM = {
     "bm25": ("bm25", "counts"),
     "bm25_recent": ("bm25", "recent"),
     "names": ("names", "recent"),
+    "season": ("season", "recent"),
     "next": ("next", "latest"),
 }
 # component -> the stored users x items scores it reads (sparse: items with no score are absent)

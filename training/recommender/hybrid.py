@@ -94,6 +94,16 @@ def recency_history(orders: pd.DataFrame, data: TrainData, half_life_days: float
     )
 
 
+def season_similarity(recent: sp.csr_matrix, parts: ComponentSettings) -> sp.csr_matrix:
+    """BM25 item-kNN on the recency-weighted purchases (the "recent" history): items bought
+    together lately. A year of baskets dilutes a season's pairs (the Christmas run-up's
+    decorations) in the all-time BM25 component; here a purchase counts 0.5 ** (age /
+    recent_half_life_days)."""
+    empty = sp.csr_matrix((recent.shape[1], recent.shape[1]), dtype=np.float32)
+    similarity = ItemKnnBm25(parts).item_similarity(recent) if recent.nnz else empty
+    return similarity if similarity.nnz else keep_top_neighbours(empty, 1)
+
+
 def decayed_popularity(orders: pd.DataFrame, data: TrainData, half_life_days: float) -> np.ndarray:
     """Distinct buyers per item, each counted 0.5 ** (age of their latest purchase / half-life)."""
     sales = orders[(orders[c.ORDERED_AT] < data.cutoff) & ~orders[c.RETURNED]]
@@ -147,8 +157,10 @@ def fit_hybrid(
         "counts": data.purchases.astype(np.float32),
         "repeat": data.repeat_score.astype(np.float32),
     }
-    if wanted & {"ease_recent", "bm25_recent", "names"}:
+    if wanted & {"ease_recent", "bm25_recent", "names", "season"}:
         histories["recent"] = recency_history(orders, data, parts.recent_half_life_days)
+    if "season" in wanted:
+        similarity["season"] = season_similarity(histories["recent"], parts)
     if "ease_weights" in wanted:
         histories["weights"] = data.weights.astype(np.float32)
     if "next" in wanted:
