@@ -298,7 +298,7 @@ class ElasticityConfig(StrictModel):
     # whole shop, from every category's items around their category's mean (a category of
     # three items cannot estimate its own); "category" estimates each category's own; a
     # number is the spread itself (the simulator's weekly refits keep the one the run found)
-    prior_spread: Literal["shop", "category"] | Annotated[float, Field(gt=0)] = "shop"
+    prior_spread: Literal["shop", "category"] | Annotated[float, Field(gt=0, allow_inf_nan=False)] = "shop"
     exposure: Literal["auto", "views", "index"] = "auto"
     ridge: float = Field(1e-6, ge=0)  # the GLM's L2 penalty: just enough to keep a fit finite
     # "auto": the pooled panel model when products name the product they are in several

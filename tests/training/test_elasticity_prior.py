@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from storewise import columns as c
 from storewise.columns import RAW, RAW_SE, SD
@@ -84,3 +85,9 @@ def test_a_wild_new_item_moves_the_estimated_spread_but_not_a_kept_one() -> None
     assert widened.loc["b1", SD] == pytest.approx(posterior_sd(estimated, 3))
     kept = pool(wild, ElasticityConfig(prior_spread=float(np.sqrt(shop)))).set_index(c.ITEM_ID)
     assert kept.loc["b1", SD] == pytest.approx(posterior_sd(shop, 3))
+
+
+@pytest.mark.parametrize("spread", [0.0, -0.3, float("inf"), float("nan")])
+def test_a_spread_that_is_not_a_positive_finite_number_is_refused(spread: float) -> None:
+    with pytest.raises(ValidationError, match="prior_spread"):
+        ElasticityConfig(prior_spread=spread)

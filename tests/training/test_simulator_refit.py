@@ -17,7 +17,7 @@ from intake.demo.generate import GeneratorSettings, generate_shop
 from intake.demo.writer import write_generated_shop
 from storewise import columns as c
 from storewise.columns import DEMAND_SHAPE, ELASTICITY, EVIDENCE, HIGH, LOW, SD
-from storewise.settings import ElasticityConfig, PricingSettings
+from storewise.settings import ElasticityConfig, PricingSettings, load_pricing_settings
 from storewise.shop import ShopPaths
 from training.pricing.build import build_pricing_model
 from training.pricing.elasticity import estimate_elasticities
@@ -129,10 +129,10 @@ def test_train_pricing_refits_with_the_runs_own_shape_and_spread(
     monkeypatch.setattr(training.pricing.train, "estimate_elasticities", recording)
     outcome = train_pricing(shop, register=False, simulation_days=8)
     # the run's fit, then one refit (day 7 of 8) for each of the configured seeds
-    seeds = len(PricingSettings().simulation.seeds)
+    seeds = len(load_pricing_settings().simulation.seeds)  # config/pricing.yaml, as train_pricing reads it
     assert len(used) == 1 + seeds
     assert used[0].prior_spread == "shop"
     spread = outcome.metrics["elasticity_prior_spread"]
-    assert spread >= PricingSettings().elasticity.min_prior_sd
+    assert spread >= load_pricing_settings().elasticity.min_prior_sd
     shape = str(outcome.elasticities[DEMAND_SHAPE].iloc[0])
     assert [(s.prior_spread, s.shape) for s in used[1:]] == [(spread, shape)] * seeds

@@ -260,7 +260,9 @@ def run_choices(elasticities: pd.DataFrame) -> dict[str, object]:
     its test is a third of a fit's time) and the pooling prior's spread between items. The
     spread is a method of moments over every item: one item new to the refit with a wild
     estimate (raw -12.4, se 6.4, on the default demo shop) took it from 0.15 to 0.7-1.0,
-    widening every item's interval for weeks until the estimate settled."""
+    widening every item's interval for weeks until the estimate settled. (A category with
+    fewer than two items with evidence falls back on the whole shop's prior, whose spread
+    spans categories and is still estimated at each refit.)"""
     choices: dict[str, object] = {"shape": str(elasticities[DEMAND_SHAPE].iloc[0])}
     if elasticities.attrs.get(PRIOR_SPREAD) is not None:
         choices["prior_spread"] = float(elasticities.attrs[PRIOR_SPREAD])
