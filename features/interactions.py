@@ -66,7 +66,8 @@ def contributions(orders: pd.DataFrame, events: pd.DataFrame | None, customers: 
         parts.append(_contributions(events[events[c.EVENT] == c.VIEW], c.AT, VIEWS))
         parts.append(_contributions(events[events[c.EVENT] == c.ADD_TO_CART], c.AT, ADD_TO_CARTS))
         parts.append(_contributions(events[events[c.EVENT] == DISMISS], c.AT, DISMISS))
-    long = pd.concat([part for part in parts if len(part)], ignore_index=True)
+    # the empty parts left out (their dtypes differ), all of them only when nothing counts
+    long = pd.concat([part for part in parts if len(part)] or parts, ignore_index=True)
     return long[long[c.CUSTOMER_ID].isin(consenting_customers(customers))]
 
 

@@ -100,6 +100,13 @@ def test_interactions_before_a_cutoff_decay_to_the_cutoff() -> None:
     assert table["weight"].iloc[0] == pytest.approx(weights.purchase * 0.5)
 
 
+def test_a_shop_with_no_order_lines_and_no_events_has_no_interactions() -> None:
+    orders = orders_table([("O1", "ann", "A", 1, 10.0, "2026-01-01 10:00", False)]).iloc[:0]
+    table = build_interactions(orders, None, customers_table({"ann": True}), InteractionWeights())
+    assert table.empty
+    assert {c.CUSTOMER_ID, c.ITEM_ID, "weight"} <= set(table.columns)
+
+
 def test_id_maps_keep_every_product() -> None:
     interactions = pd.DataFrame({c.CUSTOMER_ID: ["b", "a", "b"], c.ITEM_ID: ["X", "X", "Y"]})
     products = pd.DataFrame({c.ITEM_ID: ["Z", "Y", "X"]})
