@@ -135,7 +135,7 @@ def diversity(shop: Any) -> dict[str, Any]:
     tuned = tune_all(trainer, ranks, components, shared_masks(folds))
     blends = {protocol: blend.weights for protocol, blend in tuned.items()}
     used = {name for weights in blends.values() for name in weights}
-    data = trainer.data_at(test_cutoff)
+    data = trainer.data_at(test_cutoff, listed_only=True)  # as `train recommender` tests
     truth = build_truth(trainer.orders, trainer.tables[c.CUSTOMERS], data, (test_cutoff, end))
     protocol = trainer.protocols(data)[windows.primary_protocol]
     lightfm = trainer.lightfm(choice.epochs, choice.overrides).fit(data)

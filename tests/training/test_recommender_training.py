@@ -24,8 +24,10 @@ from storewise import columns as c
 from storewise.shop import ShopPaths
 from tests.helpers import fast_config
 from training.promotion import RegistryError, promote
+from training.recommender.data import TrainData, split_cutoffs
 from training.recommender.outcome import TrainOutcome
 from training.recommender.train import train_recommender
+from training.recommender.trainer import Trainer
 
 pytestmark = pytest.mark.xdist_group("mlflow")
 
@@ -287,3 +289,37 @@ def test_a_lightfm_no_blend_uses_is_not_fitted_on_the_test_weeks(
     info = json.loads((outcome.bundle / "hybrid" / "model.json").read_text())["info"]
     assert info["lightfm_blended"] is False
     assert info["lightfm_epochs"] == 1
+
+
+def test_the_test_weeks_see_the_catalogue_as_it_was_at_their_start(
+    built_shop: tuple[ShopPaths, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test comparison is fitted and judged on the catalogue as of the test cutoff (an
+    item launched later could not have been offered), the folds and the registered model on
+    the whole catalogue; a smaller catalogue's name similarity is the whole one's, restricted
+    to its items."""
+    shop, config = built_shop
+    quick = fast_config(tmp_path / "quick", **{"lightfm.max_epochs": 2})
+    (quick / "features.yaml").write_text((config / "features.yaml").read_text())
+    calls: list[tuple[pd.Timestamp, bool]] = []
+    data_at = Trainer.data_at
+
+    def recorded(self: Trainer, cutoff: pd.Timestamp, *, listed_only: bool = False) -> TrainData:
+        calls.append((cutoff, listed_only))
+        return data_at(self, cutoff, listed_only=listed_only)
+
+    monkeypatch.setattr(Trainer, "data_at", recorded)
+    train_recommender(shop, config_dir=quick, register=False)
+    trainer = Trainer(shop, quick, None)
+    windows = trainer.settings.evaluation
+    test_cutoff, end = split_cutoffs(trainer.orders, windows.test_days, windows.validation_days)["test"]
+    assert [cutoff for cutoff, listed_only in calls if listed_only] == [test_cutoff]
+    assert (end, False) in calls
+
+    early = data_at(trainer, trainer.orders[c.ORDERED_AT].min() + pd.Timedelta(days=60), listed_only=True)
+    whole = data_at(trainer, end)
+    assert 0 < len(early.item_ids) < len(whole.item_ids), "the demo shop launches items later"
+    positions = pd.Index(whole.item_ids).get_indexer(early.item_ids)
+    expected = trainer.name_similarity(whole)[positions][:, positions].toarray()
+    np.testing.assert_array_equal(trainer.name_similarity(early).toarray(), expected)
+    assert expected.any()

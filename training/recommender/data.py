@@ -4,7 +4,15 @@ A split has a cutoff: everything before it is training data (interactions built 
 the shop's weights, decayed to the cutoff), what is bought from the cutoff to the end of
 the window is the truth. The validation split ends where the test split begins, so
 tuning never sees the test weeks. Users are indexed by the training interactions, items
-by the whole catalogue, so a model never needs to know about ids.
+by the catalogue, so a model never needs to know about ids.
+
+The catalogue at a cutoff can be the catalogue as it was then (`listed_only`): an item the
+shop's records first show after the cutoff (its first order line, event or price) had not
+been launched, so no model could have offered it then, and it is no one's truth. The test
+comparison uses it, so that its figures are what the shop would have got at the test
+cutoff: a catalogue rebuilt from an order export, or a demo shop's, lists every item ever
+sold. The validation folds keep the whole catalogue: tuning on the catalogue as of each
+fold's cutoff was measured and not adopted (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -84,6 +92,9 @@ class PreparedTables:
 
     tables: dict[str, pd.DataFrame]
     contributions: pd.DataFrame
+    # per item, the first time the shop's records show it (an order line, an event or a
+    # price; naive UTC); items with no record are absent
+    first_seen: pd.Series
 
 
 def prepare_tables(tables: dict[str, pd.DataFrame]) -> PreparedTables:
@@ -98,7 +109,37 @@ def prepare_tables(tables: dict[str, pd.DataFrame]) -> PreparedTables:
     if events is not None:
         events = events.copy()
         events[c.AT] = _naive_utc(events[c.AT])
-    return PreparedTables(prepared, contributions(orders, events, prepared[c.CUSTOMERS]))
+    return PreparedTables(
+        prepared,
+        contributions(orders, events, prepared[c.CUSTOMERS]),
+        first_seen(orders, events, prepared.get(c.PRICE_HISTORY)),
+    )
+
+
+def first_seen(orders: pd.DataFrame, events: pd.DataFrame | None, prices: pd.DataFrame | None) -> pd.Series:
+    """Each item's first order line, event or price (times as naive UTC; a price's date as
+    its day)."""
+    times = [orders.groupby(c.ITEM_ID)[c.ORDERED_AT].min()]
+    if events is not None and len(events):
+        times.append(events.groupby(c.ITEM_ID)[c.AT].min())
+    if prices is not None and len(prices):
+        days = pd.to_datetime(prices[c.DATE])
+        days = days.dt.tz_localize(None) if days.dt.tz is not None else days
+        times.append(days.groupby(prices[c.ITEM_ID].to_numpy()).min())
+    stacked = pd.concat([series.astype("datetime64[ns]") for series in times])
+    return stacked.groupby(level=0).min()
+
+
+def listed_at(prepared: PreparedTables, cutoff: pd.Timestamp) -> np.ndarray:
+    """The catalogue's item ids as of `cutoff`: those the records show before it, and those
+    they never show (listed, never sold: nothing says when they came)."""
+    items = prepared.tables[c.PRODUCTS][c.ITEM_ID].unique()
+    seen = prepared.first_seen.reindex(items)
+    return np.asarray(items[seen.isna().to_numpy() | (seen < _naive(cutoff)).to_numpy()])
+
+
+def _naive(cutoff: pd.Timestamp) -> pd.Timestamp:
+    return cutoff.tz_convert("UTC").tz_localize(None) if cutoff.tz is not None else cutoff
 
 
 def _plain_ids(table: pd.DataFrame) -> pd.DataFrame:
@@ -121,13 +162,19 @@ def build_train_data(
     *,
     trending_days: int,
     repeat_half_life_days: float,
+    listed_only: bool = False,
 ) -> TrainData:
+    """The data at `cutoff`; with `listed_only`, over the catalogue as it was then
+    (`listed_at`), else over the whole catalogue."""
     prepared = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
     orders, customers = prepared.tables[c.ORDERS], prepared.tables[c.CUSTOMERS]
-    naive_cutoff = cutoff.tz_convert("UTC").tz_localize(None) if cutoff.tz is not None else cutoff
+    naive_cutoff = _naive(cutoff)
     interactions = interactions_from(prepared.contributions, weights, until=naive_cutoff)
     user_ids = np.sort(interactions[c.CUSTOMER_ID].unique()).astype(object)
-    item_ids = np.sort(prepared.tables[c.PRODUCTS][c.ITEM_ID].unique()).astype(object)
+    catalogue = prepared.tables[c.PRODUCTS][c.ITEM_ID].unique()
+    if listed_only:  # (and whatever the interactions before the cutoff name)
+        catalogue = np.union1d(listed_at(prepared, cutoff), interactions[c.ITEM_ID].unique())
+    item_ids = np.sort(catalogue).astype(object)
     user_of = pd.Series(np.arange(len(user_ids)), index=user_ids)
     item_of = pd.Series(np.arange(len(item_ids)), index=item_ids)
     shape = (len(user_ids), len(item_ids))

@@ -108,7 +108,8 @@ def train_recommender(
     step = step_timer(trainer, bar)
 
     folds = folds_before(trainer, test_cutoff)
-    test_data, final_data = trainer.data_at(test_cutoff), trainer.data_at(end)
+    # the test weeks over the catalogue as it was at their start: what the shop would have got
+    test_data, final_data = trainer.data_at(test_cutoff, listed_only=True), trainer.data_at(end)
     step("validation data")
     with BackgroundJobs(background=trainer.settings.lightfm.background) as jobs:
         if jobs.background:
