@@ -12,10 +12,12 @@ through the `storewise` CLI, under both protocols, with every difference's inter
 3. With `--copies 3`, step 1 on the sample repeated three times as other customers (about
    330,000 lines, the stand-in for a 360,000-line export): the training time.
 
-    uv run python -m benchmarks.bench_retail_cli [--copies 3] [--work DIR] [--sample EXPORT --out FILE]
+    uv run python -m benchmarks.bench_retail_cli [--copies 3] [--work DIR] [--half 0|1] [--sample EXPORT --out FILE]
 
-MLflow goes to a store in the work directory. Results: benchmarks/results/retail_cli.json
-(`--sample` runs the same on another export, such as a half of the sample's customers).
+MLflow goes to a store in the work directory. Results: benchmarks/results/retail_cli.json;
+`--half N` runs steps 1-2 on half of the sample's customers as its own shop (those whose id
+is even, N = 0, or odd; guest lines by invoice number), results retail_cli_half<N>.json;
+`--sample` on another export.
 """
 
 from __future__ import annotations
@@ -84,6 +86,17 @@ def repeated(sample: Path, copies: int, out: Path) -> int:
         parts.append(part)
     pd.concat(parts).to_csv(out, index=False, compression="gzip")
     return sum(len(part) for part in parts)
+
+
+def half(sample: Path, which: int, out: Path) -> int:
+    """The sample's lines of the customers whose numeric id has parity `which` (guest lines
+    by their invoice number's), written to `out`; the number of customers."""
+    lines = pd.read_csv(sample, dtype=str, keep_default_na=False)
+    customer = pd.to_numeric(lines["CustomerID"].where(lines["CustomerID"] != ""), errors="coerce")
+    invoice = pd.to_numeric(lines["InvoiceNo"].str.extract(r"(\d+)")[0], errors="coerce")
+    keep = (customer.fillna(invoice) // 1 % 2) == which
+    lines[keep].to_csv(out, index=False, compression="gzip")
+    return int(lines.loc[keep, "CustomerID"].replace("", None).nunique())
 
 
 def truths(shop: Path) -> tuple[pd.Timestamp, dict[str, pd.Series]]:
@@ -194,13 +207,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--copies", type=int, default=0, help="also time the sample repeated this many times")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--half", type=int, choices=(0, 1), default=None, help="half of the customers")
     parser.add_argument("--sample", type=Path, default=SAMPLE, help="another online-retail export")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where the results go")
+    parser.add_argument("--out", type=Path, default=None, help="where the results go")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="storewise-retail-cli-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work.resolve()}/mlflow.db")
     results: dict[str, Any] = {}
+    out = args.out or RESULTS
+    if args.half is not None:
+        export = work / f"half{args.half}.csv.gz"
+        results["customers"] = half(args.sample, args.half, export)
+        args.sample, out = export, args.out or RESULTS.with_name(f"retail_cli_half{args.half}.json")
     full = train(args.sample, work / "sample_shop")
     print(full.pop("printed"), flush=True)
     results["sample"] = full
@@ -212,9 +231,7 @@ def main() -> None:
         timed = train(export, work / f"sample_x{args.copies}_shop")
         print(timed.pop("printed"), flush=True)
         results[f"sample_x{args.copies}"] = {"lines": lines, **timed}
-    args.out.write_text(
-        json.dumps({"export": str(args.sample), **results}, indent=1) + "\n", encoding="utf-8"
-    )
+    out.write_text(json.dumps({"export": str(args.sample), **results}, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in results.items() if k != "history_only"}, indent=1))
 
 
