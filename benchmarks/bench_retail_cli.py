@@ -104,12 +104,13 @@ def truths(shop: Path) -> tuple[pd.Timestamp, dict[str, pd.Series]]:
     after it (discovery: only items they had not bought before), of the catalogue as it was
     at the cutoff (an item first sold later could not be offered: the training run's test
     comparison leaves it out too, so the peers' figures and the CLI's share one truth)."""
+    from features.interactions import with_dismissals
     from intake.tables import read_tables
     from storewise import columns as c
     from storewise.shop import ShopPaths
     from training.recommender.data import listed_at, prepare_tables, split_cutoffs
 
-    tables = read_tables(ShopPaths(shop))
+    tables = with_dismissals(read_tables(ShopPaths(shop)), ShopPaths(shop))  # as training reads them
     orders = tables[c.ORDERS]
     cutoff, end = split_cutoffs(orders, 30, 30)["test"]
     listed = set(listed_at(prepare_tables(tables), cutoff))

@@ -61,8 +61,9 @@ def test_an_item_is_first_seen_at_its_earliest_order_event_or_price() -> None:
     utc = CUTOFF.tz_convert("UTC").tz_localize(None)
     assert seen["late"] == utc + pd.Timedelta(days=5)
     assert seen["viewed"] == utc - pd.Timedelta(days=10)  # the view, before the sale
-    assert seen["priced"] == pd.Timestamp((CUTOFF + pd.Timedelta(days=2)).date())
-    assert seen["V0"] == pd.Timestamp("2025-12-01")  # priced before its first sale
+    # a price's day from its local midnight (the shop is at UTC+8)
+    assert seen["priced"] == utc + pd.Timedelta(days=2)
+    assert seen["V0"] == pd.Timestamp("2025-11-30 16:00")  # priced before its first sale
     assert "shelf" not in seen.index
 
 
@@ -103,3 +104,32 @@ def test_listed_only_data_and_its_truth_leave_the_unlaunched_item_out() -> None:
     assert all_truth == {"a1": {"late"}, "a2": {"viewed"}}
     # the launch after the cutoff is no one's truth: no model could have offered it
     assert listed_truth == {"a2": {"viewed"}}
+
+
+def test_a_price_day_is_read_in_the_shops_time_zone() -> None:
+    """A price dated the cutoff's day launches the item on that day wherever the shop is
+    (its local midnight), and a date the intake accepts up to 9999-12-31 does not break the
+    run."""
+    for zone in ("America/Los_Angeles", "Asia/Tokyo"):
+        tables = launched_shop()
+        tables[c.ORDERS] = tables[c.ORDERS].assign(
+            **{c.ORDERED_AT: tables[c.ORDERS][c.ORDERED_AT].dt.tz_convert(zone)}
+        )
+        cutoff = pd.Timestamp("2026-03-01", tz=zone)
+        tables[c.PRICE_HISTORY] = pd.DataFrame(
+            {
+                c.ITEM_ID: ["priced", "late", "V0"],
+                c.DATE: [
+                    cutoff.date(),
+                    pd.Timestamp("9999-12-31").date(),
+                    (cutoff - pd.Timedelta(days=1)).date(),
+                ],
+                c.PRICE: 30.0,
+            }
+        )
+        prepared = prepare_tables(tables)
+        listed = set(listed_at(prepared, cutoff))
+        assert "priced" not in listed, zone  # launched on the cutoff's day: not before it
+        assert "priced" in set(listed_at(prepared, cutoff + pd.Timedelta(days=1))), zone
+        assert prepared.first_seen["V0"] < prepared.first_seen["priced"]
+        assert "late" not in listed  # sold after the cutoff; its price is from year 9999

@@ -155,3 +155,31 @@ def test_lightfm_continuing_a_model_starts_from_the_rows_both_share(data: TrainD
     continued = LightFmHybrid(SETTINGS.lightfm, epochs=3).fit(data, start_from=first)
     assert continued.params()["epochs"] == 8
     assert not np.allclose(continued.item_embedding, first.item_embedding)
+
+
+def test_rows_the_continued_model_lacks_come_from_the_fallback(data: TrainData) -> None:
+    """The final fit continuing the test weeks' LightFM, which knows no item launched after
+    their start: those items' rows come from the latest fold's model (the whole catalogue),
+    the rest from the model continued."""
+    launched = data.n_items - 2
+    test_weeks = dataclasses.replace(
+        data,
+        item_ids=data.item_ids[:launched],
+        weights=data.weights[:, :launched],
+        item_features=data.item_features[:launched],
+    )
+    latest_fold = LightFmHybrid(SETTINGS.lightfm, epochs=3).fit(data)
+    continued = LightFmHybrid(SETTINGS.lightfm, epochs=2).fit(test_weeks, start_from=latest_fold)
+    final = LightFmHybrid(SETTINGS.lightfm, epochs=0).fit(
+        data, start_from=continued, fallbacks=(latest_fold,)
+    )
+    rows = {name: data.n_items for name in ("item_embeddings", "item_biases")}
+    for name in rows:
+        taken = getattr(final.model, name)
+        np.testing.assert_array_equal(taken[:launched], getattr(continued.model, name)[:launched])
+        np.testing.assert_array_equal(
+            taken[launched : data.n_items], getattr(latest_fold.model, name)[launched : data.n_items]
+        )
+    without = LightFmHybrid(SETTINGS.lightfm, epochs=0).fit(data, start_from=continued)
+    assert not without.model.item_biases[launched : data.n_items].any()  # LightFM's own start
+    assert final.params()["epochs"] == 5

@@ -112,21 +112,30 @@ def prepare_tables(tables: dict[str, pd.DataFrame]) -> PreparedTables:
     return PreparedTables(
         prepared,
         contributions(orders, events, prepared[c.CUSTOMERS]),
-        first_seen(orders, events, prepared.get(c.PRICE_HISTORY)),
+        # the orders are kept in the shop's time zone: a price's day is read in it
+        first_seen(orders, events, prepared.get(c.PRICE_HISTORY), prepared[c.ORDERS][c.ORDERED_AT].dt.tz),
     )
 
 
-def first_seen(orders: pd.DataFrame, events: pd.DataFrame | None, prices: pd.DataFrame | None) -> pd.Series:
-    """Each item's first order line, event or price (times as naive UTC; a price's date as
-    its day)."""
+def first_seen(
+    orders: pd.DataFrame, events: pd.DataFrame | None, prices: pd.DataFrame | None, zone: object = None
+) -> pd.Series:
+    """Each item's first order line, event or price, as naive UTC (`orders` and `events`
+    already so; a price's date is a day of the shop's time zone `zone`, the orders' zone,
+    and counts from its local midnight). Microseconds, not pandas' default nanoseconds: the
+    intake accepts dates up to 9999-12-31."""
     times = [orders.groupby(c.ITEM_ID)[c.ORDERED_AT].min()]
     if events is not None and len(events):
         times.append(events.groupby(c.ITEM_ID)[c.AT].min())
     if prices is not None and len(prices):
-        days = pd.to_datetime(prices[c.DATE])
-        days = days.dt.tz_localize(None) if days.dt.tz is not None else days
+        days = pd.Series(pd.to_datetime(prices[c.DATE]).to_numpy(), index=prices.index)
+        if days.dt.tz is None and zone is not None:
+            days = days.astype("datetime64[us]").dt.tz_localize(
+                zone, ambiguous="NaT", nonexistent="shift_forward"
+            )
+        days = _naive_utc(days) if days.dt.tz is not None else days
         times.append(days.groupby(prices[c.ITEM_ID].to_numpy()).min())
-    stacked = pd.concat([series.astype("datetime64[ns]") for series in times])
+    stacked = pd.concat([series.astype("datetime64[us]") for series in times])
     return stacked.groupby(level=0).min()
 
 

@@ -472,12 +472,15 @@ class LightFmHybrid(Recommender):
         data: TrainData,
         on_epoch: Callable[[int, LightFmHybrid], bool] | None = None,
         start_from: LightFmHybrid | None = None,
+        fallbacks: tuple[LightFmHybrid, ...] = (),
     ) -> LightFmHybrid:
         """Train up to `epochs`; `on_epoch(epoch, self)` may return True to stop early.
         With `start_from` (a model of the same settings at an earlier cutoff), training
         continues from its rows instead of from random ones: retraining from scratch at
         every cutoff of a run was most of its time, and what the earlier model learned
-        holds for the longer history too."""
+        holds for the longer history too. A row `start_from` lacks is taken from the first of
+        `fallbacks` that has it (the test weeks' model knows no item launched after their
+        start; the latest fold's, on the whole catalogue, does)."""
         from lightfm import LightFM
 
         self.model = LightFM(
@@ -492,7 +495,7 @@ class LightFmHybrid(Recommender):
         self.user_matrix, self.item_matrix = self.feature_matrices(data)
         self.rows = self.row_keys(data)
         if start_from is not None:
-            self._continue(start_from)
+            self._continue(start_from, fallbacks)
         interactions = data.weights.tocoo()
         sample_weight = interactions.copy()
         sample_weight.data = (interactions.data / interactions.data.mean()).astype(np.float32)
@@ -516,17 +519,21 @@ class LightFmHybrid(Recommender):
             self._cache_representations()
         return self
 
-    def _continue(self, previous: LightFmHybrid) -> None:
+    def _continue(self, previous: LightFmHybrid, fallbacks: tuple[LightFmHybrid, ...] = ()) -> None:
         """Start from `previous`'s rows: every customer, item and feature column both
-        models have keeps its embedding, bias and AdaGrad state; the rest start as LightFM
-        starts them (random embeddings, zero biases)."""
-        model, earlier = self.model, previous.model
+        models have keeps its embedding, bias and AdaGrad state; a row `previous` lacks comes
+        from the first of `fallbacks` that has it; the rest start as LightFM starts them
+        (random embeddings, zero biases)."""
+        model = self.model
         model._initialize(self.components, len(self.rows["item"]), len(self.rows["user"]))
         for side, names in LIGHTFM_STATE.items():
-            positions = pd.Index(previous.rows[side]).get_indexer(self.rows[side])
-            shared = positions >= 0
-            for name in names:
-                getattr(model, name)[shared] = getattr(earlier, name)[positions[shared]]
+            filled = np.zeros(len(self.rows[side]), bool)
+            for source in (previous, *fallbacks):
+                positions = pd.Index(source.rows[side]).get_indexer(self.rows[side])
+                take = (positions >= 0) & ~filled
+                for name in names:
+                    getattr(model, name)[take] = getattr(source.model, name)[positions[take]]
+                filled |= take
         self.epochs_before = previous.epochs_before + previous.epochs_trained
 
     def representations(self) -> tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]:

@@ -28,7 +28,7 @@ from storewise.settings import (
 )
 from storewise.shop import ShopPaths
 from training.recommender import models as m
-from training.recommender.data import TrainData, Truth, build_train_data, item_feature_matrix, prepare_tables
+from training.recommender.data import TrainData, Truth, build_train_data, prepare_tables
 from training.recommender.evaluate import PROTOCOLS, Protocol, evaluate, make_protocol
 from training.recommender.hybrid import fit_hybrid
 from training.recommender.outcome import PRIMARY_METRIC
@@ -103,7 +103,7 @@ class Trainer:
         self.orders = self.prepared.tables[c.ORDERS]
         self.customers = self.prepared.tables[c.CUSTOMERS]
         self.seconds: dict[str, float] = {}
-        self._names: sp.csr_matrix | None = None
+        self._names: dict[tuple[object, ...], sp.csr_matrix] = {}  # by catalogue
 
     def data_at(self, cutoff: pd.Timestamp, *, listed_only: bool = False) -> TrainData:
         """The data at `cutoff` (`listed_only`: over the catalogue as it was then, see
@@ -154,16 +154,15 @@ class Trainer:
         )
 
     def name_similarity(self, data: TrainData) -> sp.csr_matrix:
-        """The name similarity of `data`'s items: the whole catalogue's, computed once per run
-        (it depends on no cutoff), restricted to the items `data` has."""
-        everything = np.sort(self.prepared.tables[c.PRODUCTS][c.ITEM_ID].unique()).astype(object)
-        if self._names is None:
-            features, names = item_feature_matrix(self.item_features, everything)
-            self._names = name_similarity(features, names, self.settings.components.item_neighbours)
-        if len(data.item_ids) == len(everything):
-            return self._names
-        positions = pd.Index(everything).get_indexer(data.item_ids)
-        return sp.csr_matrix(self._names[positions][:, positions])
+        """The name similarity of `data`'s catalogue, computed once per catalogue in a run (it
+        depends on no cutoff; the test weeks' catalogue, as of their start, may be smaller,
+        and then its words' weights and neighbours are its own)."""
+        key = tuple(data.item_ids)
+        if key not in self._names:
+            self._names[key] = name_similarity(
+                data.item_features, data.item_feature_names, self.settings.components.item_neighbours
+            )
+        return self._names[key]
 
     def early_stopping(
         self, data: TrainData, truth: Truth, protocol: Protocol, overrides: dict[str, Any] | None = None

@@ -71,10 +71,13 @@ class LightFmChoice:
 
     def continued(self, trainer: Trainer, data: TrainData, previous: LightFmHybrid | None) -> LightFmHybrid:
         """LightFM on `data` for a later model of the run: continuing `previous` (warm
-        starts on) or from scratch for the chosen epochs."""
+        starts on; rows it lacks, such as items launched in the test weeks, from the latest
+        fold's model) or from scratch for the chosen epochs."""
         warm = trainer.settings.lightfm.warm_start_epochs
         if warm and previous is not None:
-            return trainer.lightfm(warm, self.overrides).fit(data, start_from=previous)
+            latest = self.latest_fold_model
+            fallbacks = (latest,) if latest is not None and latest is not previous else ()
+            return trainer.lightfm(warm, self.overrides).fit(data, start_from=previous, fallbacks=fallbacks)
         return self.from_scratch(trainer).fit(data)
 
     def from_scratch(self, trainer: Trainer) -> LightFmHybrid:
