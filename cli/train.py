@@ -68,6 +68,11 @@ def _print_comparison(outcome: object) -> None:
             say(f"    hybrid recall@10 on {', on '.join(split)}")
     if "lightfm" not in set(table["model"]):
         say("  lightfm alone: not fitted on the test weeks (no blend uses it)")
+    if outcome.unlaunched_items:
+        say(
+            f"  test weeks: {outcome.unlaunched_items} catalogue items first seen after their start left out "
+            "(not launched yet: no model could offer them, and they are no one's truth)"
+        )
 
 
 @app.command("recommender")

@@ -309,7 +309,7 @@ def test_the_test_weeks_see_the_catalogue_as_it_was_at_their_start(
         return data_at(self, cutoff, listed_only=listed_only)
 
     monkeypatch.setattr(Trainer, "data_at", recorded)
-    train_recommender(shop, config_dir=quick, register=False)
+    outcome = train_recommender(shop, config_dir=quick, register=False)
     trainer = Trainer(shop, quick, None)
     windows = trainer.settings.evaluation
     test_cutoff, end = split_cutoffs(trainer.orders, windows.test_days, windows.validation_days)["test"]
@@ -317,6 +317,8 @@ def test_the_test_weeks_see_the_catalogue_as_it_was_at_their_start(
     assert (end, False) in calls
 
     assert (test_cutoff, False) not in calls
+    launched = data_at(trainer, test_cutoff, listed_only=True).n_items
+    assert outcome.unlaunched_items == data_at(trainer, end).n_items - launched
     # a smaller catalogue has its own name similarity, computed once
     early = data_at(trainer, trainer.orders[c.ORDERED_AT].min() + pd.Timedelta(days=60), listed_only=True)
     whole = data_at(trainer, end)

@@ -72,6 +72,7 @@ def log_run(
                 "lightfm.epochs_chosen": choice.epochs,
                 "lightfm.search_overrides": json.dumps(choice.overrides),
                 "lightfm.blended": choice.blended,
+                "test_weeks.unlaunched_items": outcome.unlaunched_items,
             }
         )
         for protocol, weights in outcome.blends.items():

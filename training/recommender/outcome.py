@@ -33,6 +33,8 @@ class TrainOutcome:
     intervals: pd.DataFrame = field(default_factory=pd.DataFrame)
     per_customer: pd.DataFrame = field(default_factory=pd.DataFrame)  # each test customer's NDCG@10
     validation: dict[str, TunedBlend] = field(default_factory=dict)  # what the folds said per protocol
+    # catalogue items left out of the test weeks: first seen after their start (not launched)
+    unlaunched_items: int = 0
 
     def value(self, model: str, protocol: str | None = None, metric: str = "ndcg", k: int = 10) -> float:
         protocol = protocol or self.primary_protocol
