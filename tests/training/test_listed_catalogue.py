@@ -9,7 +9,7 @@ from features.item_features import item_features
 from storewise import columns as c
 from storewise.settings import InteractionWeights
 from tests.style import TZ, style_shop
-from training.recommender.data import build_train_data, build_truth, listed_at, prepare_tables
+from training.recommender.data import build_train_data, build_truth, first_seen, listed_at, prepare_tables
 
 CUTOFF = pd.Timestamp("2026-03-01", tz=TZ)
 
@@ -133,3 +133,11 @@ def test_a_price_day_is_read_in_the_shops_time_zone() -> None:
         assert "priced" in set(listed_at(prepared, cutoff + pd.Timedelta(days=1))), zone
         assert prepared.first_seen["V0"] < prepared.first_seen["priced"]
         assert "late" not in listed  # sold after the cutoff; its price is from year 9999
+
+
+def test_a_price_on_a_midnight_that_happens_twice_still_counts() -> None:
+    """Havana sets its clocks back at midnight on 2026-11-01: the day's first midnight."""
+    orders = pd.DataFrame({c.ITEM_ID: ["a"], c.ORDERED_AT: [pd.Timestamp("2026-01-05")]})
+    prices = pd.DataFrame({c.ITEM_ID: ["b"], c.DATE: [pd.Timestamp("2026-11-01").date()], c.PRICE: 1.0})
+    seen = first_seen(orders, None, prices, "America/Havana")
+    assert seen["b"] == pd.Timestamp("2026-11-01 04:00")  # midnight at UTC-4, still daylight time

@@ -323,6 +323,11 @@ def test_the_test_weeks_see_the_catalogue_as_it_was_at_their_start(
     early = data_at(trainer, trainer.orders[c.ORDERED_AT].min() + pd.Timedelta(days=60), listed_only=True)
     whole = data_at(trainer, end)
     assert 0 < len(early.item_ids) < len(whole.item_ids), "the demo shop launches items later"
-    assert trainer.name_similarity(early).shape == (len(early.item_ids),) * 2
-    assert trainer.name_similarity(whole).shape == (len(whole.item_ids),) * 2
-    assert trainer.name_similarity(early) is trainer.name_similarity(early)
+    own = trainer.name_similarity(early)
+    assert own.shape == (len(early.item_ids),) * 2
+    assert own.nnz
+    assert trainer.name_similarity(early) is own  # computed once per catalogue
+    # its own words' weights and neighbours, not the whole catalogue's cut down
+    positions = pd.Index(whole.item_ids).get_indexer(early.item_ids)
+    cut_down = trainer.name_similarity(whole)[positions][:, positions]
+    assert (own != cut_down).nnz

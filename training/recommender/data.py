@@ -130,8 +130,9 @@ def first_seen(
     if prices is not None and len(prices):
         days = pd.Series(pd.to_datetime(prices[c.DATE]).to_numpy(), index=prices.index)
         if days.dt.tz is None and zone is not None:
+            # a midnight that happens twice (a clock set back at midnight) is the first one
             days = days.astype("datetime64[us]").dt.tz_localize(
-                zone, ambiguous="NaT", nonexistent="shift_forward"
+                zone, ambiguous=np.ones(len(days), bool), nonexistent="shift_forward"
             )
         days = _naive_utc(days) if days.dt.tz is not None else days
         times.append(days.groupby(prices[c.ITEM_ID].to_numpy()).min())

@@ -63,7 +63,14 @@ def final_fit(
     reasons and similar items, when the catalogue allows)."""
     used = {name for weights in blends.values() for name in weights}
     final = trainer.hybrid(data, None, components=used | {"ease"})
-    lightfm = jobs.take(FINAL_FIT) if FINAL_FIT in jobs else choice.continued(trainer, data, test_lightfm)
+    # continuing the test weeks' LightFM: the items launched in them from the latest fold's
+    # (on the whole catalogue), which the test weeks' model does not have
+    fallbacks = (choice.latest_fold_model,) if choice.latest_fold_model is not None else ()
+    lightfm = (
+        jobs.take(FINAL_FIT)
+        if FINAL_FIT in jobs
+        else choice.continued(trainer, data, test_lightfm, fallbacks)
+    )
     with_lightfm(final, lightfm, data)
     final.blends = blends
     final.precompute_lightfm_top()

@@ -69,14 +69,18 @@ class LightFmChoice:
     # with warm starts, every fold's LightFM (latest first), the chain's earlier links
     fold_models: list[LightFmHybrid] = field(default_factory=list)
 
-    def continued(self, trainer: Trainer, data: TrainData, previous: LightFmHybrid | None) -> LightFmHybrid:
+    def continued(
+        self,
+        trainer: Trainer,
+        data: TrainData,
+        previous: LightFmHybrid | None,
+        fallbacks: tuple[LightFmHybrid, ...] = (),
+    ) -> LightFmHybrid:
         """LightFM on `data` for a later model of the run: continuing `previous` (warm
-        starts on; rows it lacks, such as items launched in the test weeks, from the latest
-        fold's model) or from scratch for the chosen epochs."""
+        starts on; rows it lacks from the first of `fallbacks` that has them) or from
+        scratch for the chosen epochs."""
         warm = trainer.settings.lightfm.warm_start_epochs
         if warm and previous is not None:
-            latest = self.latest_fold_model
-            fallbacks = (latest,) if latest is not None and latest is not previous else ()
             return trainer.lightfm(warm, self.overrides).fit(data, start_from=previous, fallbacks=fallbacks)
         return self.from_scratch(trainer).fit(data)
 
