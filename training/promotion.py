@@ -9,7 +9,8 @@ The recommender's rule, in the order it is checked:
    behind its best peer: the service has nothing else to serve, and a model within noise of
    the best peer is the best there is. The reason says whether it was clearly ahead, ahead
    within noise, or behind within noise.
-3. Against a champion evaluated on the same split and data. The two runs scored the same
+3. Against a champion evaluated on the same split and data (and the same test truth: the
+   `test_catalogue` tag). The two runs scored the same
    test customers, so their per-customer NDCG@10 (each run's `reports/per_customer.csv`)
    are compared with a paired bootstrap: the candidate displaces the champion only if it
    is clearly better (the interval above zero). Otherwise the champion stays, and the
@@ -114,7 +115,9 @@ def peer_interval(candidate: Run, primary: str) -> Interval | None:
 
 
 def same_split(candidate: Run, champion: Run) -> bool:
-    tags = ("data_hash", "split")
+    """The same data, the same split and the same test truth (`test_catalogue`: runs
+    before it was logged counted items not yet launched at the test cutoff)."""
+    tags = ("data_hash", "split", "test_catalogue")
     return all(champion.data.tags.get(tag) == candidate.data.tags.get(tag) for tag in tags)
 
 

@@ -14,10 +14,11 @@ import scipy.sparse as sp
 from mlflow.entities import Run
 
 from storewise.settings import TifuSettings
-from training.promotion import GATES, judge
+from training.promotion import GATES, judge, same_split
 from training.recommender import tifu
 from training.recommender.blend import FoldScores, Validation, tune
 from training.recommender.evaluate import repeat_and_new_recall
+from training.recommender.mlflow_run import TEST_CATALOGUE
 from training.recommender.tifu import basket_weights, tifu_scores, user_vectors
 from training.recommender.uncertainty import Bootstrap, Interval, paired_interval
 
@@ -194,7 +195,9 @@ def test_recall_on_repeat_and_new_items_by_hand() -> None:
 # -- the promotion gate -----------------------------------------------------------------
 
 
-def recommender_run(value: float, peer: Interval, split: str = "test 2026-01-01") -> Run:
+def recommender_run(
+    value: float, peer: Interval, split: str = "test 2026-01-01", catalogue: str | None = TEST_CATALOGUE
+) -> Run:
     """A run as the gate reads it: tags and metrics only."""
     metrics: dict[str, Any] = {"ndcg_at_10": value}
     for part in ("mean", "low", "high"):
@@ -205,6 +208,7 @@ def recommender_run(value: float, peer: Interval, split: str = "test 2026-01-01"
         "best_other.discovery": f"ease_binary {value - peer.mean:.4f}",
         "data_hash": "abc",
         "split": split,
+        **({"test_catalogue": catalogue} if catalogue else {}),
     }
     return cast(Run, SimpleNamespace(data=SimpleNamespace(metrics=metrics, tags=tags)))
 
@@ -229,6 +233,19 @@ def test_the_gate_promotes_a_challenger_clearly_better_than_the_champion() -> No
     promoted, reason = judge(GATE, challenger, 0.110, champion, "3", Interval(0.01, 0.002, 0.018))
     assert promoted
     assert "clearly above champion v3" in reason
+
+
+def test_a_champion_whose_test_truth_counted_unlaunched_items_is_not_compared_customer_by_customer() -> None:
+    """A champion logged before the test weeks' catalogue was the one at their start (no
+    `test_catalogue` tag) scored other truths: a challenger that beats its baselines is
+    promoted, and the reason says why the two were not compared."""
+    older = recommender_run(0.100, AHEAD, catalogue=None)
+    challenger = recommender_run(0.099, AHEAD)
+    assert not same_split(challenger, older)
+    assert same_split(challenger, recommender_run(0.100, AHEAD))
+    promoted, reason = judge(GATE, challenger, 0.099, older, "3", None)
+    assert promoted
+    assert "cannot be compared" in reason
 
 
 def test_the_gate_refuses_a_model_clearly_behind_its_best_peer_even_as_first_champion() -> None:

@@ -52,6 +52,10 @@ def requirements() -> list[str]:
     return [f"{name}=={package_version(name)}" for name in REQUIREMENTS]
 
 
+# how the test weeks' catalogue was chosen (README, "The recommender", step 4)
+TEST_CATALOGUE = "as of the test cutoff"
+
+
 def log_run(
     outcome: TrainOutcome,
     *,
@@ -84,6 +88,9 @@ def log_run(
                 "split": f"test {test_window[0]:%Y-%m-%d}..{test_window[1]:%Y-%m-%d}",
                 "validation_folds": "; ".join(f"{a:%Y-%m-%d}..{b:%Y-%m-%d}" for a, b in folds),
                 "primary_protocol": outcome.primary_protocol,
+                # the test truth's definition: a champion logged without it counted items not
+                # yet launched at the test cutoff, so it is not compared customer by customer
+                "test_catalogue": TEST_CATALOGUE,
                 "shop": settings.name,
                 "shop_source": settings.source,
             }
