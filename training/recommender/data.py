@@ -181,9 +181,10 @@ def build_train_data(
     naive_cutoff = _naive(cutoff)
     interactions = interactions_from(prepared.contributions, weights, until=naive_cutoff)
     user_ids = np.sort(interactions[c.CUSTOMER_ID].unique()).astype(object)
-    catalogue = prepared.tables[c.PRODUCTS][c.ITEM_ID].unique()
-    if listed_only:  # (and whatever the interactions before the cutoff name)
-        catalogue = np.union1d(listed_at(prepared, cutoff), interactions[c.ITEM_ID].unique())
+    # every item interacted with before the cutoff is listed by then: the same times, `<`
+    catalogue = (
+        listed_at(prepared, cutoff) if listed_only else prepared.tables[c.PRODUCTS][c.ITEM_ID].unique()
+    )
     item_ids = np.sort(catalogue).astype(object)
     user_of = pd.Series(np.arange(len(user_ids)), index=user_ids)
     item_of = pd.Series(np.arange(len(item_ids)), index=item_ids)

@@ -101,7 +101,7 @@ def season_similarity(recent: sp.csr_matrix, parts: ComponentSettings) -> sp.csr
     recent_half_life_days)."""
     empty = sp.csr_matrix((recent.shape[1], recent.shape[1]), dtype=np.float32)
     similarity = ItemKnnBm25(parts).item_similarity(recent) if recent.nnz else empty
-    return similarity if similarity.nnz else keep_top_neighbours(empty, 1)
+    return similarity if similarity.nnz else empty
 
 
 def decayed_popularity(orders: pd.DataFrame, data: TrainData, half_life_days: float) -> np.ndarray:
