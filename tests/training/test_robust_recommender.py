@@ -16,7 +16,7 @@ from mlflow.entities import Run
 from storewise.settings import TifuSettings
 from training.promotion import GATES, judge, same_split
 from training.recommender import tifu
-from training.recommender.blend import FoldScores, Validation, tune
+from training.recommender.blend import FoldScores, Validation, drop_unpaid, tune
 from training.recommender.evaluate import repeat_and_new_recall
 from training.recommender.mlflow_run import TEST_CATALOGUE
 from training.recommender.tifu import basket_weights, tifu_scores, user_vectors
@@ -176,6 +176,43 @@ def test_a_component_that_adds_nothing_is_not_blended() -> None:
     assert tuned.weights == {"a": 1.0}
     assert tuned.shrinkage == 0.0
     assert tuned.value == pytest.approx(0.5)
+
+
+def helpers_validation() -> Validation:
+    """300 customers, one bought item each (item 0); `base` ranks it first for the first 288,
+    each of the helpers h0..h5 for two of the other twelve. The tie-break puts ten unbought
+    items above item 0, so a customer whose item no component ranks scores 0."""
+    n, width, helpers = 300, 12, 6
+    values = {name: np.zeros((n, width), np.float32) for name in ["base", *(f"h{i}" for i in range(helpers))]}
+    values["base"][: n - 2 * helpers, 0] = 1.0
+    for i in range(helpers):
+        start = n - 2 * helpers + 2 * i
+        values[f"h{i}"][start : start + 2, 0] = 1.0
+    relevant = np.zeros((n, width), bool)
+    relevant[:, 0] = True
+    fold = FoldScores(
+        candidates=np.tile(np.arange(width), (n, 1)),
+        values=values,
+        blocked=np.zeros((n, width), bool),
+        relevant=relevant,
+        ideal=np.ones(n),
+        tie_break=np.tile(np.r_[0, 0, np.linspace(2e-7, 1e-7, 10)].astype(np.float32), (n, 1)),
+        customers=np.arange(n).astype(str),
+    )
+    return Validation([fold], Bootstrap(fold.customers, samples=1000, confidence=0.9, seed=1))
+
+
+def test_dropping_stops_when_the_drops_together_cost_more_than_noise() -> None:
+    validation = helpers_validation()
+    weights = {"base": 1.0, **{f"h{i}": 1.0 for i in range(6)}}
+    kept, dropped = drop_unpaid(validation, weights)
+    # one helper's loss is two customers of 300: a resample misses both with probability
+    # about e^-2 = 0.14, so its 90% interval starts at zero (within noise). Two helpers'
+    # loss is four customers (missed with probability e^-4 = 0.02): clearly above zero.
+    # Counted one drop at a time each loss is two customers, and all six helpers would go.
+    assert dropped == ["h0"]
+    assert kept == {"base": 1.0, **{f"h{i}": 1.0 for i in range(1, 6)}}
+    assert validation.ndcg(kept).mean() == pytest.approx(298 / 300)
 
 
 # -- recall on repeat and new items -----------------------------------------------------

@@ -6,9 +6,11 @@ on the per-customer NDCG@10 of all folds pooled:
 
 1. coordinate ascent from the best single component moves one weight at a time over the
    grid, keeping a change only if the mean improves;
-2. components that do not pay their way are dropped: while some component's removal does
-   not make the blend clearly worse (the paired bootstrap interval of the loss includes
-   zero), the one whose removal costs least goes;
+2. components that do not pay their way are dropped: the one whose removal costs least goes,
+   while the blend left is not clearly worse than the ascended one (the paired bootstrap
+   interval of the loss includes zero). The loss is counted from the ascended blend, not
+   from the previous drop: one drop at a time, each within noise, once took most of the
+   validated gain away (the cumulative loss was never tested);
 3. the weights are shrunk toward the best single component: of the mixes
    (1 - s) * best + s * tuned, the one whose gain over the best component has the highest
    lower confidence bound is kept; with no clear gain, that is the best component alone.
@@ -278,14 +280,15 @@ def ascend(
 
 
 def drop_unpaid(validation: Validation, weights: dict[str, float]) -> tuple[dict[str, float], list[str]]:
-    """Remove, one at a time, the component whose removal costs least while that cost is
-    not clearly above zero."""
+    """Remove, one at a time, the component whose removal costs least, while the blend left
+    is not clearly worse than `weights` (every removal's cost counted together: each one
+    alone can be within noise when their sum is not)."""
+    start = validation.ndcg(weights)
     weights, dropped = dict(weights), []
     while len(weights) > 1:
-        full = validation.ndcg(weights)
         costs = {
             name: validation.bootstrap.interval(
-                full - validation.ndcg({n: w for n, w in weights.items() if n != name})
+                start - validation.ndcg({n: w for n, w in weights.items() if n != name})
             )
             for name in weights
         }
