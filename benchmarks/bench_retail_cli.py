@@ -12,12 +12,13 @@ through the `storewise` CLI, under both protocols, with every difference's inter
 3. With `--copies 3`, step 1 on the sample repeated three times as other customers (about
    330,000 lines, the stand-in for a 360,000-line export): the training time.
 
-    uv run python -m benchmarks.bench_retail_cli [--copies 3] [--work DIR] [--half 0|1] [--sample EXPORT --out FILE]
+    uv run python -m benchmarks.bench_retail_cli [--copies 3] [--work DIR] [--half 0|1] [--sample EXPORT --out FILE] [--lightfm-seed N]
 
 MLflow goes to a store in the work directory. Results: benchmarks/results/retail_cli.json;
 `--half N` runs steps 1-2 on half of the sample's customers as its own shop (those whose id
 is even, N = 0, or odd; guest lines by invoice number), results retail_cli_half<N>.json;
-`--sample` on another export.
+`--sample` on another export; `--lightfm-seed N` with LightFM's seed N instead of the
+configured one, results retail_cli_lightfm_seed<N>.json.
 """
 
 from __future__ import annotations
@@ -204,6 +205,24 @@ def history_only(sample: Path, full_shop: Path, work: Path, full_run: str) -> di
     return result
 
 
+def with_lightfm_seed(seed: int, folder: Path) -> Path:
+    """A copy of the settings folder with LightFM's seed changed (every CLI step of the run
+    reads it through STOREWISE_CONFIG_DIR): the blend the tuning picks depends on LightFM's
+    fit, so one seed's figures are one draw."""
+    import shutil
+
+    import yaml
+
+    from storewise.config import CONFIG_DIR
+
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(CONFIG_DIR, folder)
+    settings = yaml.safe_load((folder / "recommender.yaml").read_text(encoding="utf-8"))
+    settings["lightfm"]["seed"] = seed
+    (folder / "recommender.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--copies", type=int, default=0, help="also time the sample repeated this many times")
@@ -211,12 +230,19 @@ def main() -> None:
     parser.add_argument("--half", type=int, choices=(0, 1), default=None, help="half of the customers")
     parser.add_argument("--sample", type=Path, default=SAMPLE, help="another online-retail export")
     parser.add_argument("--out", type=Path, default=None, help="where the results go")
+    parser.add_argument(
+        "--lightfm-seed", type=int, default=None, help="LightFM's seed instead of config/recommender.yaml's"
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="storewise-retail-cli-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work.resolve()}/mlflow.db")
     results: dict[str, Any] = {}
     out = args.out or RESULTS
+    if args.lightfm_seed is not None:
+        os.environ["STOREWISE_CONFIG_DIR"] = str(with_lightfm_seed(args.lightfm_seed, work / "config"))
+        results["lightfm_seed"] = args.lightfm_seed
+        out = args.out or RESULTS.with_name(f"retail_cli_lightfm_seed{args.lightfm_seed}.json")
     if args.half is not None:
         export = work / f"half{args.half}.csv.gz"
         results["customers"] = half(args.sample, args.half, export)
