@@ -111,7 +111,8 @@ def truths(shop: Path) -> tuple[pd.Timestamp, dict[str, pd.Series]]:
     from storewise.shop import ShopPaths
     from training.recommender.data import listed_at, prepare_tables, split_cutoffs
 
-    tables = with_dismissals(read_tables(ShopPaths(shop)), ShopPaths(shop))  # as training reads them
+    paths = ShopPaths(shop)
+    tables = with_dismissals(read_tables(paths), paths)  # as training reads them
     orders = tables[c.ORDERS]
     cutoff, end = split_cutoffs(orders, 30, 30)["test"]
     listed = set(listed_at(prepare_tables(tables), cutoff))
