@@ -13,14 +13,16 @@ import pytest
 import scipy.sparse as sp
 from mlflow.entities import Run
 
-from storewise.settings import TifuSettings
+from storewise.settings import TifuSettings, load_recommender_settings
 from training.promotion import GATES, judge, same_split
 from training.recommender import tifu
 from training.recommender.blend import FoldScores, Validation, drop_unpaid, tune
-from training.recommender.evaluate import repeat_and_new_recall
+from training.recommender.evaluate import PROTOCOLS, repeat_and_new_recall
 from training.recommender.mlflow_run import TEST_CATALOGUE
 from training.recommender.tifu import basket_weights, tifu_scores, user_vectors
+from training.recommender.trainer import Trainer
 from training.recommender.uncertainty import Bootstrap, Interval, paired_interval
+from training.recommender.validation import lightfm_gains, tune_all
 
 # -- TIFU-KNN ---------------------------------------------------------------------------
 
@@ -213,6 +215,53 @@ def test_dropping_stops_when_the_drops_together_cost_more_than_noise() -> None:
     assert dropped == ["h0"]
     assert kept == {"base": 1.0, **{f"h{i}": 1.0 for i in range(1, 6)}}
     assert validation.ndcg(kept).mean() == pytest.approx(298 / 300)
+
+
+def lightfm_fold(twin_covers: int) -> FoldScores:
+    """300 customers, one bought item each (item 0): `base` ranks it first for the first 288,
+    `lightfm` for six of the other twelve (288..293), `twin` for the first `twin_covers` of
+    those six. The tie-break puts ten unbought items above item 0."""
+    n, width = 300, 12
+    values = {name: np.zeros((n, width), np.float32) for name in ("base", "lightfm", "twin")}
+    values["base"][:288, 0] = 1.0
+    values["lightfm"][288:294, 0] = 1.0
+    values["twin"][288 : 288 + twin_covers, 0] = 1.0
+    relevant = np.zeros((n, width), bool)
+    relevant[:, 0] = True
+    return FoldScores(
+        candidates=np.tile(np.arange(width), (n, 1)),
+        values=values,
+        blocked=np.zeros((n, width), bool),
+        relevant=relevant,
+        ideal=np.ones(n),
+        tie_break=np.tile(np.r_[0, 0, np.linspace(2e-7, 1e-7, 10)].astype(np.float32), (n, 1)),
+        customers=np.arange(n).astype(str),
+    )
+
+
+@pytest.mark.parametrize(
+    ("twin_covers", "gain", "pays"),
+    [(5, 1 / 300, False), (0, 6 / 300, True)],
+    ids=["another-component-does-nearly-the-same", "nothing-else-does-it"],
+)
+def test_lightfm_is_fitted_on_the_other_folds_only_if_it_clearly_pays_its_way(
+    twin_covers: int, gain: float, pays: bool
+) -> None:
+    """LightFM stays in the latest fold's blend either way (dropping it costs six customers
+    of 300: clearly worse). With a twin that gets five of its six customers, the blend tuned
+    without LightFM loses only one customer of 300 (a resample misses it with probability
+    about e^-1 = 0.37: within noise); with no twin it loses all six (clearly worse)."""
+    settings = load_recommender_settings()
+    trainer = cast(Trainer, SimpleNamespace(settings=settings))
+    fold = lightfm_fold(twin_covers)
+    scores = [dict.fromkeys(PROTOCOLS, fold)]
+    same_as = {protocol: PROTOCOLS[0] for protocol in PROTOCOLS[1:]}
+    components = ["base", "lightfm", "twin"]
+    assert "lightfm" in tune_all(trainer, scores, components, same_as)[PROTOCOLS[0]].weights
+    gains = lightfm_gains(trainer, scores, components, same_as)
+    assert set(gains) == {PROTOCOLS[0]}  # the protocols sharing its tuning are not tuned again
+    assert gains[PROTOCOLS[0]].mean == pytest.approx(gain, abs=1e-6)
+    assert gains[PROTOCOLS[0]].clearly_above_zero is pays
 
 
 # -- recall on repeat and new items -----------------------------------------------------

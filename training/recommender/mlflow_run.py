@@ -79,6 +79,10 @@ def log_run(
                 "test_weeks.unlaunched_items": outcome.unlaunched_items,
             }
         )
+        # why LightFM was (not) fitted on the other folds: its gain on the latest fold
+        params.update(
+            {f"lightfm.screen.{protocol}": gain.describe() for protocol, gain in choice.screen.items()}
+        )
         for protocol, weights in outcome.blends.items():
             params.update({f"blend.{protocol}.{name}": weight for name, weight in weights.items()})
         mlflow.log_params(params)
