@@ -68,6 +68,9 @@ def _print_comparison(outcome: object) -> None:
             say(f"    hybrid recall@10 on {', on '.join(split)}")
     if "lightfm" not in set(table["model"]):
         say("  lightfm alone: not fitted on the test weeks (no blend uses it)")
+    if outcome.lightfm_screen:
+        gains = "; ".join(f"{protocol} {gain.describe()}" for protocol, gain in outcome.lightfm_screen.items())
+        say(f"  lightfm on the latest fold (its blend minus the blend without it, 90%): {gains}")
     if outcome.unlaunched_items:
         say(
             f"  test weeks: {outcome.unlaunched_items} catalogue items first seen after their start left out "

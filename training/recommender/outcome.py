@@ -35,6 +35,9 @@ class TrainOutcome:
     validation: dict[str, TunedBlend] = field(default_factory=dict)  # what the folds said per protocol
     # catalogue items left out of the test weeks: first seen after their start (not launched)
     unlaunched_items: int = 0
+    # on the latest fold, per protocol whose blend kept LightFM: that blend minus the one tuned
+    # without it (LightFM is fitted on the other folds only if one is clearly above zero)
+    lightfm_screen: dict[str, Interval] = field(default_factory=dict)
 
     def value(self, model: str, protocol: str | None = None, metric: str = "ndcg", k: int = 10) -> float:
         protocol = protocol or self.primary_protocol

@@ -151,6 +151,7 @@ def train_recommender(
         per_customer=comparison.per_customer,
         validation=tuned,
         unlaunched_items=final_data.n_items - test_data.n_items,
+        lightfm_screen=choice.screen,
     )
     workdir = Path(tempfile.mkdtemp(prefix="storewise-recommender-"))
     # the bundle lives as long as the outcome (callers read it); deleted with it or at exit
