@@ -69,7 +69,9 @@ def _print_comparison(outcome: object) -> None:
     if "lightfm" not in set(table["model"]):
         say("  lightfm alone: not fitted on the test weeks (no blend uses it)")
     if outcome.lightfm_screen:
-        gains = "; ".join(f"{protocol} {gain.describe()}" for protocol, gain in outcome.lightfm_screen.items())
+        gains = "; ".join(
+            f"{protocol} {gain.describe()}" for protocol, gain in outcome.lightfm_screen.items()
+        )
         say(f"  lightfm on the latest fold (its blend minus the blend without it, 90%): {gains}")
     if outcome.unlaunched_items:
         say(
