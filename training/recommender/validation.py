@@ -288,16 +288,17 @@ def validate(
 ) -> tuple[LightFmChoice, list[dict[str, FoldScores]], list[str]]:
     """LightFM's epochs and place in the blend, and every fold's component ranks for the
     blend tuning (`tune_all`). Once the epochs are known, every later from-scratch LightFM
-    (`later`'s: key -> data, then the other folds') is submitted to `jobs` (inline without);
+    (the other folds', then `later`'s: key -> data) is submitted to `jobs` (inline without);
     the folds' are dropped again if LightFM does not clearly pay its way on the latest."""
     jobs = jobs if jobs is not None else BackgroundJobs(background=False)
     components: list[str] = list(trainer.settings.blend.components)
     choice = choose_lightfm(trainer, folds, search) if "lightfm" in components else None
     if choice is not None:
         datas = {fold_key(index): fold.data for index, fold in enumerate(folds[1:], start=1)}
-        # `later` (the final fit) first: it is always needed, and it runs over there while the
-        # screen below decides whether the other folds' are
-        choice.schedule(trainer, jobs, {**(later or {}), **datas})
+        # the folds' first: queued behind the final fit they made the sample x 3's run (where
+        # LightFM pays its way) 87-92 s -> 99-100 s; when the screen below drops them, the one
+        # already running over there runs on
+        choice.schedule(trainer, jobs, {**datas, **(later or {})})
     step("lightfm epochs")
     latest = fold_hybrid(trainer, folds[0], choice.latest_fold_model if choice else None, components)
     # what the shop allows (EASE is left out of a catalogue above components.max_ease_items)
