@@ -227,11 +227,8 @@ class HybridModel:
         """Each row's top candidates (item columns, best first) and their rank scores; an
         item scored -inf (blocked) never gets a rank score."""
         top = min(self.candidates, scores.shape[1])
-        part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
-        part_scores = np.take_along_axis(scores, part, axis=1)
-        order = np.argsort(-part_scores, axis=1, kind="stable")
-        ranked = np.take_along_axis(part, order, axis=1)
-        ordered = np.take_along_axis(part_scores, order, axis=1)
+        ranked = best_columns(scores, top)
+        ordered = np.take_along_axis(scores, ranked, axis=1)
         value = np.broadcast_to(self._rank_values(top), ranked.shape)
         keep = ordered > 0 if positive_only else np.isfinite(ordered)
         return ranked, np.where(keep, value, np.float32(0))
@@ -258,18 +255,17 @@ class HybridModel:
             cache[key] = (shared, support)
         return cache[key]
 
-    def precompute_lightfm_top(self, batch: int = 1024) -> None:
+    def precompute_lightfm_top(self, computed: np.ndarray | None = None) -> None:
         """Each customer's LightFM top candidates, computed once when the model is built:
         answering one customer then reads 200 item ids instead of multiplying and
         partially sorting 20,000 item vectors, which on a busy server (caches shared with
-        other processes) was the largest part of a request."""
-        top = min(self.candidates, self.n_items)
-        ranked = np.empty((len(self.user_ids), top), np.uint16 if self.n_items < 2**16 else np.int32)
-        for start in range(0, len(self.user_ids), batch):
-            users = np.arange(start, min(start + batch, len(self.user_ids)))
-            scores = np.asarray(self._raw_scores("lightfm", users), np.float32)
-            ranked[users] = self._top_ranks(scores, positive_only=False)[0]
-        self.lightfm_top = ranked
+        other processes) was the largest part of a request. `computed`: the same, already
+        computed from these representations (`lightfm_top_items`, where LightFM was fitted)."""
+        if computed is None:
+            computed = lightfm_top_items(
+                self.user_embedding, self.item_embedding, self.item_bias, self.candidates
+            )
+        self.lightfm_top = computed
 
     def blend_candidates(
         self, user: int, weights: dict[str, float], blocked: np.ndarray | None = None
@@ -451,3 +447,34 @@ class HybridModel:
             info=meta["info"],
             lightfm_top=np.load(top) if (top := directory / "lightfm_top.npy").exists() else None,
         )
+
+
+def best_columns(scores: np.ndarray, top: int) -> np.ndarray:
+    """Each row's `top` highest-scoring columns, best first (equal scores in the order the
+    partition left them: the same for the same scores)."""
+    part = np.argpartition(-scores, top - 1, axis=1)[:, :top]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def lightfm_top_items(
+    user_embedding: np.ndarray,
+    item_embedding: np.ndarray,
+    item_bias: np.ndarray,
+    candidates: int,
+    batch: int = 1024,
+) -> np.ndarray:
+    """Every customer's `candidates` best items by LightFM (float32 scores, best first), as
+    `HybridModel.precompute_lightfm_top` keeps them. A pure function of the representations,
+    so the training run computes it where LightFM was fitted (on the large demo shop it
+    was 10 s of the final fit, in the run's main process)."""
+    n_users, n_items = len(user_embedding), len(item_embedding)
+    top = min(candidates, n_items)
+    ranked = np.empty((n_users, top), np.uint16 if n_items < 2**16 else np.int32)
+    items = np.asarray(item_embedding, np.float32).T
+    bias = np.asarray(item_bias, np.float32)
+    for start in range(0, n_users, batch):
+        users = np.arange(start, min(start + batch, n_users))
+        scores = np.asarray(np.asarray(user_embedding, np.float32)[users] @ items + bias, np.float32)
+        ranked[users] = best_columns(scores, top)
+    return ranked

@@ -24,7 +24,9 @@ from storewise import columns as c
 from storewise.shop import ShopPaths
 from tests.helpers import fast_config
 from training.promotion import RegistryError, promote
+from training.recommender.background import fit_lightfm
 from training.recommender.data import TrainData, split_cutoffs
+from training.recommender.hybrid import with_lightfm
 from training.recommender.outcome import TrainOutcome
 from training.recommender.train import train_recommender
 from training.recommender.trainer import Trainer
@@ -266,6 +268,11 @@ def test_lightfm_fitted_in_the_second_process_gives_the_same_run_as_inline(
     for name in ("user_embedding", "item_embedding", "item_bias"):
         assert arrays_here[name].size
         np.testing.assert_array_equal(arrays_here[name], arrays_there[name])
+    top_here, top_there = (
+        np.load(bundle / "hybrid" / "lightfm_top.npy") for bundle in (here.bundle, there.bundle)
+    )
+    assert top_here.size
+    np.testing.assert_array_equal(top_here, top_there)
 
 
 def test_a_lightfm_no_blend_uses_is_not_fitted_on_the_test_weeks(
@@ -331,3 +338,27 @@ def test_the_test_weeks_see_the_catalogue_as_it_was_at_their_start(
     positions = pd.Index(whole.item_ids).get_indexer(early.item_ids)
     cut_down = trainer.name_similarity(whole)[positions][:, positions]
     assert (own != cut_down).nnz
+
+
+def test_the_top_items_computed_where_lightfm_was_fitted_are_the_hybrids_own(
+    built_shop: tuple[ShopPaths, Path],
+) -> None:
+    """The final fit's and the test weeks' LightFM bring every customer's best items from the
+    process that fitted them; they must be exactly what the hybrid would compute itself, and
+    each row LightFM's scores sorted best first."""
+    shop, config = built_shop
+    trainer = Trainer(shop, config)
+    data = trainer.data_at(trainer.orders[c.ORDERED_AT].max())
+    candidates = 15
+    lightfm = fit_lightfm(trainer.lightfm(2), data, top_items=candidates)
+    assert lightfm.top_items is not None
+    hybrid = with_lightfm(trainer.hybrid(data, None, components={"popularity"}), lightfm, data)
+    hybrid.candidates = candidates
+    hybrid.precompute_lightfm_top()
+    np.testing.assert_array_equal(hybrid.lightfm_top, lightfm.top_items)
+    for user in (0, data.n_users // 2, data.n_users - 1):
+        scores = lightfm.user_embedding[user].astype(np.float32) @ lightfm.item_embedding.astype(
+            np.float32
+        ).T + lightfm.item_bias.astype(np.float32)
+        assert np.all(np.diff(scores[lightfm.top_items[user].astype(np.int64)]) <= 0)
+        assert scores[lightfm.top_items[user][-1]] >= np.sort(scores)[-candidates]

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from inference.recommender.scoring import lightfm_top_items
 from training.recommender.data import TrainData
 from training.recommender.models import LightFmHybrid
 
@@ -37,8 +38,15 @@ TEST_WEEKS = "test weeks' lightfm"
 FINAL_FIT = "final fit's lightfm"
 
 
-def fit_lightfm(model: LightFmHybrid, data: TrainData) -> LightFmHybrid:
-    return model.fit(data)
+def fit_lightfm(model: LightFmHybrid, data: TrainData, top_items: int = 0) -> LightFmHybrid:
+    """`model` fitted on `data`; with `top_items`, also every customer's that many best items
+    (`model.top_items`: what the hybrid that takes this LightFM keeps for the service)."""
+    model.fit(data)
+    if top_items:
+        model.top_items = lightfm_top_items(
+            model.user_embedding, model.item_embedding, model.item_bias, top_items
+        )
+    return model
 
 
 @dataclass

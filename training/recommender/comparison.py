@@ -64,7 +64,7 @@ def test_comparison(
         lightfm = choice.continued(trainer, data, choice.latest_fold_model)
     if lightfm is not None and "lightfm" in used:
         with_lightfm(hybrid, lightfm, data)
-        hybrid.precompute_lightfm_top()  # as the service reads it
+        hybrid.precompute_lightfm_top(lightfm.top_items)  # as the service reads it
     evaluations: dict[str, dict[str, Evaluation]] = {protocol: {} for protocol in PROTOCOLS}
     for protocol in PROTOCOLS:
         view = BlendView(hybrid, protocol, protocols[protocol].excluded)

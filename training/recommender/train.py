@@ -73,7 +73,7 @@ def final_fit(
     )
     with_lightfm(final, lightfm, data)
     final.blends = blends
-    final.precompute_lightfm_top()
+    final.precompute_lightfm_top(lightfm.top_items)
     final.info = {
         "data_hash": trainer.data_hash,
         "trained_until": str(end),

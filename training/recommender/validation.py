@@ -37,7 +37,7 @@ from tqdm import tqdm
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
 from storewise.errors import DataError
-from training.recommender.background import BackgroundJobs, fit_lightfm
+from training.recommender.background import FINAL_FIT, TEST_WEEKS, BackgroundJobs, fit_lightfm
 from training.recommender.blend import FoldScores, TunedBlend, Validation, fold_scores, tune
 from training.recommender.data import TrainData, Truth, build_truth
 from training.recommender.evaluate import PROTOCOLS, Protocol
@@ -107,7 +107,9 @@ class LightFmChoice:
         if trainer.settings.lightfm.warm_start_epochs:
             return
         for key, data in later.items():
-            jobs.submit(key, fit_lightfm, self.from_scratch(trainer), data)
+            # the models a hybrid for the service takes: their top items computed over there too
+            top = trainer.settings.blend.candidates if key in (TEST_WEEKS, FINAL_FIT) else 0
+            jobs.submit(key, fit_lightfm, self.from_scratch(trainer), data, top)
 
 
 def fold_windows(test_cutoff: pd.Timestamp, days: int, count: int) -> list[Window]:
