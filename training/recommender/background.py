@@ -49,6 +49,16 @@ def fit_lightfm(model: LightFmHybrid, data: TrainData, top_items: int = 0) -> Li
     return model
 
 
+def _one_blas_thread() -> None:
+    """The second process's BLAS on one thread: it is there for the second core, and
+    OpenBLAS's own threads (two here) then competed with this process for it: on the large
+    demo shop, the final fit's top items computed over there added as much time to this
+    process's blend tuning as they took off its final fit."""
+    from threadpoolctl import threadpool_limits  # a requirement of scikit-learn and implicit
+
+    threadpool_limits(1, "blas")
+
+
 @dataclass
 class _Job:
     run: Callable[..., Any]
@@ -69,7 +79,11 @@ class BackgroundJobs:
         # spawn, not fork: the training process has threads (progress bars, MLflow) whose
         # locks a forked child could inherit held
         self._executor = (
-            ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_one_blas_thread,
+            )
             if background
             else None
         )
