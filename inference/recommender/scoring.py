@@ -261,7 +261,8 @@ class HybridModel:
         partially sorting 20,000 item vectors, which on a busy server (caches shared with
         other processes) was the largest part of a request. `computed`: the same, already
         computed from these representations (`lightfm_top_items`, where LightFM was fitted)."""
-        if computed is None:
+        shape = (len(self.user_ids), min(self.candidates, self.n_items))
+        if computed is None or computed.shape != shape:  # not for these customers and items
             computed = lightfm_top_items(
                 self.user_embedding, self.item_embedding, self.item_bias, self.candidates
             )

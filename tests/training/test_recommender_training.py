@@ -356,6 +356,8 @@ def test_the_top_items_computed_where_lightfm_was_fitted_are_the_hybrids_own(
     hybrid.candidates = candidates
     hybrid.precompute_lightfm_top()
     np.testing.assert_array_equal(hybrid.lightfm_top, lightfm.top_items)
+    hybrid.precompute_lightfm_top(lightfm.top_items[:, :5])  # not this hybrid's width: recomputed
+    np.testing.assert_array_equal(hybrid.lightfm_top, lightfm.top_items)
     for user in (0, data.n_users // 2, data.n_users - 1):
         scores = lightfm.user_embedding[user].astype(np.float32) @ lightfm.item_embedding.astype(
             np.float32
