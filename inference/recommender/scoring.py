@@ -472,10 +472,11 @@ def lightfm_top_items(
     n_users, n_items = len(user_embedding), len(item_embedding)
     top = min(candidates, n_items)
     ranked = np.empty((n_users, top), np.uint16 if n_items < 2**16 else np.int32)
+    embedding = np.asarray(user_embedding, np.float32)
     items = np.asarray(item_embedding, np.float32).T
     bias = np.asarray(item_bias, np.float32)
     for start in range(0, n_users, batch):
         users = np.arange(start, min(start + batch, n_users))
-        scores = np.asarray(np.asarray(user_embedding, np.float32)[users] @ items + bias, np.float32)
+        scores = np.asarray(embedding[users] @ items + bias, np.float32)
         ranked[users] = best_columns(scores, top)
     return ranked

@@ -180,19 +180,14 @@ def test_a_component_that_adds_nothing_is_not_blended() -> None:
     assert tuned.value == pytest.approx(0.5)
 
 
-def helpers_validation() -> Validation:
-    """300 customers, one bought item each (item 0); `base` ranks it first for the first 288,
-    each of the helpers h0..h5 for two of the other twelve. The tie-break puts ten unbought
-    items above item 0, so a customer whose item no component ranks scores 0."""
-    n, width, helpers = 300, 12, 6
-    values = {name: np.zeros((n, width), np.float32) for name in ["base", *(f"h{i}" for i in range(helpers))]}
-    values["base"][: n - 2 * helpers, 0] = 1.0
-    for i in range(helpers):
-        start = n - 2 * helpers + 2 * i
-        values[f"h{i}"][start : start + 2, 0] = 1.0
+def item_zero_fold(values: dict[str, np.ndarray]) -> FoldScores:
+    """One fold of `values`' customers (rows) over 12 candidates, each customer's one bought
+    item being item 0; the tie-break puts ten unbought items (2..11) above item 0, so a
+    customer whose item no component ranks scores 0."""
+    n, width = next(iter(values.values())).shape
     relevant = np.zeros((n, width), bool)
     relevant[:, 0] = True
-    fold = FoldScores(
+    return FoldScores(
         candidates=np.tile(np.arange(width), (n, 1)),
         values=values,
         blocked=np.zeros((n, width), bool),
@@ -201,6 +196,18 @@ def helpers_validation() -> Validation:
         tie_break=np.tile(np.r_[0, 0, np.linspace(2e-7, 1e-7, 10)].astype(np.float32), (n, 1)),
         customers=np.arange(n).astype(str),
     )
+
+
+def helpers_validation() -> Validation:
+    """300 customers, one bought item each (item 0); `base` ranks it first for the first 288,
+    each of the helpers h0..h5 for two of the other twelve."""
+    n, width, helpers = 300, 12, 6
+    values = {name: np.zeros((n, width), np.float32) for name in ["base", *(f"h{i}" for i in range(helpers))]}
+    values["base"][: n - 2 * helpers, 0] = 1.0
+    for i in range(helpers):
+        start = n - 2 * helpers + 2 * i
+        values[f"h{i}"][start : start + 2, 0] = 1.0
+    fold = item_zero_fold(values)
     return Validation([fold], Bootstrap(fold.customers, samples=1000, confidence=0.9, seed=1))
 
 
@@ -220,23 +227,12 @@ def test_dropping_stops_when_the_drops_together_cost_more_than_noise() -> None:
 def lightfm_fold(twin_covers: int) -> FoldScores:
     """300 customers, one bought item each (item 0): `base` ranks it first for the first 288,
     `lightfm` for six of the other twelve (288..293), `twin` for the first `twin_covers` of
-    those six. The tie-break puts ten unbought items above item 0."""
-    n, width = 300, 12
-    values = {name: np.zeros((n, width), np.float32) for name in ("base", "lightfm", "twin")}
+    those six."""
+    values = {name: np.zeros((300, 12), np.float32) for name in ("base", "lightfm", "twin")}
     values["base"][:288, 0] = 1.0
     values["lightfm"][288:294, 0] = 1.0
     values["twin"][288 : 288 + twin_covers, 0] = 1.0
-    relevant = np.zeros((n, width), bool)
-    relevant[:, 0] = True
-    return FoldScores(
-        candidates=np.tile(np.arange(width), (n, 1)),
-        values=values,
-        blocked=np.zeros((n, width), bool),
-        relevant=relevant,
-        ideal=np.ones(n),
-        tie_break=np.tile(np.r_[0, 0, np.linspace(2e-7, 1e-7, 10)].astype(np.float32), (n, 1)),
-        customers=np.arange(n).astype(str),
-    )
+    return item_zero_fold(values)
 
 
 @pytest.mark.parametrize(
