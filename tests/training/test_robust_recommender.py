@@ -272,7 +272,9 @@ def conflict_window(a_right: int, b_right: int, name: str) -> dict[str, FoldScor
     tie_break = fold.tie_break.copy()
     tie_break[:, 1] = 3e-7  # equal weights rank item 1 first: both components must not tie
     customers = np.array([f"{name}-{i}" for i in range(n)])
-    return dict.fromkeys(PROTOCOLS, FoldScores(**{**vars(fold), "tie_break": tie_break, "customers": customers}))
+    return dict.fromkeys(
+        PROTOCOLS, FoldScores(**{**vars(fold), "tie_break": tie_break, "customers": customers})
+    )
 
 
 def test_the_registered_blend_is_tuned_on_the_test_weeks_and_the_latest_folds() -> None:
