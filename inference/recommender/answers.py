@@ -257,8 +257,10 @@ class Recommendations:
         return chosen
 
     def _bought(self, user: int) -> np.ndarray:
-        counts = self.model.histories["counts"]
-        return counts.indices[counts.indptr[user] : counts.indptr[user + 1]]
+        """The items the customer bought, returned in full or not (a model registered before
+        `ever_bought` was kept: the items they kept)."""
+        bought = self.model.histories.get("ever_bought", self.model.histories["counts"])
+        return bought.indices[bought.indptr[user] : bought.indptr[user + 1]]
 
     def _blocked(self, bought: np.ndarray, purchased: Purchased) -> np.ndarray:
         """Of the items a customer bought, those the answer must leave out."""

@@ -1,6 +1,7 @@
 """A return takes an item off a customer's purchases only when the whole quantity came back
-(training/recommender/data.py): what the discovery protocol leaves out, what the service
-calls bought, and the baskets and buy-again scores built from them."""
+(training/recommender/data.py): the baskets and buy-again scores are built from what was
+kept, while discovery (in training and in the service's answers) leaves out everything the
+customer ever bought, kept or sent back."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import pytest
 
 from features.item_features import item_features
 from storewise import columns as c
-from storewise.settings import InteractionWeights
-from tests.style import TZ, style_shop
+from storewise.settings import InteractionWeights, RecommenderSettings
+from tests.style import TZ, recommendations_for, style_shop
 from training.recommender.data import TrainData, build_train_data
 from training.recommender.evaluate import make_protocol
+from training.recommender.hybrid import fit_hybrid
 
 CUTOFF = pd.Timestamp("2026-03-01", tz=TZ)
 
@@ -70,9 +72,28 @@ def test_an_item_partly_returned_stays_bought_and_one_returned_in_full_does_not(
     discovery = make_protocol("discovery", data, one_time_items=data.item_ids == "")
     user = list(data.user_ids).index("a0")
     excluded = {str(data.item_ids[i]) for i in discovery.excluded[user].indices}
-    assert excluded == {"V1", "V2", "V3", "V4", "B0"}  # B0 is not new to a0; B1 came back
+    # neither B0 nor B1 is new to a0: discovery leaves both out, though B1 came back in full
+    assert excluded == {"V1", "V2", "V3", "V4", "B0", "B1"}
+    assert set(row_of(data, "a0", "ever_bought")) == excluded
 
     # the mixed order is one basket holding B0 only (a0's latest)
     baskets = data.baskets.tocsr()
     latest = max(i for i, u in enumerate(data.basket_user) if data.user_ids[u] == "a0")
     assert {str(data.item_ids[i]) for i in baskets[latest].indices} == {"B0"}
+
+
+def test_the_service_offers_neither_kept_nor_returned_purchases_as_new_and_buys_again_only_kept() -> None:
+    """a0 bought V1-V4, B0 (kept 8 of 12) and B1 (sent back): of the ten items, only V0,
+    B2, B3 and B4 are new to them. Buy-again offers what they kept, never B1."""
+    tables = returns_shop()
+    data = data_at_cutoff(tables)
+    model = fit_hybrid(data, tables[c.ORDERS], None, RecommenderSettings(), components={"bm25", "buy_again"})
+    model.blends = {protocol: {"bm25": 1.0} for protocol in ("discovery", "business_rules")}
+    model.blends["all_purchases"] = {"buy_again": 1.0}
+    answers = recommendations_for(model, tables)
+
+    new = answers.recommend("a0", 4, purchased="exclude")
+    assert new.personalized
+    assert {item.item_id for item in new.items} == {"V0", "B2", "B3", "B4"}
+    again = answers.recommend("a0", 5, purchased="include")
+    assert {item.item_id for item in again.items} == {"V1", "V2", "V3", "V4", "B0"}

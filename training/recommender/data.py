@@ -52,6 +52,10 @@ class TrainData:
     baskets: sp.csr_matrix
     basket_user: np.ndarray
     basket_age: np.ndarray
+    # users x items, True where the customer bought the item before the cutoff, kept or
+    # returned: not new to them (the discovery protocol and the service's "exclude
+    # purchased" leave these out; an item sent back in full is not offered as new either)
+    ever_bought: sp.csr_matrix
 
     @property
     def n_users(self) -> int:
@@ -238,6 +242,10 @@ def build_train_data(
         weights=weight_matrix,
         purchases=purchases,
         repeat_score=repeat,
+        ever_bought=sp.csr_matrix(
+            (np.ones(bought.sum(), np.float32), (k_rows[bought], k_cols[bought])), shape=shape
+        )
+        > 0,
         popularity=popularity,
         trending=trending,
         item_features=item_matrix,

@@ -1,8 +1,8 @@
 """Evaluation of any model on a split, under a protocol, in flat records.
 
 Protocols decide what a customer's earlier purchases mean:
-- `discovery`: items bought before the cutoff are removed from the candidates and from
-  the truth (what is new to the customer);
+- `discovery`: items bought before the cutoff (kept or sent back) are removed from the
+  candidates and from the truth (what is new to the customer);
 - `all_purchases`: nothing removed; buying again counts;
 - `business_rules`: items bought before in a one-time category (config) are removed
   from candidates and truth; repeatable categories may come back.
@@ -39,7 +39,9 @@ class Protocol:
 
 
 def make_protocol(name: str, data: TrainData, one_time_items: np.ndarray) -> Protocol:
-    bought = data.purchases > 0
+    """`name`'s exclusions: what the customer ever bought (returned in full or not: not new
+    to them, and a check of discovery from the raw orders counts it as bought)."""
+    bought = data.ever_bought
     if name == "discovery":
         excluded = bought
     elif name == "all_purchases":

@@ -156,6 +156,8 @@ def fit_hybrid(
         "binary": binarize(data.purchases),
         "counts": data.purchases.astype(np.float32),
         "repeat": data.repeat_score.astype(np.float32),
+        # what "exclude purchased" leaves out: items returned in full too (not new to them)
+        "ever_bought": data.ever_bought.astype(np.float32),
     }
     if wanted & {"ease_recent", "bm25_recent", "names", "season"}:
         histories["recent"] = recency_history(orders, data, parts.recent_half_life_days)
