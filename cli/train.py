@@ -73,24 +73,11 @@ def _print_comparison(outcome: object) -> None:
             f"{protocol} {gain.describe()}" for protocol, gain in outcome.lightfm_screen.items()
         )
         say(f"  lightfm on the latest fold (its blend minus the blend without it, 90%): {gains}")
-    if outcome.registered_tuning:
-        say(
-            "  blend weights: judged on the test weeks (tuned on the validation folds) -> registered (tuned again"
-        )
-        say("  on the test weeks and the latest folds, as many windows):")
-        for protocol, weights in outcome.blends.items():
-            say(
-                f"    {protocol:<15} {_weights(outcome.tested_blends.get(protocol, {}))} -> {_weights(weights)}"
-            )
     if outcome.unlaunched_items:
         say(
             f"  test weeks: {outcome.unlaunched_items} catalogue items first seen after their start left out "
             "(not launched yet: no model could offer them, and they are no one's truth)"
         )
-
-
-def _weights(weights: dict[str, float]) -> str:
-    return ", ".join(f"{name} {weight:g}" for name, weight in weights.items()) or "none"
 
 
 @app.command("recommender")

@@ -200,10 +200,6 @@ class BlendSettings(StrictModel):
     shrinkage: tuple[float, ...] = Field((0.0, 0.25, 0.5, 0.75, 1.0), min_length=1)
     candidates: int = Field(200, ge=10)
     rank_offset: float = Field(20, gt=0)
-    # the registered model's blend tuned again, as the test weeks' was, on the windows one
-    # step later (the test weeks and the latest validation folds); False: it ships the
-    # weights the test weeks were judged with
-    retune_on_test_weeks: bool = True
 
 
 class SearchSettings(StrictModel):

@@ -22,7 +22,7 @@ from training.recommender.mlflow_run import TEST_CATALOGUE
 from training.recommender.tifu import basket_weights, tifu_scores, user_vectors
 from training.recommender.trainer import Trainer
 from training.recommender.uncertainty import Bootstrap, Interval, paired_interval
-from training.recommender.validation import Fold, latest_windows, lightfm_gains, tune_all, tune_registered
+from training.recommender.validation import lightfm_gains, tune_all
 
 # -- TIFU-KNN ---------------------------------------------------------------------------
 
@@ -258,47 +258,6 @@ def test_lightfm_is_fitted_on_the_other_folds_only_if_it_clearly_pays_its_way(
     assert set(gains) == {PROTOCOLS[0]}  # the protocols sharing its tuning are not tuned again
     assert gains[PROTOCOLS[0]].mean == pytest.approx(gain, abs=1e-6)
     assert gains[PROTOCOLS[0]].clearly_above_zero is pays
-
-
-def conflict_window(a_right: int, b_right: int, name: str) -> dict[str, FoldScores]:
-    """A window's scores (every protocol alike): `a_right` customers whose bought item 0
-    component `a` ranks first and `b` ranks below its own top pick (item 1), then `b_right`
-    customers the other way round (the item the other one ranks first breaks its ties)."""
-    n = a_right + b_right
-    values = {component: np.zeros((n, 12), np.float32) for component in ("a", "b")}
-    values["a"][:a_right, 0] = values["b"][:a_right, 1] = 1.0
-    values["b"][a_right:, 0] = values["a"][a_right:, 1] = 1.0
-    fold = item_zero_fold(values)
-    tie_break = fold.tie_break.copy()
-    tie_break[:, 1] = 3e-7  # equal weights rank item 1 first: both components must not tie
-    customers = np.array([f"{name}-{i}" for i in range(n)])
-    return dict.fromkeys(
-        PROTOCOLS, FoldScores(**{**vars(fold), "tie_break": tie_break, "customers": customers})
-    )
-
-
-def test_the_registered_blend_is_tuned_on_the_test_weeks_and_the_latest_folds() -> None:
-    """Four validation folds (latest first) and the test weeks. The oldest fold's 200
-    customers all follow `b`, the three latest folds' 300 split 180 `a` / 120 `b`, the test
-    weeks' 100 split 80 / 20. On the validation folds `b` is right for 320 customers of 500,
-    so the test weeks are judged with a blend led by `b`; the registered model's windows
-    are the test weeks and the three latest folds (the oldest left out), where `a` is right
-    for 260 of 400: its blend is led by `a`."""
-    settings = load_recommender_settings()
-    trainer = cast(Trainer, SimpleNamespace(settings=settings))
-    no_exclusions = SimpleNamespace(excluded=sp.csr_matrix((1, 12), dtype=bool))
-    fold = cast(Fold, SimpleNamespace(protocols=dict.fromkeys(PROTOCOLS, no_exclusions)))
-    scores = [conflict_window(60, 40, f"fold{i}") for i in range(3)] + [conflict_window(0, 200, "fold3")]
-    same_as = {protocol: PROTOCOLS[0] for protocol in PROTOCOLS[1:]}
-
-    tested = tune_all(trainer, scores, ["a", "b"], same_as)[PROTOCOLS[0]].weights
-    registered = tune_registered(
-        trainer, fold, conflict_window(80, 20, "test"), [fold] * 4, scores, ["a", "b"]
-    )[PROTOCOLS[0]].weights
-
-    assert max(tested, key=lambda name: tested[name]) == "b", tested
-    assert max(registered, key=lambda name: registered[name]) == "a", registered
-    assert latest_windows(fold, {}, [fold] * 4, scores)[1] == [{}, *scores[:3]]
 
 
 # -- recall on repeat and new items -----------------------------------------------------

@@ -5,8 +5,7 @@ bootstrap interval of the hybrid's NDCG@10 minus its own, over the test customer
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import cast
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,6 @@ from inference.recommender.scoring import HybridModel
 from storewise import columns as c
 from storewise.settings import RecommenderSettings
 from training.recommender.background import TEST_PEERS, TEST_WEEKS, BackgroundJobs
-from training.recommender.blend import FoldScores
 from training.recommender.data import TrainData, Truth, build_truth
 from training.recommender.evaluate import PROTOCOLS, Evaluation, Protocol, evaluate_protocols, records
 from training.recommender.hybrid import BlendView, with_lightfm
@@ -23,10 +21,9 @@ from training.recommender.metrics import ranking_metrics
 from training.recommender.models import Ease, LightFmHybrid, Recommender, Repurchase
 from training.recommender.trainer import Trainer, peers
 from training.recommender.uncertainty import Bootstrap
-from training.recommender.validation import Fold, LightFmChoice, Window, scores_on, shared_masks
+from training.recommender.validation import LightFmChoice, Window
 
 NOT_PEERS = ("hybrid", "cold_start")
-TEST_WEEKS_SEED = 100  # validation folds draw with their index as seed
 
 
 @dataclass
@@ -36,10 +33,6 @@ class Comparison:
     per_customer: pd.DataFrame  # protocol, model, customer_id, ndcg_at_10
     # the test weeks' LightFM (the final fit may continue it); None when no blend uses it
     lightfm: LightFmHybrid | None
-    # the test weeks as a tuning window for the registered model's blend (`tune_registered`):
-    # each protocol's candidates and component ranks; None unless asked for
-    fold: Fold | None = None
-    scores: dict[str, FoldScores] = field(default_factory=dict)
 
 
 def test_comparison(
@@ -49,18 +42,14 @@ def test_comparison(
     blends: dict[str, dict[str, float]],
     jobs: BackgroundJobs,
     data: TrainData,
-    tuning_components: list[str] | None,
 ) -> Comparison:
     """`data`: the data at the window's start; `jobs` may hold the peers' evaluations
     (`TEST_PEERS`) and the test weeks' LightFM (`TEST_WEEKS`), done in the other process.
-    LightFM alone is compared only when a blend uses it (or warm starts continue it).
-    With `tuning_components`, those are fitted too and the test weeks are scored as a tuning
-    window (`Comparison.fold`, `.scores`); the blends' answers are the same either way."""
+    LightFM alone is compared only when a blend uses it (or warm starts continue it)."""
     truth = build_truth(trainer.orders, trainer.customers, data, window)
     protocols = trainer.protocols(data)
     used = {name for weights in blends.values() for name in weights}
-    fitted = used | set(tuning_components or ())
-    hybrid = trainer.hybrid(data, None, components=fitted, users=truth.user_index)
+    hybrid = trainer.hybrid(data, None, components=used, users=truth.user_index)
     hybrid.blends = blends
     # the peers first: the test weeks' LightFM may still be fitting in the other process
     by_peer = (
@@ -68,8 +57,12 @@ def test_comparison(
         if TEST_PEERS in jobs
         else evaluate_peers(data, truth, protocols, trainer.settings, hybrid)
     )
-    lightfm = test_weeks_lightfm(trainer, choice, jobs, data)
-    if lightfm is not None and "lightfm" in fitted:
+    lightfm: LightFmHybrid | None = None
+    if TEST_WEEKS in jobs:
+        lightfm = jobs.take(TEST_WEEKS)
+    elif choice.blended or choice.fold_models:  # fold_models: the warm chain goes on from here
+        lightfm = choice.continued(trainer, data, choice.latest_fold_model)
+    if lightfm is not None and "lightfm" in used:
         with_lightfm(hybrid, lightfm, data)
         hybrid.precompute_lightfm_top(lightfm.top_items)  # as the service reads it
     evaluations: dict[str, dict[str, Evaluation]] = {protocol: {} for protocol in PROTOCOLS}
@@ -88,33 +81,9 @@ def test_comparison(
         for name, evaluation in by_model.items():
             rows += records(name, protocol, evaluation.metrics)
     rows += records("cold_start", "all_purchases", cold_start_metrics(hybrid, truth))
-    comparison = Comparison(
+    return Comparison(
         pd.DataFrame(rows), intervals_against_hybrid(trainer, evaluations), per_customer(evaluations), lightfm
     )
-    if tuning_components is not None:
-        comparison.fold = Fold(window, data, truth, protocols)
-        comparison.scores = tuning_window(hybrid, comparison.fold, tuning_components)
-    return comparison
-
-
-def test_weeks_lightfm(
-    trainer: Trainer, choice: LightFmChoice, jobs: BackgroundJobs, data: TrainData
-) -> LightFmHybrid | None:
-    """The test weeks' LightFM: fitted in the other process, or here; None when no blend uses
-    it (and no warm chain goes on from it)."""
-    if TEST_WEEKS in jobs:
-        return cast(LightFmHybrid, jobs.take(TEST_WEEKS))
-    if choice.blended or choice.fold_models:  # fold_models: the warm chain goes on from here
-        return choice.continued(trainer, data, choice.latest_fold_model)
-    return None
-
-
-def tuning_window(hybrid: HybridModel, fold: Fold, components: list[str]) -> dict[str, FoldScores]:
-    """The test weeks' candidates and component ranks per protocol, as a validation fold's
-    are scored, for `components` the hybrid has (LightFM only if it was fitted there)."""
-    ranked = [name for name in components if name in hybrid.available]
-    # the seed draws the customers of a window above the tuning's cap (validation: 0, 1, ...)
-    return scores_on(hybrid, fold, ranked, seed=TEST_WEEKS_SEED, same_as=shared_masks([fold]))
 
 
 def evaluate_peers(

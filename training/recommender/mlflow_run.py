@@ -83,11 +83,8 @@ def log_run(
         params.update(
             {f"lightfm.screen.{protocol}": gain.describe() for protocol, gain in choice.screen.items()}
         )
-        # the registered model's weights; the test weeks were judged with `tested_blend`
         for protocol, weights in outcome.blends.items():
             params.update({f"blend.{protocol}.{name}": weight for name, weight in weights.items()})
-        for protocol, weights in outcome.tested_blends.items():
-            params.update({f"tested_blend.{protocol}.{name}": weight for name, weight in weights.items()})
         mlflow.log_params(params)
         mlflow.set_tags(
             {
@@ -141,9 +138,6 @@ def run_metrics(outcome: TrainOutcome) -> dict[str, float]:
         for name, interval in tuned.versus_components.items():
             for part in ("mean", "low", "high"):
                 metrics[f"validation.{protocol}.hybrid_minus.{name}.{part}"] = getattr(interval, part)
-    for protocol, tuned in outcome.registered_tuning.items():
-        metrics[f"registered_tuning.hybrid.{protocol}.{PRIMARY_METRIC}"] = tuned.value
-        metrics[f"registered_tuning.hybrid.{protocol}.shrinkage"] = tuned.shrinkage
     metrics[PRIMARY_METRIC] = outcome.value("hybrid")
     metrics.update(
         {f"seconds.{name.replace(' ', '_')}": seconds for name, seconds in outcome.seconds.items()}

@@ -26,7 +26,7 @@ class TrainOutcome:
     primary_protocol: str
     comparison: pd.DataFrame
     learning_curve: list[tuple[int, float]]
-    blends: dict[str, dict[str, float]]  # the registered model's, per protocol
+    blends: dict[str, dict[str, float]]
     seconds: dict[str, float] = field(default_factory=dict)
     bundle: Path | None = None
     # protocol, model, mean, low, high: the hybrid's test NDCG@10 minus each model's
@@ -38,11 +38,6 @@ class TrainOutcome:
     # on the latest fold, per protocol whose blend kept LightFM: that blend minus the one tuned
     # without it (LightFM is fitted on the other folds only if one is clearly above zero)
     lightfm_screen: dict[str, Interval] = field(default_factory=dict)
-    # the weights the test weeks were judged with (tuned on the validation folds)
-    tested_blends: dict[str, dict[str, float]] = field(default_factory=dict)
-    # the registered model's blends tuned on the test weeks and the latest folds; empty when
-    # it keeps the tested weights (`blend.retune_on_test_weeks: false`)
-    registered_tuning: dict[str, TunedBlend] = field(default_factory=dict)
 
     def value(self, model: str, protocol: str | None = None, metric: str = "ndcg", k: int = 10) -> float:
         protocol = protocol or self.primary_protocol

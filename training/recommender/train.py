@@ -13,10 +13,7 @@ refit on everything, log to MLflow and register.
    warm starts chain through the test weeks' model). A LightFM that no blend uses is not
    fitted on the test weeks: it is the run's most expensive model (about 10 s of the
    sample x 3's 77 s) and would only add a row to the table.
-4. The hybrid is refitted on all the data, its blend weights tuned again as in step 2 on
-   the windows one step later: the test weeks and the latest validation folds
-   (`validation.tune_registered`; `blend.retune_on_test_weeks`). The test comparison judged
-   that procedure, one month earlier. It is logged as a pyfunc with its bundle, then
+4. The hybrid is refitted on all the data and logged as a pyfunc with its bundle, then
    registered as `storewise-recommender` (promotion is a separate, gated step).
 """
 
@@ -45,14 +42,7 @@ from training.recommender.mlflow_run import log_run
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import TrainOutcome
 from training.recommender.trainer import Trainer
-from training.recommender.validation import (
-    LightFmChoice,
-    folds_before,
-    shared_masks,
-    tune_all,
-    tune_registered,
-    validate,
-)
+from training.recommender.validation import LightFmChoice, folds_before, shared_masks, tune_all, validate
 
 STEPS = ("validation data", "lightfm epochs", "validation folds", "blend", "test comparison", "final fit")
 
@@ -89,7 +79,7 @@ def final_fit(
         "trained_until": str(end),
         "lightfm_epochs": lightfm.epochs_before + lightfm.epochs_trained,
         "lightfm_seed": trainer.settings.lightfm.seed,
-        "lightfm_blended": any("lightfm" in weights for weights in blends.values()),
+        "lightfm_blended": choice.blended,
     }
     return final
 
@@ -142,18 +132,9 @@ def train_recommender(
             # the test weeks' LightFM only for a blend that uses it (module docstring, step 3)
             choice.schedule(trainer, jobs, {TEST_WEEKS: test_data})
         step("blend")
-        retune = trainer.settings.blend.retune_on_test_weeks
-        comparison = test_comparison(
-            trainer, (test_cutoff, end), choice, blends, jobs, test_data, components if retune else None
-        )
+        comparison = test_comparison(trainer, (test_cutoff, end), choice, blends, jobs, test_data)
         step("test comparison")
-        registered = tuned
-        if retune and comparison.fold is not None:
-            registered = tune_registered(
-                trainer, comparison.fold, comparison.scores, folds, scores, components
-            )
-        shipped = {protocol: blend.weights for protocol, blend in registered.items()}
-        final = final_fit(trainer, end, choice, shipped, comparison.lightfm, jobs, final_data)
+        final = final_fit(trainer, end, choice, blends, comparison.lightfm, jobs, final_data)
         step("final fit")
     bar.close()
     trainer.seconds["total"] = round(time.perf_counter() - started, 2)
@@ -164,13 +145,11 @@ def train_recommender(
         windows.primary_protocol,
         comparison.table,
         choice.curve,
-        shipped,
+        blends,
         trainer.seconds,
         intervals=comparison.intervals,
         per_customer=comparison.per_customer,
         validation=tuned,
-        tested_blends=blends,
-        registered_tuning=registered if registered is not tuned else {},
         unlaunched_items=final_data.n_items - test_data.n_items,
         lightfm_screen=choice.screen,
     )

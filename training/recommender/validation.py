@@ -257,46 +257,6 @@ def tune_all(
     return {protocol: tuned[same_as.get(protocol, protocol)] for protocol in PROTOCOLS}
 
 
-def latest_windows(
-    test_fold: Fold,
-    test_scores: dict[str, FoldScores],
-    folds: list[Fold],
-    scores: list[dict[str, FoldScores]],
-) -> tuple[list[Fold], list[dict[str, FoldScores]]]:
-    """The windows the registered model's blend is tuned on: the test weeks, then the
-    validation folds latest first, as many windows as the validation had (the oldest fold
-    left out). `folds` and `scores` are latest first."""
-    kept = max(len(folds) - 1, 0)
-    return [test_fold, *folds[:kept]], [test_scores, *scores[:kept]]
-
-
-def tune_registered(
-    trainer: Trainer,
-    test_fold: Fold,
-    test_scores: dict[str, FoldScores],
-    folds: list[Fold],
-    scores: list[dict[str, FoldScores]],
-    components: list[str],
-) -> dict[str, TunedBlend]:
-    """The registered model's blend per protocol: tuned as the test weeks' was (`tune_all`),
-    on `latest_windows`, over the components ranked on every one of them (LightFM only when
-    it was fitted on the test weeks too).
-
-    The test comparison judges a procedure: weights tuned on the windows just before a month,
-    components fitted on all the history before it. The registered model is fitted on the
-    test weeks too, and with the validation's weights it would serve the month after the test
-    weeks with weights a month older than the procedure judged; on the online-retail sample
-    and its halves those older weights lost discovery NDCG@10 (benchmarks/README.md, "Session
-    15"): what sells changes from month to month (the Christmas run-up)."""
-    windows, window_scores = latest_windows(test_fold, test_scores, folds, scores)
-    ranked = [
-        name
-        for name in components
-        if all(name in fold.values for by_protocol in window_scores for fold in by_protocol.values())
-    ]
-    return tune_all(trainer, window_scores, ranked, shared_masks(windows))
-
-
 def lightfm_gains(
     trainer: Trainer, scores: list[dict[str, FoldScores]], components: list[str], same_as: dict[str, str]
 ) -> dict[str, Interval]:
