@@ -209,9 +209,8 @@ def build_train_data(
     purchases, repeat = kept_purchases(
         k_rows, k_cols, shape, returned, known[c.QUANTITY].to_numpy(np.float64), decay
     )
-    kept = bought
     baskets, basket_user, basket_age = basket_matrix(
-        known[c.ORDER_ID].to_numpy()[kept], k_rows[kept], k_cols[kept], age[kept], purchases
+        known[c.ORDER_ID].to_numpy()[bought], k_rows[bought], k_cols[bought], age[bought], purchases
     )
 
     sales = before[~before[c.RETURNED] & before[c.ITEM_ID].isin(item_of.index)]

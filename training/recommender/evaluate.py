@@ -106,7 +106,8 @@ def evaluate_protocols(
         metrics["coverage_at_10"] = coverage(rows, data.n_items)
         metrics["novelty_at_10"] = novelty(rows, data.popularity)
         metrics["users"] = float(keep.sum())
-        metrics.update(repeat_and_new_recall(rows, kept, data.purchases[truth.user_index[keep]]))
+        # repeat items: what discovery calls not new (bought before, kept or sent back)
+        metrics.update(repeat_and_new_recall(rows, kept, data.ever_bought[truth.user_index[keep]]))
         results[name] = Evaluation(
             metrics, data.user_ids[truth.user_index[keep]].astype(str), per_user_ndcg(rows, kept, 10)
         )
