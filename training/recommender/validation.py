@@ -290,18 +290,12 @@ def validate(
     later: dict[str, TrainData] | None = None,
 ) -> tuple[LightFmChoice, list[dict[str, FoldScores]], list[str]]:
     """LightFM's epochs and place in the blend, and every fold's component ranks for the
-    blend tuning (`tune_all`). Once the epochs are known, every later from-scratch LightFM
-    (the other folds', then `later`'s: key -> data) is submitted to `jobs` (inline without);
-    the folds' are dropped again if LightFM does not clearly pay its way on the latest."""
+    blend tuning (`tune_all`). Once the latest fold's screen has decided, every later
+    from-scratch LightFM is submitted to `jobs` (inline without): the other folds' if
+    LightFM clearly pays its way on the latest, then `later`'s (key -> data)."""
     jobs = jobs if jobs is not None else BackgroundJobs(background=False)
     components: list[str] = list(trainer.settings.blend.components)
     choice = choose_lightfm(trainer, folds, search) if "lightfm" in components else None
-    if choice is not None:
-        datas = {fold_key(index): fold.data for index, fold in enumerate(folds[1:], start=1)}
-        # the folds' first: queued behind the final fit they made the sample x 3's run (where
-        # LightFM pays its way) 87-92 s -> 99-100 s; when the screen below drops them, the one
-        # already running over there runs on
-        choice.schedule(trainer, jobs, {**datas, **(later or {})})
     step("lightfm epochs")
     latest = fold_hybrid(trainer, folds[0], choice.latest_fold_model if choice else None, components)
     # what the shop allows (EASE is left out of a catalogue above components.max_ease_items)
@@ -324,8 +318,13 @@ def validate(
             components.remove("lightfm")
             for protocol in scores[0].values():
                 protocol.values.pop("lightfm", None)  # protocols may share one FoldScores
-            for index in range(1, len(folds)):
-                jobs.drop(fold_key(index))
+    if choice is not None:
+        # submitted once the screen has decided: a fold's LightFM handed to the other process
+        # before it runs on when the screen then drops it (the sample x 3, where LightFM no
+        # longer pays its way, spent 12 s of that process on one); the folds' first, as
+        # queued behind the final fit they made x 3's run 87-92 s -> 99-100 s when it did
+        folds_lightfm = {fold_key(index): fold.data for index, fold in enumerate(folds[1:], start=1)}
+        choice.schedule(trainer, jobs, {**(folds_lightfm if choice.blended else {}), **(later or {})})
     for index, fold in enumerate(tqdm(folds[1:], desc="validation folds", unit="fold", leave=False), start=1):
         # every other component first: the fold's LightFM may still be fitting elsewhere
         model = fold_hybrid(trainer, fold, None, components)
