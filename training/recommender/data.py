@@ -206,7 +206,7 @@ def build_train_data(
     k_cols = item_of.loc[known[c.ITEM_ID]].to_numpy()
     bought = ~returned
     decay = 0.5 ** (age / repeat_half_life_days)
-    purchases, repeat = kept_purchases(
+    purchases, repeat, ever_bought = kept_purchases(
         k_rows, k_cols, shape, returned, known[c.QUANTITY].to_numpy(np.float64), decay
     )
     baskets, basket_user, basket_age = basket_matrix(
@@ -232,10 +232,7 @@ def build_train_data(
         weights=weight_matrix,
         purchases=purchases,
         repeat_score=repeat,
-        ever_bought=sp.csr_matrix(
-            (np.ones(bought.sum(), np.float32), (k_rows[bought], k_cols[bought])), shape=shape
-        )
-        > 0,
+        ever_bought=ever_bought,
         popularity=popularity,
         trending=trending,
         item_features=item_matrix,
@@ -255,10 +252,11 @@ def kept_purchases(
     returned: np.ndarray,
     quantity: np.ndarray,
     decay: np.ndarray,
-) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
     """Per customer and item, from its order lines (`returned` marks the return lines): the
     purchase lines net of return lines, and the same with each line decayed by its age
-    (`decay`, for buy-again); an item is kept while some of the quantity bought is.
+    (`decay`, for buy-again), where the item is kept (some of the quantity bought is); and
+    whether it was bought at all, kept or sent back (`TrainData.ever_bought`).
 
     Each value is what it always was, the lines net of returns (a return counts against
     rebuying), except where the return lines cancel the purchase lines while only part of
@@ -282,9 +280,14 @@ def kept_purchases(
         keep = kept & (values > 0)
         return sp.csr_matrix((values[keep], np.divmod(codes[keep], shape[1])), shape=shape)
 
-    purchases = matrix(per_pair(sign), per_pair((~returned).astype(np.float64)))
+    bought_lines = per_pair((~returned).astype(np.float64))
+    purchases = matrix(per_pair(sign), bought_lines)
     repeat = matrix(per_pair(sign * decay), per_pair(np.where(returned, 0.0, decay)))
-    return purchases, repeat
+    ever = bought_lines > 0
+    ever_bought = sp.csr_matrix(
+        (np.ones(ever.sum(), bool), np.divmod(codes[ever], shape[1])), shape=shape, dtype=bool
+    )
+    return purchases, repeat, ever_bought
 
 
 def basket_matrix(

@@ -320,9 +320,10 @@ def validate(
                 protocol.values.pop("lightfm", None)  # protocols may share one FoldScores
     if choice is not None:
         # submitted once the screen has decided: a fold's LightFM handed to the other process
-        # before it runs on when the screen then drops it (the sample x 3, where LightFM no
-        # longer pays its way, spent 12 s of that process on one); the folds' first, as
-        # queued behind the final fit they made x 3's run 87-92 s -> 99-100 s when it did
+        # before it runs on when the screen then drops it, holding up the final fit's (on the
+        # sample x 3, where LightFM no longer pays its way, submitting after the screen took
+        # the run from 54-56 s to 50-51 s); the folds' first, as queued behind the final fit
+        # they made x 3's run 87-92 s -> 99-100 s when LightFM did pay its way
         folds_lightfm = {fold_key(index): fold.data for index, fold in enumerate(folds[1:], start=1)}
         choice.schedule(trainer, jobs, {**(folds_lightfm if choice.blended else {}), **(later or {})})
     for index, fold in enumerate(tqdm(folds[1:], desc="validation folds", unit="fold", leave=False), start=1):
