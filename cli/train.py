@@ -73,6 +73,12 @@ def _print_comparison(outcome: object) -> None:
             f"{protocol} {gain.describe()}" for protocol, gain in outcome.lightfm_screen.items()
         )
         say(f"  lightfm on the latest fold (its blend minus the blend without it, 90%): {gains}")
+    for protocol, rerank in outcome.rerank.items():
+        folds = ", ".join(f"{blend:.4f} -> {trees:.4f}" for blend, trees in rerank.folds)
+        say(
+            f"  {protocol} answered by the {rerank.describe()}"
+            + (f" (held-out folds, blend -> trees: {folds})" if folds else "")
+        )
     if outcome.unlaunched_items:
         say(
             f"  test weeks: {outcome.unlaunched_items} catalogue items first seen after their start left out "

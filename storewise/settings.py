@@ -202,6 +202,24 @@ class BlendSettings(StrictModel):
     rank_offset: float = Field(20, gt=0)
 
 
+class RerankSettings(StrictModel):
+    # the learned reranker (training/recommender/rerank.py): gradient-boosted trees over the
+    # blend's candidates, adopted per protocol only when clearly better than the blend on
+    # validation folds it was not fitted on
+    enabled: bool = True
+    iterations: int = Field(150, ge=1, le=1000)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    leaves: int = Field(15, ge=2, le=255)
+    max_depth: int = Field(6, ge=1, le=20)
+    min_leaf: int = Field(200, ge=1)
+    l2: float = Field(1.0, ge=0)
+    # candidates (rows) a fit learns from at most: every bought one, a random share of the rest
+    max_rows: int = Field(400_000, ge=1_000)
+    # the folds are dealt into this many groups; each group in turn is held out
+    held_out_groups: int = Field(2, ge=2, le=12)
+    seed: int = 0
+
+
 class SearchSettings(StrictModel):
     components: tuple[int, ...] = (32, 64)
     learning_rate: tuple[float, ...] = (0.01, 0.03)
@@ -215,6 +233,7 @@ class RecommenderSettings(StrictModel):
     tifu: TifuSettings = TifuSettings()
     repurchase: RepurchaseSettings = RepurchaseSettings()
     blend: BlendSettings = BlendSettings()
+    rerank: RerankSettings = RerankSettings()
     peers: PeerSettings = PeerSettings()
     search: SearchSettings = SearchSettings()
 

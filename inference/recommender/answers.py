@@ -178,14 +178,14 @@ class Recommendations:
     def _personalized(
         self, users: np.ndarray, k: int, purchased: Purchased, context: Context
     ) -> list[list[Recommendation]]:
-        blend = self.model.blends.get(BLEND_FOR[purchased]) or self.model.blends[self.protocol]
+        protocol = BLEND_FOR[purchased] if BLEND_FOR[purchased] in self.model.blends else self.protocol
         if len(users) == 1 and not context.recently_viewed:
-            answer = self._personalized_one(int(users[0]), k, purchased, context, blend)
+            answer = self._personalized_one(int(users[0]), k, purchased, context, protocol)
             if answer is not None:
                 return [answer]
         bought = [self._bought(int(user)) for user in users]
         blocked = [self._blocked(items, purchased) for items in bought] if purchased != "include" else None
-        scores = self.model.blend_scores(users, blend, blocked)
+        scores = self.model.protocol_scores(users, protocol, blocked)
         if context.recently_viewed:
             viewed = self.item_positions(context.recently_viewed)
             if len(viewed):
@@ -209,15 +209,15 @@ class Recommendations:
         return results
 
     def _personalized_one(
-        self, user: int, k: int, purchased: Purchased, context: Context, blend: dict[str, float]
+        self, user: int, k: int, purchased: Purchased, context: Context, protocol: str
     ) -> list[Recommendation] | None:
         """`_personalized` for one customer, scored on the items some component ranks (the
         service's path). None when fewer of them than needed are allowed and supported:
         the full scoring then decides, so the answer is the same either way."""
         bought = self._bought(user)
         blocked = self._blocked(bought, purchased) if purchased != "include" else bought[:0]
-        columns, scores = self.model.blend_candidates(
-            user, blend, blocked if purchased != "include" else None
+        columns, scores = self.model.protocol_candidates(
+            user, protocol, blocked if purchased != "include" else None
         )
         allowed_items = self._allowed(context)
         allowed = allowed_items[columns] & ~np.isin(columns, blocked)
@@ -234,7 +234,7 @@ class Recommendations:
         chosen = self._capped(list(dict.fromkeys(pinned + columns[top].tolist())), k, cap)
         if len(chosen) < k:
             return None  # the cap left too few supported items: the full scoring decides
-        shared = self.model.shared_blend(blend)
+        shared = self.model.protocol_shared(protocol)
         for p in pinned:  # a pinned item outside the ranked ones scores the tie-break alone
             score.setdefault(p, float(shared[p] * self.boost[p]))
         return self._described(chosen, score, bought)

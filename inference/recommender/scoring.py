@@ -47,6 +47,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from inference.recommender.rerank import (
+    Reranker,
+    TreeEnsemble,
+    candidate_features,
+    context_features,
+    union_candidates,
+)
+
 # component -> (item-item matrix, history); None for components that are not item-item
 ITEM_ITEM = {
     "ease": ("ease", "binary"),
@@ -65,6 +73,7 @@ COMPONENTS = ("lightfm", *ITEM_ITEM, *SPARSE_SCORES, *VECTORS)
 Blocked = list[np.ndarray] | None  # per customer, the item columns the answer may not hold
 TIE_BREAK = 1e-7  # popularity's weight in every blend: orders items the components leave tied
 DENSE_ITEM_ITEM_LIMIT = 5_000  # 5,000 items: a 100 MB dense float32 matrix
+POPULAR_CANDIDATES = 20  # the most popular items are always candidates (`candidate_ranks`)
 
 
 def _row(matrix: sp.csr_matrix, row: int) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +117,10 @@ class HybridModel:
     info: dict[str, Any] = field(default_factory=dict)
     # each customer's LightFM top `candidates` items, best first (see precompute_lightfm_top)
     lightfm_top: np.ndarray | None = None
+    # per customer: what the reranker reads of them (rerank.CUSTOMER_CONTEXT)
+    customer_context: np.ndarray | None = None
+    # protocol -> the learned reranker that replaces its linear blend (rerank.py)
+    rerankers: dict[str, Reranker] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.user_index = pd.Series(np.arange(len(self.user_ids)), index=self.user_ids)
@@ -287,6 +300,72 @@ class HybridModel:
         columns = np.flatnonzero(ranked_anywhere)
         return columns, total[columns]
 
+    # -- a protocol's scores: its reranker where training adopted one, else its blend ---
+
+    def candidate_ranks(
+        self, users: np.ndarray, blocked: Blocked, components: list[str]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Each customer's candidates (users x width item columns, -1 padding): the items
+        some component ranks among its top `candidates` (each over the items not `blocked`)
+        and the most popular items; and each component's rank score of them. What the
+        blend's tuning scores and the reranker reads (`rerank.union_candidates`)."""
+        popular = np.argsort(-self.vectors["popularity"], kind="stable")[:POPULAR_CANDIDATES]
+        ranks = {name: sp.csr_matrix(self.component_ranks(name, users, blocked)) for name in components}
+        return union_candidates(ranks, popular, self.n_items)
+
+    def candidate_context(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """What the reranker reads of the candidates and customers besides ranks (`rerank.CONTEXT`)."""
+        if self.customer_context is None:
+            raise ValueError("this model has no customer context: it was built before the reranker")
+        return context_features(
+            self.vectors["popularity"],
+            self.vectors["recent_buyers"],
+            self.customer_context[users],
+            candidates,
+        )
+
+    def reranked(
+        self, users: np.ndarray, reranker: Reranker, blocked: Blocked = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each customer's candidates (-1 padding) and the reranker's probability of each
+        being bought (0 on padding)."""
+        candidates, values = self.candidate_ranks(users, blocked, reranker.components)
+        features = candidate_features(values, reranker.components, self.candidate_context(users, candidates))
+        real = candidates >= 0
+        probability = np.zeros(candidates.shape, np.float32)
+        probability[real] = reranker.trees.probability(features[real])
+        return candidates, probability
+
+    def protocol_scores(self, users: np.ndarray, protocol: str, blocked: Blocked = None) -> np.ndarray:
+        """`blend_scores` of the protocol's blend, or its reranker's probabilities on the
+        candidates (every other item scores the tie-break alone, as in a blend)."""
+        reranker = self.rerankers.get(protocol)
+        if reranker is None:
+            return self.blend_scores(users, self.blends[protocol], blocked)
+        total = np.tile(self.shared_blend({}), (len(users), 1))
+        candidates, probability = self.reranked(users, reranker, blocked)
+        rows, columns = np.nonzero(candidates >= 0)
+        total[rows, candidates[rows, columns]] += probability[rows, columns]
+        return total
+
+    def protocol_candidates(
+        self, user: int, protocol: str, blocked: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`blend_candidates` for the protocol's blend or reranker (module docstring)."""
+        reranker = self.rerankers.get(protocol)
+        if reranker is None:
+            return self.blend_candidates(user, self.blends[protocol], blocked)
+        candidates, probability = self.reranked(
+            np.array([user]), reranker, None if blocked is None else [blocked]
+        )
+        real = candidates[0] >= 0
+        columns = candidates[0][real]
+        return columns, probability[0][real] + self.shared_blend({})[columns]
+
+    def protocol_shared(self, protocol: str) -> np.ndarray:
+        """What an item no component ranks scores under the protocol (`shared_blend`)."""
+        return self.shared_blend({} if protocol in self.rerankers else self.blends[protocol])
+
     def blend_scores(
         self, users: np.ndarray, weights: dict[str, float], blocked: Blocked = None
     ) -> np.ndarray:
@@ -402,6 +481,12 @@ class HybridModel:
             "item_feature_embedding": self.item_feature_embedding,
             "item_feature_bias": self.item_feature_bias,
             **{f"vector_{name}": vector for name, vector in self.vectors.items()},
+            **({} if self.customer_context is None else {"customer_context": self.customer_context}),
+            **{
+                name: array
+                for protocol, reranker in self.rerankers.items()
+                for name, array in reranker.trees.arrays(f"rerank_{protocol}_").items()
+            },
         }
         np.savez_compressed(directory / "arrays.npz", **arrays)  # type: ignore[arg-type]
         if self.lightfm_top is not None:  # uncompressed: item ids compress poorly, and it loads at once
@@ -417,6 +502,15 @@ class HybridModel:
             "similarity": sorted(self.similarity),
             "histories": sorted(self.histories),
             "vectors": sorted(self.vectors),
+            "rerankers": {
+                protocol: {
+                    "components": reranker.components,
+                    "baseline": reranker.trees.baseline,
+                    "depth": reranker.trees.depth,
+                    "info": reranker.info,
+                }
+                for protocol, reranker in self.rerankers.items()
+            },
             "info": self.info,
         }
         (directory / "model.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
@@ -447,6 +541,15 @@ class HybridModel:
             rank_offset=meta["rank_offset"],
             info=meta["info"],
             lightfm_top=np.load(top) if (top := directory / "lightfm_top.npy").exists() else None,
+            customer_context=data.get("customer_context"),
+            rerankers={
+                protocol: Reranker(
+                    spec["components"],
+                    TreeEnsemble.from_arrays(data, f"rerank_{protocol}_", spec["baseline"], spec["depth"]),
+                    spec["info"],
+                )
+                for protocol, spec in meta.get("rerankers", {}).items()
+            },
         )
 
 

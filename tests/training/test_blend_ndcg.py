@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from inference.recommender.rerank import CONTEXT
 from training.recommender.blend import DISCOUNTS, FoldScores, Validation
 from training.recommender.uncertainty import Bootstrap
 
@@ -43,6 +44,7 @@ def test_ndcg_of_equals_a_full_sort_with_ties_by_column() -> None:
             relevant=relevant,
             ideal=ideal,
             tie_break=np.zeros((users, width), np.float32),
+            context=np.zeros((users, width, len(CONTEXT)), np.float32),
             customers=customers,
         )
         validation = Validation([fold], Bootstrap(customers, samples=10, confidence=0.9, seed=1))

@@ -13,6 +13,7 @@ import pytest
 import scipy.sparse as sp
 from mlflow.entities import Run
 
+from inference.recommender.rerank import CONTEXT
 from storewise.settings import TifuSettings, load_recommender_settings
 from training.promotion import GATES, judge, same_split
 from training.recommender import tifu
@@ -153,6 +154,7 @@ def two_group_validation(users_per_group: int = 150) -> Validation:
         relevant=relevant,
         ideal=np.ones(n),
         tie_break=tie_break,
+        context=np.zeros((n, width, len(CONTEXT)), np.float32),
         customers=np.arange(n).astype(str),
     )
     return Validation([fold], Bootstrap(fold.customers, samples=500, confidence=0.9, seed=1))
@@ -195,6 +197,7 @@ def item_zero_fold(values: dict[str, np.ndarray]) -> FoldScores:
         ideal=np.ones(n),
         tie_break=np.tile(np.r_[0, 0, np.linspace(2e-7, 1e-7, 10)].astype(np.float32), (n, 1)),
         customers=np.arange(n).astype(str),
+        context=np.zeros((n, width, len(CONTEXT)), np.float32),
     )
 
 

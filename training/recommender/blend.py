@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
+from inference.recommender.rerank import gather, lookup
 from inference.recommender.scoring import TIE_BREAK, HybridModel
 from training.recommender.data import Truth
 from training.recommender.evaluate import Protocol, effective_truth
@@ -51,6 +51,7 @@ class FoldScores:
     ideal: np.ndarray  # users: the best possible DCG@10 (from the size of the truth)
     tie_break: np.ndarray  # users x width
     customers: np.ndarray  # users: customer ids (one bootstrap cluster per customer)
+    context: np.ndarray  # users x width x len(CONTEXT): what the reranker reads besides the ranks
 
 
 def fold_scores(
@@ -61,51 +62,24 @@ def fold_scores(
     if len(keep) > max_users:
         keep = np.sort(np.random.default_rng(seed).choice(keep, max_users, replace=False))
     users = truth.user_index[keep]
-    blocked = blocked_rows(protocol.excluded, users)
-    popular = np.argsort(-model.vectors["popularity"], kind="stable")[:20]
-    ranks = {name: sp.csr_matrix(model.component_ranks(name, users, blocked)) for name in components}
-    union = sp.csr_matrix(
-        (
-            np.ones(len(users) * len(popular)),
-            (np.repeat(np.arange(len(users)), len(popular)), np.tile(popular, len(users))),
-        ),
-        shape=(len(users), model.n_items),
-    )
-    for ranked in ranks.values():
-        union = union + (ranked > 0).astype(np.float64)
-    union = sp.csr_matrix(union)
-    union.sort_indices()
-    width = int(np.diff(union.indptr).max()) if len(users) else 1
-    candidates = np.full((len(users), width), -1, np.int64)
-    lengths = np.diff(union.indptr)
-    columns = np.arange(width)[None, :] < lengths[:, None]
-    candidates[columns] = union.indices
+    candidates, values = model.candidate_ranks(users, blocked_rows(protocol.excluded, users), components)
     safe = np.maximum(candidates, 0)
     user_targets = [targets[i] for i in keep]
-    excluded = _gather(protocol.excluded[users].astype(np.float32), safe) > 0
+    excluded = gather(protocol.excluded[users].astype(np.float32), safe) > 0
     relevant = _member(safe, user_targets) & (candidates >= 0)
     sizes = np.array([len(items) for items in user_targets])
     ideal = np.cumsum(DISCOUNTS)[np.minimum(sizes, CUT) - 1] if len(sizes) else np.zeros(0)
     popularity = model.vectors["popularity"] / max(float(model.vectors["popularity"].max()), 1.0)
     return FoldScores(
         candidates=candidates,
-        values={name: _gather(matrix, safe) for name, matrix in ranks.items()},
+        values=values,
         blocked=(candidates < 0) | excluded,
         relevant=relevant,
         ideal=ideal,
         tie_break=(TIE_BREAK * popularity[safe]).astype(np.float32),
         customers=model.user_ids[users].astype(str),
+        context=model.candidate_context(users, candidates),
     )
-
-
-def _gather(matrix: sp.csr_matrix, columns: np.ndarray) -> np.ndarray:
-    """matrix[row, columns[row, j]] for every row and j, without densifying the matrix: one
-    sorted lookup of (row, column) codes for the whole fold."""
-    matrix = sp.csr_matrix(matrix)
-    matrix.sort_indices()
-    stride = max(matrix.shape[1], 1)
-    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
-    return _lookup(rows * stride + matrix.indices, matrix.data.astype(np.float32), columns, stride)
 
 
 def _member(candidates: np.ndarray, targets: list[np.ndarray]) -> np.ndarray:
@@ -114,17 +88,7 @@ def _member(candidates: np.ndarray, targets: list[np.ndarray]) -> np.ndarray:
     rows = np.repeat(np.arange(len(targets), dtype=np.int64), [len(t) for t in targets])
     codes = rows * stride + (np.concatenate(targets).astype(np.int64) if targets else np.zeros(0, np.int64))
     order = np.argsort(codes, kind="stable")
-    return _lookup(codes[order], np.ones(len(codes), np.float32), candidates, stride) > 0
-
-
-def _lookup(codes: np.ndarray, values: np.ndarray, columns: np.ndarray, stride: int) -> np.ndarray:
-    """values at the (row, column) codes, for every row and column of `columns` (0 if absent);
-    `codes` sorted ascending."""
-    if not len(codes):
-        return np.zeros(columns.shape, np.float32)
-    probe = np.arange(columns.shape[0], dtype=np.int64)[:, None] * stride + columns
-    position = np.minimum(np.searchsorted(codes, probe), len(codes) - 1)
-    return np.where(codes[position] == probe, values[position], 0).astype(np.float32)
+    return lookup(codes[order], np.ones(len(codes), np.float32), candidates, stride) > 0
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""The side-by-side comparison on the test weeks: the hybrid (each protocol's blend, as the
-service answers it), the baselines, the peers and LightFM alone (when a blend uses it),
+"""The side-by-side comparison on the test weeks: the hybrid (each protocol's blend or
+reranker, as the service answers it), the baselines, the peers and LightFM alone (when a blend uses it),
 fitted on the same data and judged under the same masks; and for every model, the paired
 bootstrap interval of the hybrid's NDCG@10 minus its own, over the test customers."""
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from inference.recommender.rerank import Reranker
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
 from storewise.settings import RecommenderSettings
@@ -24,6 +25,12 @@ from training.recommender.uncertainty import Bootstrap
 from training.recommender.validation import LightFmChoice, Window
 
 NOT_PEERS = ("hybrid", "cold_start")
+
+
+def used_components(blends: dict[str, dict[str, float]], rerankers: dict[str, Reranker]) -> set[str]:
+    """The components some protocol's blend or reranker reads: the ones a hybrid must fit."""
+    used = {name for weights in blends.values() for name in weights}
+    return used | {name for reranker in rerankers.values() for name in reranker.components}
 
 
 @dataclass
@@ -42,15 +49,16 @@ def test_comparison(
     blends: dict[str, dict[str, float]],
     jobs: BackgroundJobs,
     data: TrainData,
+    rerankers: dict[str, Reranker],
 ) -> Comparison:
     """`data`: the data at the window's start; `jobs` may hold the peers' evaluations
     (`TEST_PEERS`) and the test weeks' LightFM (`TEST_WEEKS`), done in the other process.
     LightFM alone is compared only when a blend uses it (or warm starts continue it)."""
     truth = build_truth(trainer.orders, trainer.customers, data, window)
     protocols = trainer.protocols(data)
-    used = {name for weights in blends.values() for name in weights}
+    used = used_components(blends, rerankers)
     hybrid = trainer.hybrid(data, None, components=used, users=truth.user_index)
-    hybrid.blends = blends
+    hybrid.blends, hybrid.rerankers = blends, rerankers
     # the peers first: the test weeks' LightFM may still be fitting in the other process
     by_peer = (
         jobs.take(TEST_PEERS)

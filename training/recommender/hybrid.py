@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from inference.recommender.rerank import customer_context
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
 from storewise.settings import ComponentSettings, RecommenderSettings
@@ -59,11 +60,11 @@ class BlendView(Recommender):
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        return self.model.blend_scores(
-            users, self.model.blends[self.protocol], blocked_rows(self.excluded, users)
-        )
+        return self.model.protocol_scores(users, self.protocol, blocked_rows(self.excluded, users))
 
     def params(self) -> dict[str, Any]:
+        if self.protocol in self.model.rerankers:
+            return {f"rerank.{self.protocol}": True}
         return {
             f"blend.{self.protocol}.{name}": weight
             for name, weight in self.model.blends[self.protocol].items()
@@ -185,6 +186,7 @@ def fit_hybrid(
         vectors=vectors,
     )
     model.candidates, model.rank_offset = settings.blend.candidates, settings.blend.rank_offset
+    model.customer_context = customer_context(data.basket_user, data.basket_age, data.ever_bought)
     return model
 
 

@@ -85,6 +85,10 @@ def log_run(
         )
         for protocol, weights in outcome.blends.items():
             params.update({f"blend.{protocol}.{name}": weight for name, weight in weights.items()})
+        # which protocols the learned reranker answers, and why (its held-out gain)
+        params.update(
+            {f"rerank.{protocol}.chosen": rerank.describe() for protocol, rerank in outcome.rerank.items()}
+        )
         mlflow.log_params(params)
         mlflow.set_tags(
             {
@@ -138,6 +142,11 @@ def run_metrics(outcome: TrainOutcome) -> dict[str, float]:
         for name, interval in tuned.versus_components.items():
             for part in ("mean", "low", "high"):
                 metrics[f"validation.{protocol}.hybrid_minus.{name}.{part}"] = getattr(interval, part)
+    for protocol, rerank in outcome.rerank.items():
+        metrics[f"validation.{protocol}.reranker_adopted"] = float(rerank.adopted)
+        if rerank.gain is not None:
+            for part in ("mean", "low", "high"):
+                metrics[f"validation.{protocol}.reranker_minus_blend.{part}"] = getattr(rerank.gain, part)
     metrics[PRIMARY_METRIC] = outcome.value("hybrid")
     metrics.update(
         {f"seconds.{name.replace(' ', '_')}": seconds for name, seconds in outcome.seconds.items()}

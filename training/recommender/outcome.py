@@ -14,6 +14,7 @@ import pandas as pd
 from storewise.config import flatten
 from storewise.settings import BusinessRules, RecommenderSettings
 from training.recommender.blend import TunedBlend
+from training.recommender.rerank import RerankChoice
 from training.recommender.uncertainty import Interval
 
 PRIMARY_METRIC = "ndcg_at_10"
@@ -38,6 +39,8 @@ class TrainOutcome:
     # on the latest fold, per protocol whose blend kept LightFM: that blend minus the one tuned
     # without it (LightFM is fitted on the other folds only if one is clearly above zero)
     lightfm_screen: dict[str, Interval] = field(default_factory=dict)
+    # per protocol: whether the learned reranker replaced the blend, and the held-out evidence
+    rerank: dict[str, RerankChoice] = field(default_factory=dict)
 
     def value(self, model: str, protocol: str | None = None, metric: str = "ndcg", k: int = 10) -> float:
         protocol = protocol or self.primary_protocol

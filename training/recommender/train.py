@@ -30,19 +30,27 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+from inference.recommender.rerank import Reranker
 from inference.recommender.scoring import HybridModel
 from storewise.config import CONFIG_DIR
 from storewise.shop import ShopPaths
 from training.recommender.background import FINAL_FIT, TEST_WEEKS, BackgroundJobs
 from training.recommender.bundle import write_model_bundle
-from training.recommender.comparison import submit_peers, test_comparison
+from training.recommender.comparison import submit_peers, test_comparison, used_components
 from training.recommender.data import TrainData, split_cutoffs
 from training.recommender.hybrid import with_lightfm
 from training.recommender.mlflow_run import log_run
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import TrainOutcome
 from training.recommender.trainer import Trainer
-from training.recommender.validation import LightFmChoice, folds_before, shared_masks, tune_all, validate
+from training.recommender.validation import (
+    LightFmChoice,
+    folds_before,
+    rerank_all,
+    shared_masks,
+    tune_all,
+    validate,
+)
 
 STEPS = ("validation data", "lightfm epochs", "validation folds", "blend", "test comparison", "final fit")
 
@@ -55,14 +63,14 @@ def final_fit(
     test_lightfm: LightFmHybrid | None,
     jobs: BackgroundJobs,
     data: TrainData,
+    rerankers: dict[str, Reranker],
 ) -> HybridModel:
     """The hybrid refitted on all the data (`data`, the data at `end`): the model that is
     registered. LightFM is always fitted (similar items, audiences and new items read it;
     taken from `jobs` when fitted there, else continuing the test weeks' `test_lightfm`
     with warm starts), the other components only if a blend uses them (EASE too, for the
     reasons and similar items, when the catalogue allows)."""
-    used = {name for weights in blends.values() for name in weights}
-    final = trainer.hybrid(data, None, components=used | {"ease"})
+    final = trainer.hybrid(data, None, components=used_components(blends, rerankers) | {"ease"})
     # continuing the test weeks' LightFM: the items launched in them from the latest fold's
     # (on the whole catalogue), which the test weeks' model does not have
     fallbacks = (choice.latest_fold_model,) if choice.latest_fold_model is not None else ()
@@ -72,7 +80,7 @@ def final_fit(
         else choice.continued(trainer, data, test_lightfm, fallbacks)
     )
     with_lightfm(final, lightfm, data)
-    final.blends = blends
+    final.blends, final.rerankers = blends, rerankers
     final.precompute_lightfm_top(lightfm.top_items)
     final.info = {
         "data_hash": trainer.data_hash,
@@ -127,14 +135,15 @@ def train_recommender(
         step("validation folds")
         tuned = tune_all(trainer, scores, components, shared_masks(folds))
         blends = {protocol: blend.weights for protocol, blend in tuned.items()}
-        choice.blended = any("lightfm" in weights for weights in blends.values())
+        rerank_choices, rerankers = rerank_all(trainer, scores, components, shared_masks(folds))
+        choice.blended = "lightfm" in used_components(blends, rerankers)
         if choice.blended:
             # the test weeks' LightFM only for a blend that uses it (module docstring, step 3)
             choice.schedule(trainer, jobs, {TEST_WEEKS: test_data})
         step("blend")
-        comparison = test_comparison(trainer, (test_cutoff, end), choice, blends, jobs, test_data)
+        comparison = test_comparison(trainer, (test_cutoff, end), choice, blends, jobs, test_data, rerankers)
         step("test comparison")
-        final = final_fit(trainer, end, choice, blends, comparison.lightfm, jobs, final_data)
+        final = final_fit(trainer, end, choice, blends, comparison.lightfm, jobs, final_data, rerankers)
         step("final fit")
     bar.close()
     trainer.seconds["total"] = round(time.perf_counter() - started, 2)
@@ -152,6 +161,7 @@ def train_recommender(
         validation=tuned,
         unlaunched_items=final_data.n_items - test_data.n_items,
         lightfm_screen=choice.screen,
+        rerank=rerank_choices,
     )
     workdir = Path(tempfile.mkdtemp(prefix="storewise-recommender-"))
     # the bundle lives as long as the outcome (callers read it); deleted with it or at exit

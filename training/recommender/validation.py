@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from inference.recommender.rerank import Reranker
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
 from storewise.errors import DataError
@@ -44,6 +45,7 @@ from training.recommender.evaluate import PROTOCOLS, Protocol
 from training.recommender.hybrid import with_lightfm
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import PRIMARY_METRIC
+from training.recommender.rerank import RerankChoice, choose_reranker
 from training.recommender.trainer import Trainer
 from training.recommender.uncertainty import Bootstrap, Interval
 
@@ -255,6 +257,33 @@ def tune_all(
         for protocol, validation in validations(trainer, scores, same_as).items()
     }
     return {protocol: tuned[same_as.get(protocol, protocol)] for protocol in PROTOCOLS}
+
+
+def rerank_all(
+    trainer: Trainer, scores: list[dict[str, FoldScores]], components: list[str], same_as: dict[str, str]
+) -> tuple[dict[str, RerankChoice], dict[str, Reranker]]:
+    """Each protocol's reranker decision (`training/recommender/rerank.py`) and the adopted
+    rerankers; protocols in `same_as` share another's."""
+    settings = trainer.settings
+    decided: dict[str, tuple[RerankChoice, Reranker | None]] = {}
+    for protocol in tqdm(
+        [p for p in PROTOCOLS if same_as.get(p, p) == p], desc="reranker", unit="protocol", leave=False
+    ):
+        decided[protocol] = choose_reranker(
+            [fold[protocol] for fold in scores],
+            components,
+            settings.blend,
+            settings.rerank,
+            settings.evaluation,
+        )
+        log.info("%s: %s", protocol, decided[protocol][0].describe())
+    choices = {protocol: decided[same_as.get(protocol, protocol)][0] for protocol in PROTOCOLS}
+    rerankers = {
+        protocol: reranker
+        for protocol in PROTOCOLS
+        if (reranker := decided[same_as.get(protocol, protocol)][1]) is not None
+    }
+    return choices, rerankers
 
 
 def lightfm_gains(

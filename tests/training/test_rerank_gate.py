@@ -1,0 +1,75 @@
+"""The reranker's gate: adopted where the trees see what no linear blend can (which
+component to trust depends on the customer), with the held-out gain worked out by hand;
+left out where what was bought is noise."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inference.recommender.rerank import CONTEXT
+from storewise.settings import BlendSettings, EvaluationSettings, RerankSettings
+from training.recommender.blend import DISCOUNTS, FoldScores
+from training.recommender.rerank import choose_reranker
+
+WIDTH = 12
+SETTINGS = RerankSettings(
+    iterations=30, learning_rate=0.3, leaves=4, max_depth=3, min_leaf=5, max_rows=50_000
+)
+
+
+def fold(seed: int, customers: int, *, noise: bool) -> FoldScores:
+    """Component `a` ranks candidate 0 first and 1 second, `b` the other way round. Customers
+    with many baskets bought candidate 0, those with one basket candidate 1 (with `noise`,
+    one random candidate each, whatever their baskets)."""
+    rng = np.random.default_rng(seed)
+    a = np.zeros((customers, WIDTH), np.float32)
+    b = np.zeros((customers, WIDTH), np.float32)
+    a[:, 0], a[:, 1], b[:, 1], b[:, 0] = 1 / 20, 1 / 21, 1 / 20, 1 / 21
+    heavy = rng.random(customers) < 0.5
+    context = np.zeros((customers, WIDTH, len(CONTEXT)), np.float32)
+    context[:, :, CONTEXT.index("customer_baskets")] = np.where(heavy, np.log1p(40), np.log1p(1))[:, None]
+    relevant = np.zeros((customers, WIDTH), bool)
+    bought = rng.integers(0, WIDTH, customers) if noise else np.where(heavy, 0, 1)
+    relevant[np.arange(customers), bought] = True
+    return FoldScores(
+        candidates=np.tile(np.arange(WIDTH), (customers, 1)),
+        values={"a": a, "b": b},
+        blocked=np.zeros((customers, WIDTH), bool),
+        relevant=relevant,
+        ideal=np.full(customers, DISCOUNTS[0]),
+        tie_break=np.zeros((customers, WIDTH), np.float32),
+        customers=np.array([f"c{seed}-{i}" for i in range(customers)]),
+        context=context,
+    )
+
+
+def test_trees_that_see_the_customer_replace_the_blend() -> None:
+    folds = [fold(seed, 200, noise=False) for seed in range(4)]
+    choice, reranker = choose_reranker(folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
+    assert choice.adopted and reranker is not None
+    # a blend puts one component's first item first for everyone: the other half of the
+    # customers find theirs second, NDCG 1 / log2(3); the trees put it first for everyone
+    second = 1 / np.log2(3)
+    for blend, trees in choice.folds:  # each fold's blend is right for one kind of customer only
+        assert trees == 1.0
+        assert second <= blend < 1.0
+        heavy_share = (blend - second) / (1 - second)
+        assert 0.35 < heavy_share < 0.65
+    assert choice.gain is not None and choice.gain.low > 0.1
+    assert reranker.components == ["a", "b"] and reranker.info["bought"] == 800
+
+
+def test_trees_fitted_on_noise_leave_the_blend_in_place() -> None:
+    folds = [fold(seed, 200, noise=True) for seed in range(4)]
+    choice, reranker = choose_reranker(folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
+    assert not choice.adopted and reranker is None
+    assert choice.gain is not None and not choice.gain.clearly_above_zero
+    assert "not clearly better" in choice.reason
+
+
+def test_switched_off_or_one_fold_keeps_the_blend() -> None:
+    folds = [fold(seed, 50, noise=False) for seed in range(4)]
+    off = RerankSettings(enabled=False)
+    assert choose_reranker(folds, ["a", "b"], BlendSettings(), off, EvaluationSettings())[1] is None
+    choice, reranker = choose_reranker(folds[:1], ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
+    assert reranker is None and "fewer than two" in choice.reason

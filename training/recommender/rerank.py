@@ -1,0 +1,185 @@
+"""Fitting the learned reranker (`inference/recommender/rerank.py` says what it reads and
+why) and deciding, per protocol, whether it replaces the linear blend.
+
+The decision is made like the blend's own choices: on customers the candidate was not
+fitted on, with the paired bootstrap. Each validation fold in turn is held out; the blend
+is tuned (`blend.tune`, exactly as training tunes it) and the trees are fitted on the
+other folds, and both are judged on the held-out fold. The per-customer differences of
+all folds are pooled (a customer in several folds is one bootstrap cluster). Only if the
+interval of the reranker's gain lies above zero are the trees refitted on every fold and
+used for that protocol; otherwise the blend stays, and the run says so.
+
+Measured before this was built (benchmarks/README.md, "Session 16"): under discovery the
+trees were ahead of the blend on the online-retail sample and on one of its halves, level
+on the other half, and clearly ahead on the demo shop; under all purchases they were
+clearly ahead on the demo shop and within noise, either way, on the real data. Hence the
+gate per protocol, not a switch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from inference.recommender.rerank import CONTEXT, Reranker, TreeEnsemble
+from storewise.settings import BlendSettings, EvaluationSettings, RerankSettings
+from training.recommender.blend import FoldScores, Validation, tune
+from training.recommender.uncertainty import Bootstrap, Interval
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RerankChoice:
+    """Whether a protocol's reranker replaces its blend, and the evidence."""
+
+    adopted: bool
+    reason: str
+    # pooled over the held-out folds: the reranker's NDCG@10 minus the blend's
+    gain: Interval | None = None
+    # per held-out fold (latest first): (blend, reranker) mean NDCG@10
+    folds: list[tuple[float, float]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return f"{'reranker' if self.adopted else 'blend'}: {self.reason}"
+
+
+def candidate_rows(fold: FoldScores, components: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The fold's allowed candidates as rows of features (components' rank scores, then
+    `CONTEXT`) and whether each was bought."""
+    allowed = ~fold.blocked
+    ranks = np.stack([fold.values[name] for name in components], axis=-1)
+    features = np.concatenate([ranks, fold.context], axis=-1)
+    return features[allowed].astype(np.float32), fold.relevant[allowed]
+
+
+def fit_trees(folds: list[FoldScores], components: list[str], settings: RerankSettings) -> Any:
+    """A HistGradientBoostingClassifier fitted on `folds`' candidates: every bought one and,
+    above `max_rows`, a random share of the rest (a uniform share of the negatives moves
+    every log-odds by the same constant: the order within a customer, all that ranking
+    reads, is unchanged)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rows = [candidate_rows(fold, components) for fold in folds]
+    x = np.concatenate([features for features, _ in rows])
+    y = np.concatenate([bought for _, bought in rows])
+    negatives = int((~y).sum())
+    share = min(1.0, max(settings.max_rows - int(y.sum()), 0) / max(negatives, 1))
+    if share < 1.0:
+        keep = y | (np.random.default_rng(settings.seed).random(len(y)) < share)
+        x, y = x[keep], y[keep]
+    model = HistGradientBoostingClassifier(
+        max_iter=settings.iterations,
+        learning_rate=settings.learning_rate,
+        max_leaf_nodes=settings.leaves,
+        max_depth=settings.max_depth,
+        min_samples_leaf=settings.min_leaf,
+        l2_regularization=settings.l2,
+        early_stopping=False,
+        random_state=settings.seed,
+    )
+    model.fit(x, y)
+    model.storewise_rows = {"rows": len(y), "bought": int(y.sum()), "negative_share": round(share, 4)}
+    return model
+
+
+def fit_reranker(folds: list[FoldScores], components: list[str], settings: RerankSettings) -> Reranker:
+    """The reranker the service runs: `fit_trees` exported to NumPy arrays."""
+    model = fit_trees(folds, components, settings)
+    return Reranker(list(components), export_trees(model), dict(model.storewise_rows))
+
+
+def export_trees(model: object) -> TreeEnsemble:
+    """A fitted binary HistGradientBoostingClassifier's trees as `TreeEnsemble` arrays. Its
+    predictors are not public API: `tests/inference/test_rerank.py` checks that the export
+    predicts what `predict_proba` does, so a scikit-learn upgrade that changes them fails
+    there, not in the service."""
+    predictors = [trees[0] for trees in model._predictors]  # type: ignore[attr-defined]
+    offsets = np.cumsum([0] + [len(tree.nodes) for tree in predictors])
+    nodes = np.concatenate([tree.nodes for tree in predictors])
+    leaf = nodes["is_leaf"].astype(bool)
+    if np.isnan(nodes["num_threshold"][~leaf]).any() or nodes["is_categorical"].any():
+        raise ValueError("the reranker's trees use missing values or categories, which the export does not")
+    owner = np.repeat(offsets[:-1], np.diff(offsets))
+    index = np.arange(len(nodes), dtype=np.int32)
+    return TreeEnsemble(
+        feature=np.where(leaf, 0, nodes["feature_idx"]).astype(np.int32),
+        threshold=np.where(leaf, np.inf, nodes["num_threshold"]).astype(np.float64),
+        left=np.where(leaf, index, nodes["left"] + owner).astype(np.int32),
+        right=np.where(leaf, index, nodes["right"] + owner).astype(np.int32),
+        value=np.where(leaf, nodes["value"], 0.0).astype(np.float64),
+        roots=offsets[:-1].astype(np.int32),
+        baseline=float(np.ravel(model._baseline_prediction)[0]),  # type: ignore[attr-defined]
+        depth=int(nodes["depth"].max()),
+    )
+
+
+def reranked_ndcg(validation: Validation, fold: FoldScores, model: Any, components: list[str]) -> np.ndarray:
+    """Each customer's NDCG@10 on `fold` (the one fold of `validation`) with the fitted
+    trees' probabilities (`fit_trees`; scikit-learn's own prediction, which the export
+    matches) in place of the blend, ranked exactly as the blend is."""
+    allowed = ~fold.blocked
+    features, _ = candidate_rows(fold, components)
+    probability = np.zeros(fold.candidates.shape, np.float32)
+    if len(features):
+        probability[allowed] = model.predict_proba(features)[:, 1]
+    width = validation.base.shape[1]
+    padded = np.pad(probability, ((0, 0), (0, width - int(fold.candidates.shape[1]))))
+    return validation.ndcg_of(validation.base + padded)
+
+
+def choose_reranker(
+    folds: list[FoldScores],
+    components: list[str],
+    blend: BlendSettings,
+    settings: RerankSettings,
+    evaluation: EvaluationSettings,
+) -> tuple[RerankChoice, Reranker | None]:
+    """The reranker for one protocol's folds (latest first) if it clearly beats the blend
+    on held-out folds (module docstring), refitted on every fold; else None."""
+    if not settings.enabled:
+        return RerankChoice(False, "the reranker is switched off (rerank.enabled)"), None
+    if len(folds) < 2 or not all(len(fold.customers) for fold in folds):
+        return RerankChoice(False, "fewer than two validation folds with customers"), None
+
+    def validation(chosen: list[FoldScores]) -> Validation:
+        clusters = np.concatenate([fold.customers for fold in chosen])
+        bootstrap = Bootstrap(
+            clusters,
+            samples=evaluation.bootstrap_samples,
+            confidence=evaluation.confidence,
+            seed=evaluation.bootstrap_seed,
+        )
+        return Validation(chosen, bootstrap)
+
+    groups = min(settings.held_out_groups, len(folds))
+    differences, per_group = [], []
+    for group in range(groups):
+        held_out = [index for index in range(len(folds)) if index % groups == group]
+        others = [fold for index, fold in enumerate(folds) if index % groups != group]
+        tuned = tune(validation(others), components, blend.grid, blend.passes, blend.shrinkage)
+        trees = fit_trees(others, components, settings)
+        for index in held_out:
+            judge = validation([folds[index]])
+            linear = judge.ndcg(tuned.weights)
+            reranked = reranked_ndcg(judge, folds[index], trees, components)
+            differences.append((index, reranked - linear))
+            per_group.append((index, round(float(linear.mean()), 4), round(float(reranked.mean()), 4)))
+    # in the folds' order, as the bootstrap's clusters are
+    differences.sort(key=lambda pair: pair[0])
+    per_fold = [(linear, reranked) for _, linear, reranked in sorted(per_group)]
+    gain = validation(folds).bootstrap.interval(np.concatenate([difference for _, difference in differences]))
+    if not gain.clearly_above_zero:
+        return RerankChoice(
+            False, f"not clearly better than the blend on held-out folds, {gain.describe()}", gain, per_fold
+        ), None
+    reranker = fit_reranker(folds, components, settings)
+    reranker.info.update(
+        {"gain": gain.describe(), "held_out_folds": per_fold, "features": [*components, *CONTEXT]}
+    )
+    return RerankChoice(
+        True, f"clearly better than the blend on held-out folds, {gain.describe()}", gain, per_fold
+    ), reranker
