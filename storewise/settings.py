@@ -207,14 +207,19 @@ class RerankSettings(StrictModel):
     # blend's candidates, adopted per protocol only when clearly better than the blend on
     # validation folds it was not fitted on
     enabled: bool = True
-    iterations: int = Field(150, ge=1, le=1000)
-    learning_rate: float = Field(0.05, gt=0, le=1)
+    # false: the reranker answers whatever the held-out folds say (still measured and logged)
+    gate: bool = True
+    iterations: int = Field(100, ge=1, le=1000)
+    learning_rate: float = Field(0.08, gt=0, le=1)
     leaves: int = Field(15, ge=2, le=255)
     max_depth: int = Field(6, ge=1, le=20)
     min_leaf: int = Field(200, ge=1)
     l2: float = Field(1.0, ge=0)
+    bins: int = Field(255, ge=2, le=255)  # each feature's histogram bins
     # candidates (rows) a fit learns from at most: every bought one, a random share of the rest
-    max_rows: int = Field(400_000, ge=1_000)
+    max_rows: int = Field(150_000, ge=1_000)
+    # the trees score the candidates some component ranks in its top this many
+    top_per_component: int = Field(50, ge=1)
     # the folds are dealt into this many groups; each group in turn is held out
     held_out_groups: int = Field(2, ge=2, le=12)
     seed: int = 0

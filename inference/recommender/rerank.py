@@ -97,10 +97,29 @@ class Reranker:
     components: list[str]
     trees: TreeEnsemble
     info: dict[str, Any]
+    # the trees score a candidate only if some component ranks it at least this high (its
+    # rank score: the top `rerank.top_per_component` of some component); the others keep the
+    # tie-break alone. Fewer rows to fit and walk, and what lies deeper in every component
+    # seldom reaches a top ten
+    min_rank_score: float = 0.0
 
     @property
     def feature_names(self) -> list[str]:
         return [*self.components, *CONTEXT]
+
+    def scored(self, values: dict[str, np.ndarray], candidates: np.ndarray) -> np.ndarray:
+        return scored_candidates(values, self.components, candidates, self.min_rank_score)
+
+
+def scored_candidates(
+    values: dict[str, np.ndarray], components: list[str], candidates: np.ndarray, min_rank_score: float
+) -> np.ndarray:
+    """Which candidates (users x width, -1 padding) the trees score: those some component
+    ranks at least `min_rank_score` high (`Reranker.min_rank_score`)."""
+    strongest = np.zeros(candidates.shape, np.float32)
+    for name in components:
+        np.maximum(strongest, values[name], out=strongest)
+    return (candidates >= 0) & (strongest >= np.float32(min_rank_score))
 
 
 def union_candidates(

@@ -331,9 +331,9 @@ class HybridModel:
         being bought (0 on padding)."""
         candidates, values = self.candidate_ranks(users, blocked, reranker.components)
         features = candidate_features(values, reranker.components, self.candidate_context(users, candidates))
-        real = candidates >= 0
+        scored = reranker.scored(values, candidates)
         probability = np.zeros(candidates.shape, np.float32)
-        probability[real] = reranker.trees.probability(features[real])
+        probability[scored] = reranker.trees.probability(features[scored])
         return candidates, probability
 
     def protocol_scores(self, users: np.ndarray, protocol: str, blocked: Blocked = None) -> np.ndarray:
@@ -507,6 +507,7 @@ class HybridModel:
                     "components": reranker.components,
                     "baseline": reranker.trees.baseline,
                     "depth": reranker.trees.depth,
+                    "min_rank_score": reranker.min_rank_score,
                     "info": reranker.info,
                 }
                 for protocol, reranker in self.rerankers.items()
@@ -547,6 +548,7 @@ class HybridModel:
                     spec["components"],
                     TreeEnsemble.from_arrays(data, f"rerank_{protocol}_", spec["baseline"], spec["depth"]),
                     spec["info"],
+                    spec["min_rank_score"],
                 )
                 for protocol, spec in meta.get("rerankers", {}).items()
             },

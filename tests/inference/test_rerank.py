@@ -25,7 +25,8 @@ def test_exported_trees_predict_what_scikit_learn_does() -> None:
         max_iter=40, max_leaf_nodes=7, max_depth=4, min_samples_leaf=50, early_stopping=False, random_state=0
     ).fit(x, bought)
     trees = export_trees(model)
-    assert len(trees.roots) == 40 and trees.depth <= 4
+    assert len(trees.roots) == 40
+    assert trees.depth <= 4
     probe = rng.random((3_000, 7)).astype(np.float32)
     probe[:, 3] = rng.integers(0, 4, len(probe))
     np.testing.assert_allclose(
@@ -64,7 +65,9 @@ def test_customer_context_counts_baskets_days_and_items() -> None:
     context = customer_context(np.array([0, 0, 2]), np.array([30.0, 4.0, 12.0]), bought)
     np.testing.assert_array_equal(context[0], [2, 4, 2])
     np.testing.assert_array_equal(context[2], [1, 12, 1])
-    assert context[1, 0] == 0 and context[1, 1] > 365 and context[1, 2] == 0
+    assert context[1, 0] == 0
+    assert context[1, 1] > 365
+    assert context[1, 2] == 0
 
 
 def test_a_reranked_protocol_answers_in_the_trees_order(reranked_model: tuple[HybridModel, dict]) -> None:

@@ -27,7 +27,8 @@ def fold(seed: int, customers: int, *, noise: bool) -> FoldScores:
     a[:, 0], a[:, 1], b[:, 1], b[:, 0] = 1 / 20, 1 / 21, 1 / 20, 1 / 21
     heavy = rng.random(customers) < 0.5
     context = np.zeros((customers, WIDTH, len(CONTEXT)), np.float32)
-    context[:, :, CONTEXT.index("customer_baskets")] = np.where(heavy, np.log1p(40), np.log1p(1))[:, None]
+    baskets = np.log1p(np.where(heavy, 40.0, 1.0))  # 40 baskets or one
+    context[:, :, CONTEXT.index("customer_baskets")] = baskets.reshape(-1, 1)
     relevant = np.zeros((customers, WIDTH), bool)
     bought = rng.integers(0, WIDTH, customers) if noise else np.where(heavy, 0, 1)
     relevant[np.arange(customers), bought] = True
@@ -46,7 +47,8 @@ def fold(seed: int, customers: int, *, noise: bool) -> FoldScores:
 def test_trees_that_see_the_customer_replace_the_blend() -> None:
     folds = [fold(seed, 200, noise=False) for seed in range(4)]
     choice, reranker = choose_reranker(folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
-    assert choice.adopted and reranker is not None
+    assert choice.adopted
+    assert reranker is not None
     # a blend puts one component's first item first for everyone: the other half of the
     # customers find theirs second, NDCG 1 / log2(3); the trees put it first for everyone
     second = 1 / np.log2(3)
@@ -55,15 +57,19 @@ def test_trees_that_see_the_customer_replace_the_blend() -> None:
         assert second <= blend < 1.0
         heavy_share = (blend - second) / (1 - second)
         assert 0.35 < heavy_share < 0.65
-    assert choice.gain is not None and choice.gain.low > 0.1
-    assert reranker.components == ["a", "b"] and reranker.info["bought"] == 800
+    assert choice.gain is not None
+    assert choice.gain.low > 0.1
+    assert reranker.components == ["a", "b"]
+    assert reranker.info["bought"] == 800
 
 
 def test_trees_fitted_on_noise_leave_the_blend_in_place() -> None:
     folds = [fold(seed, 200, noise=True) for seed in range(4)]
     choice, reranker = choose_reranker(folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
-    assert not choice.adopted and reranker is None
-    assert choice.gain is not None and not choice.gain.clearly_above_zero
+    assert not choice.adopted
+    assert reranker is None
+    assert choice.gain is not None
+    assert not choice.gain.clearly_above_zero
     assert "not clearly better" in choice.reason
 
 
@@ -72,4 +78,5 @@ def test_switched_off_or_one_fold_keeps_the_blend() -> None:
     off = RerankSettings(enabled=False)
     assert choose_reranker(folds, ["a", "b"], BlendSettings(), off, EvaluationSettings())[1] is None
     choice, reranker = choose_reranker(folds[:1], ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
-    assert reranker is None and "fewer than two" in choice.reason
+    assert reranker is None
+    assert "fewer than two" in choice.reason

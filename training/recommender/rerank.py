@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from inference.recommender.rerank import CONTEXT, Reranker, TreeEnsemble
+from inference.recommender.rerank import CONTEXT, Reranker, TreeEnsemble, scored_candidates
 from storewise.settings import BlendSettings, EvaluationSettings, RerankSettings
 from training.recommender.blend import FoldScores, Validation, tune
 from training.recommender.uncertainty import Bootstrap, Interval
@@ -47,25 +48,33 @@ class RerankChoice:
         return f"{'reranker' if self.adopted else 'blend'}: {self.reason}"
 
 
-def candidate_rows(fold: FoldScores, components: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The fold's allowed candidates as rows of features (components' rank scores, then
-    `CONTEXT`) and whether each was bought."""
-    allowed = ~fold.blocked
-    ranks = np.stack([fold.values[name] for name in components], axis=-1)
-    features = np.concatenate([ranks, fold.context], axis=-1)
-    return features[allowed].astype(np.float32), fold.relevant[allowed]
+def candidate_rows(
+    fold: FoldScores, components: list[str], min_rank_score: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fold's allowed candidates that the trees score (`Reranker.scored`) as rows of
+    features (components' rank scores, then `CONTEXT`), whether each was bought, and the
+    users x width mask of where they are."""
+    scored = scored_candidates(fold.values, components, fold.candidates, min_rank_score) & ~fold.blocked
+    ranks = np.stack([fold.values[name][scored] for name in components], axis=-1)
+    features = np.concatenate([ranks, fold.context[scored]], axis=-1)
+    return features.astype(np.float32), fold.relevant[scored], scored
 
 
-def fit_trees(folds: list[FoldScores], components: list[str], settings: RerankSettings) -> Any:
+def min_rank_score(settings: RerankSettings, rank_offset: float) -> float:
+    """The rank score of a component's `top_per_component`-th item (`Reranker.min_rank_score`)."""
+    return float(np.float32(1.0 / (settings.top_per_component - 1 + rank_offset)))
+
+
+def fit_trees(folds: list[FoldScores], components: list[str], settings: RerankSettings, floor: float) -> Any:
     """A HistGradientBoostingClassifier fitted on `folds`' candidates: every bought one and,
     above `max_rows`, a random share of the rest (a uniform share of the negatives moves
     every log-odds by the same constant: the order within a customer, all that ranking
     reads, is unchanged)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    rows = [candidate_rows(fold, components) for fold in folds]
-    x = np.concatenate([features for features, _ in rows])
-    y = np.concatenate([bought for _, bought in rows])
+    rows = [candidate_rows(fold, components, floor) for fold in folds]
+    x = np.concatenate([features for features, _, _ in rows])
+    y = np.concatenate([bought for _, bought, _ in rows])
     negatives = int((~y).sum())
     share = min(1.0, max(settings.max_rows - int(y.sum()), 0) / max(negatives, 1))
     if share < 1.0:
@@ -78,18 +87,22 @@ def fit_trees(folds: list[FoldScores], components: list[str], settings: RerankSe
         max_depth=settings.max_depth,
         min_samples_leaf=settings.min_leaf,
         l2_regularization=settings.l2,
+        max_bins=settings.bins,
         early_stopping=False,
         random_state=settings.seed,
     )
-    model.fit(x, y)
+    with threadpool_limits(1, "openmp"):  # the other core runs the background jobs
+        model.fit(x, y)
     model.storewise_rows = {"rows": len(y), "bought": int(y.sum()), "negative_share": round(share, 4)}
     return model
 
 
-def fit_reranker(folds: list[FoldScores], components: list[str], settings: RerankSettings) -> Reranker:
+def fit_reranker(
+    folds: list[FoldScores], components: list[str], settings: RerankSettings, floor: float
+) -> Reranker:
     """The reranker the service runs: `fit_trees` exported to NumPy arrays."""
-    model = fit_trees(folds, components, settings)
-    return Reranker(list(components), export_trees(model), dict(model.storewise_rows))
+    model = fit_trees(folds, components, settings, floor)
+    return Reranker(list(components), export_trees(model), dict(model.storewise_rows), floor)
 
 
 def export_trees(model: object) -> TreeEnsemble:
@@ -117,15 +130,17 @@ def export_trees(model: object) -> TreeEnsemble:
     )
 
 
-def reranked_ndcg(validation: Validation, fold: FoldScores, model: Any, components: list[str]) -> np.ndarray:
+def reranked_ndcg(
+    validation: Validation, fold: FoldScores, model: Any, components: list[str], floor: float
+) -> np.ndarray:
     """Each customer's NDCG@10 on `fold` (the one fold of `validation`) with the fitted
     trees' probabilities (`fit_trees`; scikit-learn's own prediction, which the export
     matches) in place of the blend, ranked exactly as the blend is."""
-    allowed = ~fold.blocked
-    features, _ = candidate_rows(fold, components)
+    features, _, scored = candidate_rows(fold, components, floor)
     probability = np.zeros(fold.candidates.shape, np.float32)
     if len(features):
-        probability[allowed] = model.predict_proba(features)[:, 1]
+        with threadpool_limits(1, "openmp"):
+            probability[scored] = model.predict_proba(features)[:, 1]
     width = validation.base.shape[1]
     padded = np.pad(probability, ((0, 0), (0, width - int(fold.candidates.shape[1]))))
     return validation.ndcg_of(validation.base + padded)
@@ -155,31 +170,33 @@ def choose_reranker(
         )
         return Validation(chosen, bootstrap)
 
+    floor = min_rank_score(settings, blend.rank_offset)
     groups = min(settings.held_out_groups, len(folds))
     differences, per_group = [], []
     for group in range(groups):
         held_out = [index for index in range(len(folds)) if index % groups == group]
         others = [fold for index, fold in enumerate(folds) if index % groups != group]
         tuned = tune(validation(others), components, blend.grid, blend.passes, blend.shrinkage)
-        trees = fit_trees(others, components, settings)
+        trees = fit_trees(others, components, settings, floor)
         for index in held_out:
             judge = validation([folds[index]])
             linear = judge.ndcg(tuned.weights)
-            reranked = reranked_ndcg(judge, folds[index], trees, components)
+            reranked = reranked_ndcg(judge, folds[index], trees, components, floor)
             differences.append((index, reranked - linear))
             per_group.append((index, round(float(linear.mean()), 4), round(float(reranked.mean()), 4)))
     # in the folds' order, as the bootstrap's clusters are
     differences.sort(key=lambda pair: pair[0])
     per_fold = [(linear, reranked) for _, linear, reranked in sorted(per_group)]
     gain = validation(folds).bootstrap.interval(np.concatenate([difference for _, difference in differences]))
-    if not gain.clearly_above_zero:
+    if not gain.clearly_above_zero and settings.gate:
         return RerankChoice(
             False, f"not clearly better than the blend on held-out folds, {gain.describe()}", gain, per_fold
         ), None
-    reranker = fit_reranker(folds, components, settings)
+    reranker = fit_reranker(folds, components, settings, floor)
     reranker.info.update(
         {"gain": gain.describe(), "held_out_folds": per_fold, "features": [*components, *CONTEXT]}
     )
+    verdict = "clearly better" if gain.clearly_above_zero else "not clearly better (rerank.gate off)"
     return RerankChoice(
-        True, f"clearly better than the blend on held-out folds, {gain.describe()}", gain, per_fold
+        True, f"{verdict} than the blend on held-out folds, {gain.describe()}", gain, per_fold
     ), reranker

@@ -135,7 +135,7 @@ def train_recommender(
         step("validation folds")
         tuned = tune_all(trainer, scores, components, shared_masks(folds))
         blends = {protocol: blend.weights for protocol, blend in tuned.items()}
-        rerank_choices, rerankers = rerank_all(trainer, scores, components, shared_masks(folds))
+        rerank_choices, rerankers = rerank_all(trainer, scores, components, shared_masks(folds), jobs)
         choice.blended = "lightfm" in used_components(blends, rerankers)
         if choice.blended:
             # the test weeks' LightFM only for a blend that uses it (module docstring, step 3)

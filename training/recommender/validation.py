@@ -260,22 +260,31 @@ def tune_all(
 
 
 def rerank_all(
-    trainer: Trainer, scores: list[dict[str, FoldScores]], components: list[str], same_as: dict[str, str]
+    trainer: Trainer,
+    scores: list[dict[str, FoldScores]],
+    components: list[str],
+    same_as: dict[str, str],
+    jobs: BackgroundJobs,
 ) -> tuple[dict[str, RerankChoice], dict[str, Reranker]]:
     """Each protocol's reranker decision (`training/recommender/rerank.py`) and the adopted
-    rerankers; protocols in `same_as` share another's."""
+    rerankers; protocols in `same_as` share another's. The protocols' decisions are
+    independent: each is a job, the first handed to the second process (idle by now: its
+    peers and LightFM fits were submitted long before), the last ones run here meanwhile."""
     settings = trainer.settings
-    decided: dict[str, tuple[RerankChoice, Reranker | None]] = {}
-    for protocol in tqdm(
-        [p for p in PROTOCOLS if same_as.get(p, p) == p], desc="reranker", unit="protocol", leave=False
-    ):
-        decided[protocol] = choose_reranker(
+    distinct = [protocol for protocol in PROTOCOLS if same_as.get(protocol, protocol) == protocol]
+    for protocol in distinct:
+        jobs.submit(
+            rerank_key(protocol),
+            choose_reranker,
             [fold[protocol] for fold in scores],
             components,
             settings.blend,
             settings.rerank,
             settings.evaluation,
         )
+    decided: dict[str, tuple[RerankChoice, Reranker | None]] = {}
+    for protocol in tqdm(distinct[::-1], desc="reranker", unit="protocol", leave=False):
+        decided[protocol] = jobs.take(rerank_key(protocol))
         log.info("%s: %s", protocol, decided[protocol][0].describe())
     choices = {protocol: decided[same_as.get(protocol, protocol)][0] for protocol in PROTOCOLS}
     rerankers = {
@@ -284,6 +293,10 @@ def rerank_all(
         if (reranker := decided[same_as.get(protocol, protocol)][1]) is not None
     }
     return choices, rerankers
+
+
+def rerank_key(protocol: str) -> str:
+    return f"reranker for {protocol}"
 
 
 def lightfm_gains(
