@@ -10,6 +10,10 @@ weighted sum of those, with weights per protocol tuned on the validation weeks. 
 blending makes components on different scales comparable and is cheap: a partial sort
 per component, no per-item Python loop.
 
+Where training adopted one (`rerankers`), a protocol is answered by a learned reranker
+instead of its blend: gradient-boosted trees over the same candidates, reading each
+component's rank score and the item's and customer's context (`rerank.py`).
+
 Each component ranks only the items the answer may hold: with bought items excluded
 (discovery), a customer who bought 150 items gets every component's best new items ranked
 from the top, not what is left of a list that the old purchases filled. The components

@@ -2,18 +2,21 @@
 why) and deciding, per protocol, whether it replaces the linear blend.
 
 The decision is made like the blend's own choices: on customers the candidate was not
-fitted on, with the paired bootstrap. Each validation fold in turn is held out; the blend
-is tuned (`blend.tune`, exactly as training tunes it) and the trees are fitted on the
-other folds, and both are judged on the held-out fold. The per-customer differences of
-all folds are pooled (a customer in several folds is one bootstrap cluster). Only if the
+fitted on, with the paired bootstrap. The validation folds are dealt into
+`held_out_groups` groups (fold i into group i mod 2), and each group in turn is held out:
+the blend is tuned (`blend.tune`, exactly as training tunes it) and the trees are fitted
+on the other folds, and both are judged on the held-out folds' customers (two groups, not
+one fold at a time: half the fits, which are most of the decision's time). The
+per-customer differences of all folds are pooled (a customer in several folds is one bootstrap cluster). Only if the
 interval of the reranker's gain lies above zero are the trees refitted on every fold and
 used for that protocol; otherwise the blend stays, and the run says so.
 
-Measured before this was built (benchmarks/README.md, "Session 16"): under discovery the
-trees were ahead of the blend on the online-retail sample and on one of its halves, level
-on the other half, and clearly ahead on the demo shop; under all purchases they were
-clearly ahead on the demo shop and within noise, either way, on the real data. Hence the
-gate per protocol, not a switch.
+Why a gate per protocol, not a switch (benchmarks/README.md, "Session 16"): held out on
+the validation folds, the trees were clearly ahead of the blend under discovery on the
+online-retail sample, on one of its halves and on the demo shop, level on the other half;
+under all purchases clearly ahead on the demo shop and within noise, either way, on the
+real data. Without the customer's context they lost that lead (the half where they were
+level became a clear loss), which is why it is read.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ refit on everything, log to MLflow and register.
    logged), and is kept in the blend only if it pays its way there; with `--search`, a few
    LightFM settings are tried the same way, each a child run.
 2. On every fold the hybrid's components are fitted and ranked, and the blend weights are
-   tuned per protocol on all folds together, robustly (`blend.py`).
+   tuned per protocol on all folds together, robustly (`blend.py`); a learned reranker
+   replaces a protocol's blend where it is clearly better on held-out folds (`rerank.py`).
 3. On the test weeks the hybrid, the baselines and the peers are fitted on the same data
    and evaluated under the same masks, each difference to the hybrid with its paired
    bootstrap interval (`comparison.py`); LightFM alone too when some blend uses it (or
