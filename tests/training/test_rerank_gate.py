@@ -17,10 +17,10 @@ SETTINGS = RerankSettings(
 )
 
 
-def fold(seed: int, customers: int, *, noise: bool) -> FoldScores:
+def fold(seed: int, customers: int, *, noise: bool, flipped: bool = False) -> FoldScores:
     """Component `a` ranks candidate 0 first and 1 second, `b` the other way round. Customers
-    with many baskets bought candidate 0, those with one basket candidate 1 (with `noise`,
-    one random candidate each, whatever their baskets)."""
+    with many baskets bought candidate 0, those with one basket candidate 1 (`flipped`: the
+    other way round; with `noise`, one random candidate each, whatever their baskets)."""
     rng = np.random.default_rng(seed)
     a = np.zeros((customers, WIDTH), np.float32)
     b = np.zeros((customers, WIDTH), np.float32)
@@ -30,7 +30,7 @@ def fold(seed: int, customers: int, *, noise: bool) -> FoldScores:
     baskets = np.log1p(np.where(heavy, 40.0, 1.0))  # 40 baskets or one
     context[:, :, CONTEXT.index("customer_baskets")] = baskets.reshape(-1, 1)
     relevant = np.zeros((customers, WIDTH), bool)
-    bought = rng.integers(0, WIDTH, customers) if noise else np.where(heavy, 0, 1)
+    bought = rng.integers(0, WIDTH, customers) if noise else np.where(heavy ^ flipped, 0, 1)
     relevant[np.arange(customers), bought] = True
     return FoldScores(
         candidates=np.tile(np.arange(WIDTH), (customers, 1)),
@@ -71,6 +71,23 @@ def test_trees_fitted_on_noise_leave_the_blend_in_place() -> None:
     assert choice.gain is not None
     assert not choice.gain.clearly_above_zero
     assert "not clearly better" in choice.reason
+
+
+def test_trees_that_lose_on_the_first_held_out_group_stop_there() -> None:
+    """Folds 0 and 2 (the first held-out group) follow the opposite rule to folds 1 and 3:
+    trees fitted on 1 and 3 get every customer's item second there (NDCG 1 / log2(3)),
+    the blend half of them first, so the second group is never fitted."""
+    folds = [fold(seed, 200, noise=False, flipped=seed % 2 == 0) for seed in range(4)]
+    choice, reranker = choose_reranker(folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
+    assert reranker is None
+    assert not choice.adopted
+    assert "the other not fitted" in choice.reason
+    assert len(choice.folds) == 2
+    for blend, trees in choice.folds:
+        assert trees == round(1 / np.log2(3), 4)
+        assert blend > trees
+    assert choice.gain is not None
+    assert choice.gain.clearly_below_zero
 
 
 def test_switched_off_or_one_fold_keeps_the_blend() -> None:

@@ -187,6 +187,15 @@ def choose_reranker(
             reranked = reranked_ndcg(judge, folds[index], trees, components, floor)
             differences.append((index, reranked - linear))
             per_group.append((index, round(float(linear.mean()), 4), round(float(reranked.mean()), 4)))
+        if group == 0 and settings.gate and float(np.concatenate([d for _, d in differences]).mean()) <= 0:
+            # no lead on the first group's customers: the pooled gain could be clearly above
+            # zero only if the other group's were large; not worth its fits (most of the time)
+            first = validation([folds[index] for index in held_out]).bootstrap.interval(
+                np.concatenate([d for _, d in differences])
+            )
+            folds_seen = [(linear, reranked) for _, linear, reranked in per_group]
+            reason = f"no lead over the blend on the first held-out group, {first.describe()} (the other not fitted)"
+            return RerankChoice(False, reason, first, folds_seen), None
     # in the folds' order, as the bootstrap's clusters are
     differences.sort(key=lambda pair: pair[0])
     per_fold = [(linear, reranked) for _, linear, reranked in sorted(per_group)]
