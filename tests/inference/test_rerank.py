@@ -126,3 +126,22 @@ def test_a_saved_model_keeps_its_rerankers(reranked_model: tuple[HybridModel, di
         loaded.protocol_scores(users, "all_purchases"),
         model.blend_scores(users, model.blends["all_purchases"]),
     )
+
+
+def test_one_customer_gets_the_candidates_and_ranks_of_a_batch(
+    reranked_model: tuple[HybridModel, dict],
+) -> None:
+    """The service's one-customer path and the batch path (what the trees were fitted on)
+    give the same candidates and rank scores, with and without blocked items."""
+    model, _ = reranked_model
+    components = ["ease", "bm25", "buy_again", "lightfm", "popularity", "trending"]
+    users = np.arange(8)
+    for blocked in (None, [np.array([u % model.n_items, (u + 3) % model.n_items]) for u in users]):
+        batch_candidates, batch_values = model.candidate_ranks(users, blocked, components)
+        for row, user in enumerate(users):
+            one_blocked = None if blocked is None else [blocked[row]]
+            candidates, values = model.candidate_ranks(np.array([user]), one_blocked, components)
+            real = batch_candidates[row] >= 0
+            np.testing.assert_array_equal(candidates[0], batch_candidates[row][real])
+            for name in components:
+                np.testing.assert_allclose(values[name][0], batch_values[name][row][real])
