@@ -338,7 +338,9 @@ class HybridModel:
                 ranked[name] = self._ranked_rows(
                     name, np.array([user]), None if blocked is None else [blocked]
                 )[0]
-        ranked = {name: (columns[scores > 0], scores[scores > 0]) for name, (columns, scores) in ranked.items()}
+        ranked = {
+            name: (columns[scores > 0], scores[scores > 0]) for name, (columns, scores) in ranked.items()
+        }
         candidates = np.unique(np.concatenate([popular, *(columns for columns, _ in ranked.values())]))
         values = {}
         for name, (columns, scores) in ranked.items():
