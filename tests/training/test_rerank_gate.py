@@ -97,3 +97,12 @@ def test_switched_off_or_one_fold_keeps_the_blend() -> None:
     choice, reranker = choose_reranker(folds[:1], ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
     assert reranker is None
     assert "fewer than two" in choice.reason
+
+
+def test_too_few_bought_candidates_keep_the_blend() -> None:
+    """Five customers a fold, one bought item each: ten to learn from in each group."""
+    folds = [fold(seed, 5, noise=False) for seed in range(4)]
+    choice, reranker = choose_reranker(folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
+    assert reranker is None
+    assert "too few bought candidates" in choice.reason
+    assert "(10 in a training group, fewer than 20)" in choice.reason

@@ -34,6 +34,8 @@ from training.recommender.blend import FoldScores, Validation, tune
 from training.recommender.uncertainty import Bootstrap, Interval
 
 log = logging.getLogger(__name__)
+# fewer bought candidates than this in a training group: nothing to learn from (a tiny shop)
+MIN_BOUGHT = 20
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,15 @@ def choose_reranker(
 
     floor = min_rank_score(settings, blend.rank_offset)
     groups = min(settings.held_out_groups, len(folds))
+    bought = [int(candidate_rows(fold, components, floor)[1].sum()) for fold in folds]
+    fewest = min(
+        sum(n for index, n in enumerate(bought) if index % groups != group) for group in range(groups)
+    )
+    if fewest < MIN_BOUGHT:
+        reason = (
+            f"too few bought candidates to learn from ({fewest} in a training group, fewer than {MIN_BOUGHT})"
+        )
+        return RerankChoice(False, reason), None
     differences, per_group = [], []
     for group in range(groups):
         held_out = [index for index in range(len(folds)) if index % groups == group]
