@@ -56,12 +56,16 @@ class TreeEnsemble:
 
     ROWS_PER_CHUNK = 4096
 
+    def __post_init__(self) -> None:
+        # the walk's index arrays, once per model rather than once per request
+        self._children = np.stack([self.left, self.right], axis=1).ravel().astype(np.intp)
+        self._feature, self._roots = self.feature.astype(np.intp), self.roots.astype(np.intp)
+
     def log_odds(self, x: np.ndarray) -> np.ndarray:
         """Each row's log-odds: every tree walked at once, one level per step (a gather of
         the node's feature from the flattened rows, a comparison, a gather of the child)."""
         x = np.asarray(x, np.float64)
-        children = np.stack([self.left, self.right], axis=1).ravel().astype(np.intp)
-        feature, roots = self.feature.astype(np.intp), self.roots.astype(np.intp)
+        children, feature, roots = self._children, self._feature, self._roots
         out = np.empty(len(x), np.float64)
         for start in range(0, len(x), self.ROWS_PER_CHUNK):
             chunk = np.ascontiguousarray(x[start : start + self.ROWS_PER_CHUNK])

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from inference.recommender.rerank import CONTEXT, Reranker, TreeEnsemble, scored_candidates
+from inference.recommender.rerank import Reranker, TreeEnsemble, scored_candidates
 from storewise.settings import BlendSettings, EvaluationSettings, RerankSettings
 from training.recommender.blend import FoldScores, Validation, tune
 from training.recommender.uncertainty import Bootstrap, Interval
@@ -70,14 +70,16 @@ def min_rank_score(settings: RerankSettings, rank_offset: float) -> float:
     return float(np.float32(1.0 / (settings.top_per_component - 1 + rank_offset)))
 
 
-def fit_trees(folds: list[FoldScores], components: list[str], settings: RerankSettings, floor: float) -> Any:
-    """A HistGradientBoostingClassifier fitted on `folds`' candidates: every bought one and,
-    above `max_rows`, a random share of the rest (a uniform share of the negatives moves
-    every log-odds by the same constant: the order within a customer, all that ranking
-    reads, is unchanged)."""
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # `candidate_rows`: features, bought, where
+
+
+def fit_trees(rows: list[Rows], settings: RerankSettings) -> Any:
+    """A HistGradientBoostingClassifier fitted on the folds' candidate `rows`: every bought
+    one and, above `max_rows`, a random share of the rest (a uniform share of the negatives
+    moves every log-odds by the same constant: the order within a customer, all that
+    ranking reads, is unchanged)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    rows = [candidate_rows(fold, components, floor) for fold in folds]
     x = np.concatenate([features for features, _, _ in rows])
     y = np.concatenate([bought for _, bought, _ in rows])
     negatives = int((~y).sum())
@@ -100,14 +102,6 @@ def fit_trees(folds: list[FoldScores], components: list[str], settings: RerankSe
         model.fit(x, y)
     model.storewise_rows = {"rows": len(y), "bought": int(y.sum()), "negative_share": round(share, 4)}
     return model
-
-
-def fit_reranker(
-    folds: list[FoldScores], components: list[str], settings: RerankSettings, floor: float
-) -> Reranker:
-    """The reranker the service runs: `fit_trees` exported to NumPy arrays."""
-    model = fit_trees(folds, components, settings, floor)
-    return Reranker(list(components), export_trees(model), dict(model.storewise_rows), floor)
 
 
 def export_trees(model: object) -> TreeEnsemble:
@@ -135,13 +129,12 @@ def export_trees(model: object) -> TreeEnsemble:
     )
 
 
-def reranked_ndcg(
-    validation: Validation, fold: FoldScores, model: Any, components: list[str], floor: float
-) -> np.ndarray:
-    """Each customer's NDCG@10 on `fold` (the one fold of `validation`) with the fitted
-    trees' probabilities (`fit_trees`; scikit-learn's own prediction, which the export
-    matches) in place of the blend, ranked exactly as the blend is."""
-    features, _, scored = candidate_rows(fold, components, floor)
+def reranked_ndcg(validation: Validation, fold: FoldScores, rows: Rows, model: Any) -> np.ndarray:
+    """Each customer's NDCG@10 on `fold` (the one fold of `validation`, its candidate
+    `rows`) with the fitted trees' probabilities (`fit_trees`; scikit-learn's own
+    prediction, which the export matches) in place of the blend, ranked exactly as the
+    blend is."""
+    features, _, scored = rows
     probability = np.zeros(fold.candidates.shape, np.float32)
     if len(features):
         with threadpool_limits(1, "openmp"):
@@ -177,7 +170,9 @@ def choose_reranker(
 
     floor = min_rank_score(settings, blend.rank_offset)
     groups = min(settings.held_out_groups, len(folds))
-    bought = [int(candidate_rows(fold, components, floor)[1].sum()) for fold in folds]
+    # each fold's rows once: every fit and held-out prediction below reads them
+    rows = [candidate_rows(fold, components, floor) for fold in folds]
+    bought = [int(fold_rows[1].sum()) for fold_rows in rows]
     fewest = min(
         sum(n for index, n in enumerate(bought) if index % groups != group) for group in range(groups)
     )
@@ -189,13 +184,15 @@ def choose_reranker(
     differences, per_group = [], []
     for group in range(groups):
         held_out = [index for index in range(len(folds)) if index % groups == group]
-        others = [fold for index, fold in enumerate(folds) if index % groups != group]
-        tuned = tune(validation(others), components, blend.grid, blend.passes, blend.shrinkage)
-        trees = fit_trees(others, components, settings, floor)
+        others = [index for index in range(len(folds)) if index % groups != group]
+        tuned = tune(
+            validation([folds[i] for i in others]), components, blend.grid, blend.passes, blend.shrinkage
+        )
+        trees = fit_trees([rows[i] for i in others], settings)
         for index in held_out:
             judge = validation([folds[index]])
             linear = judge.ndcg(tuned.weights)
-            reranked = reranked_ndcg(judge, folds[index], trees, components, floor)
+            reranked = reranked_ndcg(judge, folds[index], rows[index], trees)
             differences.append((index, reranked - linear))
             per_group.append((index, round(float(linear.mean()), 4), round(float(reranked.mean()), 4)))
         if group == 0 and settings.gate and float(np.concatenate([d for _, d in differences]).mean()) <= 0:
@@ -215,9 +212,10 @@ def choose_reranker(
         return RerankChoice(
             False, f"not clearly better than the blend on held-out folds, {gain.describe()}", gain, per_fold
         ), None
-    reranker = fit_reranker(folds, components, settings, floor)
+    model = fit_trees(rows, settings)
+    reranker = Reranker(list(components), export_trees(model), dict(model.storewise_rows), floor)
     reranker.info.update(
-        {"gain": gain.describe(), "held_out_folds": per_fold, "features": [*components, *CONTEXT]}
+        {"gain": gain.describe(), "held_out_folds": per_fold, "features": reranker.feature_names}
     )
     verdict = "clearly better" if gain.clearly_above_zero else "not clearly better (rerank.gate off)"
     return RerankChoice(

@@ -268,8 +268,9 @@ def rerank_all(
 ) -> tuple[dict[str, RerankChoice], dict[str, Reranker]]:
     """Each protocol's reranker decision (`training/recommender/rerank.py`) and the adopted
     rerankers; protocols in `same_as` share another's. The protocols' decisions are
-    independent: each is a job, the first handed to the second process (idle by now: its
-    peers and LightFM fits were submitted long before), the last ones run here meanwhile."""
+    independent: each is a job, the first handed to the second process once it is free (on
+    the sample x 3 it was still fitting the final LightFM for a few seconds), the last ones
+    run here meanwhile."""
     settings = trainer.settings
     distinct = [protocol for protocol in PROTOCOLS if same_as.get(protocol, protocol) == protocol]
     for protocol in distinct:
