@@ -17,7 +17,7 @@ from inference.recommender.rerank import CONTEXT
 from storewise.settings import TifuSettings, load_recommender_settings
 from training.promotion import GATES, judge, same_split
 from training.recommender import tifu
-from training.recommender.blend import FoldScores, Validation, drop_unpaid, tune
+from training.recommender.blend import FoldScores, Validation, drop_unpaid, shrink, tune
 from training.recommender.evaluate import PROTOCOLS, repeat_and_new_recall
 from training.recommender.mlflow_run import TEST_CATALOGUE
 from training.recommender.tifu import basket_weights, tifu_scores, user_vectors
@@ -180,6 +180,20 @@ def test_a_component_that_adds_nothing_is_not_blended() -> None:
     assert tuned.weights == {"a": 1.0}
     assert tuned.shrinkage == 0.0
     assert tuned.value == pytest.approx(0.5)
+
+
+def test_a_shrunk_blend_keeps_its_components_in_a_fixed_order() -> None:
+    """The best component first, then the tuned blend's others in its order: not a set's
+    order, which depends on the process's string hashes (the blend's float32 sum in another
+    order moved ties, and a run's figures, from one run to the next)."""
+    validation = two_group_validation()
+    mix, share = shrink(validation, {"a": 1.0}, {"b": 1.0, "a": 1.0}, (0, 0.5, 1.0))
+    # half a (on the blend's scale, x 2), half the blend: a 0.5 x 2 + 0.5, b 0.5 put both
+    # bought items first; so does the blend alone, and at the same lower bound the smaller
+    # share is kept
+    assert share == 0.5
+    assert list(mix) == ["a", "b"]
+    assert mix == {"a": 1.5, "b": 0.5}
 
 
 def item_zero_fold(values: dict[str, np.ndarray]) -> FoldScores:
