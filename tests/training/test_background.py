@@ -98,3 +98,34 @@ def test_a_failing_run_does_not_wait_for_the_job_still_running() -> None:
     with pytest.raises(KeyError):
         fail_while_running(30.0)
     assert time.perf_counter() - started < 10
+
+
+def blas_threads() -> int:
+    """This process's BLAS threads (numpy's OpenBLAS)."""
+    from threadpoolctl import threadpool_info
+
+    return max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+
+
+def test_this_process_keeps_one_thread_while_the_other_has_work() -> None:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(2, "blas"):  # two, whatever this machine's cores
+        jobs_share_the_cores(blas_threads())
+
+
+def jobs_share_the_cores(before: int) -> None:
+    assert before == 2
+    with BackgroundJobs(background=True) as jobs:
+        assert blas_threads() == before  # nothing over there yet
+        jobs.submit("slow", where, 1.0, "slow")
+        assert blas_threads() == 1
+        jobs.take("slow")
+        assert blas_threads() == before  # the other process has nothing left
+        jobs.submit("again", where, 0.0, "again")
+        assert blas_threads() == 1
+    assert blas_threads() == before  # closed: every thread back
+    with BackgroundJobs(background=False) as jobs:
+        jobs.submit("inline", where, 0.0, "inline")
+        assert blas_threads() == before  # inline, this process is alone
+        jobs.take("inline")

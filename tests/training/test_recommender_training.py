@@ -28,7 +28,7 @@ from training.recommender.background import fit_lightfm
 from training.recommender.data import TrainData, split_cutoffs
 from training.recommender.hybrid import with_lightfm
 from training.recommender.outcome import TrainOutcome
-from training.recommender.train import train_recommender
+from training.recommender.train import STEPS, train_recommender
 from training.recommender.trainer import Trainer
 
 pytestmark = pytest.mark.xdist_group("mlflow")
@@ -246,7 +246,8 @@ def test_lightfm_fitted_in_the_second_process_gives_the_same_run_as_inline(
 ) -> None:
     """By default a run fits its later LightFMs (here the second fold's, the test weeks'
     and the final fit's) and the test weeks' peers in a second process
-    (`lightfm.background`); inline, every number and the registered model are the same."""
+    (`lightfm.background`), this process's BLAS on one thread meanwhile; inline, every
+    number and the registered model are the same."""
     shop, config = built_shop
     outcomes = {}
     for background in (True, False):
@@ -257,6 +258,9 @@ def test_lightfm_fitted_in_the_second_process_gives_the_same_run_as_inline(
         (folder / "features.yaml").write_text((config / "features.yaml").read_text())
         outcomes[background] = train_recommender(shop, config_dir=folder, register=False)
     there, here = outcomes[True], outcomes[False]
+    assert len(here.learning_curve) >= 2
+    assert here.learning_curve == there.learning_curve
+    assert set(here.seconds) == set(there.seconds) == {*STEPS, "total"}  # every step timed
     assert "lightfm" in {name for weights in here.blends.values() for name in weights}, here.blends
     pd.testing.assert_frame_equal(here.comparison, there.comparison)
     pd.testing.assert_frame_equal(here.intervals, there.intervals)

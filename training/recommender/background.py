@@ -1,15 +1,18 @@
 """A training run's independent work in a second process.
 
 LightFM is most of a run's time, and all of it on one core (its own threads share the
-embeddings and measured slower). After early stopping, a run fits it from scratch up to
-five more times (the other validation folds, the test weeks, the final fit), each for the
-epochs early stopping chose and on data known before any of them starts; and the test
-weeks' peers (baselines, EASE, ALS, TIFU-KNN, ...) depend on nothing the validation
-decides. A second process runs these jobs one after another, in the order they were
-submitted (the peers while early stopping runs here, then LightFM), while this process
-builds and evaluates everything else; each result is waited for where it is needed.
-LightFM with one thread and a fixed seed gives the same model in either process, and the
-peers the same scores (tested), so the run's numbers do not depend on where they ran.
+embeddings and measured slower). A run early-stops it on the latest validation fold, then
+fits it from scratch up to five more times (the other validation folds, the test weeks,
+the final fit), each for the epochs early stopping chose and on data known before any of
+them starts; and the test weeks' peers (baselines, EASE, ALS, TIFU-KNN, ...) depend on
+nothing the validation decides. A second process runs these jobs one after another, in
+the order they were submitted (the peers while early stopping runs here, then the later
+LightFMs, the final fit's as soon as early stopping has chosen the epochs), while this
+process builds and evaluates everything else; each result is waited for where it is
+needed, and this process, waiting for one, runs the queued jobs itself meanwhile. LightFM with one thread
+and a fixed seed gives the same model in either process, and the peers the same scores
+(tested), so the run's numbers do not depend on where they ran. While the other process
+has work, this one keeps its BLAS and OpenMP on one thread (`_share_cores`).
 
 Off (`lightfm.background: false`), a job runs inline when its result is taken.
 """
@@ -25,6 +28,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+
+from threadpoolctl import threadpool_limits  # a requirement of scikit-learn and implicit
 
 from inference.recommender.scoring import lightfm_top_items
 from training.recommender.data import TrainData
@@ -49,14 +54,12 @@ def fit_lightfm(model: LightFmHybrid, data: TrainData, top_items: int = 0) -> Li
     return model
 
 
-def _one_blas_thread() -> None:
-    """The second process's BLAS on one thread: it is there for the second core, and
-    OpenBLAS's own threads (two here) then competed with this process for it: on the large
-    demo shop, the final fit's top items computed over there added as much time to this
-    process's blend tuning as they took off its final fit."""
-    from threadpoolctl import threadpool_limits  # a requirement of scikit-learn and implicit
-
-    threadpool_limits(1, "blas")
+def _one_thread() -> None:
+    """The second process's BLAS and OpenMP on one thread: it is there for the second core,
+    and OpenBLAS's own threads (two here) then competed with this process for it: on the
+    large demo shop, the final fit's top items computed over there added as much time to
+    this process's blend tuning as they took off its final fit."""
+    threadpool_limits(1)
 
 
 @dataclass
@@ -82,7 +85,7 @@ class BackgroundJobs:
             ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_one_blas_thread,
+                initializer=_one_thread,
             )
             if background
             else None
@@ -91,6 +94,7 @@ class BackgroundJobs:
         self._done: dict[str, Any] = {}  # run here ahead of their `take`
         self._lock = threading.Lock()  # the executor's thread hands on the next job
         self.ran_here: list[str] = []  # jobs that were to run over there but ran here
+        self._threads: threadpool_limits | None = None  # this process's limits while in use
 
     def __enter__(self) -> BackgroundJobs:
         return self
@@ -110,6 +114,24 @@ class BackgroundJobs:
     def __contains__(self, key: str) -> bool:
         return key in self._jobs or key in self._done
 
+    def _share_cores(self) -> None:
+        """This process's BLAS and OpenMP on one thread while the other process has work,
+        on all of them when it has none: two threads here and one there on two cores slowed
+        both (interleaved runs, benchmarks/README.md "Session 17": the sample x 3 83.0 and
+        77.9 s against 87.1 and 86.5 s with two threads here, the large demo shop 135.0
+        against 157.6 s), and one thread here while the other process idled slowed the
+        large demo shop's test comparison. Called from this process's own thread only (at
+        submit, take and drop), never while it is inside a BLAS call."""
+        with self._lock:
+            busy = self._executor is not None and any(
+                job.future is None or not job.future.done() for job in self._jobs.values()
+            )
+        if busy and self._threads is None:
+            self._threads = threadpool_limits(1)
+        elif not busy and self._threads is not None:
+            self._threads.restore_original_limits()
+            self._threads = None
+
     def finished(self, key: str) -> bool:
         """Whether the job's result is ready to take without waiting."""
         if key in self._done:
@@ -123,6 +145,7 @@ class BackgroundJobs:
         with self._lock:
             self._jobs[key] = _Job(run, arguments)
         self._hand_on()
+        self._share_cores()
 
     def _hand_on(self, _finished: Future[Any] | None = None) -> None:
         """Give the other process the first queued job when it has none running."""
@@ -152,6 +175,12 @@ class BackgroundJobs:
     def take(self, key: str) -> Any:
         """The job's result: kept, run here (inline, or still queued), or waited for while
         this process runs queued jobs."""
+        try:
+            return self._take(key)
+        finally:
+            self._share_cores()
+
+    def _take(self, key: str) -> Any:
         if key in self._done:
             return self._done.pop(key)
         claimed = self._claim(key)
@@ -198,6 +227,7 @@ class BackgroundJobs:
         self._done.pop(key, None)
         with self._lock:
             self._jobs.pop(key, None)
+        self._share_cores()
 
     def close(self, abandon: bool = False) -> None:
         """Drop what nobody took and stop the other process: waiting for a job it is still
@@ -206,6 +236,7 @@ class BackgroundJobs:
             self._jobs.clear()
         self._done.clear()
         executor, self._executor = self._executor, None
+        self._share_cores()
         if executor is None:
             return
         if abandon:

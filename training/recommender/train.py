@@ -132,15 +132,17 @@ def train_recommender(
             # the test weeks' peers depend on nothing validation decides: first in the queue
             # (inline they run in the test comparison, reusing the hybrid's EASE and timing)
             submit_peers(trainer, jobs, (test_cutoff, end), test_data)
-        choice, scores, components = validate(trainer, folds, search, step, jobs, {FINAL_FIT: final_data})
+        choice, scores, components = validate(
+            trainer, folds, search, step, jobs, {FINAL_FIT: final_data}, {TEST_WEEKS: test_data}
+        )
         step("validation folds")
         tuned = tune_all(trainer, scores, components, shared_masks(folds))
         blends = {protocol: blend.weights for protocol, blend in tuned.items()}
         rerank_choices, rerankers = rerank_all(trainer, scores, components, shared_masks(folds), jobs)
         choice.blended = "lightfm" in used_components(blends, rerankers)
-        if choice.blended:
+        if not choice.blended:
             # the test weeks' LightFM only for a blend that uses it (module docstring, step 3)
-            choice.schedule(trainer, jobs, {TEST_WEEKS: test_data})
+            jobs.drop(TEST_WEEKS)
         step("blend")
         comparison = test_comparison(trainer, (test_cutoff, end), choice, blends, jobs, test_data, rerankers)
         step("test comparison")

@@ -331,14 +331,20 @@ def validate(
     step: Callable[[str], None],
     jobs: BackgroundJobs | None = None,
     later: dict[str, TrainData] | None = None,
+    if_blended: dict[str, TrainData] | None = None,
 ) -> tuple[LightFmChoice, list[dict[str, FoldScores]], list[str]]:
     """LightFM's epochs and place in the blend, and every fold's component ranks for the
-    blend tuning (`tune_all`). Once the latest fold's screen has decided, every later
-    from-scratch LightFM is submitted to `jobs` (inline without): the other folds' if
-    LightFM clearly pays its way on the latest, then `later`'s (key -> data)."""
+    blend tuning (`tune_all`). Every later from-scratch LightFM is submitted to `jobs`
+    (inline without; key -> data): `later`'s once early stopping has chosen the epochs
+    (the final fit's LightFM is needed whatever the blends: the other process starts on
+    it instead of idling through the screen), and once the latest fold's screen has
+    decided that LightFM clearly pays its way there, the other folds' and `if_blended`'s
+    (the caller drops those if no blend keeps LightFM after all)."""
     jobs = jobs if jobs is not None else BackgroundJobs(background=False)
     components: list[str] = list(trainer.settings.blend.components)
     choice = choose_lightfm(trainer, folds, search) if "lightfm" in components else None
+    if choice is not None:
+        choice.schedule(trainer, jobs, later or {})
     step("lightfm epochs")
     latest = fold_hybrid(trainer, folds[0], choice.latest_fold_model if choice else None, components)
     # what the shop allows (EASE is left out of a catalogue above components.max_ease_items)
@@ -361,14 +367,14 @@ def validate(
             components.remove("lightfm")
             for protocol in scores[0].values():
                 protocol.values.pop("lightfm", None)  # protocols may share one FoldScores
-    if choice is not None:
+    if choice is not None and choice.blended:
         # submitted once the screen has decided: a fold's LightFM handed to the other process
         # before it runs on when the screen then drops it, holding up the final fit's (on the
         # sample x 3, where LightFM no longer pays its way, submitting after the screen took
-        # the run from 54-56 s to 50-51 s); the folds' first, as queued behind the final fit
-        # they made x 3's run 87-92 s -> 99-100 s when LightFM did pay its way
+        # the run from 54-56 s to 50-51 s); queued behind the final fit's, this process fits
+        # them while the other is busy with it (`BackgroundJobs.take`)
         folds_lightfm = {fold_key(index): fold.data for index, fold in enumerate(folds[1:], start=1)}
-        choice.schedule(trainer, jobs, {**(folds_lightfm if choice.blended else {}), **(later or {})})
+        choice.schedule(trainer, jobs, {**folds_lightfm, **(if_blended or {})})
     for index, fold in enumerate(tqdm(folds[1:], desc="validation folds", unit="fold", leave=False), start=1):
         # every other component first: the fold's LightFM may still be fitting elsewhere
         model = fold_hybrid(trainer, fold, None, components)
