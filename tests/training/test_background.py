@@ -111,11 +111,12 @@ def test_this_process_keeps_one_thread_while_the_other_has_work() -> None:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(2, "blas"):  # two, whatever this machine's cores
-        jobs_share_the_cores(blas_threads())
+        before = blas_threads()
+        assert before == 2
+        share_the_cores(before)
 
 
-def jobs_share_the_cores(before: int) -> None:
-    assert before == 2
+def share_the_cores(before: int) -> None:
     with BackgroundJobs(background=True) as jobs:
         assert blas_threads() == before  # nothing over there yet
         jobs.submit("slow", where, 1.0, "slow")

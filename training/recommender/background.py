@@ -9,10 +9,11 @@ nothing the validation decides. A second process runs these jobs one after anoth
 the order they were submitted (the peers while early stopping runs here, then the later
 LightFMs, the final fit's as soon as early stopping has chosen the epochs), while this
 process builds and evaluates everything else; each result is waited for where it is
-needed, and this process, waiting for one, runs the queued jobs itself meanwhile. LightFM with one thread
-and a fixed seed gives the same model in either process, and the peers the same scores
-(tested), so the run's numbers do not depend on where they ran. While the other process
-has work, this one keeps its BLAS and OpenMP on one thread (`_share_cores`).
+needed, and this process, waiting for one, runs the queued jobs itself meanwhile.
+LightFM with one thread and a fixed seed gives the same model in either process, and the
+peers the same scores (tested), so the run's numbers do not depend on where they ran.
+While the other process has work, this one keeps its BLAS and OpenMP on one thread
+(`_share_cores`).
 
 Off (`lightfm.background: false`), a job runs inline when its result is taken.
 """
@@ -119,9 +120,11 @@ class BackgroundJobs:
         on all of them when it has none: two threads here and one there on two cores slowed
         both (interleaved runs, benchmarks/README.md "Session 17": the sample x 3 83.0 and
         77.9 s against 87.1 and 86.5 s with two threads here, the large demo shop 135.0
-        against 157.6 s), and one thread here while the other process idled slowed the
-        large demo shop's test comparison. Called from this process's own thread only (at
-        submit, take and drop), never while it is inside a BLAS call."""
+        against 157.6 s). The limit is lifted when the other process has nothing left, so
+        this one has both cores to itself then (a limit held for a whole run, in a version
+        not kept, left the large demo shop's test comparison at 20.3 s against 14.4 s,
+        single runs). Called from this process's own thread only (at submit, take and
+        drop), never while it is inside a BLAS call."""
         with self._lock:
             busy = self._executor is not None and any(
                 job.future is None or not job.future.done() for job in self._jobs.values()

@@ -282,8 +282,8 @@ def shrink(
         if share <= 0:
             continue
         # `best`'s names, then `tuned`'s, in their order: a set's order changes with each
-        # process's string hashes, and the blend's float32 sum in another order moved
-        # ties, and with them a run's figures, from run to run (0.0841 vs 0.0845 on a fold)
+        # process's string hashes, and the blend's float32 sum in another order moves ties
+        # (session 16 saw a fold's blend at 0.0841 or 0.0845 from run to run)
         mix = {
             name: (1 - share) * best.get(name, 0.0) * scale + share * tuned.get(name, 0.0)
             for name in dict.fromkeys([*best, *tuned])

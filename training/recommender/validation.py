@@ -371,8 +371,13 @@ def validate(
         # submitted once the screen has decided: a fold's LightFM handed to the other process
         # before it runs on when the screen then drops it, holding up the final fit's (on the
         # sample x 3, where LightFM no longer pays its way, submitting after the screen took
-        # the run from 54-56 s to 50-51 s); queued behind the final fit's, this process fits
-        # them while the other is busy with it (`BackgroundJobs.take`)
+        # the run from 54-56 s to 50-51 s). They queue behind the final fit's, which starts
+        # as soon as early stopping ends; this process fits them itself while the other is
+        # busy (`BackgroundJobs.take`). Open question: in f55592b the folds queued
+        # behind the final fit made x 3's run 99-100 s instead of 87-92 s when LightFM paid
+        # its way; with this order the large demo shop, where it does, measured 0.85x the
+        # time before, but with the one-thread rule alone worth about that much
+        # (benchmarks/README.md, "Session 17"), this order on its own is not measured there
         folds_lightfm = {fold_key(index): fold.data for index, fold in enumerate(folds[1:], start=1)}
         choice.schedule(trainer, jobs, {**folds_lightfm, **(if_blended or {})})
     for index, fold in enumerate(tqdm(folds[1:], desc="validation folds", unit="fold", leave=False), start=1):
