@@ -118,12 +118,12 @@ def diversity(shop: Any) -> dict[str, Any]:
     refitted before the test weeks; its ranked lists under the primary protocol, capped."""
     import pandas as pd
 
+    from inference.recommender.topk import top_k
     from storewise import columns as c
     from training.recommender.data import build_truth, split_cutoffs
     from training.recommender.diversity import diversity_costs
     from training.recommender.evaluate import batches, effective_truth
     from training.recommender.hybrid import BlendView
-    from training.recommender.metrics import top_k
     from training.recommender.trainer import Trainer
     from training.recommender.validation import folds_before, shared_masks, tune_all, validate
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from inference.recommender.topk import top_k
 from storewise.settings import (
     AlsSettings,
     ComponentSettings,
@@ -22,7 +23,6 @@ from storewise.settings import (
 from tests.style import build_style_model, style_data, style_shop
 from training.recommender.data import TrainData
 from training.recommender.hybrid import BlendView
-from training.recommender.metrics import top_k
 from training.recommender.models import LightFmHybrid, Recommender
 from training.recommender.trainer import peers
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from inference.recommender.topk import top_k
 from training.recommender.data import TrainData, Truth
 from training.recommender.metrics import (
     KS,
@@ -24,7 +25,6 @@ from training.recommender.metrics import (
     novelty,
     per_user_ndcg,
     ranking_metrics,
-    top_k,
 )
 from training.recommender.models import Recommender
 

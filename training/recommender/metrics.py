@@ -18,22 +18,6 @@ KS = (5, 10, 20)
 METRICS = ("precision", "recall", "ndcg", "map", "hit_rate")
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best items per row, best first, ties broken by item index, also
-    where the cut falls inside a tie (argpartition alone would pick any of the tied items,
-    and sparse models leave many items tied at zero)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    cut = np.take_along_axis(scores, part, axis=1).min(axis=1)
-    for row in np.flatnonzero((scores >= cut[:, None]).sum(axis=1) > k):
-        above = np.flatnonzero(scores[row] > cut[row])
-        tied = np.flatnonzero(scores[row] == cut[row])[: k - len(above)]
-        part[row] = np.concatenate([above, tied])
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    return np.take_along_axis(part, order, axis=1)
-
-
 def hit_matrix(ranked: np.ndarray, truth: list[np.ndarray], width: int) -> np.ndarray:
     """hits[u, r] = the item at rank r of user u was bought (vectorized via a sorted
     (user, item) code lookup, no per-user loop)."""

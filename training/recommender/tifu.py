@@ -23,8 +23,8 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from inference.recommender.topk import top_k
 from storewise.settings import TifuSettings
-from training.recommender.metrics import top_k
 from training.recommender.sparse import keep_best_per_row
 
 CHUNK = 1024
