@@ -119,7 +119,8 @@ class HybridModel:
     candidates: int = 200
     rank_offset: float = 20.0
     info: dict[str, Any] = field(default_factory=dict)
-    # each customer's LightFM top `candidates` items, best first (see precompute_lightfm_top)
+    # each customer's LightFM top `candidates` items, best first (see precompute_lightfm_top);
+    # a row of `unranked(dtype)` was not computed and is scored on the fly
     lightfm_top: np.ndarray | None = None
     # per customer: what the reranker reads of them (rerank.CUSTOMER_CONTEXT)
     customer_context: np.ndarray | None = None
@@ -272,16 +273,19 @@ class HybridModel:
             cache[key] = (shared, support)
         return cache[key]
 
-    def precompute_lightfm_top(self, computed: np.ndarray | None = None) -> None:
+    def precompute_lightfm_top(
+        self, computed: np.ndarray | None = None, users: np.ndarray | None = None
+    ) -> None:
         """Each customer's LightFM top candidates, computed once when the model is built:
         answering one customer then reads 200 item ids instead of multiplying and
         partially sorting 20,000 item vectors, which on a busy server (caches shared with
         other processes) was the largest part of a request. `computed`: the same, already
-        computed from these representations (`lightfm_top_items`, where LightFM was fitted)."""
+        computed from these representations (`lightfm_top_items`, where LightFM was fitted).
+        `users`: only theirs (a hybrid that scores no one else, as the test comparison's)."""
         shape = (len(self.user_ids), min(self.candidates, self.n_items))
         if computed is None or computed.shape != shape:  # not for these customers and items
             computed = lightfm_top_items(
-                self.user_embedding, self.item_embedding, self.item_bias, self.candidates
+                self.user_embedding, self.item_embedding, self.item_bias, self.candidates, users
             )
         self.lightfm_top = computed
 
@@ -423,10 +427,26 @@ class HybridModel:
         ranking: LightFM's precomputed top where the model has it, sparse components over
         their stored entries, the rest from scores."""
         if name == "lightfm" and self.lightfm_top is not None:
+            top = self.lightfm_top[users]
+            computed = top[:, 0] != unranked(top.dtype)
+            rest = np.flatnonzero(~computed)  # rows not precomputed: scored here
+            scored = iter(
+                self._scored_rows(name, users[rest], None if blocked is None else [blocked[i] for i in rest])
+                if len(rest)
+                else []
+            )
             return [
-                self._rank_list(self.lightfm_top[user].astype(np.int64), _blocked_row(blocked, row))
-                for row, user in enumerate(users)
+                self._rank_list(top[row].astype(np.int64), _blocked_row(blocked, row))
+                if computed[row]
+                else next(scored)
+                for row in range(len(users))
             ]
+        return self._scored_rows(name, users, blocked)
+
+    def _scored_rows(
+        self, name: str, users: np.ndarray, blocked: Blocked = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`_ranked_rows` without LightFM's precomputed top."""
         sparse = self._sparse_rows(name, users)
         if sparse is not None:
             return [
@@ -602,25 +622,35 @@ def best_columns(scores: np.ndarray, top: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
+def unranked(dtype: np.dtype[Any]) -> int:
+    """The value of a precomputed top-items row that was not computed (never an item column:
+    `lightfm_top_items` picks a type wider than the catalogue needs)."""
+    return int(np.iinfo(dtype).max)
+
+
 def lightfm_top_items(
     user_embedding: np.ndarray,
     item_embedding: np.ndarray,
     item_bias: np.ndarray,
     candidates: int,
+    users: np.ndarray | None = None,
     batch: int = 1024,
 ) -> np.ndarray:
     """Every customer's `candidates` best items by LightFM (float32 scores, best first), as
-    `HybridModel.precompute_lightfm_top` keeps them. A pure function of the representations,
-    so the training run computes it where LightFM was fitted (on the large demo shop it
-    was 10 s of the final fit, in the run's main process)."""
+    `HybridModel.precompute_lightfm_top` keeps them; with `users`, theirs only (the other
+    rows are `unranked`). A pure function of the representations, so the training run
+    computes it where LightFM was fitted (on the large demo shop it was 10 s of the final
+    fit, in the run's main process)."""
     n_users, n_items = len(user_embedding), len(item_embedding)
     top = min(candidates, n_items)
-    ranked = np.empty((n_users, top), np.uint16 if n_items < 2**16 else np.int32)
+    dtype = np.dtype(np.uint16 if n_items < 2**16 else np.int32)
+    ranked = np.full((n_users, top), unranked(dtype), dtype)
+    rows = np.arange(n_users) if users is None else np.unique(users)
     embedding = np.asarray(user_embedding, np.float32)
     items = np.asarray(item_embedding, np.float32).T
     bias = np.asarray(item_bias, np.float32)
-    for start in range(0, n_users, batch):
-        users = np.arange(start, min(start + batch, n_users))
-        scores = np.asarray(embedding[users] @ items + bias, np.float32)
-        ranked[users] = best_columns(scores, top)
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        scores = np.asarray(embedding[chunk] @ items + bias, np.float32)
+        ranked[chunk] = best_columns(scores, top)
     return ranked

@@ -13,9 +13,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from features.pipeline import build_features
 from inference.recommender.pyfunc import batch_top_k, load_bundle
+from inference.recommender.scoring import unranked
 from inference.registry import RECOMMENDER
 from intake.demo.generate import GeneratorSettings, generate_shop
 from intake.demo.writer import write_generated_shop
@@ -368,3 +370,45 @@ def test_the_top_items_computed_where_lightfm_was_fitted_are_the_hybrids_own(
         ).T + lightfm.item_bias.astype(np.float32)
         assert np.all(np.diff(scores[lightfm.top_items[user].astype(np.int64)]) <= 0)
         assert scores[lightfm.top_items[user][-1]] >= np.sort(scores)[-candidates]
+
+
+def test_top_items_for_some_customers_rank_them_as_everyones_and_the_rest_on_the_fly(
+    built_shop: tuple[ShopPaths, Path],
+) -> None:
+    """The test weeks' LightFM brings the best items of the test customers only (the test
+    comparison's hybrid scores no one else): their rows are the ones computed for everyone,
+    the others are marked unranked, and a hybrid holding them ranks the test customers as
+    with everyone's rows and anyone else as with none (from the representations)."""
+    shop, config = built_shop
+    trainer = Trainer(shop, config)
+    data = trainer.data_at(trainer.orders[c.ORDERED_AT].max())
+    candidates = 15
+    everyone = fit_lightfm(trainer.lightfm(2), data, top_items=candidates)
+    judged = np.array([data.n_users - 1, 3, 0])
+    some = fit_lightfm(trainer.lightfm(2), data, top_items=candidates, users=judged)
+    assert some.top_items is not None
+    assert everyone.top_items is not None
+    np.testing.assert_array_equal(some.top_items[judged], everyone.top_items[judged])
+    best = everyone.top_items
+    others = np.setdiff1d(np.arange(data.n_users), judged)
+    assert (some.top_items[others] == unranked(some.top_items.dtype)).all()
+
+    def ranked_lists(top: np.ndarray | None, users: np.ndarray) -> list[list[int]]:
+        hybrid = with_lightfm(trainer.hybrid(data, None, components={"popularity"}), everyone, data)
+        hybrid.candidates = candidates
+        hybrid.lightfm_top = top
+        # each customer's best two blocked: a precomputed list loses them, one ranked here refills
+        blocked = [best[user][:2].astype(np.int64) for user in users]
+        ranks = sp.csr_matrix(hybrid.component_ranks("lightfm", users, blocked))
+        # each row's items, best first (rank scores fall with the rank)
+        return [
+            ranks.indices[start:end][np.argsort(-ranks.data[start:end], kind="stable")].tolist()
+            for start, end in zip(ranks.indptr[:-1], ranks.indptr[1:], strict=True)
+        ]
+
+    mixed = np.array([1, 3, data.n_users - 1, 2])  # judged and not, interleaved
+    got = ranked_lists(some.top_items, mixed)
+    with_all, with_none = ranked_lists(everyone.top_items, mixed), ranked_lists(None, mixed)
+    assert [got[1], got[2]] == [with_all[1], with_all[2]]
+    assert [got[0], got[3]] == [with_none[0], with_none[3]]
+    assert [len(got[1]), len(got[0])] == [candidates - 2, candidates]

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 from threadpoolctl import threadpool_limits  # a requirement of scikit-learn and implicit
 
 from inference.recommender.scoring import lightfm_top_items
@@ -44,15 +45,30 @@ TEST_WEEKS = "test weeks' lightfm"
 FINAL_FIT = "final fit's lightfm"
 
 
-def fit_lightfm(model: LightFmHybrid, data: TrainData, top_items: int = 0) -> LightFmHybrid:
-    """`model` fitted on `data`; with `top_items`, also every customer's that many best items
-    (`model.top_items`: what the hybrid that takes this LightFM keeps for the service)."""
+def fit_lightfm(
+    model: LightFmHybrid, data: TrainData, top_items: int = 0, users: np.ndarray | None = None
+) -> LightFmHybrid:
+    """`model` fitted on `data`; with `top_items`, also every customer's (or `users`') that
+    many best items (`model.top_items`: what the hybrid that takes this LightFM reads, as
+    the service does)."""
     model.fit(data)
     if top_items:
         model.top_items = lightfm_top_items(
-            model.user_embedding, model.item_embedding, model.item_bias, top_items
+            model.user_embedding, model.item_embedding, model.item_bias, top_items, users
         )
     return model
+
+
+@dataclass(frozen=True)
+class LaterFit:
+    """A later from-scratch LightFM of the run (`LightFmChoice.schedule`): the data it is
+    fitted on, and how many best items of whose the hybrid taking it reads (`top_items` 0
+    for a validation fold's, whose hybrid scores from the representations; `users` None:
+    every customer's, as the final fit's for the service)."""
+
+    data: TrainData
+    top_items: int = 0
+    users: np.ndarray | None = None
 
 
 def _one_thread() -> None:

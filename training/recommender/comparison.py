@@ -15,14 +15,14 @@ from inference.recommender.scoring import HybridModel
 from storewise import columns as c
 from storewise.settings import RecommenderSettings
 from training.recommender.background import TEST_PEERS, TEST_WEEKS, BackgroundJobs
-from training.recommender.data import TrainData, Truth, build_truth
+from training.recommender.data import TrainData, Truth
 from training.recommender.evaluate import PROTOCOLS, Evaluation, Protocol, evaluate_protocols, records
 from training.recommender.hybrid import BlendView, with_lightfm
 from training.recommender.metrics import ranking_metrics
 from training.recommender.models import Ease, LightFmHybrid, Recommender, Repurchase
 from training.recommender.trainer import Trainer, peers
 from training.recommender.uncertainty import Bootstrap
-from training.recommender.validation import LightFmChoice, Window
+from training.recommender.validation import LightFmChoice
 
 NOT_PEERS = ("hybrid", "cold_start")
 
@@ -44,17 +44,17 @@ class Comparison:
 
 def test_comparison(
     trainer: Trainer,
-    window: Window,
     choice: LightFmChoice,
     blends: dict[str, dict[str, float]],
     jobs: BackgroundJobs,
     data: TrainData,
+    truth: Truth,
     rerankers: dict[str, Reranker],
 ) -> Comparison:
-    """`data`: the data at the window's start; `jobs` may hold the peers' evaluations
-    (`TEST_PEERS`) and the test weeks' LightFM (`TEST_WEEKS`), done in the other process.
-    LightFM alone is compared only when a blend uses it (or warm starts continue it)."""
-    truth = build_truth(trainer.orders, trainer.customers, data, window)
+    """`data`: the data at the test weeks' start, `truth` what was bought in them; `jobs`
+    may hold the peers' evaluations (`TEST_PEERS`) and the test weeks' LightFM
+    (`TEST_WEEKS`), done in the other process. LightFM alone is compared only when a blend
+    uses it (or warm starts continue it)."""
     protocols = trainer.protocols(data)
     used = used_components(blends, rerankers)
     hybrid = trainer.hybrid(data, None, components=used, users=truth.user_index)
@@ -72,7 +72,8 @@ def test_comparison(
         lightfm = choice.continued(trainer, data, choice.latest_fold_model)
     if lightfm is not None and "lightfm" in used:
         with_lightfm(hybrid, lightfm, data)
-        hybrid.precompute_lightfm_top(lightfm.top_items)  # as the service reads it
+        # as the service reads it, for the customers judged here
+        hybrid.precompute_lightfm_top(lightfm.top_items, truth.user_index)
     evaluations: dict[str, dict[str, Evaluation]] = {protocol: {} for protocol in PROTOCOLS}
     for protocol in PROTOCOLS:
         view = BlendView(hybrid, protocol, protocols[protocol].excluded)
@@ -112,10 +113,9 @@ def evaluate_peers(
     return by_peer
 
 
-def submit_peers(trainer: Trainer, jobs: BackgroundJobs, window: Window, data: TrainData) -> None:
+def submit_peers(trainer: Trainer, jobs: BackgroundJobs, data: TrainData, truth: Truth) -> None:
     """Submit the test weeks' peers (`evaluate_peers` on `data`, the data at the window's
-    start) to `jobs`: they depend on nothing the validation decides."""
-    truth = build_truth(trainer.orders, trainer.customers, data, window)
+    start, judged on `truth`) to `jobs`: they depend on nothing the validation decides."""
     jobs.submit(TEST_PEERS, evaluate_peers, data, truth, trainer.protocols(data), trainer.settings)
 
 

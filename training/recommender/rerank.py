@@ -144,6 +144,151 @@ def reranked_ndcg(validation: Validation, fold: FoldScores, rows: Rows, model: A
     return validation.ndcg_of(validation.base + padded)
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """One held-out group's evidence (`held_out_group`): per held-out fold, each customer's
+    NDCG@10 with the reranker minus with the blend, and both means."""
+
+    differences: list[tuple[int, np.ndarray]]  # (fold index, per customer)
+    means: list[tuple[int, float, float]]  # (fold index, blend, reranker)
+
+
+def held_out_groups(folds: list[FoldScores], settings: RerankSettings) -> int:
+    return min(settings.held_out_groups, len(folds))
+
+
+def _validation(chosen: list[FoldScores], evaluation: EvaluationSettings) -> Validation:
+    clusters = np.concatenate([fold.customers for fold in chosen])
+    bootstrap = Bootstrap(
+        clusters,
+        samples=evaluation.bootstrap_samples,
+        confidence=evaluation.confidence,
+        seed=evaluation.bootstrap_seed,
+    )
+    return Validation(chosen, bootstrap)
+
+
+def not_learnable(
+    folds: list[FoldScores], components: list[str], blend: BlendSettings, settings: RerankSettings
+) -> str | None:
+    """Why no reranker is learned from these folds (switched off, too few folds or bought
+    candidates), or None."""
+    if not settings.enabled:
+        return "the reranker is switched off (rerank.enabled)"
+    if len(folds) < 2 or not all(len(fold.customers) for fold in folds):
+        return "fewer than two validation folds with customers"
+    floor = min_rank_score(settings, blend.rank_offset)
+    groups = held_out_groups(folds, settings)
+    bought = [
+        int(
+            (
+                fold.relevant
+                & scored_candidates(fold.values, components, fold.candidates, floor)
+                & ~fold.blocked
+            ).sum()
+        )
+        for fold in folds
+    ]
+    fewest = min(
+        sum(n for index, n in enumerate(bought) if index % groups != group) for group in range(groups)
+    )
+    if fewest < MIN_BOUGHT:
+        return (
+            f"too few bought candidates to learn from ({fewest} in a training group, fewer than {MIN_BOUGHT})"
+        )
+    return None
+
+
+def held_out_group(
+    folds: list[FoldScores],
+    components: list[str],
+    blend: BlendSettings,
+    settings: RerankSettings,
+    evaluation: EvaluationSettings,
+    group: int,
+) -> HeldOut:
+    """Group `group` held out: the blend tuned (`blend.tune`, exactly as training tunes it)
+    and the trees fitted on the other folds, both judged on the held-out folds' customers.
+    Each group is independent of the others: the run hands them to both processes."""
+    floor = min_rank_score(settings, blend.rank_offset)
+    groups = held_out_groups(folds, settings)
+    held_out = [index for index in range(len(folds)) if index % groups == group]
+    others = [index for index in range(len(folds)) if index % groups != group]
+    rows = {index: candidate_rows(folds[index], components, floor) for index in range(len(folds))}
+    tuned = tune(
+        _validation([folds[i] for i in others], evaluation),
+        components,
+        blend.grid,
+        blend.passes,
+        blend.shrinkage,
+    )
+    trees = fit_trees([rows[i] for i in others], settings)
+    differences, means = [], []
+    for index in held_out:
+        judge = _validation([folds[index]], evaluation)
+        linear = judge.ndcg(tuned.weights)
+        reranked = reranked_ndcg(judge, folds[index], rows[index], trees)
+        differences.append((index, reranked - linear))
+        means.append((index, round(float(linear.mean()), 4), round(float(reranked.mean()), 4)))
+    return HeldOut(differences, means)
+
+
+def first_group_verdict(
+    folds: list[FoldScores], first: HeldOut, settings: RerankSettings, evaluation: EvaluationSettings
+) -> RerankChoice | None:
+    """With the gate on and no lead on the first held-out group's customers, the blend stays
+    without the other groups: the pooled gain could be clearly above zero only if theirs
+    were large, and they are not worth their fits (most of the decision's time)."""
+    difference = np.concatenate([d for _, d in first.differences])
+    if not settings.gate or float(difference.mean()) > 0:
+        return None
+    held_out = _validation([folds[index] for index, _ in first.differences], evaluation)
+    interval = held_out.bootstrap.interval(difference)
+    folds_seen = [(linear, reranked) for _, linear, reranked in first.means]
+    reason = (
+        f"no lead over the blend on the first held-out group, {interval.describe()} (the other not fitted)"
+    )
+    return RerankChoice(False, reason, interval, folds_seen)
+
+
+def pooled_verdict(
+    folds: list[FoldScores], groups: list[HeldOut], settings: RerankSettings, evaluation: EvaluationSettings
+) -> RerankChoice:
+    """Every group's evidence pooled: the reranker is adopted if its gain is clearly above
+    zero (or the gate is off)."""
+    # in the folds' order, as the bootstrap's clusters are
+    differences = sorted((pair for held in groups for pair in held.differences), key=lambda pair: pair[0])
+    per_fold = [
+        (linear, reranked) for _, linear, reranked in sorted(m for held in groups for m in held.means)
+    ]
+    gain = _validation(folds, evaluation).bootstrap.interval(np.concatenate([d for _, d in differences]))
+    if not gain.clearly_above_zero and settings.gate:
+        return RerankChoice(
+            False, f"not clearly better than the blend on held-out folds, {gain.describe()}", gain, per_fold
+        )
+    verdict = "clearly better" if gain.clearly_above_zero else "not clearly better (rerank.gate off)"
+    return RerankChoice(
+        True, f"{verdict} than the blend on held-out folds, {gain.describe()}", gain, per_fold
+    )
+
+
+def refit_reranker(
+    folds: list[FoldScores], components: list[str], blend: BlendSettings, settings: RerankSettings
+) -> Reranker:
+    """The trees refitted on every fold, for the adopted reranker (`with_evidence`)."""
+    floor = min_rank_score(settings, blend.rank_offset)
+    model = fit_trees([candidate_rows(fold, components, floor) for fold in folds], settings)
+    return Reranker(list(components), export_trees(model), dict(model.storewise_rows), floor)
+
+
+def with_evidence(reranker: Reranker, choice: RerankChoice) -> Reranker:
+    assert choice.gain is not None
+    reranker.info.update(
+        {"gain": choice.gain.describe(), "held_out_folds": choice.folds, "features": reranker.feature_names}
+    )
+    return reranker
+
+
 def choose_reranker(
     folds: list[FoldScores],
     components: list[str],
@@ -152,72 +297,17 @@ def choose_reranker(
     evaluation: EvaluationSettings,
 ) -> tuple[RerankChoice, Reranker | None]:
     """The reranker for one protocol's folds (latest first) if it clearly beats the blend
-    on held-out folds (module docstring), refitted on every fold; else None."""
-    if not settings.enabled:
-        return RerankChoice(False, "the reranker is switched off (rerank.enabled)"), None
-    if len(folds) < 2 or not all(len(fold.customers) for fold in folds):
-        return RerankChoice(False, "fewer than two validation folds with customers"), None
-
-    def validation(chosen: list[FoldScores]) -> Validation:
-        clusters = np.concatenate([fold.customers for fold in chosen])
-        bootstrap = Bootstrap(
-            clusters,
-            samples=evaluation.bootstrap_samples,
-            confidence=evaluation.confidence,
-            seed=evaluation.bootstrap_seed,
-        )
-        return Validation(chosen, bootstrap)
-
-    floor = min_rank_score(settings, blend.rank_offset)
-    groups = min(settings.held_out_groups, len(folds))
-    # each fold's rows once: every fit and held-out prediction below reads them
-    rows = [candidate_rows(fold, components, floor) for fold in folds]
-    bought = [int(fold_rows[1].sum()) for fold_rows in rows]
-    fewest = min(
-        sum(n for index, n in enumerate(bought) if index % groups != group) for group in range(groups)
-    )
-    if fewest < MIN_BOUGHT:
-        reason = (
-            f"too few bought candidates to learn from ({fewest} in a training group, fewer than {MIN_BOUGHT})"
-        )
+    on held-out folds (module docstring), refitted on every fold; else None. The run
+    spreads the same steps over both processes (`validation.rerank_all`)."""
+    reason = not_learnable(folds, components, blend, settings)
+    if reason is not None:
         return RerankChoice(False, reason), None
-    differences, per_group = [], []
-    for group in range(groups):
-        held_out = [index for index in range(len(folds)) if index % groups == group]
-        others = [index for index in range(len(folds)) if index % groups != group]
-        tuned = tune(
-            validation([folds[i] for i in others]), components, blend.grid, blend.passes, blend.shrinkage
-        )
-        trees = fit_trees([rows[i] for i in others], settings)
-        for index in held_out:
-            judge = validation([folds[index]])
-            linear = judge.ndcg(tuned.weights)
-            reranked = reranked_ndcg(judge, folds[index], rows[index], trees)
-            differences.append((index, reranked - linear))
-            per_group.append((index, round(float(linear.mean()), 4), round(float(reranked.mean()), 4)))
-        if group == 0 and settings.gate and float(np.concatenate([d for _, d in differences]).mean()) <= 0:
-            # no lead on the first group's customers: the pooled gain could be clearly above
-            # zero only if the other group's were large; not worth its fits (most of the time)
-            first = validation([folds[index] for index in held_out]).bootstrap.interval(
-                np.concatenate([d for _, d in differences])
-            )
-            folds_seen = [(linear, reranked) for _, linear, reranked in per_group]
-            reason = f"no lead over the blend on the first held-out group, {first.describe()} (the other not fitted)"
-            return RerankChoice(False, reason, first, folds_seen), None
-    # in the folds' order, as the bootstrap's clusters are
-    differences.sort(key=lambda pair: pair[0])
-    per_fold = [(linear, reranked) for _, linear, reranked in sorted(per_group)]
-    gain = validation(folds).bootstrap.interval(np.concatenate([difference for _, difference in differences]))
-    if not gain.clearly_above_zero and settings.gate:
-        return RerankChoice(
-            False, f"not clearly better than the blend on held-out folds, {gain.describe()}", gain, per_fold
-        ), None
-    model = fit_trees(rows, settings)
-    reranker = Reranker(list(components), export_trees(model), dict(model.storewise_rows), floor)
-    reranker.info.update(
-        {"gain": gain.describe(), "held_out_folds": per_fold, "features": reranker.feature_names}
-    )
-    verdict = "clearly better" if gain.clearly_above_zero else "not clearly better (rerank.gate off)"
-    return RerankChoice(
-        True, f"{verdict} than the blend on held-out folds, {gain.describe()}", gain, per_fold
-    ), reranker
+    groups: list[HeldOut] = []
+    for group in range(held_out_groups(folds, settings)):
+        groups.append(held_out_group(folds, components, blend, settings, evaluation, group))
+        if group == 0 and (stop := first_group_verdict(folds, groups[0], settings, evaluation)) is not None:
+            return stop, None
+    choice = pooled_verdict(folds, groups, settings, evaluation)
+    if not choice.adopted:
+        return choice, None
+    return choice, with_evidence(refit_reranker(folds, components, blend, settings), choice)

@@ -35,10 +35,10 @@ from inference.recommender.rerank import Reranker
 from inference.recommender.scoring import HybridModel
 from storewise.config import CONFIG_DIR
 from storewise.shop import ShopPaths
-from training.recommender.background import FINAL_FIT, TEST_WEEKS, BackgroundJobs
+from training.recommender.background import FINAL_FIT, TEST_WEEKS, BackgroundJobs, LaterFit
 from training.recommender.bundle import write_model_bundle
 from training.recommender.comparison import submit_peers, test_comparison, used_components
-from training.recommender.data import TrainData, split_cutoffs
+from training.recommender.data import TrainData, build_truth, split_cutoffs
 from training.recommender.hybrid import with_lightfm
 from training.recommender.mlflow_run import log_run
 from training.recommender.models import LightFmHybrid
@@ -123,17 +123,28 @@ def train_recommender(
     bar = tqdm(total=len(STEPS), desc="training recommender", unit="step")
     step = step_timer(trainer, bar)
 
-    folds = folds_before(trainer, test_cutoff)
-    # the test weeks over the catalogue as it was at their start: what the shop would have got
-    test_data, final_data = trainer.data_at(test_cutoff, listed_only=True), trainer.data_at(end)
-    step("validation data")
+    candidates = trainer.settings.blend.candidates
     with BackgroundJobs(background=trainer.settings.lightfm.background) as jobs:
+        # the test weeks over the catalogue as it was at their start: what the shop would have got
+        test_data = trainer.data_at(test_cutoff, listed_only=True)
+        test_truth = build_truth(trainer.orders, trainer.customers, test_data, (test_cutoff, end))
         if jobs.background:
-            # the test weeks' peers depend on nothing validation decides: first in the queue
-            # (inline they run in the test comparison, reusing the hybrid's EASE and timing)
-            submit_peers(trainer, jobs, (test_cutoff, end), test_data)
+            # the test weeks' peers depend on nothing validation decides: first in the queue,
+            # fitted over there while this process builds the folds (inline they run in the
+            # test comparison, reusing the hybrid's EASE and timing)
+            submit_peers(trainer, jobs, test_data, test_truth)
+        folds = folds_before(trainer, test_cutoff)
+        final_data = trainer.data_at(end)
+        step("validation data")
         choice, scores, components = validate(
-            trainer, folds, search, step, jobs, {FINAL_FIT: final_data}, {TEST_WEEKS: test_data}
+            trainer,
+            folds,
+            search,
+            step,
+            jobs,
+            {FINAL_FIT: LaterFit(final_data, candidates)},
+            # the test comparison's hybrid scores the test customers only
+            {TEST_WEEKS: LaterFit(test_data, candidates, test_truth.user_index)},
         )
         step("validation folds")
         tuned = tune_all(trainer, scores, components, shared_masks(folds))
@@ -144,7 +155,7 @@ def train_recommender(
             # the test weeks' LightFM only for a blend that uses it (module docstring, step 3)
             jobs.drop(TEST_WEEKS)
         step("blend")
-        comparison = test_comparison(trainer, (test_cutoff, end), choice, blends, jobs, test_data, rerankers)
+        comparison = test_comparison(trainer, choice, blends, jobs, test_data, test_truth, rerankers)
         step("test comparison")
         final = final_fit(trainer, end, choice, blends, comparison.lightfm, jobs, final_data, rerankers)
         step("final fit")

@@ -38,14 +38,24 @@ from inference.recommender.rerank import Reranker
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
 from storewise.errors import DataError
-from training.recommender.background import FINAL_FIT, TEST_WEEKS, BackgroundJobs, fit_lightfm
+from training.recommender.background import BackgroundJobs, LaterFit, fit_lightfm
 from training.recommender.blend import FoldScores, TunedBlend, Validation, fold_scores, tune
 from training.recommender.data import TrainData, Truth, build_truth
 from training.recommender.evaluate import PROTOCOLS, Protocol
 from training.recommender.hybrid import with_lightfm
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import PRIMARY_METRIC
-from training.recommender.rerank import RerankChoice, choose_reranker
+from training.recommender.rerank import (
+    HeldOut,
+    RerankChoice,
+    first_group_verdict,
+    held_out_group,
+    held_out_groups,
+    not_learnable,
+    pooled_verdict,
+    refit_reranker,
+    with_evidence,
+)
 from training.recommender.trainer import Trainer
 from training.recommender.uncertainty import Bootstrap, Interval
 
@@ -102,16 +112,14 @@ class LightFmChoice:
         """An unfitted LightFM with the run's settings and chosen epochs."""
         return trainer.lightfm(self.epochs, self.overrides)
 
-    def schedule(self, trainer: Trainer, jobs: BackgroundJobs, later: dict[str, TrainData]) -> None:
+    def schedule(self, trainer: Trainer, jobs: BackgroundJobs, later: dict[str, LaterFit]) -> None:
         """Submit every later from-scratch LightFM of the run to `jobs`, in the order they
-        are needed (`later`: key -> data); with warm starts each continues the one before
-        it, so they are fitted where they are needed instead."""
+        are needed (`later`: key -> what to fit); with warm starts each continues the one
+        before it, so they are fitted where they are needed instead."""
         if trainer.settings.lightfm.warm_start_epochs:
             return
-        for key, data in later.items():
-            # the models a hybrid for the service takes: their top items computed over there too
-            top = trainer.settings.blend.candidates if key in (TEST_WEEKS, FINAL_FIT) else 0
-            jobs.submit(key, fit_lightfm, self.from_scratch(trainer), data, top)
+        for key, fit in later.items():
+            jobs.submit(key, fit_lightfm, self.from_scratch(trainer), fit.data, fit.top_items, fit.users)
 
 
 def fold_windows(test_cutoff: pd.Timestamp, days: int, count: int) -> list[Window]:
@@ -266,27 +274,26 @@ def rerank_all(
     same_as: dict[str, str],
     jobs: BackgroundJobs,
 ) -> tuple[dict[str, RerankChoice], dict[str, Reranker]]:
-    """Each protocol's reranker decision (`training/recommender/rerank.py`) and the adopted
-    rerankers; protocols in `same_as` share another's. The protocols' decisions are
-    independent: each is a job, the first handed to the second process once it is free (on
-    the sample x 3 it was still fitting the final LightFM for a few seconds), the last ones
-    run here meanwhile."""
-    settings = trainer.settings
-    distinct = [protocol for protocol in PROTOCOLS if same_as.get(protocol, protocol) == protocol]
-    for protocol in distinct:
-        jobs.submit(
-            rerank_key(protocol),
-            choose_reranker,
-            [fold[protocol] for fold in scores],
-            components,
-            settings.blend,
-            settings.rerank,
-            settings.evaluation,
-        )
+    """Each protocol's reranker decision (`training/recommender/rerank.py`, as
+    `choose_reranker` makes it) and the adopted rerankers; protocols in `same_as` share
+    another's. Its steps are jobs for both processes: every protocol's first held-out group
+    at once; a protocol with a lead there, its other groups and its refit on every fold (the
+    refit queued last, dropped if the reranker is not adopted). One job per protocol left
+    this process waiting for the other's: 9 of the sample x 3's 14.5 s decision."""
+    blend, rerank = trainer.settings.blend, trainer.settings.rerank
     decided: dict[str, tuple[RerankChoice, Reranker | None]] = {}
-    for protocol in tqdm(distinct[::-1], desc="reranker", unit="protocol", leave=False):
-        decided[protocol] = jobs.take(rerank_key(protocol))
-        log.info("%s: %s", protocol, decided[protocol][0].describe())
+    folds: dict[str, list[FoldScores]] = {}
+    for protocol in PROTOCOLS:
+        if same_as.get(protocol, protocol) != protocol:
+            continue
+        folds[protocol] = [fold[protocol] for fold in scores]
+        reason = not_learnable(folds[protocol], components, blend, rerank)
+        if reason is not None:
+            decided[protocol] = (RerankChoice(False, reason), None)
+            del folds[protocol]
+    decided.update(_rerank_jobs(trainer, folds, components, jobs))
+    for protocol, (choice, _) in decided.items():
+        log.info("%s: %s", protocol, choice.describe())
     choices = {protocol: decided[same_as.get(protocol, protocol)][0] for protocol in PROTOCOLS}
     rerankers = {
         protocol: reranker
@@ -296,8 +303,49 @@ def rerank_all(
     return choices, rerankers
 
 
-def rerank_key(protocol: str) -> str:
-    return f"reranker for {protocol}"
+def _rerank_jobs(
+    trainer: Trainer, folds: dict[str, list[FoldScores]], components: list[str], jobs: BackgroundJobs
+) -> dict[str, tuple[RerankChoice, Reranker | None]]:
+    """`rerank_all`'s decisions for the protocols whose folds can teach a reranker."""
+    blend, rerank, evaluation = trainer.settings.blend, trainer.settings.rerank, trainer.settings.evaluation
+    decided: dict[str, tuple[RerankChoice, Reranker | None]] = {}
+
+    def submit_group(protocol: str, group: int) -> None:
+        arguments = (folds[protocol], components, blend, rerank, evaluation, group)
+        jobs.submit(rerank_key(protocol, group), held_out_group, *arguments)
+
+    for protocol in folds:
+        submit_group(protocol, 0)
+    firsts: dict[str, HeldOut] = {}
+    bar = tqdm(total=len(folds), desc="reranker", unit="protocol", leave=False)
+    for protocol in folds:
+        firsts[protocol] = jobs.take(rerank_key(protocol, 0))
+        stop = first_group_verdict(folds[protocol], firsts[protocol], rerank, evaluation)
+        if stop is not None:
+            decided[protocol] = (stop, None)
+            bar.update(1)
+            continue
+        for group in range(1, held_out_groups(folds[protocol], rerank)):
+            submit_group(protocol, group)
+        jobs.submit(rerank_key(protocol, "refit"), refit_reranker, folds[protocol], components, blend, rerank)
+    for protocol in folds:
+        if protocol in decided:
+            continue
+        later = range(1, held_out_groups(folds[protocol], rerank))
+        groups = [firsts[protocol], *(jobs.take(rerank_key(protocol, group)) for group in later)]
+        choice = pooled_verdict(folds[protocol], groups, rerank, evaluation)
+        if choice.adopted:
+            decided[protocol] = (choice, with_evidence(jobs.take(rerank_key(protocol, "refit")), choice))
+        else:
+            jobs.drop(rerank_key(protocol, "refit"))
+            decided[protocol] = (choice, None)
+        bar.update(1)
+    bar.close()
+    return decided
+
+
+def rerank_key(protocol: str, step: int | str) -> str:
+    return f"reranker for {protocol}, {'held-out group ' if isinstance(step, int) else ''}{step}"
 
 
 def lightfm_gains(
@@ -330,8 +378,8 @@ def validate(
     search: bool,
     step: Callable[[str], None],
     jobs: BackgroundJobs | None = None,
-    later: dict[str, TrainData] | None = None,
-    if_blended: dict[str, TrainData] | None = None,
+    later: dict[str, LaterFit] | None = None,
+    if_blended: dict[str, LaterFit] | None = None,
 ) -> tuple[LightFmChoice, list[dict[str, FoldScores]], list[str]]:
     """LightFM's epochs and place in the blend, and every fold's component ranks for the
     blend tuning (`tune_all`). Every later from-scratch LightFM is submitted to `jobs`
@@ -378,7 +426,9 @@ def validate(
         # its way; with this order the large demo shop, where it does, measured 0.85x the
         # time before, but with the one-thread rule alone worth about that much
         # (benchmarks/README.md, "Session 17"), this order on its own is not measured there
-        folds_lightfm = {fold_key(index): fold.data for index, fold in enumerate(folds[1:], start=1)}
+        folds_lightfm = {
+            fold_key(index): LaterFit(fold.data) for index, fold in enumerate(folds[1:], start=1)
+        }
         choice.schedule(trainer, jobs, {**folds_lightfm, **(if_blended or {})})
     for index, fold in enumerate(tqdm(folds[1:], desc="validation folds", unit="fold", leave=False), start=1):
         # every other component first: the fold's LightFM may still be fitting elsewhere
