@@ -29,6 +29,7 @@ import numpy as np
 
 from inference.recommender.rerank import gather, lookup
 from inference.recommender.scoring import TIE_BREAK, HybridModel
+from storewise.settings import BlendSettings, EvaluationSettings
 from training.recommender.data import Truth
 from training.recommender.evaluate import Protocol, effective_truth
 from training.recommender.hybrid import blocked_rows
@@ -173,6 +174,17 @@ class Validation:
         return self._relevant_positions
 
 
+def pooled(folds: list[FoldScores], evaluation: EvaluationSettings) -> Validation:
+    """`folds` side by side, with the bootstrap over their customers (one cluster each)."""
+    bootstrap = Bootstrap(
+        np.concatenate([fold.customers for fold in folds]),
+        samples=evaluation.bootstrap_samples,
+        confidence=evaluation.confidence,
+        seed=evaluation.bootstrap_seed,
+    )
+    return Validation(folds, bootstrap)
+
+
 @dataclass(frozen=True)
 class TunedBlend:
     """A protocol's chosen weights and what the validation folds say about them."""
@@ -216,6 +228,13 @@ def tune(
         dropped=dropped,
         users=validation.users,
     )
+
+
+def tune_protocol(
+    folds: list[FoldScores], components: list[str], blend: BlendSettings, evaluation: EvaluationSettings
+) -> TunedBlend:
+    """One protocol's blend tuned on its `folds` pooled (a job for either process)."""
+    return tune(pooled(folds, evaluation), components, blend.grid, blend.passes, blend.shrinkage)
 
 
 def ascend(

@@ -30,8 +30,8 @@ from threadpoolctl import threadpool_limits
 
 from inference.recommender.rerank import Reranker, TreeEnsemble, scored_candidates
 from storewise.settings import BlendSettings, EvaluationSettings, RerankSettings
-from training.recommender.blend import FoldScores, Validation, tune
-from training.recommender.uncertainty import Bootstrap, Interval
+from training.recommender.blend import FoldScores, Validation, pooled, tune
+from training.recommender.uncertainty import Interval
 
 log = logging.getLogger(__name__)
 # fewer bought candidates than this in a training group: nothing to learn from (a tiny shop)
@@ -157,17 +157,6 @@ def held_out_groups(folds: list[FoldScores], settings: RerankSettings) -> int:
     return min(settings.held_out_groups, len(folds))
 
 
-def _validation(chosen: list[FoldScores], evaluation: EvaluationSettings) -> Validation:
-    clusters = np.concatenate([fold.customers for fold in chosen])
-    bootstrap = Bootstrap(
-        clusters,
-        samples=evaluation.bootstrap_samples,
-        confidence=evaluation.confidence,
-        seed=evaluation.bootstrap_seed,
-    )
-    return Validation(chosen, bootstrap)
-
-
 def not_learnable(
     folds: list[FoldScores], components: list[str], blend: BlendSettings, settings: RerankSettings
 ) -> str | None:
@@ -216,7 +205,7 @@ def held_out_group(
     others = [index for index in range(len(folds)) if index % groups != group]
     rows = {index: candidate_rows(folds[index], components, floor) for index in range(len(folds))}
     tuned = tune(
-        _validation([folds[i] for i in others], evaluation),
+        pooled([folds[i] for i in others], evaluation),
         components,
         blend.grid,
         blend.passes,
@@ -225,7 +214,7 @@ def held_out_group(
     trees = fit_trees([rows[i] for i in others], settings)
     differences, means = [], []
     for index in held_out:
-        judge = _validation([folds[index]], evaluation)
+        judge = pooled([folds[index]], evaluation)
         linear = judge.ndcg(tuned.weights)
         reranked = reranked_ndcg(judge, folds[index], rows[index], trees)
         differences.append((index, reranked - linear))
@@ -242,7 +231,7 @@ def first_group_verdict(
     difference = np.concatenate([d for _, d in first.differences])
     if not settings.gate or float(difference.mean()) > 0:
         return None
-    held_out = _validation([folds[index] for index, _ in first.differences], evaluation)
+    held_out = pooled([folds[index] for index, _ in first.differences], evaluation)
     interval = held_out.bootstrap.interval(difference)
     folds_seen = [(linear, reranked) for _, linear, reranked in first.means]
     reason = (
@@ -261,7 +250,7 @@ def pooled_verdict(
     per_fold = [
         (linear, reranked) for _, linear, reranked in sorted(m for held in groups for m in held.means)
     ]
-    gain = _validation(folds, evaluation).bootstrap.interval(np.concatenate([d for _, d in differences]))
+    gain = pooled(folds, evaluation).bootstrap.interval(np.concatenate([d for _, d in differences]))
     if not gain.clearly_above_zero and settings.gate:
         return RerankChoice(
             False, f"not clearly better than the blend on held-out folds, {gain.describe()}", gain, per_fold

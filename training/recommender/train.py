@@ -49,7 +49,9 @@ from training.recommender.validation import (
     folds_before,
     rerank_all,
     shared_masks,
-    tune_all,
+    submit_rerankers,
+    submit_tuning,
+    take_tuning,
     validate,
 )
 
@@ -147,9 +149,14 @@ def train_recommender(
             {TEST_WEEKS: LaterFit(test_data, candidates, test_truth.user_index)},
         )
         step("validation folds")
-        tuned = tune_all(trainer, scores, components, shared_masks(folds))
+        # the protocols' blend tunings and the rerankers' first held-out groups are
+        # independent jobs: both processes take them
+        same_as = shared_masks(folds)
+        submit_tuning(trainer, scores, components, same_as, jobs)
+        pending = submit_rerankers(trainer, scores, components, same_as, jobs)
+        tuned = take_tuning(jobs, same_as)
         blends = {protocol: blend.weights for protocol, blend in tuned.items()}
-        rerank_choices, rerankers = rerank_all(trainer, scores, components, shared_masks(folds), jobs)
+        rerank_choices, rerankers = rerank_all(trainer, scores, components, same_as, jobs, pending)
         choice.blended = "lightfm" in used_components(blends, rerankers)
         if not choice.blended:
             # the test weeks' LightFM only for a blend that uses it (module docstring, step 3)

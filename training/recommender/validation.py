@@ -30,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -39,7 +38,15 @@ from inference.recommender.scoring import HybridModel
 from storewise import columns as c
 from storewise.errors import DataError
 from training.recommender.background import BackgroundJobs, LaterFit, fit_lightfm
-from training.recommender.blend import FoldScores, TunedBlend, Validation, fold_scores, tune
+from training.recommender.blend import (
+    FoldScores,
+    TunedBlend,
+    Validation,
+    fold_scores,
+    pooled,
+    tune,
+    tune_protocol,
+)
 from training.recommender.data import TrainData, Truth, build_truth
 from training.recommender.evaluate import PROTOCOLS, Protocol
 from training.recommender.hybrid import with_lightfm
@@ -57,7 +64,7 @@ from training.recommender.rerank import (
     with_evidence,
 )
 from training.recommender.trainer import Trainer
-from training.recommender.uncertainty import Bootstrap, Interval
+from training.recommender.uncertainty import Interval
 
 log = logging.getLogger(__name__)
 
@@ -240,31 +247,84 @@ def validations(
 ) -> dict[str, Validation]:
     """Each protocol's folds side by side, with the bootstrap over their customers (a
     protocol in `same_as` shares another's: it has none of its own)."""
-    evaluation = trainer.settings.evaluation
-    result: dict[str, Validation] = {}
-    for protocol in PROTOCOLS:
-        if protocol in same_as:
-            continue
-        folds = [fold[protocol] for fold in scores]
-        bootstrap = Bootstrap(
-            np.concatenate([fold.customers for fold in folds]),
-            samples=evaluation.bootstrap_samples,
-            confidence=evaluation.confidence,
-            seed=evaluation.bootstrap_seed,
-        )
-        result[protocol] = Validation(folds, bootstrap)
-    return result
+    return {
+        protocol: pooled([fold[protocol] for fold in scores], trainer.settings.evaluation)
+        for protocol in PROTOCOLS
+        if protocol not in same_as
+    }
 
 
 def tune_all(
-    trainer: Trainer, scores: list[dict[str, FoldScores]], components: list[str], same_as: dict[str, str]
+    trainer: Trainer,
+    scores: list[dict[str, FoldScores]],
+    components: list[str],
+    same_as: dict[str, str],
+    jobs: BackgroundJobs | None = None,
 ) -> dict[str, TunedBlend]:
-    blend = trainer.settings.blend
-    tuned = {
-        protocol: tune(validation, components, blend.grid, blend.passes, blend.shrinkage)
-        for protocol, validation in validations(trainer, scores, same_as).items()
-    }
+    """Every protocol's blend tuned on all folds (`blend.tune`)."""
+    jobs = jobs if jobs is not None else BackgroundJobs(background=False)
+    submit_tuning(trainer, scores, components, same_as, jobs)
+    return take_tuning(jobs, same_as)
+
+
+def submit_tuning(
+    trainer: Trainer,
+    scores: list[dict[str, FoldScores]],
+    components: list[str],
+    same_as: dict[str, str],
+    jobs: BackgroundJobs,
+) -> None:
+    """Each protocol's tuning as a job (`take_tuning`): they are independent, 10.5 s of the
+    large demo shop's run in this process alone."""
+    settings = trainer.settings
+    for protocol in PROTOCOLS:
+        if protocol not in same_as:
+            folds = [fold[protocol] for fold in scores]
+            jobs.submit(
+                tune_key(protocol), tune_protocol, folds, components, settings.blend, settings.evaluation
+            )
+
+
+def take_tuning(jobs: BackgroundJobs, same_as: dict[str, str]) -> dict[str, TunedBlend]:
+    tuned = {protocol: jobs.take(tune_key(protocol)) for protocol in PROTOCOLS if protocol not in same_as}
     return {protocol: tuned[same_as.get(protocol, protocol)] for protocol in PROTOCOLS}
+
+
+def tune_key(protocol: str) -> str:
+    return f"blend for {protocol}"
+
+
+@dataclass
+class PendingRerank:
+    """`submit_rerankers`' work in flight: the folds of the protocols whose first held-out
+    group is queued, and the decisions already made (a reranker that cannot be learned)."""
+
+    folds: dict[str, list[FoldScores]]
+    decided: dict[str, tuple[RerankChoice, Reranker | None]]
+
+
+def submit_rerankers(
+    trainer: Trainer,
+    scores: list[dict[str, FoldScores]],
+    components: list[str],
+    same_as: dict[str, str],
+    jobs: BackgroundJobs,
+) -> PendingRerank:
+    """Queue each protocol's first held-out group for its reranker decision (`rerank_all`)."""
+    settings = trainer.settings
+    pending = PendingRerank({}, {})
+    for protocol in PROTOCOLS:
+        if same_as.get(protocol, protocol) != protocol:
+            continue
+        folds = [fold[protocol] for fold in scores]
+        reason = not_learnable(folds, components, settings.blend, settings.rerank)
+        if reason is not None:
+            pending.decided[protocol] = (RerankChoice(False, reason), None)
+            continue
+        pending.folds[protocol] = folds
+        arguments = (folds, components, settings.blend, settings.rerank, settings.evaluation, 0)
+        jobs.submit(rerank_key(protocol, 0), held_out_group, *arguments)
+    return pending
 
 
 def rerank_all(
@@ -273,25 +333,18 @@ def rerank_all(
     components: list[str],
     same_as: dict[str, str],
     jobs: BackgroundJobs,
+    pending: PendingRerank | None = None,
 ) -> tuple[dict[str, RerankChoice], dict[str, Reranker]]:
     """Each protocol's reranker decision (`training/recommender/rerank.py`, as
     `choose_reranker` makes it) and the adopted rerankers; protocols in `same_as` share
     another's. Its steps are jobs for both processes: every protocol's first held-out group
-    at once; a protocol with a lead there, its other groups and its refit on every fold (the
-    refit queued last, dropped if the reranker is not adopted). One job per protocol left
-    this process waiting for the other's: 9 of the sample x 3's 14.5 s decision."""
-    blend, rerank = trainer.settings.blend, trainer.settings.rerank
-    decided: dict[str, tuple[RerankChoice, Reranker | None]] = {}
-    folds: dict[str, list[FoldScores]] = {}
-    for protocol in PROTOCOLS:
-        if same_as.get(protocol, protocol) != protocol:
-            continue
-        folds[protocol] = [fold[protocol] for fold in scores]
-        reason = not_learnable(folds[protocol], components, blend, rerank)
-        if reason is not None:
-            decided[protocol] = (RerankChoice(False, reason), None)
-            del folds[protocol]
-    decided.update(_rerank_jobs(trainer, folds, components, jobs))
+    at once (`pending`, if `submit_rerankers` queued them already); for a protocol with a
+    lead there, its refit on every fold (dropped if the reranker is not adopted: queued
+    first, for the other process) and its other groups. One job per protocol left this
+    process waiting for the other's: 9 of the sample x 3's 14.5 s decision."""
+    if pending is None:
+        pending = submit_rerankers(trainer, scores, components, same_as, jobs)
+    decided = {**pending.decided, **_rerank_jobs(trainer, pending.folds, components, jobs)}
     for protocol, (choice, _) in decided.items():
         log.info("%s: %s", protocol, choice.describe())
     choices = {protocol: decided[same_as.get(protocol, protocol)][0] for protocol in PROTOCOLS}
@@ -310,12 +363,6 @@ def _rerank_jobs(
     blend, rerank, evaluation = trainer.settings.blend, trainer.settings.rerank, trainer.settings.evaluation
     decided: dict[str, tuple[RerankChoice, Reranker | None]] = {}
 
-    def submit_group(protocol: str, group: int) -> None:
-        arguments = (folds[protocol], components, blend, rerank, evaluation, group)
-        jobs.submit(rerank_key(protocol, group), held_out_group, *arguments)
-
-    for protocol in folds:
-        submit_group(protocol, 0)
     firsts: dict[str, HeldOut] = {}
     bar = tqdm(total=len(folds), desc="reranker", unit="protocol", leave=False)
     for protocol in folds:
@@ -325,9 +372,12 @@ def _rerank_jobs(
             decided[protocol] = (stop, None)
             bar.update(1)
             continue
-        for group in range(1, held_out_groups(folds[protocol], rerank)):
-            submit_group(protocol, group)
+        # the refit first: the other process takes it (needed only if adopted) while this
+        # one fits the other groups (needed for the decision) instead of the other way round
         jobs.submit(rerank_key(protocol, "refit"), refit_reranker, folds[protocol], components, blend, rerank)
+        for group in range(1, held_out_groups(folds[protocol], rerank)):
+            arguments = (folds[protocol], components, blend, rerank, evaluation, group)
+            jobs.submit(rerank_key(protocol, group), held_out_group, *arguments)
     for protocol in folds:
         if protocol in decided:
             continue
