@@ -16,6 +16,8 @@ refit on everything, log to MLflow and register.
    sample x 3's 77 s) and would only add a row to the table.
 4. The hybrid is refitted on all the data and logged as a pyfunc with its bundle, then
    registered as `storewise-recommender` (promotion is a separate, gated step).
+
+The independent pieces of 1 to 4 are jobs that both processes take (`background.py`).
 """
 
 from __future__ import annotations
