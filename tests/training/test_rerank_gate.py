@@ -7,9 +7,12 @@ from __future__ import annotations
 import numpy as np
 
 from inference.recommender.rerank import CONTEXT
-from storewise.settings import BlendSettings, EvaluationSettings, RerankSettings
+from storewise.config import CONFIG_DIR
+from storewise.settings import BlendSettings, EvaluationSettings, RerankSettings, load_recommender_settings
+from training.recommender.background import BackgroundJobs
 from training.recommender.blend import DISCOUNTS, FoldScores
 from training.recommender.rerank import choose_reranker
+from training.recommender.validation import rerank_all
 
 WIDTH = 12
 SETTINGS = RerankSettings(
@@ -106,3 +109,50 @@ def test_too_few_bought_candidates_keep_the_blend() -> None:
     assert reranker is None
     assert "too few bought candidates" in choice.reason
     assert "(10 in a training group, fewer than 20)" in choice.reason
+
+
+def test_the_runs_jobs_decide_as_one_call_does() -> None:
+    """A training run splits each protocol's decision into jobs (first held-out group; then
+    the refit and the other groups) that both processes take: the decisions and the adopted
+    trees are the ones `choose_reranker` makes in one call, for a protocol adopted
+    (discovery), one kept at the blend after both groups (all purchases), one stopped at the
+    first group (business rules) and one sharing another's folds."""
+    kinds = {
+        "discovery": {"noise": False},
+        "all_purchases": {"noise": True},
+        "business_rules": {"noise": False, "flipped": True},
+    }
+    scores = [
+        {
+            protocol: fold(
+                index, 200, noise=kind["noise"], flipped=kind.get("flipped", False) and index % 2 == 0
+            )
+            for protocol, kind in kinds.items()
+        }
+        for index in range(4)
+    ]
+    defaults = load_recommender_settings(CONFIG_DIR)
+    settings = defaults.model_copy(update={"rerank": SETTINGS, "blend": BlendSettings()})
+    with BackgroundJobs(background=True) as jobs:
+        choices, rerankers = rerank_all(settings, scores, ["a", "b"], {}, jobs)
+        shared, _ = rerank_all(settings, scores, ["a", "b"], {"business_rules": "discovery"}, jobs)
+    for protocol in kinds:
+        folds = [by_protocol[protocol] for by_protocol in scores]
+        alone, trees = choose_reranker(folds, ["a", "b"], settings.blend, SETTINGS, settings.evaluation)
+        assert choices[protocol] == alone
+        assert (protocol in rerankers) == (trees is not None)
+    assert [choices[p].adopted for p in kinds] == [True, False, False]
+    assert "the other not fitted" in choices["business_rules"].reason
+    assert "not clearly better" in choices["all_purchases"].reason
+    assert shared["business_rules"] == choices["discovery"]
+    _, trees = choose_reranker(
+        [by_protocol["discovery"] for by_protocol in scores],
+        ["a", "b"],
+        settings.blend,
+        SETTINGS,
+        settings.evaluation,
+    )
+    assert trees is not None
+    for name, array in vars(trees.trees).items():
+        np.testing.assert_array_equal(getattr(rerankers["discovery"].trees, name), array)
+    assert rerankers["discovery"].info == trees.info

@@ -114,9 +114,9 @@ def decide_blends(
     take them."""
     same_as = shared_masks(folds)
     submit_tuning(trainer, scores, components, same_as, jobs)
-    pending = submit_rerankers(trainer, scores, components, same_as, jobs)
+    pending = submit_rerankers(trainer.settings, scores, components, same_as, jobs)
     tuned = take_tuning(jobs, same_as)
-    return (tuned, *rerank_all(trainer, scores, components, same_as, jobs, pending))
+    return (tuned, *rerank_all(trainer.settings, scores, components, same_as, jobs, pending))
 
 
 FINAL_HYBRID = "final fit's other components"

@@ -37,6 +37,7 @@ from inference.recommender.rerank import Reranker
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
 from storewise.errors import DataError
+from storewise.settings import RecommenderSettings
 from training.recommender.background import BackgroundJobs, LaterFit, fit_lightfm
 from training.recommender.blend import (
     FoldScores,
@@ -304,14 +305,13 @@ class PendingRerank:
 
 
 def submit_rerankers(
-    trainer: Trainer,
+    settings: RecommenderSettings,
     scores: list[dict[str, FoldScores]],
     components: list[str],
     same_as: dict[str, str],
     jobs: BackgroundJobs,
 ) -> PendingRerank:
     """Queue each protocol's first held-out group for its reranker decision (`rerank_all`)."""
-    settings = trainer.settings
     pending = PendingRerank({}, {})
     for protocol in PROTOCOLS:
         if same_as.get(protocol, protocol) != protocol:
@@ -328,7 +328,7 @@ def submit_rerankers(
 
 
 def rerank_all(
-    trainer: Trainer,
+    settings: RecommenderSettings,
     scores: list[dict[str, FoldScores]],
     components: list[str],
     same_as: dict[str, str],
@@ -343,8 +343,8 @@ def rerank_all(
     first, for the other process) and its other groups. One job per protocol left this
     process waiting for the other's: 9 of the sample x 3's 14.5 s decision."""
     if pending is None:
-        pending = submit_rerankers(trainer, scores, components, same_as, jobs)
-    decided = {**pending.decided, **_rerank_jobs(trainer, pending.folds, components, jobs)}
+        pending = submit_rerankers(settings, scores, components, same_as, jobs)
+    decided = {**pending.decided, **_rerank_jobs(settings, pending.folds, components, jobs)}
     for protocol, (choice, _) in decided.items():
         log.info("%s: %s", protocol, choice.describe())
     choices = {protocol: decided[same_as.get(protocol, protocol)][0] for protocol in PROTOCOLS}
@@ -357,12 +357,14 @@ def rerank_all(
 
 
 def _rerank_jobs(
-    trainer: Trainer, folds: dict[str, list[FoldScores]], components: list[str], jobs: BackgroundJobs
+    settings: RecommenderSettings,
+    folds: dict[str, list[FoldScores]],
+    components: list[str],
+    jobs: BackgroundJobs,
 ) -> dict[str, tuple[RerankChoice, Reranker | None]]:
     """`rerank_all`'s decisions for the protocols whose folds can teach a reranker."""
-    blend, rerank, evaluation = trainer.settings.blend, trainer.settings.rerank, trainer.settings.evaluation
+    blend, rerank, evaluation = settings.blend, settings.rerank, settings.evaluation
     decided: dict[str, tuple[RerankChoice, Reranker | None]] = {}
-
     firsts: dict[str, HeldOut] = {}
     bar = tqdm(total=len(folds), desc="reranker", unit="protocol", leave=False)
     for protocol in folds:
@@ -433,7 +435,7 @@ def validate(
 ) -> tuple[LightFmChoice, list[dict[str, FoldScores]], list[str]]:
     """LightFM's epochs and place in the blend, and every fold's component ranks for the
     blend tuning (`tune_all`). Every later from-scratch LightFM is submitted to `jobs`
-    (inline without; key -> data): `later`'s once early stopping has chosen the epochs
+    (inline without; key -> what to fit): `later`'s once early stopping has chosen the epochs
     (the final fit's LightFM is needed whatever the blends: the other process starts on
     it instead of idling through the screen), and once the latest fold's screen has
     decided that LightFM clearly pays its way there, the other folds' and `if_blended`'s
