@@ -123,7 +123,7 @@ def share_the_cores(before: int) -> None:
         assert blas_threads() == 1
         jobs.take("slow")
         assert blas_threads() == before  # the other process has nothing left
-        jobs.submit("again", where, 0.0, "again")
+        jobs.submit("again", where, 1.0, "again")  # long enough to be running at the check
         assert blas_threads() == 1
     assert blas_threads() == before  # closed: every thread back
     with BackgroundJobs(background=False) as jobs:
