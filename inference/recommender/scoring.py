@@ -428,7 +428,7 @@ class HybridModel:
         their stored entries, the rest from scores."""
         if name == "lightfm" and self.lightfm_top is not None:
             top = self.lightfm_top[users]
-            computed = top[:, 0] != unranked(top.dtype)
+            computed = top[:, 0] != unranked(top.dtype) if top.shape[1] else np.ones(len(users), bool)
             rest = np.flatnonzero(~computed)  # rows not precomputed: scored here
             scored = iter(
                 self._scored_rows(name, users[rest], None if blocked is None else [blocked[i] for i in rest])

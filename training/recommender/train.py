@@ -130,8 +130,10 @@ def submit_final_hybrid(
     rerankers: dict[str, Reranker],
 ) -> None:
     """The final hybrid's components but LightFM (`final_fit`), fitted as a job as soon as
-    the blends are known: the other process fits them during the test comparison (on the
-    sample x 3 the final fit was 3.4 s of this process's run while the other idled)."""
+    the blends are known: the other process fits them during the test comparison, where it
+    idled. On the sample x 3 the final fit went from 3.4 s to nothing, but the test
+    comparison, sharing the cores, grew by about as much: on this VM the change measured
+    within the noise on its own (benchmarks/README.md, "Session 18")."""
     components = used_components(blends, rerankers) | {"ease"}
     names = trainer.name_similarity(data) if "names" in components else None
     jobs.submit(FINAL_HYBRID, fit_final_hybrid, data, trainer.orders, trainer.settings, components, names)
