@@ -6,9 +6,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from tests.style import style_data, style_shop
-from training.recommender.evaluate import effective_truth, make_protocol
+from training.recommender.evaluate import Protocol, effective_truth, make_protocol
 from training.recommender.metrics import ranking_metrics
 
 
@@ -37,3 +38,37 @@ def test_discovery_removes_earlier_purchases_from_candidates_and_truth() -> None
     assert effective_truth(truth, protocol)[0].tolist() == [v0 + 1]  # type: ignore[arg-type]
     everything = make_protocol("all_purchases", data, np.zeros(data.n_items, bool))
     assert everything.excluded.nnz == 0
+
+
+def test_each_truth_without_what_the_protocol_stores_for_its_user() -> None:
+    """All users at once, as one `setdiff1d` per user gives it: every item stored in the
+    user's row of the exclusions leaves (an explicitly stored False too, as the row's
+    entries always did), the rest sorted and unique; a user with nothing stored keeps their
+    truth as it was."""
+    excluded = sp.csr_matrix(np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], bool))
+    excluded.data[1] = False  # stored, valued False: (0, 3)
+    protocol = Protocol("rules", excluded)
+    truth = SimpleNamespace(
+        user_index=np.array([2, 0, 1]),
+        items=[np.array([4, 0, 4, 2]), np.array([3, 1, 2]), np.array([4, 4, 0])],
+    )
+    result = effective_truth(truth, protocol)  # type: ignore[arg-type]
+    assert [items.tolist() for items in result] == [[2, 4], [2], [4, 4, 0]]
+    assert result[2] is truth.items[2]
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n_users, n_items = int(rng.integers(1, 40)), int(rng.integers(1, 60))
+        stored = sp.csr_matrix(rng.random((n_users, n_items)) < rng.uniform(0, 0.3))
+        stored.data[rng.random(stored.nnz) < 0.3] = False
+        users = rng.choice(n_users, size=int(rng.integers(0, n_users + 1)), replace=False)
+        truth = SimpleNamespace(
+            user_index=users, items=[rng.integers(0, n_items, int(rng.integers(0, 6))) for _ in users]
+        )
+        rows = [stored.indices[stored.indptr[user] : stored.indptr[user + 1]] for user in users]
+        expected = [
+            np.setdiff1d(items, row) if len(row) else items
+            for items, row in zip(truth.items, rows, strict=True)
+        ]
+        got = effective_truth(truth, Protocol("random", stored))  # type: ignore[arg-type]
+        assert [items.tolist() for items in got] == [items.tolist() for items in expected]

@@ -59,11 +59,29 @@ def batches(n: int, size: int = BATCH) -> Iterator[slice]:
 
 
 def effective_truth(truth: Truth, protocol: Protocol) -> list[np.ndarray]:
-    result = []
-    indptr, indices = protocol.excluded.indptr, protocol.excluded.indices
-    for user, items in zip(truth.user_index, truth.items, strict=True):
-        excluded = indices[indptr[user] : indptr[user + 1]]  # a csr row without scipy's per-call cost
-        result.append(np.setdiff1d(items, excluded) if len(excluded) else items)
+    """Each user's truth without the items the protocol excludes for them (every item the
+    exclusions store for the user, whatever its value): sorted and unique where something
+    was excluded, as `np.setdiff1d` gives it, else the truth as it was. All users at once:
+    one `setdiff1d` per user was 0.3 s a call on the large demo shop, and early stopping
+    calls it every epoch."""
+    excluded = protocol.excluded
+    result = list(truth.items)
+    users = np.asarray(truth.user_index, np.int64)
+    rows = np.flatnonzero(excluded.indptr[users + 1] > excluded.indptr[users])
+    if not len(rows):
+        return result
+    sizes = np.array([len(truth.items[row]) for row in rows])
+    items = np.concatenate([np.asarray(truth.items[row], np.int64) for row in rows])
+    owner = np.repeat(np.arange(len(rows)), sizes)
+    stored = sp.csr_matrix(
+        (np.ones(len(excluded.indices), bool), excluded.indices, excluded.indptr), shape=excluded.shape
+    )
+    kept = ~(np.asarray(stored[users[rows][owner], items]).ravel() if len(items) else np.zeros(0, bool))
+    width = excluded.shape[1]
+    codes = np.unique(owner[kept] * width + items[kept])  # sorted by user, then item; unique
+    counts = np.bincount(codes // width, minlength=len(rows))
+    for row, left in zip(rows, np.split(codes % width, np.cumsum(counts)[:-1]), strict=True):
+        result[row] = left
     return result
 
 
