@@ -14,6 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 SAMPLE_FACTOR = 16  # the sample has about sqrt(16 k n) columns: partition and sort cost alike
+# above this k the sampled floor lost on sparse rows (20,000 columns, k = 300: 0.11 s against
+# 0.066 s at 0.2% nonzero), where the ties at zero send most rows through both paths;
+# evaluation's k is 20 (2-4x faster there)
+SAMPLED_MAX_K = 100
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -23,7 +27,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     if k == 0 or n_rows == 0:
         return np.empty((n_rows, k), np.int64)
     stride = int(np.sqrt(n / (SAMPLE_FACTOR * k)))
-    if stride <= 1:
+    if stride <= 1 or k > SAMPLED_MAX_K:
         return top_k_by_partition(scores, k)
     sample = scores[:, ::stride]
     floor = np.partition(sample, sample.shape[1] - k, axis=1)[:, sample.shape[1] - k]

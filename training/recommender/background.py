@@ -5,9 +5,8 @@ embeddings and measured slower). A run early-stops it on the latest validation f
 fits it from scratch up to five more times (the other validation folds, the test weeks,
 the final fit), each for the epochs early stopping chose and on data known before any of
 them starts; and the test weeks' peers (baselines, EASE, ALS, TIFU-KNN, ...) depend on
-nothing the validation decides. Later in the run, each protocol's blend tuning, each
-held-out group of its reranker decision and the final hybrid's other components are
-independent too. A second process runs these jobs one after another, in the order they
+nothing the validation decides. Later in the run, each protocol's blend tuning and each
+held-out group of its reranker decision are independent too. A second process runs these jobs one after another, in the order they
 were submitted (the peers while the folds are built and early stopping runs here, then
 the later LightFMs, the final fit's as soon as early stopping has chosen the epochs),
 while this process builds and evaluates everything else; each result is waited for where

@@ -59,10 +59,15 @@ def candidate_rows(
     """The fold's allowed candidates that the trees score (`Reranker.scored`) as rows of
     features (components' rank scores, then `CONTEXT`), whether each was bought, and the
     users x width mask of where they are."""
-    scored = scored_candidates(fold.values, components, fold.candidates, min_rank_score) & ~fold.blocked
+    scored = candidate_mask(fold, components, min_rank_score)
     ranks = np.stack([fold.values[name][scored] for name in components], axis=-1)
     features = np.concatenate([ranks, fold.context[scored]], axis=-1)
     return features.astype(np.float32), fold.relevant[scored], scored
+
+
+def candidate_mask(fold: FoldScores, components: list[str], min_rank_score: float) -> np.ndarray:
+    """Where the fold's allowed candidates that the trees score are (users x width)."""
+    return scored_candidates(fold.values, components, fold.candidates, min_rank_score) & ~fold.blocked
 
 
 def min_rank_score(settings: RerankSettings, rank_offset: float) -> float:
@@ -168,16 +173,7 @@ def not_learnable(
         return "fewer than two validation folds with customers"
     floor = min_rank_score(settings, blend.rank_offset)
     groups = held_out_groups(folds, settings)
-    bought = [
-        int(
-            (
-                fold.relevant
-                & scored_candidates(fold.values, components, fold.candidates, floor)
-                & ~fold.blocked
-            ).sum()
-        )
-        for fold in folds
-    ]
+    bought = [int((fold.relevant & candidate_mask(fold, components, floor)).sum()) for fold in folds]
     fewest = min(
         sum(n for index, n in enumerate(bought) if index % groups != group) for group in range(groups)
     )

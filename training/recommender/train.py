@@ -31,20 +31,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import scipy.sparse as sp
 from tqdm import tqdm
 
 from inference.recommender.rerank import Reranker
 from inference.recommender.scoring import HybridModel
 from storewise.config import CONFIG_DIR
-from storewise.settings import RecommenderSettings
 from storewise.shop import ShopPaths
 from training.recommender.background import FINAL_FIT, TEST_WEEKS, BackgroundJobs, LaterFit
 from training.recommender.blend import FoldScores, TunedBlend
 from training.recommender.bundle import write_model_bundle
 from training.recommender.comparison import submit_peers, test_comparison, used_components
 from training.recommender.data import TrainData, build_truth, split_cutoffs
-from training.recommender.hybrid import fit_hybrid, with_lightfm
+from training.recommender.hybrid import with_lightfm
 from training.recommender.mlflow_run import log_run
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import TrainOutcome
@@ -80,7 +78,7 @@ def final_fit(
     taken from `jobs` when fitted there, else continuing the test weeks' `test_lightfm`
     with warm starts), the other components only if a blend uses them (EASE too, for the
     reasons and similar items, when the catalogue allows)."""
-    final = jobs.take(FINAL_HYBRID)  # `submit_final_hybrid`
+    final = trainer.hybrid(data, None, components=used_components(blends, rerankers) | {"ease"})
     # continuing the test weeks' LightFM: the items launched in them from the latest fold's
     # (on the whole catalogue), which the test weeks' model does not have
     fallbacks = (choice.latest_fold_model,) if choice.latest_fold_model is not None else ()
@@ -113,41 +111,10 @@ def decide_blends(
     rerankers' first held-out groups are independent jobs, queued together: both processes
     take them."""
     same_as = shared_masks(folds)
-    submit_tuning(trainer, scores, components, same_as, jobs)
+    submit_tuning(trainer.settings, scores, components, same_as, jobs)
     pending = submit_rerankers(trainer.settings, scores, components, same_as, jobs)
     tuned = take_tuning(jobs, same_as)
     return (tuned, *rerank_all(trainer.settings, scores, components, same_as, jobs, pending))
-
-
-FINAL_HYBRID = "final fit's other components"
-
-
-def submit_final_hybrid(
-    trainer: Trainer,
-    jobs: BackgroundJobs,
-    data: TrainData,
-    blends: dict[str, dict[str, float]],
-    rerankers: dict[str, Reranker],
-) -> None:
-    """The final hybrid's components but LightFM (`final_fit`), fitted as a job as soon as
-    the blends are known: the other process fits them during the test comparison, where it
-    idled. On the sample x 3 the final fit went from 3.4 s to nothing, but the test
-    comparison, sharing the cores, grew by about as much: on this VM the change measured
-    within the noise on its own (benchmarks/README.md, "Session 18")."""
-    components = used_components(blends, rerankers) | {"ease"}
-    names = trainer.name_similarity(data) if "names" in components else None
-    jobs.submit(FINAL_HYBRID, fit_final_hybrid, data, trainer.orders, trainer.settings, components, names)
-
-
-def fit_final_hybrid(
-    data: TrainData,
-    orders: pd.DataFrame,
-    settings: RecommenderSettings,
-    components: set[str],
-    names: sp.csr_matrix | None,
-) -> HybridModel:
-    """`Trainer.hybrid` without LightFM, as a job (a module-level function, pickled by name)."""
-    return fit_hybrid(data, orders, None, settings, components=components, names=names)
 
 
 def step_timer(trainer: Trainer, bar: tqdm) -> Callable[[str], None]:
@@ -211,7 +178,6 @@ def train_recommender(
             # the test weeks' LightFM only for a blend that uses it (module docstring, step 3)
             jobs.drop(TEST_WEEKS)
         step("blend")
-        submit_final_hybrid(trainer, jobs, final_data, blends, rerankers)
         comparison = test_comparison(trainer, choice, blends, jobs, test_data, test_truth, rerankers)
         step("test comparison")
         final = final_fit(trainer, end, choice, blends, comparison.lightfm, jobs, final_data, rerankers)

@@ -264,12 +264,12 @@ def tune_all(
 ) -> dict[str, TunedBlend]:
     """Every protocol's blend tuned on all folds (`blend.tune`)."""
     jobs = jobs if jobs is not None else BackgroundJobs(background=False)
-    submit_tuning(trainer, scores, components, same_as, jobs)
+    submit_tuning(trainer.settings, scores, components, same_as, jobs)
     return take_tuning(jobs, same_as)
 
 
 def submit_tuning(
-    trainer: Trainer,
+    settings: RecommenderSettings,
     scores: list[dict[str, FoldScores]],
     components: list[str],
     same_as: dict[str, str],
@@ -277,7 +277,6 @@ def submit_tuning(
 ) -> None:
     """Each protocol's tuning as a job (`take_tuning`): they are independent, 10.5 s of the
     large demo shop's run in this process alone."""
-    settings = trainer.settings
     for protocol in PROTOCOLS:
         if protocol not in same_as:
             folds = [fold[protocol] for fold in scores]
