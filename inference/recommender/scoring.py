@@ -102,6 +102,10 @@ def _weighted_rows(
     return unique, np.bincount(inverse, weights=values, minlength=len(unique)).astype(np.float32)
 
 
+# what `HybridModel` keeps in its `__dict__` as it scores, computed once per model
+SCORING_CACHES = ("_vector_ranks", "_dense", "_shared_blends", "_vector_lists", "normalized_items")
+
+
 @dataclass
 class HybridModel:
     user_ids: np.ndarray
@@ -130,6 +134,16 @@ class HybridModel:
     def __post_init__(self) -> None:
         self.user_index = pd.Series(np.arange(len(self.user_ids)), index=self.user_ids)
         self.item_index = pd.Series(np.arange(len(self.item_ids)), index=self.item_ids)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The model without what scoring caches (`SCORING_CACHES`; they refill where it is
+        unpickled). A training run pickles a model for its second process in another
+        thread while this one may be scoring with it, filling those caches: a dict that
+        changes size while it is pickled fails the job."""
+        state = dict(self.__dict__)  # one copy in C, which no other thread interleaves with
+        for name in SCORING_CACHES:
+            state.pop(name, None)
+        return state
 
     @property
     def n_items(self) -> int:

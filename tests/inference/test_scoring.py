@@ -4,12 +4,13 @@ saved model scores exactly as before."""
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from inference.recommender.scoring import HybridModel
+from inference.recommender.scoring import SCORING_CACHES, HybridModel
 from tests.style import build_style_model
 
 
@@ -47,3 +48,23 @@ def test_saved_model_gives_the_same_scores(style_model: tuple[HybridModel, dict]
     reloaded = HybridModel.load(tmp_path / "precomputed")
     assert reloaded.lightfm_top is not None
     np.testing.assert_array_equal(reloaded.lightfm_top, precomputed.lightfm_top)
+
+
+def test_a_pickled_model_leaves_its_scoring_caches_behind_and_scores_the_same() -> None:
+    """Scoring fills caches in the model; pickled (a training run hands models to its second
+    process from another thread, while this one may be scoring with them and filling those
+    caches), it keeps its fields and indexes alone, and scores as before."""
+    model, _ = build_style_model()  # its own: the fixture's model is shared
+    fields = {field.name for field in dataclasses.fields(model)} | {"user_index", "item_index"}
+    users = np.arange(5)
+    before = {protocol: model.blend_scores(users, weights) for protocol, weights in model.blends.items()}
+    for name in model.available:
+        model.component_ranks(name, users)
+    model.candidate_ranks(users[:1], None, model.available)  # one customer: the service's path
+    model.item_vectors_normalized()
+    assert set(vars(model)) - fields == set(SCORING_CACHES)  # every cache scoring fills is listed
+
+    copy = pickle.loads(pickle.dumps(model))
+    assert set(vars(copy)) == fields
+    for protocol, weights in model.blends.items():
+        np.testing.assert_array_equal(copy.blend_scores(users, weights), before[protocol])

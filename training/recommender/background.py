@@ -6,7 +6,8 @@ fits it from scratch up to five more times (the other validation folds, the test
 the final fit), each for the epochs early stopping chose and on data known before any of
 them starts; and the test weeks' peers (baselines, EASE, ALS, TIFU-KNN, ...) depend on
 nothing the validation decides. Later in the run, each protocol's blend tuning and each
-held-out group of its reranker decision are independent too. A second process runs these jobs one after another, in the order they
+held-out group of its reranker decision are independent too, and so are the parts of the
+test comparison's rankings. A second process runs these jobs one after another, in the order they
 were submitted (the peers while the folds are built and early stopping runs here, then
 the later LightFMs, the final fit's as soon as early stopping has chosen the epochs),
 while this process builds and evaluates everything else; each result is waited for where
@@ -161,7 +162,9 @@ class BackgroundJobs:
 
     def submit(self, key: str, run: Callable[..., Any], *arguments: Any) -> None:
         """Queue `run(*arguments)` (a module-level function: it is pickled by name) behind
-        the jobs submitted before it."""
+        the jobs submitted before it. The arguments are pickled later, in the executor's
+        threads, while this one goes on: nothing may change them meanwhile (a model's
+        caches filled as it scores are left out of its pickle: `HybridModel.__getstate__`)."""
         with self._lock:
             self._jobs[key] = _Job(run, arguments)
         self._hand_on()

@@ -99,26 +99,39 @@ class Evaluation:
     ndcg: np.ndarray  # their NDCG@10, in the same order
 
 
-def evaluate_protocols(
-    model: Recommender, data: TrainData, truth: Truth, protocols: dict[str, Protocol]
-) -> dict[str, Evaluation]:
-    """Metrics under each protocol, scoring every user once (only the masks differ).
-    Besides the ranking metrics: recall@10 on the items the customer had bought before
-    (`repeat_recall`) and on items new to them (`new_recall`), each over the customers who
-    bought such items in the window."""
-    targets = {name: effective_truth(truth, protocol) for name, protocol in protocols.items()}
+def top_items(model: Recommender, users: np.ndarray, protocols: dict[str, Protocol]) -> dict[str, np.ndarray]:
+    """Each protocol's `max(KS)` best items for each of `users` (a row each, in their order),
+    scoring every user once (only the masks differ). The expensive part of an evaluation:
+    a run may rank parts of the users in different processes and stack the rows."""
     ranked: dict[str, list[np.ndarray]] = {name: [] for name in protocols}
-    for part in batches(len(truth.user_index)):
-        users = truth.user_index[part]
-        scores = model.score(users).astype(np.float32, copy=True)
+    for part in batches(len(users)):
+        scores = model.score(users[part]).astype(np.float32, copy=True)
         for name, protocol in protocols.items():
             masked = scores.copy()
-            masked[protocol.excluded[users].toarray()] = -np.inf
+            masked[protocol.excluded[users[part]].toarray()] = -np.inf
             ranked[name].append(top_k(masked, max(KS)))
+    return {
+        name: np.vstack(rows) if rows else np.zeros((0, max(KS)), np.int64) for name, rows in ranked.items()
+    }
+
+
+def evaluate_protocols(
+    model: Recommender,
+    data: TrainData,
+    truth: Truth,
+    protocols: dict[str, Protocol],
+    ranked: dict[str, np.ndarray] | None = None,
+) -> dict[str, Evaluation]:
+    """Metrics under each protocol, from `ranked` (`top_items` of the truth's users, computed
+    here when None). Besides the ranking metrics: recall@10 on the items the customer had
+    bought before (`repeat_recall`) and on items new to them (`new_recall`), each over the
+    customers who bought such items in the window."""
+    ranked = top_items(model, truth.user_index, protocols) if ranked is None else ranked
+    targets = {name: effective_truth(truth, protocol) for name, protocol in protocols.items()}
     results = {}
     for name in protocols:
         keep = np.array([len(items) > 0 for items in targets[name]], bool)
-        rows = np.vstack(ranked[name])[keep] if ranked[name] else np.zeros((0, max(KS)), int)
+        rows = ranked[name][keep]
         kept = [t for t, k in zip(targets[name], keep, strict=True) if k]
         metrics = ranking_metrics(rows, kept)
         metrics["coverage_at_10"] = coverage(rows, data.n_items)

@@ -1,0 +1,96 @@
+"""The test comparison's rankings in parts that both processes take, and the protocols
+whose hybrid answers are another's sharing its evaluation."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from training.recommender.background import BackgroundJobs
+from training.recommender.comparison import same_answers, submit_ranking, take_ranking
+from training.recommender.data import TrainData
+from training.recommender.evaluate import KS, PROTOCOLS, Protocol
+from training.recommender.models import Recommender
+
+
+class FixedScores(Recommender):
+    """Scores read from a matrix (module level: pickled into the other process)."""
+
+    name = "fixed"
+
+    def __init__(self, scores: np.ndarray) -> None:
+        self.scores = scores
+
+    def fit(self, data: TrainData) -> FixedScores:
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return self.scores[users]
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_parts_ranked_anywhere_stack_into_every_users_best_items(background: bool) -> None:
+    """Each protocol's rows, in the users' order, are the 20 best allowed items: worked out
+    here by a stable sort (equal scores to the lower item, as the ranking breaks them). 1,300
+    users make parts of several batches; rounded scores make ties; no user or one makes one
+    part."""
+    rng = np.random.default_rng(3)
+    n_items = 60
+    scores = np.round(rng.random((1500, n_items)), 1).astype(np.float32)
+    excluded = sp.csr_matrix(rng.random((1500, n_items)) < 0.3)
+    protocols = {
+        "open": Protocol("open", sp.csr_matrix((1500, n_items), dtype=bool)),
+        "masked": Protocol("masked", excluded),
+    }
+    with BackgroundJobs(background=background) as jobs:
+        for n_users in (1300, 0, 1):
+            users = rng.choice(1500, n_users, replace=False)
+            keys = submit_ranking(jobs, f"fixed, {n_users}", FixedScores(scores), users, protocols)
+            ranked = take_ranking(jobs, keys)
+            assert len(keys) == (2 if n_users > 1 else 1)
+            for name, protocol in protocols.items():
+                masked = np.where(protocol.excluded[users].toarray(), -np.inf, scores[users])
+                expected = np.argsort(-masked, axis=1, kind="stable")[:, : max(KS)]
+                assert ranked[name].shape == (n_users, max(KS))
+                np.testing.assert_array_equal(ranked[name], expected)
+
+
+def test_protocols_with_the_same_exclusions_and_answer_share_an_evaluation() -> None:
+    """Business rules shares all purchases' evaluation when it excludes the same items and
+    answers with the same blend or the same reranker; a different blend, reranker or
+    exclusion keeps its own. Discovery excludes what was bought: its own always."""
+    bought = sp.csr_matrix(np.array([[1, 0, 0], [0, 1, 1]], bool))
+    nothing = sp.csr_matrix((2, 3), dtype=bool)
+    protocols = {
+        "discovery": Protocol("discovery", bought),
+        "all_purchases": Protocol("all_purchases", nothing),
+        "business_rules": Protocol("business_rules", nothing.copy()),
+    }
+    blend = {"ease": 1.0, "popularity": 0.5}
+    same_blend = SimpleNamespace(blends=dict.fromkeys(PROTOCOLS, blend), rerankers={})
+    assert same_answers(same_blend, protocols) == {"business_rules": "all_purchases"}  # type: ignore[arg-type]
+
+    other_blend = SimpleNamespace(
+        blends={**dict.fromkeys(PROTOCOLS, blend), "business_rules": {"ease": 1.0}}, rerankers={}
+    )
+    assert same_answers(other_blend, protocols) == {}  # type: ignore[arg-type]
+
+    trees, other_trees = object(), object()
+    # the same reranker answers both: the blends (not read) may differ
+    one_reranker = SimpleNamespace(
+        blends=other_blend.blends, rerankers={"all_purchases": trees, "business_rules": trees}
+    )
+    assert same_answers(one_reranker, protocols) == {"business_rules": "all_purchases"}  # type: ignore[arg-type]
+    for rerankers in ({"all_purchases": trees}, {"all_purchases": trees, "business_rules": other_trees}):
+        hybrid = SimpleNamespace(blends=same_blend.blends, rerankers=rerankers)
+        assert same_answers(hybrid, protocols) == {}  # type: ignore[arg-type]
+
+    one_time_item = sp.csr_matrix(np.array([[1, 0, 0], [0, 0, 0]], bool))
+    one_time = dict(protocols, business_rules=Protocol("business_rules", one_time_item))
+    assert same_answers(same_blend, one_time) == {}  # type: ignore[arg-type]
+    # the same exclusions as discovery: business rules shares discovery's
+    everything = dict(protocols, business_rules=Protocol("business_rules", bought.copy()))
+    assert same_answers(same_blend, everything) == {"business_rules": "discovery"}  # type: ignore[arg-type]
