@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from inference.recommender.rerank import CONTEXT, Reranker, TreeEnsemble, customer_context
+from inference.recommender.rerank import CONTEXT, Reranker, TreeEnsemble, customer_context, union_candidates
 from inference.recommender.scoring import HybridModel
 from tests.style import build_style_model, recommendations_for
 from training.recommender.rerank import export_trees
@@ -145,3 +145,41 @@ def test_one_customer_gets_the_candidates_and_ranks_of_a_batch(
             np.testing.assert_array_equal(candidates[0], batch_candidates[row][real])
             for name in components:
                 np.testing.assert_allclose(values[name][0], batch_values[name][row][real])
+
+
+def test_candidates_are_every_ranked_or_popular_item_with_each_components_rank_scores() -> None:
+    """By hand, then on random matrices against dense indexing: each customer's candidates
+    are the items some component ranks (a positive entry) and the popular items, ascending,
+    -1 padded; each component's value is its entry there (0 where it has none, and on
+    padding). A stored zero or negative entry makes no candidate."""
+    import scipy.sparse as sp
+
+    ease = sp.csr_matrix(np.array([[0, 0.5, 0, 0, 0.25], [0, 0, 0, 0, 0]], np.float32))
+    trending = sp.csr_matrix(np.array([[0, 0, 0.1, 0, 0], [0, 0, 0.1, 0, 0]], np.float32))
+    candidates, values = union_candidates({"ease": ease, "trending": trending}, np.array([3]), 5)
+    np.testing.assert_array_equal(candidates, [[1, 2, 3, 4], [2, 3, -1, -1]])
+    np.testing.assert_array_equal(values["ease"], [[0.5, 0, 0, 0.25], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(values["trending"], np.array([[0, 0.1, 0, 0], [0.1, 0, 0, 0]], np.float32))
+
+    rng = np.random.default_rng(8)
+    for _ in range(50):
+        n_users, n_items = int(rng.integers(0, 30)), int(rng.integers(1, 80))
+        ranks = {}
+        for name in ("a", "b", "c"):
+            dense = np.where(rng.random((n_users, n_items)) < 0.1, rng.random((n_users, n_items)), 0)
+            matrix = sp.csr_matrix(dense.astype(np.float32))
+            matrix.data[rng.random(matrix.nnz) < 0.1] = 0  # stored, not ranked
+            ranks[name] = matrix
+        popular = rng.choice(n_items, min(3, n_items), replace=False)
+        candidates, values = union_candidates(ranks, popular, n_items)
+        wanted = np.zeros((n_users, n_items), bool)
+        wanted[:, popular] = True
+        for matrix in ranks.values():
+            wanted |= matrix.toarray() > 0
+        for row in range(n_users):
+            real = candidates[row] >= 0
+            np.testing.assert_array_equal(candidates[row][real], np.flatnonzero(wanted[row]))
+            for name, matrix in ranks.items():
+                dense_row = matrix.toarray()[row]
+                np.testing.assert_array_equal(values[name][row][real], dense_row[candidates[row][real]])
+                assert not values[name][row][~real].any()
