@@ -1,15 +1,24 @@
 """The second process of a training run: jobs come back in the order asked, the same as
-inline, and this process runs queued jobs itself rather than wait."""
+inline, and this process runs queued jobs itself rather than wait; a LightFM trained there
+alongside early stopping follows its best epoch."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from training.recommender.background import BackgroundJobs
+from storewise.config import CONFIG_DIR
+from storewise.settings import load_recommender_settings
+from tests.style import style_data, style_shop
+from training.recommender.background import BackgroundJobs, BestEpoch
+from training.recommender.models import LightFmHybrid
 
 
 def where(seconds: float, label: str) -> tuple[str, int]:
@@ -130,3 +139,57 @@ def share_the_cores(before: int) -> None:
         jobs.submit("inline", where, 0.0, "inline")
         assert blas_threads() == before  # inline, this process is alone
         jobs.take("inline")
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_follower_trains_no_epoch_past_early_stoppings_best_and_stops_at_the_chosen_one(
+    tmp_path: Path,
+) -> None:
+    """The follower (a thread here, the other process in a run) trains its first epoch, then
+    one more only once early stopping's best epoch is past the ones it has: it never trains
+    an epoch early stopping may not choose, and stops where early stopping has stopped."""
+    best = BestEpoch(tmp_path / "best_epoch")
+    assert best.read() == (0, False)
+    trained = [1]
+
+    def follow() -> None:
+        while not best.stop_after(trained[-1]):
+            trained.append(trained[-1] + 1)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    time.sleep(0.2)
+    assert trained == [1]  # nothing known: it waits
+    best.publish(1, False)
+    time.sleep(0.2)
+    assert trained == [1]  # epoch 1 is the best so far: the second may never be chosen
+    best.publish(3, False)
+    wait_for(lambda: trained == [1, 2, 3])
+    best.publish(3, False)  # epoch 4 did not improve on 3
+    time.sleep(0.2)
+    assert trained == [1, 2, 3]
+    best.publish(3, True)  # stopped: 3 epochs chosen
+    follower.join(timeout=10)
+    assert not follower.is_alive()
+    assert trained == [1, 2, 3]
+    assert best.read() == (3, True)
+
+
+def test_lightfm_told_to_stop_after_an_epoch_is_lightfm_fitted_for_that_many() -> None:
+    """`until` stops training after the epoch it names: the same model, to the last bit, as
+    one fitted for that many epochs (what the follower relies on)."""
+    data = style_data(style_shop())
+    settings = load_recommender_settings(CONFIG_DIR).lightfm
+    stopped = LightFmHybrid(settings, 6).fit(data, until=lambda epoch: epoch == 3)
+    fitted = LightFmHybrid(settings, 3).fit(data)
+    assert stopped.epochs_trained == fitted.epochs_trained == 3
+    for name in ("user_embedding", "item_embedding", "item_bias", "user_bias"):
+        np.testing.assert_array_equal(getattr(stopped, name), getattr(fitted, name))
+    longer = LightFmHybrid(settings, 4).fit(data)
+    assert not np.array_equal(longer.item_embedding, fitted.item_embedding)

@@ -475,8 +475,10 @@ class LightFmHybrid(Recommender):
         on_epoch: Callable[[int, LightFmHybrid], bool] | None = None,
         start_from: LightFmHybrid | None = None,
         fallbacks: tuple[LightFmHybrid, ...] = (),
+        until: Callable[[int], bool] | None = None,
     ) -> LightFmHybrid:
-        """Train up to `epochs`; `on_epoch(epoch, self)` may return True to stop early.
+        """Train up to `epochs`; `on_epoch(epoch, self)` may return True to stop early, and so
+        may `until(epoch)`, which reads no representations (they are computed once, at the end).
         With `start_from` (a model of the same settings at an earlier cutoff), training
         continues from its rows instead of from random ones: retraining from scratch at
         every cutoff of a run was most of its time, and what the earlier model learned
@@ -517,6 +519,8 @@ class LightFmHybrid(Recommender):
                 self._cache_representations()
                 if on_epoch(epoch, self):
                     break
+            if until is not None and until(epoch):
+                break
         if on_epoch is None:
             self._cache_representations()
         return self

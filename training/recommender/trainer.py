@@ -5,7 +5,7 @@ the evaluation protocols, LightFM, the hybrid, the peers)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -165,11 +165,17 @@ class Trainer:
         return self._names[key]
 
     def early_stopping(
-        self, data: TrainData, truth: Truth, protocol: Protocol, overrides: dict[str, Any] | None = None
+        self,
+        data: TrainData,
+        truth: Truth,
+        protocol: Protocol,
+        overrides: dict[str, Any] | None = None,
+        progress: Callable[[int, bool], None] | None = None,
     ) -> tuple[int, float, list[tuple[int, float]], m.LightFmHybrid]:
         """LightFM trained epoch by epoch until validation NDCG@10 stops improving for
         `patience` epochs: (best epoch, its value, the learning curve, the model with its
-        best epoch's representations)."""
+        best epoch's representations). `progress(best epoch so far, stopped)` is told after
+        every epoch, and once more when it has stopped (`background.BestEpoch`)."""
         settings = self.settings.lightfm
         curve: list[tuple[int, float]] = []
         best: dict[str, Any] = {"epoch": 0, "value": -1.0}
@@ -184,9 +190,15 @@ class Trainer:
             bar.set_postfix_str(
                 f"validation {PRIMARY_METRIC} {value:.4f} (best {best['value']:.4f}, epoch {best['epoch']})"
             )
+            if progress is not None:
+                progress(best["epoch"], False)
             return epoch - best["epoch"] >= settings.patience
 
-        model = self.lightfm(settings.max_epochs, overrides).fit(data, on_epoch=on_epoch)
+        try:
+            model = self.lightfm(settings.max_epochs, overrides).fit(data, on_epoch=on_epoch)
+        finally:
+            if progress is not None:  # stopped, even by an error: a follower never waits on
+                progress(best["epoch"], True)
         bar.close()
         model.restore(best["representations"], best["epoch"])
         return best["epoch"], best["value"], curve, model

@@ -38,7 +38,13 @@ from inference.recommender.scoring import HybridModel
 from storewise import columns as c
 from storewise.errors import DataError
 from storewise.settings import RecommenderSettings
-from training.recommender.background import BackgroundJobs, LaterFit, fit_lightfm
+from training.recommender.background import (
+    BackgroundJobs,
+    BestEpoch,
+    LaterFit,
+    fit_lightfm,
+    fit_lightfm_following,
+)
 from training.recommender.blend import (
     FoldScores,
     TunedBlend,
@@ -127,7 +133,25 @@ class LightFmChoice:
         if trainer.settings.lightfm.warm_start_epochs:
             return
         for key, fit in later.items():
-            jobs.submit(key, fit_lightfm, self.from_scratch(trainer), fit.data, fit.top_items, fit.users)
+            if key not in jobs:  # not already following early stopping (`follow_early_stopping`)
+                jobs.submit(key, fit_lightfm, self.from_scratch(trainer), fit.data, fit.top_items, fit.users)
+
+
+def follow_early_stopping(
+    trainer: Trainer, jobs: BackgroundJobs, later: dict[str, LaterFit], search: bool
+) -> BestEpoch | None:
+    """Submit `later`'s LightFMs to train in the other process alongside early stopping
+    (`background.BestEpoch`), where they can: from scratch (no warm starts) with the
+    configured settings (no `--search`, whose trials decide them first), with a second
+    process. Early stopping must follow at once, told the returned `BestEpoch`."""
+    settings = trainer.settings.lightfm
+    if search or settings.warm_start_epochs or not jobs.background or not later:
+        return None
+    best = BestEpoch(jobs.scratch / "best_epoch")
+    for key, fit in later.items():
+        model = trainer.lightfm(settings.max_epochs)
+        jobs.submit(key, fit_lightfm_following, model, fit.data, best, fit.top_items, fit.users)
+    return best
 
 
 def fold_windows(test_cutoff: pd.Timestamp, days: int, count: int) -> list[Window]:
@@ -172,10 +196,12 @@ def folds_before(trainer: Trainer, test_cutoff: pd.Timestamp) -> list[Fold]:
     )
 
 
-def choose_lightfm(trainer: Trainer, folds: list[Fold], search: bool) -> LightFmChoice:
+def choose_lightfm(
+    trainer: Trainer, folds: list[Fold], search: bool, followed: BestEpoch | None = None
+) -> LightFmChoice:
     """Epochs by early stopping (on the earliest fold with warm starts, each later fold's
     model continuing the one before; else on the latest); with `search`, the best trial's
-    settings."""
+    settings. `followed` is told early stopping's best epoch (not the search's trials')."""
     warm = trainer.settings.lightfm.warm_start_epochs > 0
     fold = folds[-1] if warm else folds[0]
     protocol = fold.protocols[trainer.settings.evaluation.primary_protocol]
@@ -189,7 +215,9 @@ def choose_lightfm(trainer: Trainer, folds: list[Fold], search: bool) -> LightFm
                 results.append({**trial, "epochs": epochs, f"validation_{PRIMARY_METRIC}": value})
         best = max(results, key=lambda row: row[f"validation_{PRIMARY_METRIC}"])
         overrides = {"components": best["components"], "learning_rate": best["learning_rate"]}
-    epochs, value, curve, model = trainer.early_stopping(fold.data, fold.truth, protocol, overrides)
+    epochs, value, curve, model = trainer.early_stopping(
+        fold.data, fold.truth, protocol, overrides, followed.publish if followed else None
+    )
     choice = LightFmChoice(epochs, value, curve, overrides, results, model)
     if warm:
         chain = [model]
@@ -441,8 +469,10 @@ def validate(
     (the caller drops those if no blend keeps LightFM after all)."""
     jobs = jobs if jobs is not None else BackgroundJobs(background=False)
     components: list[str] = list(trainer.settings.blend.components)
-    choice = choose_lightfm(trainer, folds, search) if "lightfm" in components else None
-    if choice is not None:
+    choice = None
+    if "lightfm" in components:
+        followed = follow_early_stopping(trainer, jobs, later or {}, search)
+        choice = choose_lightfm(trainer, folds, search, followed)
         choice.schedule(trainer, jobs, later or {})
     step("lightfm epochs")
     latest = fold_hybrid(trainer, folds[0], choice.latest_fold_model if choice else None, components)
