@@ -8,6 +8,7 @@ region and membership to go on.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from features.interactions import PURCHASES, VIEWS
@@ -36,15 +37,39 @@ def customer_features(
     table[c.REGION] = table[c.REGION].fillna(UNKNOWN)
     segment = rfm.set_index(c.CUSTOMER_ID)[SEGMENT] if len(rfm) else pd.Series(dtype="str")
     table[RFM_SEGMENT] = table[c.CUSTOMER_ID].map(segment).fillna("no purchase yet")
-    items = item_features.set_index(c.ITEM_ID)
-    pairs = interactions[[c.CUSTOMER_ID, c.ITEM_ID, PURCHASES, VIEWS]].copy()
     # a purchase says more about taste than a view
-    pairs["evidence"] = pairs[PURCHASES] * 5 + pairs[VIEWS]
-    pairs[PRICE_BAND] = pairs[c.ITEM_ID].map(items[PRICE_BAND])
-    pairs[c.CATEGORY] = pairs[c.ITEM_ID].map(items[c.CATEGORY])
+    evidence = (interactions[PURCHASES] * 5 + interactions[VIEWS]).to_numpy(np.float64)
+    customer_code, customer_ids = pd.factorize(interactions[c.CUSTOMER_ID])
+    item_position = pd.Index(item_features[c.ITEM_ID]).get_indexer(interactions[c.ITEM_ID])
     for column, source in ((PREFERRED_PRICE_BAND, PRICE_BAND), (FAVOURITE_CATEGORY, c.CATEGORY)):
-        weight = pairs.groupby([c.CUSTOMER_ID, source])["evidence"].sum().reset_index()
-        best = weight.sort_values([c.CUSTOMER_ID, "evidence", source], ascending=[True, False, True])
-        best = best.drop_duplicates(c.CUSTOMER_ID).set_index(c.CUSTOMER_ID)[source]
+        values = item_features[source]
+        best = leaning(customer_code, customer_ids, item_position, evidence, values)
         table[column] = table[c.CUSTOMER_ID].map(best).fillna(UNKNOWN)
     return table[CUSTOMER_FEATURE_COLUMNS].reset_index(drop=True)
+
+
+def leaning(
+    customer_code: np.ndarray,
+    customer_ids: pd.Index,
+    item_position: np.ndarray,
+    evidence: np.ndarray,
+    values: pd.Series,
+) -> pd.Series:
+    """Per customer (the interactions' `customer_code` into `customer_ids`), the value of
+    their items (`item_position` into `values`, one per item; -1 unknown) with the most
+    `evidence` summed, the first in sorted order on a tie; a customer with no item that
+    has a value gets none. In integer codes: two maps from ids to strings and a group-by on
+    strings were 0.48 s a cutoff on the large demo shop, and training builds six."""
+    value_code, uniques = pd.factorize(values, sort=True)  # a missing value is -1
+    code = np.full(len(item_position), -1, np.int64)
+    listed = item_position >= 0
+    code[listed] = value_code[item_position[listed]]
+    known = code >= 0
+    pairs, pair = np.unique(
+        customer_code[known].astype(np.int64) * len(uniques) + code[known], return_inverse=True
+    )
+    total = np.bincount(pair, weights=evidence[known], minlength=len(pairs))
+    customer, value = np.divmod(pairs, max(len(uniques), 1))
+    order = np.lexsort((value, -total, customer))
+    first = order[np.r_[True, customer[order][1:] != customer[order][:-1]]] if len(order) else order
+    return pd.Series(uniques[value[first]], index=customer_ids[customer[first]])

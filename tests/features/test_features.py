@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from features.clusters import behaviour, cluster_customers
+from features.customer_features import customer_features
 from features.demand import daily_demand
 from features.interactions import build_interactions, id_maps
 from features.item_features import item_features
@@ -349,3 +350,36 @@ def test_clusters_find_planted_groups_and_describe_them() -> None:
     assert "lapsed" in profiles.loc[next(iter(groups[1])), "label"]
     assert "buys on promotion" in profiles.loc[next(iter(groups[2])), "label"]
     assert profiles["customers"].sum() == 3 * n
+
+
+def test_a_customer_leans_to_the_band_and_category_with_most_evidence() -> None:
+    """A purchase counts five views. Worked out by hand: ann bought a shoe (5) and viewed two
+    hats (2): shoes, and the band of her evidence; bob has 3 for each category, a tie,
+    which goes to the first in sorted order (hats); cid touched only an item with no
+    category and an item the catalogue lacks: unknown; dee has no interaction: unknown."""
+    items = pd.DataFrame(
+        {
+            c.ITEM_ID: ["shoe", "hat1", "hat2", "odd"],
+            c.CATEGORY: ["shoes", "hats", "hats", None],
+            "price_band": ["high", "low", "low", None],
+        }
+    )
+    interactions = pd.DataFrame(
+        {
+            c.CUSTOMER_ID: ["ann", "ann", "ann", "bob", "bob", "cid", "cid"],
+            c.ITEM_ID: ["shoe", "hat1", "hat2", "shoe", "hat1", "odd", "gone"],
+            "purchases": [1, 0, 0, 0, 0, 0, 1],
+            "views": [0, 1, 1, 3, 3, 2, 0],
+        }
+    )
+    customers = pd.DataFrame(
+        {
+            c.CUSTOMER_ID: ["ann", "bob", "cid", "dee"],
+            c.REGION: ["north", None, "south", "east"],
+            c.IS_MEMBER: [True, False, False, True],
+        }
+    )
+    table = customer_features(customers, rfm_table(orders_table([])), interactions, items)
+    assert table["favourite_category"].tolist() == ["shoes", "hats", "unknown", "unknown"]
+    assert table["preferred_price_band"].tolist() == ["high", "high", "unknown", "unknown"]
+    assert table[c.REGION].tolist() == ["north", "unknown", "south", "east"]
