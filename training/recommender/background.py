@@ -8,8 +8,8 @@ them starts; and the test weeks' peers (baselines, EASE, ALS, TIFU-KNN, ...) dep
 nothing the validation decides. Later in the run, each protocol's blend tuning and each
 held-out group of its reranker decision are independent too, and so are the parts of the
 test comparison's rankings. A second process runs these jobs one after another, in the order they
-were submitted (the peers while the folds are built and early stopping runs here, then
-the later LightFMs, the final fit's as soon as early stopping has chosen the epochs),
+were submitted (the peers while the folds are built here, then the final fit's LightFM
+alongside early stopping, never past its best epoch so far (`BestEpoch`), then the later ones),
 while this process builds and evaluates everything else; each result is waited for where
 it is needed, and this process, waiting for one, runs the queued jobs itself meanwhile.
 LightFM with one thread and a fixed seed gives the same model in either process, and the

@@ -462,9 +462,9 @@ def validate(
 ) -> tuple[LightFmChoice, list[dict[str, FoldScores]], list[str]]:
     """LightFM's epochs and place in the blend, and every fold's component ranks for the
     blend tuning (`tune_all`). Every later from-scratch LightFM is submitted to `jobs`
-    (inline without; key -> what to fit): `later`'s once early stopping has chosen the epochs
-    (the final fit's LightFM is needed whatever the blends: the other process starts on
-    it instead of idling through the screen), and once the latest fold's screen has
+    (inline without; key -> what to fit): `later`'s before early stopping starts, to train
+    alongside it (`follow_early_stopping`; else once it has chosen the epochs: the final
+    fit's LightFM is needed whatever the blends), and once the latest fold's screen has
     decided that LightFM clearly pays its way there, the other folds' and `if_blended`'s
     (the caller drops those if no blend keeps LightFM after all)."""
     jobs = jobs if jobs is not None else BackgroundJobs(background=False)
@@ -500,8 +500,8 @@ def validate(
         # submitted once the screen has decided: a fold's LightFM handed to the other process
         # before it runs on when the screen then drops it, holding up the final fit's (on the
         # sample x 3, where LightFM no longer pays its way, submitting after the screen took
-        # the run from 54-56 s to 50-51 s). They queue behind the final fit's, which starts
-        # as soon as early stopping ends; this process fits them itself while the other is
+        # the run from 54-56 s to 50-51 s). They queue behind the final fit's, which trains
+        # alongside early stopping; this process fits them itself while the other is
         # busy (`BackgroundJobs.take`). Open question: in f55592b the folds queued
         # behind the final fit made x 3's run 99-100 s instead of 87-92 s when LightFM paid
         # its way; with this order the large demo shop, where it does, measured 0.85x the
