@@ -64,7 +64,7 @@ def leaning(
     code = np.full(len(item_position), -1, np.int64)
     listed = item_position >= 0
     code[listed] = value_code[item_position[listed]]
-    known = code >= 0
+    known = (code >= 0) & (customer_code >= 0)  # a missing customer id is -1 too
     pairs, pair = np.unique(
         customer_code[known].astype(np.int64) * len(uniques) + code[known], return_inverse=True
     )

@@ -169,6 +169,14 @@ def test_candidates_are_every_ranked_or_popular_item_with_each_components_rank_s
             dense = np.where(rng.random((n_users, n_items)) < 0.1, rng.random((n_users, n_items)), 0)
             matrix = sp.csr_matrix(dense.astype(np.float32))
             matrix.data[rng.random(matrix.nnz) < 0.1] = 0  # stored, not ranked
+            for row in range(n_users):  # a component's rows are stored in rank order, not by item
+                start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+                order = start + rng.permutation(stop - start)
+                matrix.indices[start:stop], matrix.data[start:stop] = (
+                    matrix.indices[order],
+                    matrix.data[order],
+                )
+            matrix.has_sorted_indices = False
             ranks[name] = matrix
         popular = rng.choice(n_items, min(3, n_items), replace=False)
         candidates, values = union_candidates(ranks, popular, n_items)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -157,9 +158,13 @@ def test_a_follower_trains_no_epoch_past_early_stoppings_best_and_stops_at_the_c
     best = BestEpoch(tmp_path / "best_epoch")
     assert best.read() == (0, False)
     trained = [1]
+    # the follower's side as the other process sees it: early stopping runs elsewhere (here
+    # "elsewhere" is this test's parent process, alive throughout)
+    followed = BestEpoch(best.path)
+    followed.owner = os.getppid()
 
     def follow() -> None:
-        while not best.stop_after(trained[-1]):
+        while not followed.stop_after(trained[-1]):
             trained.append(trained[-1] + 1)
 
     follower = threading.Thread(target=follow)
@@ -179,6 +184,25 @@ def test_a_follower_trains_no_epoch_past_early_stoppings_best_and_stops_at_the_c
     assert not follower.is_alive()
     assert trained == [1, 2, 3]
     assert best.read() == (3, True)
+
+
+def test_a_follower_in_early_stoppings_own_process_raises_instead_of_waiting(tmp_path: Path) -> None:
+    """Early stopping's own process, taking the follower's job before it has stopped, would
+    wait on itself for ever, and so would a follower whose early stopping's process died:
+    both raise; once stopped, the job runs anywhere."""
+    best = BestEpoch(tmp_path / "best_epoch")
+    best.publish(2, False)
+    assert best.stop_after(1) is False  # the second epoch is needed: no wait
+    with pytest.raises(RuntimeError, match="before it stopped"):
+        best.stop_after(2)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    orphaned = BestEpoch(best.path)
+    orphaned.owner = gone.pid  # early stopping's process died before it stopped
+    with pytest.raises(RuntimeError, match="is gone"):
+        orphaned.stop_after(2)
+    best.publish(2, True)
+    assert best.stop_after(2) is True
 
 
 def test_lightfm_told_to_stop_after_an_epoch_is_lightfm_fitted_for_that_many() -> None:

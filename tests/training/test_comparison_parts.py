@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from training.recommender.background import BackgroundJobs
 from training.recommender.comparison import same_answers, submit_ranking, take_ranking
 from training.recommender.data import TrainData
-from training.recommender.evaluate import KS, PROTOCOLS, Protocol
+from training.recommender.evaluate import BATCH, KS, PROTOCOLS, Protocol, batch_aligned_parts
 from training.recommender.models import Recommender
 
 
@@ -94,3 +94,17 @@ def test_protocols_with_the_same_exclusions_and_answer_share_an_evaluation() -> 
     # the same exclusions as discovery: business rules shares discovery's
     everything = dict(protocols, business_rules=Protocol("business_rules", bought.copy()))
     assert same_answers(same_blend, everything) == {"business_rules": "discovery"}  # type: ignore[arg-type]
+
+
+def test_parts_are_cut_between_the_batches_one_call_would_score() -> None:
+    """A model's scores may depend on a batch's shape, so the parts are cut only between
+    `BATCH`-sized batches: every part but the last is whole batches, and stacked they are the
+    users in order; one part under two batches' worth, and one (empty) part for no user."""
+    for n_users in (0, 1, BATCH - 1, BATCH, BATCH + 1, 2 * BATCH + 2, 4113):
+        users = np.arange(n_users) * 7
+        parts = batch_aligned_parts(users, 2)
+        np.testing.assert_array_equal(np.concatenate(parts), users)
+        assert 1 <= len(parts) <= 2
+        assert all(len(part) % BATCH == 0 and len(part) for part in parts[:-1])
+        assert len(parts) == (2 if n_users > BATCH else 1)
+    assert [len(part) for part in batch_aligned_parts(np.arange(4113), 2)] == [5 * BATCH, 4113 - 5 * BATCH]

@@ -9,7 +9,8 @@ nothing the validation decides. Later in the run, each protocol's blend tuning a
 held-out group of its reranker decision are independent too, and so are the parts of the
 test comparison's rankings. A second process runs these jobs one after another, in the order they
 were submitted (the peers while the folds are built here, then the final fit's LightFM
-alongside early stopping, never past its best epoch so far (`BestEpoch`), then the later ones),
+alongside early stopping, never past its best epoch so far (`BestEpoch`; from scratch and
+without `--search`), then the later ones),
 while this process builds and evaluates everything else; each result is waited for where
 it is needed, and this process, waiting for one, runs the queued jobs itself meanwhile.
 LightFM with one thread and a fixed seed gives the same model in either process, and the
@@ -84,6 +85,7 @@ class BestEpoch:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.owner = os.getpid()  # the process that runs early stopping and publishes
 
     def publish(self, best: int, stopped: bool) -> None:
         """Early stopping's side (`Trainer.early_stopping`'s `progress`): written whole,
@@ -103,13 +105,22 @@ class BestEpoch:
     def stop_after(self, epoch: int) -> bool:
         """The follower's side, after training `epoch`: False once early stopping's best
         epoch is later (the next epoch is needed), True once it has stopped at this one;
-        until then it waits."""
+        until then it waits. It never waits on nothing: run by early stopping's own process
+        before that has stopped, or once that process or the file's folder is gone, it raises."""
         while True:
             best, stopped = self.read()
             if best > epoch:
                 return False
             if stopped:
                 return True
+            if os.getpid() == self.owner:
+                raise RuntimeError("LightFM following early stopping ran in its process before it stopped")
+            try:
+                os.kill(self.owner, 0)  # no signal: whether the process exists
+            except ProcessLookupError:
+                raise RuntimeError("the process running early stopping is gone") from None
+            if not self.path.parent.exists():
+                raise RuntimeError(f"{self.path.parent} is gone: the run that made it has ended")
             time.sleep(self.POLL_SECONDS)
 
 
@@ -183,8 +194,7 @@ class BackgroundJobs:
         self._lock = threading.Lock()  # the executor's thread hands on the next job
         self.ran_here: list[str] = []  # jobs that were to run over there but ran here
         self._threads: threadpool_limits | None = None  # this process's limits while in use
-        # files the jobs share with this process while they run (`BestEpoch`), removed at close
-        self.scratch = Path(tempfile.mkdtemp(prefix="storewise-jobs-"))
+        self._scratch: Path | None = None
 
     def __enter__(self) -> BackgroundJobs:
         return self
@@ -196,6 +206,14 @@ class BackgroundJobs:
         trace: TracebackType | None,
     ) -> None:
         self.close(abandon=error is not None)
+
+    @property
+    def scratch(self) -> Path:
+        """A folder for files the jobs share with this process while they run (`BestEpoch`),
+        made when first asked for and removed at `close`."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="storewise-jobs-"))
+        return self._scratch
 
     @property
     def background(self) -> bool:
@@ -337,4 +355,5 @@ class BackgroundJobs:
                 for process in list(getattr(executor, "_processes", {}).values()):
                     process.terminate()
             executor.shutdown(wait=not abandon, cancel_futures=True)
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)

@@ -23,6 +23,7 @@ from training.recommender.evaluate import (
     PROTOCOLS,
     Evaluation,
     Protocol,
+    batch_aligned_parts,
     evaluate_protocols,
     records,
     top_items,
@@ -169,7 +170,7 @@ def submit_ranking(
     ranking the test customers was most of the test comparison's time (the hybrid's 9.5 of
     the large demo shop's 12 s), in this process while the other one idled."""
     keys = []
-    parts = np.array_split(users, max(min(RANKING_PARTS, len(users)), 1))  # none empty, unless users is
+    parts = batch_aligned_parts(users, RANKING_PARTS)
     for index, part in enumerate(parts):
         keys.append(f"{label}: test customers, part {index + 1} of {len(parts)}")
         jobs.submit(keys[-1], top_items, model, part, protocols)

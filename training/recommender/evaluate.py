@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits  # a requirement of scikit-learn
 
 from inference.recommender.topk import top_k
 from training.recommender.data import TrainData, Truth
@@ -56,6 +57,16 @@ def make_protocol(name: str, data: TrainData, one_time_items: np.ndarray) -> Pro
 def batches(n: int, size: int = BATCH) -> Iterator[slice]:
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
+
+
+def batch_aligned_parts(users: np.ndarray, parts: int) -> list[np.ndarray]:
+    """`users` in at most `parts` consecutive parts (one, possibly empty, when there are
+    none), cut only between `batches`: each part is scored in the very batches one call over
+    all of them would use (a model's scores may depend on a batch's shape: a BLAS product's
+    blocking, one customer's own path)."""
+    n_batches = -(-len(users) // BATCH)
+    per_part = max(-(-n_batches // parts), 1) * BATCH
+    return [users[start : start + per_part] for start in range(0, len(users), per_part)] or [users]
 
 
 def effective_truth(truth: Truth, protocol: Protocol) -> list[np.ndarray]:
@@ -104,12 +115,15 @@ def top_items(model: Recommender, users: np.ndarray, protocols: dict[str, Protoc
     scoring every user once (only the masks differ). The expensive part of an evaluation:
     a run may rank parts of the users in different processes and stack the rows."""
     ranked: dict[str, list[np.ndarray]] = {name: [] for name in protocols}
-    for part in batches(len(users)):
-        scores = model.score(users[part]).astype(np.float32, copy=True)
-        for name, protocol in protocols.items():
-            masked = scores.copy()
-            masked[protocol.excluded[users[part]].toarray()] = -np.inf
-            ranked[name].append(top_k(masked, max(KS)))
+    # one BLAS thread wherever it runs: a product's float32 sums can differ with the thread
+    # count, and the run's figures must not depend on which process ranked which part
+    with threadpool_limits(1, "blas"):
+        for part in batches(len(users)):
+            scores = model.score(users[part]).astype(np.float32, copy=True)
+            for name, protocol in protocols.items():
+                masked = scores.copy()
+                masked[protocol.excluded[users[part]].toarray()] = -np.inf
+                ranked[name].append(top_k(masked, max(KS)))
     return {
         name: np.vstack(rows) if rows else np.zeros((0, max(KS)), np.int64) for name, rows in ranked.items()
     }

@@ -197,7 +197,7 @@ class Trainer:
         try:
             model = self.lightfm(settings.max_epochs, overrides).fit(data, on_epoch=on_epoch)
         finally:
-            if progress is not None:  # stopped, even by an error: a follower never waits on
+            if progress is not None:  # stopped, even by an error: a follower never waits for more
                 progress(best["epoch"], True)
         bar.close()
         model.restore(best["representations"], best["epoch"])

@@ -127,8 +127,9 @@ class LightFmChoice:
         return trainer.lightfm(self.epochs, self.overrides)
 
     def schedule(self, trainer: Trainer, jobs: BackgroundJobs, later: dict[str, LaterFit]) -> None:
-        """Submit every later from-scratch LightFM of the run to `jobs`, in the order they
-        are needed (`later`: key -> what to fit); with warm starts each continues the one
+        """Submit every later from-scratch LightFM of the run to `jobs` that is not there
+        already (following early stopping), in the order they are needed (`later`: key ->
+        what to fit); with warm starts each continues the one
         before it, so they are fitted where they are needed instead."""
         if trainer.settings.lightfm.warm_start_epochs:
             return
@@ -500,8 +501,8 @@ def validate(
         # submitted once the screen has decided: a fold's LightFM handed to the other process
         # before it runs on when the screen then drops it, holding up the final fit's (on the
         # sample x 3, where LightFM no longer pays its way, submitting after the screen took
-        # the run from 54-56 s to 50-51 s). They queue behind the final fit's, which trains
-        # alongside early stopping; this process fits them itself while the other is
+        # the run from 54-56 s to 50-51 s). They queue behind the final fit's (which trains
+        # alongside early stopping when it can); this process fits them itself while the other is
         # busy (`BackgroundJobs.take`). Open question: in f55592b the folds queued
         # behind the final fit made x 3's run 99-100 s instead of 87-92 s when LightFM paid
         # its way; with this order the large demo shop, where it does, measured 0.85x the
