@@ -98,7 +98,8 @@ def interactions_from(
         DISMISS: weights.dismiss,
     }
     # the kinds by code (`contributions` makes the column categorical: a map or comparison
-    # on five distinct strings over millions of rows was 0.3 s a cutoff on the large demo shop)
+    # on five distinct strings over millions of rows: the large demo shop's six cutoffs took
+    # 9.4 s against 10.8 s with them)
     kinds = pd.Categorical(long["kind"], categories=KINDS).codes
     if (kinds < 0).any():
         raise ValueError(f"a contribution's kind is none of {', '.join(KINDS)}")

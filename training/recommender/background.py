@@ -54,17 +54,16 @@ FINAL_FIT = "final fit's lightfm"
 
 
 def fit_lightfm(
-    model: LightFmHybrid,
-    data: TrainData,
-    top_items: int = 0,
-    users: np.ndarray | None = None,
-    fitted: bool = False,
+    model: LightFmHybrid, data: TrainData, top_items: int = 0, users: np.ndarray | None = None
 ) -> LightFmHybrid:
-    """`model` fitted on `data` (unless `fitted` already); with `top_items`, also every
-    customer's (or `users`') that many best items (`model.top_items`: what the hybrid that
-    takes this LightFM reads, as the service does)."""
-    if not fitted:
-        model.fit(data)
+    """`model` fitted on `data`, `with_top_items`."""
+    return with_top_items(model.fit(data), top_items, users)
+
+
+def with_top_items(model: LightFmHybrid, top_items: int, users: np.ndarray | None) -> LightFmHybrid:
+    """With `top_items`, the fitted `model` also holds every customer's (or `users`') that
+    many best items (`model.top_items`: what the hybrid that takes this LightFM reads, as the
+    service does)."""
     if top_items:
         model.top_items = lightfm_top_items(
             model.user_embedding, model.item_embedding, model.item_bias, top_items, users
@@ -138,7 +137,7 @@ def fit_lightfm_following(
     process never runs it while early stopping is still undecided."""
     model.fit(data, until=best.stop_after)
     model.epochs = model.epochs_trained
-    return fit_lightfm(model, data, top_items, users, fitted=True)
+    return with_top_items(model, top_items, users)
 
 
 @dataclass(frozen=True)
