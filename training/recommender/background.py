@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 TEST_PEERS = "test weeks' peers"
 TEST_WEEKS = "test weeks' lightfm"
 FINAL_FIT = "final fit's lightfm"
+FINAL_HYBRID = "final fit's hybrid"
 
 
 def fit_lightfm(
