@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from features.pipeline import build_features
 from inference.recommender.pyfunc import batch_top_k, load_bundle
@@ -26,11 +27,12 @@ from storewise import columns as c
 from storewise.shop import ShopPaths
 from tests.helpers import fast_config
 from training.promotion import RegistryError, promote
+from training.recommender import train as train_module
 from training.recommender.background import fit_lightfm
 from training.recommender.data import TrainData, split_cutoffs
 from training.recommender.hybrid import with_lightfm
 from training.recommender.outcome import TrainOutcome
-from training.recommender.train import STEPS, train_recommender
+from training.recommender.train import STEPS, fit_final_components, train_recommender
 from training.recommender.trainer import Trainer
 
 pytestmark = pytest.mark.xdist_group("mlflow")
@@ -270,15 +272,51 @@ def test_lightfm_fitted_in_the_second_process_gives_the_same_run_as_inline(
     assert here.bundle is not None
     assert there.bundle is not None
     arrays_here = np.load(here.bundle / "hybrid" / "arrays.npz")
-    arrays_there = np.load(there.bundle / "hybrid" / "arrays.npz")
     for name in ("user_embedding", "item_embedding", "item_bias"):
         assert arrays_here[name].size
-        np.testing.assert_array_equal(arrays_here[name], arrays_there[name])
+    # every array of the registered hybrid: LightFM's and the other components' (fitted over
+    # there too), the item-item matrices included
+    files = sorted(path.relative_to(here.bundle) for path in here.bundle.rglob("*.np[yz]"))
+    assert Path("hybrid/similarity_ease.npz") in files, files
+    assert files == sorted(path.relative_to(there.bundle) for path in there.bundle.rglob("*.np[yz]"))
+    for file in files:
+        if file.suffix == ".npy":
+            np.testing.assert_array_equal(np.load(here.bundle / file), np.load(there.bundle / file))
+            continue
+        stored_here, stored_there = np.load(here.bundle / file), np.load(there.bundle / file)
+        assert stored_here.files == stored_there.files
+        for name in stored_here.files:
+            np.testing.assert_array_equal(stored_here[name], stored_there[name], err_msg=f"{file} {name}")
     top_here, top_there = (
         np.load(bundle / "hybrid" / "lightfm_top.npy") for bundle in (here.bundle, there.bundle)
     )
     assert top_here.size
     np.testing.assert_array_equal(top_here, top_there)
+
+
+def test_the_final_hybrid_is_fitted_on_one_blas_thread_wherever_it_runs(
+    built_shop: tuple[ShopPaths, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The final fit's components are a job that runs in the other process (one BLAS
+    thread) or here: here too on one thread, whatever this process allows, since EASE's
+    inverse on two threads differs in the last bits (the sample x 3's neighbour lists did),
+    and the registered model must not depend on where it was fitted."""
+    shop, _ = built_shop
+    trainer = Trainer(shop)
+    data = trainer.data_at(trainer.orders[c.ORDERED_AT].max())
+    seen: list[int] = []
+
+    def recording(*arguments: object, **keywords: object) -> str:
+        seen.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+        return "fitted"
+
+    monkeypatch.setattr(train_module, "fit_hybrid", recording)
+    with threadpool_limits(2, "blas"):
+        fitted = fit_final_components(data, trainer.orders, trainer.settings, {"ease"}, None)
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {2}
+    assert fitted == "fitted"
+    assert seen
+    assert set(seen) == {1}
 
 
 def test_a_lightfm_no_blend_uses_is_not_fitted_on_the_test_weeks(

@@ -6,7 +6,8 @@ fits it from scratch up to five more times (the other validation folds, the test
 the final fit), each for the epochs early stopping chose and on data known before any of
 them starts; and the test weeks' peers (baselines, EASE, ALS, TIFU-KNN, ...) depend on
 nothing the validation decides. Later in the run, each protocol's blend tuning and each
-held-out group of its reranker decision are independent too, and so are the parts of the
+held-out group of its reranker decision are independent too, and so are the final fit's
+hybrid (every component but LightFM, once the blends are decided) and the parts of the
 test comparison's rankings. A second process runs these jobs one after another, in the order they
 were submitted (the peers while the folds are built here, then the final fit's LightFM
 alongside early stopping, never past its best epoch so far (`BestEpoch`; from scratch and

@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from inference.recommender.rerank import Reranker
@@ -72,8 +73,12 @@ def fit_final_components(
     components: set[str],
     names: sp.csr_matrix | None,
 ) -> HybridModel:
-    """The final fit's hybrid without LightFM (`fit_hybrid`): a job (`submit_final_components`)."""
-    return fit_hybrid(data, orders, None, settings, components=components, names=names)
+    """The final fit's hybrid without LightFM (`fit_hybrid`): a job (`submit_final_components`),
+    on one BLAS thread wherever it runs, as it does in the other process: EASE's product and
+    inverse on two threads differ in the last bits, and the registered model must not depend
+    on which process fitted it (on the sample x 3 its neighbour lists did)."""
+    with threadpool_limits(1, "blas"):
+        return fit_hybrid(data, orders, None, settings, components=components, names=names)
 
 
 def submit_final_components(
