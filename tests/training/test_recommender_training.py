@@ -27,12 +27,13 @@ from storewise import columns as c
 from storewise.shop import ShopPaths
 from tests.helpers import fast_config
 from training.promotion import RegistryError, promote
-from training.recommender import train as train_module
-from training.recommender.background import fit_lightfm
+from training.recommender import background as background_jobs
+from training.recommender.background import Shared, fit_components, fit_lightfm
 from training.recommender.data import TrainData, split_cutoffs
 from training.recommender.hybrid import with_lightfm
 from training.recommender.outcome import TrainOutcome
-from training.recommender.train import STEPS, fit_final_components, train_recommender
+from training.recommender.relations import cached_name_similarity
+from training.recommender.train import STEPS, train_recommender
 from training.recommender.trainer import Trainer
 
 pytestmark = pytest.mark.xdist_group("mlflow")
@@ -294,13 +295,13 @@ def test_lightfm_fitted_in_the_second_process_gives_the_same_run_as_inline(
     np.testing.assert_array_equal(top_here, top_there)
 
 
-def test_the_final_hybrid_is_fitted_on_one_blas_thread_wherever_it_runs(
+def test_a_hybrid_fitted_as_a_job_is_fitted_on_one_blas_thread_wherever_it_runs(
     built_shop: tuple[ShopPaths, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The final fit's components are a job that runs in the other process (one BLAS
-    thread) or here: here too on one thread, whatever this process allows, since EASE's
+    """The folds' and the final fit's components are jobs that run in the other process (one
+    BLAS thread) or here: here too on one thread, whatever this process allows, since EASE's
     inverse on two threads differs in the last bits (the sample x 3's neighbour lists did),
-    and the registered model must not depend on where it was fitted."""
+    and the run must not depend on where they were fitted."""
     shop, _ = built_shop
     trainer = Trainer(shop)
     data = trainer.data_at(trainer.orders[c.ORDERED_AT].max())
@@ -310,9 +311,9 @@ def test_the_final_hybrid_is_fitted_on_one_blas_thread_wherever_it_runs(
         seen.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
         return "fitted"
 
-    monkeypatch.setattr(train_module, "fit_hybrid", recording)
+    monkeypatch.setattr(background_jobs, "fit_hybrid", recording)
     with threadpool_limits(2, "blas"):
-        fitted = fit_final_components(data, trainer.orders, trainer.settings, {"ease"}, None)
+        fitted = fit_components(data, Shared(trainer.orders, None), trainer.settings, {"ease"})
         assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {2}
     assert fitted == "fitted"
     assert seen
@@ -374,14 +375,19 @@ def test_the_test_weeks_see_the_catalogue_as_it_was_at_their_start(
     early = data_at(trainer, trainer.orders[c.ORDERED_AT].min() + pd.Timedelta(days=60), listed_only=True)
     whole = data_at(trainer, end)
     assert 0 < len(early.item_ids) < len(whole.item_ids), "the demo shop launches items later"
-    own = trainer.name_similarity(early)
+    neighbours = trainer.settings.components.item_neighbours
+    own = cached_name_similarity(early.item_features, early.item_feature_names, neighbours)
     assert own.shape == (len(early.item_ids),) * 2
     assert own.nnz
-    assert trainer.name_similarity(early) is own  # computed once per catalogue
+    # computed once per catalogue, whatever the cutoff
+    earlier = data_at(trainer, test_cutoff)
+    assert cached_name_similarity(whole.item_features, whole.item_feature_names, neighbours) is (
+        cached_name_similarity(earlier.item_features, earlier.item_feature_names, neighbours)
+    )
     # its own words' weights and neighbours, not the whole catalogue's cut down
     positions = pd.Index(whole.item_ids).get_indexer(early.item_ids)
-    cut_down = trainer.name_similarity(whole)[positions][:, positions]
-    assert (own != cut_down).nnz
+    cut_down = cached_name_similarity(whole.item_features, whole.item_feature_names, neighbours)
+    assert (own != cut_down[positions][:, positions]).nnz
 
 
 def test_the_top_items_computed_where_lightfm_was_fitted_are_the_hybrids_own(

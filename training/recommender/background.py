@@ -27,23 +27,27 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
+import pandas as pd
 from threadpoolctl import threadpool_limits  # a requirement of scikit-learn and implicit
 
-from inference.recommender.scoring import lightfm_top_items
+from inference.recommender.scoring import HybridModel, lightfm_top_items
+from storewise.settings import RecommenderSettings
 from training.recommender.data import TrainData
+from training.recommender.hybrid import fit_hybrid
 from training.recommender.models import LightFmHybrid
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,59 @@ TEST_PEERS = "test weeks' peers"
 TEST_WEEKS = "test weeks' lightfm"
 FINAL_FIT = "final fit's lightfm"
 FINAL_HYBRID = "final fit's hybrid"
+
+
+T = TypeVar("T")
+
+
+class Shared(Generic[T]):
+    """A large argument several jobs take (the run's orders: 0.3 s to pickle on the sample
+    x 3, and again to read, for every job): written to a file once (`BackgroundJobs.share`)
+    and pickled as that file's path, so each process reads it at most once. A job reads
+    `value`."""
+
+    def __init__(self, value: T, path: Path | None) -> None:
+        self.value = value
+        self.path = path  # None inline: never pickled
+
+    def __reduce__(self) -> tuple[Callable[[str], Shared[Any]], tuple[str]]:
+        if self.path is None:
+            raise pickle.PicklingError("a value shared by inline jobs never leaves this process")
+        return _read_shared, (str(self.path),)
+
+
+_SHARED_READ: dict[str, Any] = {}  # in the other process: the shared values read so far, by file
+
+
+def _read_shared(path: str) -> Shared[Any]:
+    if path not in _SHARED_READ:
+        _SHARED_READ[path] = pickle.loads(Path(path).read_bytes())
+    return Shared(_SHARED_READ[path], Path(path))
+
+
+def fit_components(
+    data: TrainData,
+    orders: Shared[pd.DataFrame],
+    settings: RecommenderSettings,
+    components: Collection[str],
+    horizon_days: float | None = None,
+    users: np.ndarray | None = None,
+) -> HybridModel:
+    """`fit_hybrid` without LightFM (`with_lightfm` adds it where the result is taken): a
+    validation fold's hybrid or the final fit's, as a job. On one BLAS thread wherever it
+    runs, as it would in the other process: EASE's product and inverse on two threads differ
+    in the last bits (the sample x 3's final neighbour lists did), and a run's numbers and
+    registered model must not depend on which process fitted what."""
+    with threadpool_limits(1, "blas"):
+        return fit_hybrid(
+            data,
+            orders.value,
+            None,
+            settings,
+            components=components,
+            horizon_days=horizon_days,
+            users=users,
+        )
 
 
 def fit_lightfm(
@@ -196,6 +253,7 @@ class BackgroundJobs:
         self.ran_here: list[str] = []  # jobs that were to run over there but ran here
         self._threads: threadpool_limits | None = None  # this process's limits while in use
         self._scratch: Path | None = None
+        self._shared: dict[int, Shared[Any]] = {}  # by the shared value's id (held here)
 
     def __enter__(self) -> BackgroundJobs:
         return self
@@ -215,6 +273,17 @@ class BackgroundJobs:
         if self._scratch is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="storewise-jobs-"))
         return self._scratch
+
+    def share(self, value: T) -> Shared[T]:
+        """`value` for jobs to take as a `Shared` argument: with a second process, written to
+        the scratch folder the first time it is shared."""
+        if id(value) not in self._shared:
+            path = None
+            if self.background:
+                path = self.scratch / f"shared-{len(self._shared)}.pickle"
+                path.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            self._shared[id(value)] = Shared(value, path)
+        return self._shared[id(value)]
 
     @property
     def background(self) -> bool:
@@ -348,6 +417,7 @@ class BackgroundJobs:
         with self._lock:
             self._jobs.clear()
         self._done.clear()
+        self._shared.clear()
         executor, self._executor = self._executor, None
         self._share_cores()
         if executor is not None:

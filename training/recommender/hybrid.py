@@ -25,7 +25,7 @@ from training.recommender.models import (
     binarize,
     keep_top_neighbours,
 )
-from training.recommender.relations import latest_baskets, name_similarity, next_basket_similarity
+from training.recommender.relations import cached_name_similarity, latest_baskets, next_basket_similarity
 from training.recommender.repurchase import repurchase_scores
 from training.recommender.tifu import tifu_scores, user_vectors
 
@@ -134,22 +134,19 @@ def fit_hybrid(
     components: Collection[str] | None = None,
     horizon_days: float | None = None,
     users: np.ndarray | None = None,
-    names: sp.csr_matrix | None = None,
 ) -> HybridModel:
     """Fit the hybrid's `components` (default: every one the blend may use) on `data`.
-    LightFM must already be fitted on it (None leaves LightFM out). `users` limits the
-    per-customer precomputations (TIFU-KNN) to the customers that will be scored; `names`
-    is the catalogue's name similarity when already computed; `horizon_days` is how far
-    ahead repurchase timing predicts (default: the test weeks)."""
+    LightFM must already be fitted on it (None leaves LightFM out: `with_lightfm` adds it
+    later, the same model). `users` limits the per-customer precomputations (TIFU-KNN) to
+    the customers that will be scored; `horizon_days` is how far ahead repurchase timing
+    predicts (default: the test weeks)."""
     wanted = set(settings.blend.components if components is None else components)
     horizon = settings.evaluation.test_days if horizon_days is None else horizon_days
     parts = settings.components
     similarity = item_item_matrices(data, parts, wanted)
     if "names" in wanted:
-        similarity["names"] = (
-            names
-            if names is not None
-            else name_similarity(data.item_features, data.item_feature_names, parts.item_neighbours)
+        similarity["names"] = cached_name_similarity(
+            data.item_features, data.item_feature_names, parts.item_neighbours
         )
     if "next" in wanted:
         similarity["next"] = next_basket_similarity(data, parts.item_neighbours)

@@ -3,13 +3,17 @@
 - `names`: items whose names and tags share rare words (TF-IDF cosine over the catalogue's
   tags). In a wholesale gift shop the same design comes in several products and colours
   ("JUMBO BAG RED RETROSPOT", "JUMBO BAG PINK POLKADOT"); a customer who stocks one often
-  takes the next. It depends on the catalogue only, so it is computed once per run.
+  takes the next. It depends on the catalogue's tags only, so each process computes it once
+  per catalogue (`cached_name_similarity`): a run's folds and final fit share it.
 - `next`: what customers bought for the first time in the basket after one holding item i
   (sequence, not mere co-occurrence), cosine-normalized like co-occurrence; a customer's
   latest baskets times it suggest their likely next new items.
 """
 
 from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,14 +24,47 @@ from training.recommender.sparse import keep_best_per_row
 CHUNK = 2048
 
 
+# this process's name similarities by catalogue (`cached_name_similarity`), latest used last
+_NAME_SIMILARITIES: OrderedDict[str, sp.csr_matrix] = OrderedDict()
+NAME_SIMILARITIES_KEPT = 4  # a run uses two catalogues: the whole one and the test weeks' at their start
+
+
 def name_similarity(item_features: sp.csr_matrix, feature_names: list[str], neighbours: int) -> sp.csr_matrix:
     """Items x items: TF-IDF cosine of the items' tags (words of the name), each row's
     `neighbours` most similar items, the item itself left out."""
+    return _tag_similarity(_tags(item_features, feature_names), neighbours)
+
+
+def cached_name_similarity(
+    item_features: sp.csr_matrix, feature_names: list[str], neighbours: int
+) -> sp.csr_matrix:
+    """`name_similarity`, computed once per catalogue in this process, whichever cutoff's data
+    asks: it reads only the items' tags (3.3 s on the large demo shop's 20,000 items, needed
+    by every fold and the final fit, in either process of a run). Keyed by the tags
+    themselves (which items carry which words), so two shops never share an entry."""
+    tags = _tags(item_features, feature_names)
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (np.array([*tags.shape, neighbours], np.int64), tags.indptr, tags.indices):
+        digest.update(np.ascontiguousarray(part, np.int64).tobytes())
+    key = digest.hexdigest()
+    if key not in _NAME_SIMILARITIES:
+        _NAME_SIMILARITIES[key] = _tag_similarity(tags, neighbours)
+        while len(_NAME_SIMILARITIES) > NAME_SIMILARITIES_KEPT:
+            _NAME_SIMILARITIES.popitem(last=False)
+    _NAME_SIMILARITIES.move_to_end(key)
+    return _NAME_SIMILARITIES[key]
+
+
+def _tags(item_features: sp.csr_matrix, feature_names: list[str]) -> sp.csr_matrix:
+    """Items x tag words: 1 where the item's name has the word (no columns without tags)."""
     tag_columns = [i for i, name in enumerate(feature_names) if name.startswith("tag=")]
-    n_items = item_features.shape[0]
-    if not tag_columns:
+    return sp.csr_matrix(item_features[:, tag_columns] > 0, dtype=np.float32)
+
+
+def _tag_similarity(tags: sp.csr_matrix, neighbours: int) -> sp.csr_matrix:
+    n_items = tags.shape[0]
+    if not tags.shape[1]:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    tags = sp.csr_matrix(item_features[:, tag_columns] > 0, dtype=np.float32)
     document_frequency = np.asarray(tags.sum(axis=0)).ravel()
     idf = np.log((1 + n_items) / (1 + document_frequency)) + 1
     weighted = sp.csr_matrix(tags @ sp.diags(idf.astype(np.float32)))

@@ -31,21 +31,25 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from inference.recommender.rerank import Reranker
 from inference.recommender.scoring import HybridModel
 from storewise.config import CONFIG_DIR
-from storewise.settings import RecommenderSettings
 from storewise.shop import ShopPaths
-from training.recommender.background import FINAL_FIT, FINAL_HYBRID, TEST_WEEKS, BackgroundJobs, LaterFit
+from training.recommender.background import (
+    FINAL_FIT,
+    FINAL_HYBRID,
+    TEST_WEEKS,
+    BackgroundJobs,
+    LaterFit,
+    fit_components,
+)
 from training.recommender.blend import FoldScores, TunedBlend
 from training.recommender.bundle import write_model_bundle
 from training.recommender.comparison import submit_peers, test_comparison, used_components
 from training.recommender.data import TrainData, build_truth, split_cutoffs
-from training.recommender.hybrid import fit_hybrid, with_lightfm
+from training.recommender.hybrid import with_lightfm
 from training.recommender.mlflow_run import log_run
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import TrainOutcome
@@ -66,21 +70,6 @@ from training.recommender.validation import (
 STEPS = ("validation data", "lightfm epochs", "validation folds", "blend", "test comparison", "final fit")
 
 
-def fit_final_components(
-    data: TrainData,
-    orders: pd.DataFrame,
-    settings: RecommenderSettings,
-    components: set[str],
-    names: sp.csr_matrix | None,
-) -> HybridModel:
-    """The final fit's hybrid without LightFM (`fit_hybrid`): a job (`submit_final_components`),
-    on one BLAS thread wherever it runs, as it does in the other process: EASE's product and
-    inverse on two threads differ in the last bits, and the registered model must not depend
-    on which process fitted it (on the sample x 3 its neighbour lists did)."""
-    with threadpool_limits(1, "blas"):
-        return fit_hybrid(data, orders, None, settings, components=components, names=names)
-
-
 def submit_final_components(
     trainer: Trainer,
     jobs: BackgroundJobs,
@@ -93,8 +82,7 @@ def submit_final_components(
     other process fits it while this one fits the test weeks' hybrid (the sample x 3's
     final fit was 3.1 s here with the other process idle)."""
     components = used_components(blends, rerankers) | {"ease"}
-    names = trainer.name_similarity(data) if "names" in components else None
-    jobs.submit(FINAL_HYBRID, fit_final_components, data, trainer.orders, trainer.settings, components, names)
+    jobs.submit(FINAL_HYBRID, fit_components, data, jobs.share(trainer.orders), trainer.settings, components)
 
 
 def final_fit(

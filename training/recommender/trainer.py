@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from tqdm import tqdm
 
 from features.interactions import with_dismissals
@@ -32,7 +31,6 @@ from training.recommender.data import TrainData, Truth, build_train_data, prepar
 from training.recommender.evaluate import PROTOCOLS, Protocol, evaluate, make_protocol
 from training.recommender.hybrid import fit_hybrid
 from training.recommender.outcome import PRIMARY_METRIC
-from training.recommender.relations import name_similarity
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +101,6 @@ class Trainer:
         self.orders = self.prepared.tables[c.ORDERS]
         self.customers = self.prepared.tables[c.CUSTOMERS]
         self.seconds: dict[str, float] = {}
-        self._names: dict[tuple[object, ...], sp.csr_matrix] = {}  # by catalogue
 
     def data_at(self, cutoff: pd.Timestamp, *, listed_only: bool = False) -> TrainData:
         """The data at `cutoff` (`listed_only`: over the catalogue as it was then, see
@@ -140,29 +137,15 @@ class Trainer:
         users: np.ndarray | None = None,
     ) -> HybridModel:
         """The hybrid's `components` fitted on `data` (see `fit_hybrid`)."""
-        wanted = set(self.settings.blend.components if components is None else components)
-        names = self.name_similarity(data) if "names" in wanted else None
         return fit_hybrid(
             data,
             self.orders,
             lightfm,
             self.settings,
-            components=wanted,
+            components=components,
             horizon_days=horizon_days,
             users=users,
-            names=names,
         )
-
-    def name_similarity(self, data: TrainData) -> sp.csr_matrix:
-        """The name similarity of `data`'s catalogue, computed once per catalogue in a run (it
-        depends on no cutoff; the test weeks' catalogue, as of their start, may be smaller,
-        and then its words' weights and neighbours are its own)."""
-        key = tuple(data.item_ids)
-        if key not in self._names:
-            self._names[key] = name_similarity(
-                data.item_features, data.item_feature_names, self.settings.components.item_neighbours
-            )
-        return self._names[key]
 
     def early_stopping(
         self,

@@ -42,6 +42,7 @@ from training.recommender.background import (
     BackgroundJobs,
     BestEpoch,
     LaterFit,
+    fit_components,
     fit_lightfm,
     fit_lightfm_following,
 )
@@ -229,16 +230,27 @@ def choose_lightfm(
     return choice
 
 
-def fold_hybrid(
-    trainer: Trainer, fold: Fold, lightfm: LightFmHybrid | None, components: list[str]
-) -> HybridModel:
-    return trainer.hybrid(
-        fold.data,
-        lightfm,
-        components=components,
-        horizon_days=trainer.settings.evaluation.validation_days,
-        users=fold.truth.user_index,
-    )
+def components_key(index: int) -> str:
+    return f"validation fold {index}'s components"
+
+
+def submit_fold_components(trainer: Trainer, jobs: BackgroundJobs, folds: list[Fold]) -> None:
+    """Queue every fold's hybrid without LightFM (`fit_components`): they depend on nothing
+    validation decides, so the other process fits them while this one early-stops LightFM
+    (on the sample x 3 it idled 5.6 s of the folds, this process fitting them). LightFM's
+    representations are added where they are taken (`with_lightfm`)."""
+    orders = jobs.share(trainer.orders)
+    for index, fold in enumerate(folds):
+        jobs.submit(
+            components_key(index),
+            fit_components,
+            fold.data,
+            orders,
+            trainer.settings,
+            trainer.settings.blend.components,
+            trainer.settings.evaluation.validation_days,
+            fold.truth.user_index,
+        )
 
 
 def scores_on(
@@ -470,13 +482,16 @@ def validate(
     (the caller drops those if no blend keeps LightFM after all)."""
     jobs = jobs if jobs is not None else BackgroundJobs(background=False)
     components: list[str] = list(trainer.settings.blend.components)
+    submit_fold_components(trainer, jobs, folds)
     choice = None
     if "lightfm" in components:
         followed = follow_early_stopping(trainer, jobs, later or {}, search)
         choice = choose_lightfm(trainer, folds, search, followed)
         choice.schedule(trainer, jobs, later or {})
     step("lightfm epochs")
-    latest = fold_hybrid(trainer, folds[0], choice.latest_fold_model if choice else None, components)
+    latest: HybridModel = jobs.take(components_key(0))
+    if choice is not None and choice.latest_fold_model is not None:
+        with_lightfm(latest, choice.latest_fold_model, folds[0].data)
     # what the shop allows (EASE is left out of a catalogue above components.max_ease_items)
     components = [name for name in components if name in latest.available]
     same_as = shared_masks(folds)
@@ -514,7 +529,7 @@ def validate(
         choice.schedule(trainer, jobs, {**folds_lightfm, **(if_blended or {})})
     for index, fold in enumerate(tqdm(folds[1:], desc="validation folds", unit="fold", leave=False), start=1):
         # every other component first: the fold's LightFM may still be fitting elsewhere
-        model = fold_hybrid(trainer, fold, None, components)
+        model: HybridModel = jobs.take(components_key(index))
         if choice is not None and choice.blended:
             lightfm = choice.fold_models[index] if choice.fold_models else jobs.take(fold_key(index))
             with_lightfm(model, lightfm, fold.data)
