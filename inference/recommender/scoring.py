@@ -696,13 +696,16 @@ def unranked(dtype: np.dtype[Any]) -> int:
     return int(np.iinfo(dtype).max)
 
 
+LIGHTFM_TOP_BATCH = 1024  # customers scored at once by `lightfm_top_items`
+
+
 def lightfm_top_items(
     user_embedding: np.ndarray,
     item_embedding: np.ndarray,
     item_bias: np.ndarray,
     candidates: int,
     users: np.ndarray | None = None,
-    batch: int = 1024,
+    batch: int = LIGHTFM_TOP_BATCH,
 ) -> np.ndarray:
     """Every customer's `candidates` best items by LightFM (float32 scores, best first), as
     `HybridModel.precompute_lightfm_top` keeps them; with `users`, theirs only (the other

@@ -59,13 +59,13 @@ def batches(n: int, size: int = BATCH) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def batch_aligned_parts(users: np.ndarray, parts: int) -> list[np.ndarray]:
+def batch_aligned_parts(users: np.ndarray, parts: int, batch: int = BATCH) -> list[np.ndarray]:
     """`users` in at most `parts` consecutive parts (one, possibly empty, when there are
-    none), cut only between `batches`: each part is scored in the very batches one call over
-    all of them would use (a model's scores may depend on a batch's shape: a BLAS product's
-    blocking, one customer's own path)."""
-    n_batches = -(-len(users) // BATCH)
-    per_part = max(-(-n_batches // parts), 1) * BATCH
+    none), cut only between batches of `batch` (`batches`'): each part is scored in the very
+    batches one call over all of them would use (a model's scores may depend on a batch's
+    shape: a BLAS product's blocking, one customer's own path)."""
+    n_batches = -(-len(users) // batch)
+    per_part = max(-(-n_batches // parts), 1) * batch
     return [users[start : start + per_part] for start in range(0, len(users), per_part)] or [users]
 
 

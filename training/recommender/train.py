@@ -27,6 +27,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,13 @@ from storewise.shop import ShopPaths
 from training.recommender.background import (
     FINAL_FIT,
     FINAL_HYBRID,
+    FINAL_TOP,
     TEST_WEEKS,
     BackgroundJobs,
     LaterFit,
     fit_components,
+    submit_top_items,
+    take_top_items,
 )
 from training.recommender.blend import FoldScores, TunedBlend
 from training.recommender.bundle import write_model_bundle
@@ -85,6 +89,27 @@ def submit_final_components(
     jobs.submit(FINAL_HYBRID, fit_components, data, jobs.share(trainer.orders), trainer.settings, components)
 
 
+@dataclass(frozen=True)
+class FinalLightfm:
+    """The final fit's LightFM, fitted as a job, and the jobs computing its top items."""
+
+    model: LightFmHybrid
+    keys: list[str]
+
+
+def submit_final_top(jobs: BackgroundJobs, candidates: int) -> FinalLightfm | None:
+    """Take the final fit's LightFM if it is a job (fitted by now: early stopping, which it
+    follows, ended before the folds) and queue every customer's `candidates` best items by
+    it (`submit_top_items`). Computed in its own job, they held the other process for
+    11.6 s of the large demo shop's folds while this one fitted the folds' LightFMs; queued
+    here, behind the final hybrid's components, both processes share them with the test
+    comparison's rankings."""
+    if FINAL_FIT not in jobs:
+        return None
+    model = jobs.take(FINAL_FIT)
+    return FinalLightfm(model, submit_top_items(jobs, FINAL_TOP, model, candidates))
+
+
 def final_fit(
     trainer: Trainer,
     end: pd.Timestamp,
@@ -94,20 +119,20 @@ def final_fit(
     jobs: BackgroundJobs,
     data: TrainData,
     rerankers: dict[str, Reranker],
+    fitted: FinalLightfm | None,
 ) -> HybridModel:
     """The hybrid refitted on all the data (`data`, the data at `end`): the model that is
     registered. LightFM is always fitted (similar items, audiences and new items read it;
-    taken from `jobs` when fitted there, else continuing the test weeks' `test_lightfm`
-    with warm starts), the other components only if a blend uses them (EASE too, for the
-    reasons and similar items, when the catalogue allows), taken from `jobs`
-    (`submit_final_components`)."""
+    `fitted` when it was a job, else continuing the test weeks' `test_lightfm` with warm
+    starts), the other components only if a blend uses them (EASE too, for the reasons and
+    similar items, when the catalogue allows), taken from `jobs` (`submit_final_components`)."""
     final = jobs.take(FINAL_HYBRID)
     # continuing the test weeks' LightFM: the items launched in them from the latest fold's
     # (on the whole catalogue), which the test weeks' model does not have
     fallbacks = (choice.latest_fold_model,) if choice.latest_fold_model is not None else ()
     lightfm = (
-        jobs.take(FINAL_FIT)
-        if FINAL_FIT in jobs
+        take_top_items(jobs, fitted.keys, fitted.model)
+        if fitted is not None
         else choice.continued(trainer, data, test_lightfm, fallbacks)
     )
     with_lightfm(final, lightfm, data)
@@ -189,7 +214,8 @@ def train_recommender(
             search,
             step,
             jobs,
-            {FINAL_FIT: LaterFit(final_data, candidates)},
+            # its top items are jobs of their own, queued late (`submit_final_top`)
+            {FINAL_FIT: LaterFit(final_data)},
             # the test comparison's hybrid scores the test customers only
             {TEST_WEEKS: LaterFit(test_data, candidates, test_truth.user_index)},
         )
@@ -201,10 +227,13 @@ def train_recommender(
             # the test weeks' LightFM only for a blend that uses it (module docstring, step 3)
             jobs.drop(TEST_WEEKS)
         submit_final_components(trainer, jobs, final_data, blends, rerankers)
+        final_lightfm = submit_final_top(jobs, candidates)
         step("blend")
         comparison = test_comparison(trainer, choice, blends, jobs, test_data, test_truth, rerankers)
         step("test comparison")
-        final = final_fit(trainer, end, choice, blends, comparison.lightfm, jobs, final_data, rerankers)
+        final = final_fit(
+            trainer, end, choice, blends, comparison.lightfm, jobs, final_data, rerankers, final_lightfm
+        )
         step("final fit")
     bar.close()
     trainer.seconds["total"] = round(time.perf_counter() - started, 2)
