@@ -59,6 +59,7 @@ TEST_WEEKS = "test weeks' lightfm"
 FINAL_FIT = "final fit's lightfm"
 FINAL_HYBRID = "final fit's hybrid"
 FINAL_TOP = "final fit's lightfm top items"
+NAMES = "the catalogue's name similarity"
 TOP_ITEMS_PARTS = 2
 
 

@@ -36,19 +36,23 @@ def name_similarity(item_features: sp.csr_matrix, feature_names: list[str], neig
 
 
 def cached_name_similarity(
-    item_features: sp.csr_matrix, feature_names: list[str], neighbours: int
+    item_features: sp.csr_matrix,
+    feature_names: list[str],
+    neighbours: int,
+    computed: sp.csr_matrix | None = None,
 ) -> sp.csr_matrix:
     """`name_similarity`, computed once per catalogue in this process, whichever cutoff's data
     asks: it reads only the items' tags (3.3 s on the large demo shop's 20,000 items, needed
     by every fold and the final fit, in either process of a run). Keyed by the tags
-    themselves (which items carry which words), so two shops never share an entry."""
+    themselves (which items carry which words), so two shops never share an entry.
+    `computed`: the same, computed by the other process (kept here instead of computed)."""
     tags = _tags(item_features, feature_names)
     digest = hashlib.blake2b(digest_size=16)
     for part in (np.array([*tags.shape, neighbours], np.int64), tags.indptr, tags.indices):
         digest.update(np.ascontiguousarray(part, np.int64).tobytes())
     key = digest.hexdigest()
     if key not in _NAME_SIMILARITIES:
-        _NAME_SIMILARITIES[key] = _tag_similarity(tags, neighbours)
+        _NAME_SIMILARITIES[key] = computed if computed is not None else _tag_similarity(tags, neighbours)
         while len(_NAME_SIMILARITIES) > NAME_SIMILARITIES_KEPT:
             _NAME_SIMILARITIES.popitem(last=False)
     _NAME_SIMILARITIES.move_to_end(key)

@@ -42,6 +42,7 @@ from training.recommender.background import (
     FINAL_FIT,
     FINAL_HYBRID,
     FINAL_TOP,
+    NAMES,
     TEST_WEEKS,
     BackgroundJobs,
     LaterFit,
@@ -57,6 +58,7 @@ from training.recommender.hybrid import with_lightfm
 from training.recommender.mlflow_run import log_run
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import TrainOutcome
+from training.recommender.relations import cached_name_similarity
 from training.recommender.rerank import RerankChoice
 from training.recommender.trainer import Trainer
 from training.recommender.validation import (
@@ -165,6 +167,23 @@ def decide_blends(
     return (tuned, *rerank_all(trainer.settings, scores, components, same_as, jobs, pending))
 
 
+def submit_name_similarity(trainer: Trainer, jobs: BackgroundJobs, data: TrainData) -> None:
+    """Queue the catalogue's name similarity first (`data` over the whole catalogue): every
+    fold's and the final fit's hybrid read it, as jobs in either process. Computed in a fold's
+    job, it was computed again by this process when it took the next fold's job itself
+    (3.3 s on the large demo shop); `take_name_similarity` keeps it here too."""
+    if "names" in trainer.settings.blend.components:
+        neighbours = trainer.settings.components.item_neighbours
+        jobs.submit(NAMES, cached_name_similarity, data.item_features, data.item_feature_names, neighbours)
+
+
+def take_name_similarity(trainer: Trainer, jobs: BackgroundJobs, data: TrainData) -> None:
+    """`submit_name_similarity`'s result, kept in this process's cache (`cached_name_similarity`)."""
+    if NAMES in jobs:
+        neighbours = trainer.settings.components.item_neighbours
+        cached_name_similarity(data.item_features, data.item_feature_names, neighbours, jobs.take(NAMES))
+
+
 def step_timer(trainer: Trainer, bar: tqdm) -> Callable[[str], None]:
     """Records each step's seconds (since the previous step ended) and moves the progress bar."""
     last = [time.perf_counter()]
@@ -197,6 +216,8 @@ def train_recommender(
 
     candidates = trainer.settings.blend.candidates
     with BackgroundJobs(background=trainer.settings.lightfm.background) as jobs:
+        final_data = trainer.data_at(end)
+        submit_name_similarity(trainer, jobs, final_data)
         # the test weeks over the catalogue as it was at their start: what the shop would have got
         test_data = trainer.data_at(test_cutoff, listed_only=True)
         test_truth = build_truth(trainer.orders, trainer.customers, test_data, (test_cutoff, end))
@@ -206,7 +227,7 @@ def train_recommender(
             # test comparison, reusing the hybrid's EASE and timing)
             submit_peers(trainer, jobs, test_data, test_truth)
         folds = folds_before(trainer, test_cutoff)
-        final_data = trainer.data_at(end)
+        take_name_similarity(trainer, jobs, final_data)
         step("validation data")
         choice, scores, components = validate(
             trainer,
