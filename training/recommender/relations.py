@@ -36,27 +36,37 @@ def name_similarity(item_features: sp.csr_matrix, feature_names: list[str], neig
 
 
 def cached_name_similarity(
-    item_features: sp.csr_matrix,
-    feature_names: list[str],
-    neighbours: int,
-    computed: sp.csr_matrix | None = None,
+    item_features: sp.csr_matrix, feature_names: list[str], neighbours: int
 ) -> sp.csr_matrix:
     """`name_similarity`, computed once per catalogue in this process, whichever cutoff's data
     asks: it reads only the items' tags (3.3 s on the large demo shop's 20,000 items, needed
     by every fold and the final fit, in either process of a run). Keyed by the tags
-    themselves (which items carry which words), so two shops never share an entry.
-    `computed`: the same, computed by the other process (kept here instead of computed)."""
+    themselves (which items carry which words), so two shops never share an entry."""
+    return _NAME_SIMILARITIES[name_similarity_entry(item_features, feature_names, neighbours)[0]]
+
+
+def name_similarity_entry(
+    item_features: sp.csr_matrix, feature_names: list[str], neighbours: int
+) -> tuple[str, sp.csr_matrix]:
+    """`cached_name_similarity` with its key in the cache: for the other process to keep too
+    (`keep_name_similarity`)."""
     tags = _tags(item_features, feature_names)
     digest = hashlib.blake2b(digest_size=16)
     for part in (np.array([*tags.shape, neighbours], np.int64), tags.indptr, tags.indices):
         digest.update(np.ascontiguousarray(part, np.int64).tobytes())
     key = digest.hexdigest()
     if key not in _NAME_SIMILARITIES:
-        _NAME_SIMILARITIES[key] = computed if computed is not None else _tag_similarity(tags, neighbours)
-        while len(_NAME_SIMILARITIES) > NAME_SIMILARITIES_KEPT:
-            _NAME_SIMILARITIES.popitem(last=False)
+        keep_name_similarity((key, _tag_similarity(tags, neighbours)))
     _NAME_SIMILARITIES.move_to_end(key)
-    return _NAME_SIMILARITIES[key]
+    return key, _NAME_SIMILARITIES[key]
+
+
+def keep_name_similarity(entry: tuple[str, sp.csr_matrix]) -> None:
+    """A `name_similarity_entry` computed elsewhere, in this process's cache."""
+    key, similarity = entry
+    _NAME_SIMILARITIES[key] = similarity
+    while len(_NAME_SIMILARITIES) > NAME_SIMILARITIES_KEPT:
+        _NAME_SIMILARITIES.popitem(last=False)
 
 
 def _tags(item_features: sp.csr_matrix, feature_names: list[str]) -> sp.csr_matrix:

@@ -42,7 +42,6 @@ from training.recommender.background import (
     FINAL_FIT,
     FINAL_HYBRID,
     FINAL_TOP,
-    NAMES,
     TEST_WEEKS,
     BackgroundJobs,
     LaterFit,
@@ -58,7 +57,6 @@ from training.recommender.hybrid import with_lightfm
 from training.recommender.mlflow_run import log_run
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import TrainOutcome
-from training.recommender.relations import cached_name_similarity
 from training.recommender.rerank import RerankChoice
 from training.recommender.trainer import Trainer
 from training.recommender.validation import (
@@ -67,6 +65,7 @@ from training.recommender.validation import (
     folds_before,
     rerank_all,
     shared_masks,
+    submit_name_similarity,
     submit_rerankers,
     submit_tuning,
     take_tuning,
@@ -167,23 +166,6 @@ def decide_blends(
     return (tuned, *rerank_all(trainer.settings, scores, components, same_as, jobs, pending))
 
 
-def submit_name_similarity(trainer: Trainer, jobs: BackgroundJobs, data: TrainData) -> None:
-    """Queue the catalogue's name similarity first (`data` over the whole catalogue): every
-    fold's and the final fit's hybrid read it, as jobs in either process. Computed in a fold's
-    job, it was computed again by this process when it took the next fold's job itself
-    (3.3 s on the large demo shop); `take_name_similarity` keeps it here too."""
-    if "names" in trainer.settings.blend.components:
-        neighbours = trainer.settings.components.item_neighbours
-        jobs.submit(NAMES, cached_name_similarity, data.item_features, data.item_feature_names, neighbours)
-
-
-def take_name_similarity(trainer: Trainer, jobs: BackgroundJobs, data: TrainData) -> None:
-    """`submit_name_similarity`'s result, kept in this process's cache (`cached_name_similarity`)."""
-    if NAMES in jobs:
-        neighbours = trainer.settings.components.item_neighbours
-        cached_name_similarity(data.item_features, data.item_feature_names, neighbours, jobs.take(NAMES))
-
-
 def step_timer(trainer: Trainer, bar: tqdm) -> Callable[[str], None]:
     """Records each step's seconds (since the previous step ended) and moves the progress bar."""
     last = [time.perf_counter()]
@@ -227,7 +209,6 @@ def train_recommender(
             # test comparison, reusing the hybrid's EASE and timing)
             submit_peers(trainer, jobs, test_data, test_truth)
         folds = folds_before(trainer, test_cutoff)
-        take_name_similarity(trainer, jobs, final_data)
         step("validation data")
         choice, scores, components = validate(
             trainer,

@@ -39,6 +39,7 @@ from storewise import columns as c
 from storewise.errors import DataError
 from storewise.settings import RecommenderSettings
 from training.recommender.background import (
+    NAMES,
     BackgroundJobs,
     BestEpoch,
     LaterFit,
@@ -60,6 +61,7 @@ from training.recommender.evaluate import PROTOCOLS, Protocol
 from training.recommender.hybrid import with_lightfm
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import PRIMARY_METRIC
+from training.recommender.relations import keep_name_similarity, name_similarity_entry
 from training.recommender.rerank import (
     HeldOut,
     RerankChoice,
@@ -232,6 +234,24 @@ def choose_lightfm(
 
 def components_key(index: int) -> str:
     return f"validation fold {index}'s components"
+
+
+def submit_name_similarity(trainer: Trainer, jobs: BackgroundJobs, data: TrainData) -> None:
+    """Queue the catalogue's name similarity first (`data` over the whole catalogue): every
+    fold's and the final fit's hybrid read it, as jobs in either process. Computed in a fold's
+    job instead, it was computed again here when this process took the next fold's job
+    itself (3.3 s on the large demo shop); `take_name_similarity` keeps it here too."""
+    if "names" in trainer.settings.blend.components:
+        neighbours = trainer.settings.components.item_neighbours
+        jobs.submit(NAMES, name_similarity_entry, data.item_features, data.item_feature_names, neighbours)
+
+
+def take_name_similarity(jobs: BackgroundJobs) -> None:
+    """`submit_name_similarity`'s result, kept in this process's cache: taken once early
+    stopping is over (taken earlier, while the other process was still starting, this one
+    ran the next queued job, the test weeks' peers, itself)."""
+    if NAMES in jobs:
+        keep_name_similarity(jobs.take(NAMES))
 
 
 def submit_fold_components(trainer: Trainer, jobs: BackgroundJobs, folds: list[Fold]) -> None:
@@ -489,6 +509,7 @@ def validate(
         choice = choose_lightfm(trainer, folds, search, followed)
         choice.schedule(trainer, jobs, later or {})
     step("lightfm epochs")
+    take_name_similarity(jobs)
     latest: HybridModel = jobs.take(components_key(0))
     if choice is not None and choice.latest_fold_model is not None:
         with_lightfm(latest, choice.latest_fold_model, folds[0].data)
