@@ -98,14 +98,14 @@ class FinalLightfm:
     keys: list[str]
 
 
-def submit_final_top(jobs: BackgroundJobs, candidates: int) -> FinalLightfm | None:
-    """Take the final fit's LightFM if it is a job (fitted by now: early stopping, which it
-    follows, ended before the folds) and queue every customer's `candidates` best items by
-    it (`submit_top_items`). Computed in its own job, they held the other process for
-    11.6 s of the large demo shop's folds while this one fitted the folds' LightFMs; queued
-    here, behind the final hybrid's components, both processes share them with the test
-    comparison's rankings."""
-    if FINAL_FIT not in jobs:
+def submit_final_top(jobs: BackgroundJobs, candidates: int, wait: bool) -> FinalLightfm | None:
+    """Take the final fit's LightFM if it is a job (fitted, or without `wait` None) and queue
+    every customer's `candidates` best items by it (`submit_top_items`). Computed in the
+    job that fitted it, they held the other process for 11.6 s of the large demo shop's
+    folds while this one fitted the folds' LightFMs itself; queued with the blend's jobs
+    (the LightFM is fitted by then unless early stopping ran long), both processes fill the
+    gaps between those with them, else with the test comparison's."""
+    if FINAL_FIT not in jobs or not (wait or jobs.finished(FINAL_FIT)):
         return None
     model = jobs.take(FINAL_FIT)
     return FinalLightfm(model, submit_top_items(jobs, FINAL_TOP, model, candidates))
@@ -222,6 +222,7 @@ def train_recommender(
             {TEST_WEEKS: LaterFit(test_data, candidates, test_truth.user_index)},
         )
         step("validation folds")
+        final_lightfm = submit_final_top(jobs, candidates, wait=False)
         tuned, rerank_choices, rerankers = decide_blends(trainer, folds, scores, components, jobs)
         blends = {protocol: blend.weights for protocol, blend in tuned.items()}
         choice.blended = "lightfm" in used_components(blends, rerankers)
@@ -229,7 +230,7 @@ def train_recommender(
             # the test weeks' LightFM only for a blend that uses it (module docstring, step 3)
             jobs.drop(TEST_WEEKS)
         submit_final_components(trainer, jobs, final_data, blends, rerankers)
-        final_lightfm = submit_final_top(jobs, candidates)
+        final_lightfm = final_lightfm or submit_final_top(jobs, candidates, wait=True)
         step("blend")
         comparison = test_comparison(trainer, choice, blends, jobs, test_data, test_truth, rerankers)
         step("test comparison")
