@@ -256,6 +256,10 @@ def _one_thread() -> None:
     threadpool_limits(1)
 
 
+def _started() -> None:
+    """The first thing the second process runs (`BackgroundJobs`): nothing, once started."""
+
+
 @dataclass
 class _Job:
     run: Callable[..., Any]
@@ -284,6 +288,10 @@ class BackgroundJobs:
             if background
             else None
         )
+        if self._executor is not None:
+            # started now rather than at the first job: the process imports the run's modules
+            # (a few seconds) while this one opens the shop and builds the data at each cutoff
+            self._executor.submit(_started)
         self._jobs: dict[str, _Job] = {}  # not taken yet, in submission order
         self._done: dict[str, Any] = {}  # run here ahead of their `take`
         self._lock = threading.Lock()  # the executor's thread hands on the next job
