@@ -56,6 +56,27 @@ def test_jobs_run_in_another_process_and_queued_ones_here_while_waiting() -> Non
         assert "last" not in jobs
 
 
+def test_spare_jobs_wait_for_the_other_process_and_run_here_only_when_taken() -> None:
+    with BackgroundJobs(background=True) as jobs:
+        jobs.submit("slow", where, 1.5, "slow")
+        time.sleep(0.5)  # the other process has started "slow"
+        jobs.submit("spare", where, 0.0, "spare", spare=True)
+        jobs.submit("next", where, 0.0, "next")
+        assert jobs.take("slow")[0] == "slow"
+        # waiting for "slow", this process ran "next", not the spare job queued before it
+        assert jobs.ran_here == ["next"]
+        assert jobs.take("next") == ("next", os.getpid())
+        label, pid = jobs.take("spare")  # the other process's, once it had nothing else
+        assert label == "spare"
+        assert pid != os.getpid()
+        jobs.submit("busy", where, 1.0, "busy")
+        time.sleep(0.3)  # the other process has started "busy"
+        jobs.submit("late spare", where, 0.0, "late spare", spare=True)
+        assert jobs.take("late spare") == ("late spare", os.getpid())  # taken while queued: here
+        assert jobs.take("busy")[1] != os.getpid()
+        assert jobs.ran_here == ["next"]
+
+
 def test_inline_jobs_run_when_taken_and_dropped_ones_never() -> None:
     with BackgroundJobs(background=False) as jobs:
         jobs.submit("kept", where, 0.0, "kept")

@@ -150,14 +150,15 @@ def submit_top_items(jobs: BackgroundJobs, key: str, model: LightFmHybrid, top_i
     `TOP_ITEMS_PARTS` jobs, cut between `lightfm_top_items`' batches (each row then comes
     from the same product as in one call): the final fit's for 70,000 customers of the
     large demo shop took 11.6 s, in the other process while this one fitted the folds'
-    LightFMs itself; as parts queued late in the run, both processes take them when the
-    rest is done. `take_top_items` sets them."""
+    LightFMs itself. As spare jobs, the other process computes them between the later jobs
+    (the blend's, the test comparison's), and this one whatever is left when they are
+    taken. `take_top_items` sets them."""
     rows = np.arange(len(model.user_embedding))
     keys = []
     parts = batch_aligned_parts(rows, TOP_ITEMS_PARTS, LIGHTFM_TOP_BATCH)
     for index, part in enumerate(parts):
         keys.append(f"{key}, part {index + 1} of {len(parts)}")
-        jobs.submit(keys[-1], top_items_part, model, top_items, part)
+        jobs.submit(keys[-1], top_items_part, model, top_items, part, spare=True)
     return keys
 
 
@@ -265,6 +266,7 @@ class _Job:
     run: Callable[..., Any]
     arguments: tuple[Any, ...]
     future: Future[Any] | None = None  # set once handed to the other process
+    spare: bool = False  # for the other process's spare time (`BackgroundJobs.submit`)
 
 
 class BackgroundJobs:
@@ -364,13 +366,15 @@ class BackgroundJobs:
         job = self._jobs.get(key)
         return job is not None and job.future is not None and job.future.done()
 
-    def submit(self, key: str, run: Callable[..., Any], *arguments: Any) -> None:
+    def submit(self, key: str, run: Callable[..., Any], *arguments: Any, spare: bool = False) -> None:
         """Queue `run(*arguments)` (a module-level function: it is pickled by name) behind
         the jobs submitted before it. The arguments are pickled later, in the executor's
         threads, while this one goes on: nothing may change them meanwhile (a model's
-        caches filled as it scores are left out of its pickle: `HybridModel.__getstate__`)."""
+        caches filled as it scores are left out of its pickle: `HybridModel.__getstate__`).
+        A `spare` job is needed late: the other process runs it only when no other job is
+        queued, and this one only when it is taken (never while waiting for another)."""
         with self._lock:
-            self._jobs[key] = _Job(run, arguments)
+            self._jobs[key] = _Job(run, arguments, spare=spare)
         self._hand_on()
         self._share_cores()
 
@@ -381,7 +385,8 @@ class BackgroundJobs:
                 job.future is not None and not job.future.done() for job in self._jobs.values()
             ):
                 return
-            queued = next((job for job in self._jobs.values() if job.future is None), None)
+            waiting = [job for job in self._jobs.values() if job.future is None]
+            queued = next((job for job in waiting if not job.spare), waiting[0] if waiting else None)
             if queued is None:
                 return
             try:
@@ -391,10 +396,11 @@ class BackgroundJobs:
         queued.future.add_done_callback(self._hand_on)
 
     def _claim(self, key: str | None = None) -> tuple[str, _Job] | None:
-        """Take `key` (or the first job) off the queue if the other process does not have it."""
+        """Take `key` (or the first job that is not spare) off the queue if the other process
+        does not have it."""
         with self._lock:
             for name, job in self._jobs.items():
-                if (key is None or name == key) and job.future is None:
+                if (name == key if key is not None else not job.spare) and job.future is None:
                     del self._jobs[name]
                     return name, job
         return None
