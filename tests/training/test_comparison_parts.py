@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from training.recommender.background import BackgroundJobs
+from storewise.config import CONFIG_DIR
+from storewise.settings import load_recommender_settings
+from training.recommender.background import BackgroundJobs, submit_top_items, take_top_items
 from training.recommender.comparison import same_answers, submit_ranking, take_ranking
 from training.recommender.data import TrainData
 from training.recommender.evaluate import BATCH, KS, PROTOCOLS, Protocol, batch_aligned_parts
-from training.recommender.models import Recommender
+from training.recommender.models import LightFmHybrid, Recommender
 
 
 class FixedScores(Recommender):
@@ -108,3 +110,27 @@ def test_parts_are_cut_between_the_batches_one_call_would_score() -> None:
         assert all(len(part) % BATCH == 0 and len(part) for part in parts[:-1])
         assert len(parts) == (2 if n_users > BATCH else 1)
     assert [len(part) for part in batch_aligned_parts(np.arange(4113), 2)] == [5 * BATCH, 4113 - 5 * BATCH]
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_top_items_in_parts_stack_into_everyones_best_items_by_lightfm(background: bool) -> None:
+    """The final fit's LightFM top items, as spare parts taken in any order by either process,
+    stack into the customers' rows of one call over everyone: each row the 30 best items by
+    embedding product plus bias, worked out here by a stable sort on the same float32
+    scores. 3,000 customers make six parts of batches; none or one make one part."""
+    rng = np.random.default_rng(5)
+    n_items = 80
+    for n_users, expected_parts in ((3000, 3), (0, 1), (1, 1)):
+        model = LightFmHybrid(load_recommender_settings(CONFIG_DIR).lightfm, epochs=1)
+        model.user_embedding = rng.normal(size=(n_users, 8)).astype(np.float32)
+        model.item_embedding = rng.normal(size=(n_items, 8)).astype(np.float32)
+        model.item_bias = np.round(rng.normal(size=n_items), 1).astype(np.float32)
+        with BackgroundJobs(background=background) as jobs:
+            keys = submit_top_items(jobs, f"lightfm, {n_users}", model, 30)
+            assert len(keys) == expected_parts
+            take_top_items(jobs, keys, model)
+        scores = model.user_embedding @ model.item_embedding.T + model.item_bias
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, :30]
+        assert model.top_items is not None
+        assert model.top_items.shape == (n_users, 30)
+        np.testing.assert_array_equal(model.top_items, expected)

@@ -60,7 +60,7 @@ FINAL_FIT = "final fit's lightfm"
 FINAL_HYBRID = "final fit's hybrid"
 FINAL_TOP = "final fit's lightfm top items"
 NAMES = "the catalogue's name similarity"
-TOP_ITEMS_PARTS = 2
+TOP_ITEMS_PARTS = 6  # small enough that both processes share the last ones
 
 
 T = TypeVar("T")
@@ -139,10 +139,8 @@ def top_items_part(model: LightFmHybrid, top_items: int, rows: np.ndarray) -> np
     one BLAS thread wherever it runs: a float32 product's last bits can change with the
     thread count, and with them the order of near ties."""
     with threadpool_limits(1, "blas"):
-        ranked = lightfm_top_items(
-            model.user_embedding, model.item_embedding, model.item_bias, top_items, rows
-        )
-    return ranked[rows]
+        # rows start at a batch's first row: their batches are the ones a call over everyone has
+        return lightfm_top_items(model.user_embedding[rows], model.item_embedding, model.item_bias, top_items)
 
 
 def submit_top_items(jobs: BackgroundJobs, key: str, model: LightFmHybrid, top_items: int) -> list[str]:
@@ -163,8 +161,14 @@ def submit_top_items(jobs: BackgroundJobs, key: str, model: LightFmHybrid, top_i
 
 
 def take_top_items(jobs: BackgroundJobs, keys: list[str], model: LightFmHybrid) -> LightFmHybrid:
-    """`model` with `submit_top_items`' parts stacked in the customers' order as its `top_items`."""
-    model.top_items = np.vstack([jobs.take(key) for key in keys])
+    """`model` with `submit_top_items`' parts stacked in the customers' order as its `top_items`:
+    the parts still queued first (computed here), then those the other process has."""
+    parts: dict[str, np.ndarray] = {}
+    while len(parts) < len(keys):
+        waiting = [key for key in keys if key not in parts]
+        key = next((key for key in waiting if jobs.queued(key)), waiting[0])
+        parts[key] = jobs.take(key)
+    model.top_items = np.vstack([parts[key] for key in keys])
     return model
 
 
@@ -358,6 +362,12 @@ class BackgroundJobs:
         elif not busy and self._threads is not None:
             self._threads.restore_original_limits()
             self._threads = None
+
+    def queued(self, key: str) -> bool:
+        """Whether the job is still waiting for either process (taking it runs it here)."""
+        with self._lock:
+            job = self._jobs.get(key)
+            return job is not None and job.future is None
 
     def finished(self, key: str) -> bool:
         """Whether the job's result is ready to take without waiting."""
