@@ -332,7 +332,7 @@ class HybridModel:
         answering one customer then reads 200 item ids instead of multiplying and
         partially sorting 20,000 item vectors, which on a busy server (caches shared with
         other processes) was the largest part of a request. `computed`: the same, already
-        computed from these representations (`lightfm_top_items`, where LightFM was fitted).
+        computed from these representations (`lightfm_top_items`, by the training run's jobs).
         `users`: only theirs (a hybrid that scores no one else, as the test comparison's)."""
         shape = (len(self.user_ids), min(self.candidates, self.n_items))
         if computed is None or computed.shape != shape:  # not for these customers and items
@@ -710,8 +710,8 @@ def lightfm_top_items(
     """Every customer's `candidates` best items by LightFM (float32 scores, best first), as
     `HybridModel.precompute_lightfm_top` keeps them; with `users`, theirs only (the other
     rows are `unranked`). A pure function of the representations, so the training run
-    computes it where LightFM was fitted (on the large demo shop it was 10 s of the final
-    fit, in the run's main process)."""
+    computes it in jobs either process takes (on the large demo shop it was 10 s of the
+    final fit, in the run's main process; `training.recommender.background.submit_top_items`)."""
     n_users, n_items = len(user_embedding), len(item_embedding)
     top = min(candidates, n_items)
     dtype = np.dtype(np.uint16 if n_items < 2**16 else np.int32)

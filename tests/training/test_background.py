@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import subprocess
 import threading
 import time
@@ -18,7 +19,7 @@ import pytest
 from storewise.config import CONFIG_DIR
 from storewise.settings import load_recommender_settings
 from tests.style import style_data, style_shop
-from training.recommender.background import BackgroundJobs, BestEpoch
+from training.recommender.background import BackgroundJobs, BestEpoch, Shared
 from training.recommender.models import LightFmHybrid
 
 
@@ -26,6 +27,16 @@ def where(seconds: float, label: str) -> tuple[str, int]:
     """Sleeps, then says which process it ran in (module-level: the other process imports it)."""
     time.sleep(seconds)
     return label, os.getpid()
+
+
+def started(jobs: BackgroundJobs) -> BackgroundJobs:
+    """`jobs` once its other process is up and free: a job submitted while it is still
+    starting stays queued (this process would run it if taken), as it does in a run."""
+    jobs.submit("up", where, 0.0, "up")
+    while jobs.queued("up"):
+        time.sleep(0.01)
+    assert jobs.take("up")[1] != os.getpid()
+    return jobs
 
 
 def dies_over_there(label: str) -> tuple[str, int]:
@@ -41,7 +52,7 @@ def failing() -> None:
 
 
 def test_jobs_run_in_another_process_and_queued_ones_here_while_waiting() -> None:
-    with BackgroundJobs(background=True) as jobs:
+    with started(BackgroundJobs(background=True)) as jobs:
         jobs.submit("slow", where, 1.5, "slow")
         time.sleep(0.5)  # the other process is up and has started "slow"
         jobs.submit("next", where, 0.0, "next")
@@ -57,7 +68,7 @@ def test_jobs_run_in_another_process_and_queued_ones_here_while_waiting() -> Non
 
 
 def test_spare_jobs_wait_for_the_other_process_and_run_here_only_when_taken() -> None:
-    with BackgroundJobs(background=True) as jobs:
+    with started(BackgroundJobs(background=True)) as jobs:
         jobs.submit("slow", where, 1.5, "slow")
         time.sleep(0.5)  # the other process has started "slow"
         jobs.submit("spare", where, 0.0, "spare", spare=True)
@@ -66,6 +77,8 @@ def test_spare_jobs_wait_for_the_other_process_and_run_here_only_when_taken() ->
         # waiting for "slow", this process ran "next", not the spare job queued before it
         assert jobs.ran_here == ["next"]
         assert jobs.take("next") == ("next", os.getpid())
+        while jobs.queued("spare"):  # handed on as "slow" finished, just after its result
+            time.sleep(0.01)
         label, pid = jobs.take("spare")  # the other process's, once it had nothing else
         assert label == "spare"
         assert pid != os.getpid()
@@ -75,6 +88,46 @@ def test_spare_jobs_wait_for_the_other_process_and_run_here_only_when_taken() ->
         assert jobs.take("late spare") == ("late spare", os.getpid())  # taken while queued: here
         assert jobs.take("busy")[1] != os.getpid()
         assert jobs.ran_here == ["next"]
+
+
+def test_a_job_dropped_while_running_holds_back_the_next_one_for_this_process() -> None:
+    """The other process runs a dropped job on; the next job is not handed on behind it (it
+    would wait there for a result nobody needs), so taking it runs it here."""
+    with started(BackgroundJobs(background=True)) as jobs:
+        jobs.submit("unneeded", where, 1.0, "unneeded")
+        time.sleep(0.5)  # the other process has started it
+        jobs.drop("unneeded")
+        jobs.submit("next", where, 0.0, "next")
+        assert jobs.queued("next")
+        assert jobs.take("next") == ("next", os.getpid())
+
+
+def shared_rows(table: Shared[np.ndarray]) -> tuple[int, int]:
+    """How many rows the shared table has, and in which process (module level: pickled)."""
+    return len(table.value), os.getpid()
+
+
+def test_a_shared_value_goes_to_the_other_process_as_a_file_once() -> None:
+    table = np.arange(12).reshape(6, 2)
+    with started(BackgroundJobs(background=True)) as jobs:
+        shared = jobs.share(table)
+        assert jobs.share(table) is shared  # written once
+        assert shared.path is not None
+        assert shared.path.exists()
+        assert len(pickle.dumps(shared)) < 300  # the path, not the rows
+        jobs.submit("first", shared_rows, shared)
+        jobs.submit("second", shared_rows, shared)
+        rows, pid = jobs.take("first")
+        assert rows == 6
+        assert pid != os.getpid()
+        assert jobs.take("second") == (6, pid)
+    assert not shared.path.exists()  # removed with the run's scratch folder
+    with BackgroundJobs(background=False) as jobs:
+        inline = jobs.share(table)
+        jobs.submit("here", shared_rows, inline)
+        assert jobs.take("here") == (6, os.getpid())
+        with pytest.raises(pickle.PicklingError):
+            pickle.dumps(inline)
 
 
 def test_inline_jobs_run_when_taken_and_dropped_ones_never() -> None:
@@ -88,7 +141,7 @@ def test_inline_jobs_run_when_taken_and_dropped_ones_never() -> None:
 
 
 def test_a_job_that_fails_over_there_raises_its_error_here() -> None:
-    with BackgroundJobs(background=True) as jobs:
+    with started(BackgroundJobs(background=True)) as jobs:
         jobs.submit("bad", failing)
         time.sleep(0.5)
         with pytest.raises(ValueError, match="no such column: price"):
@@ -96,7 +149,7 @@ def test_a_job_that_fails_over_there_raises_its_error_here() -> None:
 
 
 def test_when_the_other_process_dies_its_jobs_run_here() -> None:
-    with BackgroundJobs(background=True) as jobs:
+    with started(BackgroundJobs(background=True)) as jobs:
         jobs.submit("killed", dies_over_there, "killed")
         jobs.submit("queued", where, 0.0, "queued")
         assert jobs.take("killed") == ("killed", os.getpid())
@@ -105,7 +158,7 @@ def test_when_the_other_process_dies_its_jobs_run_here() -> None:
 
 
 def test_a_result_that_came_back_before_the_process_died_is_kept() -> None:
-    with BackgroundJobs(background=True) as jobs:
+    with started(BackgroundJobs(background=True)) as jobs:
         jobs.submit("done", where, 0.0, "done")
         while not jobs.finished("done"):  # the other process starts and finishes it
             time.sleep(0.05)
@@ -118,7 +171,7 @@ def test_a_result_that_came_back_before_the_process_died_is_kept() -> None:
 
 
 def fail_while_running(seconds: float) -> None:
-    with BackgroundJobs(background=True) as jobs:
+    with started(BackgroundJobs(background=True)) as jobs:
         jobs.submit("long", where, seconds, "long")
         time.sleep(1.0)
         raise KeyError("a column")
@@ -148,7 +201,7 @@ def test_this_process_keeps_one_thread_while_the_other_has_work() -> None:
 
 
 def share_the_cores(before: int) -> None:
-    with BackgroundJobs(background=True) as jobs:
+    with started(BackgroundJobs(background=True)) as jobs:
         assert blas_threads() == before  # nothing over there yet
         jobs.submit("slow", where, 1.0, "slow")
         assert blas_threads() == 1

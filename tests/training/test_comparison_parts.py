@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from inference.recommender.scoring import lightfm_top_items
 from storewise.config import CONFIG_DIR
 from storewise.settings import load_recommender_settings
 from training.recommender.background import BackgroundJobs, submit_top_items, take_top_items
@@ -115,12 +116,12 @@ def test_parts_are_cut_between_the_batches_one_call_would_score() -> None:
 @pytest.mark.parametrize("background", [True, False])
 def test_top_items_in_parts_stack_into_everyones_best_items_by_lightfm(background: bool) -> None:
     """The final fit's LightFM top items, as spare parts taken in any order by either process,
-    stack into the customers' rows of one call over everyone: each row the 30 best items by
-    embedding product plus bias, worked out here by a stable sort on the same float32
-    scores. 3,000 customers make six parts of batches; none or one make one part."""
+    stack into exactly what one call over every customer gives (`lightfm_top_items`), each
+    row the 30 best items by embedding product plus bias (a stable sort here on the same
+    float32 scores). 6,000 customers make six parts of one batch; none or one make one."""
     rng = np.random.default_rng(5)
     n_items = 80
-    for n_users, expected_parts in ((3000, 3), (0, 1), (1, 1)):
+    for n_users, expected_parts in ((6000, 6), (0, 1), (1, 1)):
         model = LightFmHybrid(load_recommender_settings(CONFIG_DIR).lightfm, epochs=1)
         model.user_embedding = rng.normal(size=(n_users, 8)).astype(np.float32)
         model.item_embedding = rng.normal(size=(n_items, 8)).astype(np.float32)
@@ -129,8 +130,9 @@ def test_top_items_in_parts_stack_into_everyones_best_items_by_lightfm(backgroun
             keys = submit_top_items(jobs, f"lightfm, {n_users}", model, 30)
             assert len(keys) == expected_parts
             take_top_items(jobs, keys, model)
-        scores = model.user_embedding @ model.item_embedding.T + model.item_bias
-        expected = np.argsort(-scores, axis=1, kind="stable")[:, :30]
+        at_once = lightfm_top_items(model.user_embedding, model.item_embedding, model.item_bias, 30)
         assert model.top_items is not None
         assert model.top_items.shape == (n_users, 30)
-        np.testing.assert_array_equal(model.top_items, expected)
+        np.testing.assert_array_equal(model.top_items, at_once)
+        scores = model.user_embedding @ model.item_embedding.T + model.item_bias
+        np.testing.assert_array_equal(model.top_items, np.argsort(-scores, axis=1, kind="stable")[:, :30])

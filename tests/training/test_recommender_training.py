@@ -249,10 +249,11 @@ def test_with_warm_starts_each_later_lightfm_continues_the_one_before(
 def test_lightfm_fitted_in_the_second_process_gives_the_same_run_as_inline(
     built_shop: tuple[ShopPaths, Path], tmp_path: Path
 ) -> None:
-    """By default a run fits its later LightFMs (here the second fold's, the test weeks'
-    and the final fit's) and the test weeks' peers in a second process
-    (`lightfm.background`), this process's BLAS on one thread meanwhile; inline, every
-    number and the registered model are the same."""
+    """By default a run's jobs go to a second process (`lightfm.background`): its later
+    LightFMs (here the second fold's, the test weeks' and the final fit's, with its top items
+    in parts), the test weeks' peers, the name similarity, every fold's and the final fit's
+    hybrid without LightFM, the blend's and the test comparison's; this process's BLAS on
+    one thread meanwhile. Inline, every number and the registered model are the same."""
     shop, config = built_shop
     outcomes = {}
     for background in (True, False):
@@ -390,12 +391,13 @@ def test_the_test_weeks_see_the_catalogue_as_it_was_at_their_start(
     assert (own != cut_down[positions][:, positions]).nnz
 
 
-def test_the_top_items_computed_where_lightfm_was_fitted_are_the_hybrids_own(
+def test_the_top_items_computed_by_the_runs_jobs_are_the_hybrids_own(
     built_shop: tuple[ShopPaths, Path],
 ) -> None:
     """The final fit's and the test weeks' LightFM bring every customer's best items from the
-    process that fitted them; they must be exactly what the hybrid would compute itself, and
-    each row LightFM's scores sorted best first."""
+    run's jobs (the process that fitted the test weeks', parts in either process for the
+    final fit's); they must be exactly what the hybrid would compute itself, and each row
+    LightFM's scores sorted best first."""
     shop, config = built_shop
     trainer = Trainer(shop, config)
     data = trainer.data_at(trainer.orders[c.ORDERED_AT].max())

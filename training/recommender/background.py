@@ -4,20 +4,25 @@ LightFM is most of a run's time, and all of it on one core (its own threads shar
 embeddings and measured slower). A run early-stops it on the latest validation fold, then
 fits it from scratch up to five more times (the other validation folds, the test weeks,
 the final fit), each for the epochs early stopping chose and on data known before any of
-them starts; and the test weeks' peers (baselines, EASE, ALS, TIFU-KNN, ...) depend on
-nothing the validation decides. Later in the run, each protocol's blend tuning and each
-held-out group of its reranker decision are independent too, and so are the final fit's
-hybrid (every component but LightFM, once the blends are decided) and the parts of the
-test comparison's rankings. A second process runs these jobs one after another, in the order they
-were submitted (the peers while the folds are built here, then the final fit's LightFM
-alongside early stopping, never past its best epoch so far (`BestEpoch`; from scratch and
-without `--search`), then the later ones),
-while this process builds and evaluates everything else; each result is waited for where
-it is needed, and this process, waiting for one, runs the queued jobs itself meanwhile.
+them starts; the catalogue's name similarity, the test weeks' peers (baselines, EASE, ALS,
+TIFU-KNN, ...) and every fold's hybrid without LightFM depend on nothing the validation
+decides. Later in the run, each protocol's blend tuning and each held-out group of its
+reranker decision are independent too, and so are the final fit's hybrid (every component
+but LightFM, once the blends are decided), the parts of the test comparison's rankings and
+of the final LightFM's top items. A second process, started with the run, runs these jobs
+one after another in the order they were submitted (the name similarity, the peers and
+the folds' hybrids while this process builds the data and early-stops LightFM; then the
+final fit's LightFM, never past early stopping's best epoch so far (`BestEpoch`; from
+scratch and without `--search`); then the later ones), except `spare` jobs (the final
+LightFM's top items), which it runs only when nothing else is queued. This process builds
+and evaluates everything else; each result is waited for where it is needed, and this
+process, waiting for one, runs the queued jobs itself meanwhile (never a spare one).
 LightFM with one thread and a fixed seed gives the same model in either process, and the
-peers the same scores (tested), so the run's numbers do not depend on where they ran.
+peers the same scores (tested); the hybrids' components and the top items are computed on
+one BLAS thread wherever they run, so the run's numbers do not depend on where they ran.
 While the other process has work, this one keeps its BLAS and OpenMP on one thread
-(`_share_cores`).
+(`_share_cores`). A large argument several jobs take (the run's orders) is sent once, as a
+file (`Shared`).
 
 Off (`lightfm.background: false`), a job runs inline when its result is taken.
 """
@@ -60,7 +65,7 @@ FINAL_FIT = "final fit's lightfm"
 FINAL_HYBRID = "final fit's hybrid"
 FINAL_TOP = "final fit's lightfm top items"
 NAMES = "the catalogue's name similarity"
-TOP_ITEMS_PARTS = 6  # small enough that both processes share the last ones
+TOP_ITEMS_PARTS = 6  # small enough for both processes to share the last ones
 
 
 T = TypeVar("T")
@@ -103,8 +108,9 @@ def fit_components(
     validation fold's hybrid or the final fit's, as a job. On one BLAS thread wherever it
     runs, as it would in the other process: EASE's product and inverse on two threads differ
     in the last bits (the sample x 3's final neighbour lists did), and a run's numbers and
-    registered model must not depend on which process fitted what."""
-    with threadpool_limits(1, "blas"):
+    registered model must not depend on which process fitted what (every thread pool, BLAS
+    and OpenMP, as `_one_thread` sets them over there)."""
+    with threadpool_limits(1):
         return fit_hybrid(
             data,
             orders.value,
@@ -134,29 +140,37 @@ def with_top_items(model: LightFmHybrid, top_items: int, users: np.ndarray | Non
     return model
 
 
-def top_items_part(model: LightFmHybrid, top_items: int, rows: np.ndarray) -> np.ndarray:
-    """`rows`' `top_items` best items by the fitted `model` (a part of `submit_top_items`), on
-    one BLAS thread wherever it runs: a float32 product's last bits can change with the
-    thread count, and with them the order of near ties."""
-    with threadpool_limits(1, "blas"):
-        # rows start at a batch's first row: their batches are the ones a call over everyone has
-        return lightfm_top_items(model.user_embedding[rows], model.item_embedding, model.item_bias, top_items)
+def top_items_part(
+    user_embedding: np.ndarray, item_embedding: np.ndarray, item_bias: np.ndarray, top_items: int
+) -> np.ndarray:
+    """The `top_items` best items of each of a part's customers (`user_embedding`: their rows,
+    from a batch's first row on) by LightFM (`submit_top_items`), in the batches a call over
+    every customer would use, on one thread wherever it runs: a float32 product's last bits
+    can change with the thread count, and with them the order of near ties."""
+    with threadpool_limits(1):
+        return lightfm_top_items(
+            user_embedding, item_embedding, item_bias, top_items, batch=LIGHTFM_TOP_BATCH
+        )
 
 
 def submit_top_items(jobs: BackgroundJobs, key: str, model: LightFmHybrid, top_items: int) -> list[str]:
     """Every customer's `top_items` best items by the fitted `model` (`with_top_items`) in
-    `TOP_ITEMS_PARTS` jobs, cut between `lightfm_top_items`' batches (each row then comes
-    from the same product as in one call): the final fit's for 70,000 customers of the
-    large demo shop took 11.6 s, in the other process while this one fitted the folds'
-    LightFMs itself. As spare jobs, the other process computes them between the later jobs
-    (the blend's, the test comparison's), and this one whatever is left when they are
-    taken. `take_top_items` sets them."""
+    `TOP_ITEMS_PARTS` spare jobs, cut between `lightfm_top_items`' batches (each row then
+    comes from the same product as in one call), each sent only its customers' rows: the
+    final fit's for 70,000 customers of the large demo shop took 11.6 s, computed in the job
+    that fitted it while this process fitted the folds' LightFMs itself. As spare jobs, the
+    other process computes them between the later jobs (the blend's, the test
+    comparison's), and this one whatever is left when they are taken. `take_top_items` sets
+    them."""
     rows = np.arange(len(model.user_embedding))
     keys = []
     parts = batch_aligned_parts(rows, TOP_ITEMS_PARTS, LIGHTFM_TOP_BATCH)
     for index, part in enumerate(parts):
         keys.append(f"{key}, part {index + 1} of {len(parts)}")
-        jobs.submit(keys[-1], top_items_part, model, top_items, part, spare=True)
+        user_rows = model.user_embedding[part[0] : part[-1] + 1] if len(part) else model.user_embedding[:0]
+        jobs.submit(
+            keys[-1], top_items_part, user_rows, model.item_embedding, model.item_bias, top_items, spare=True
+        )
     return keys
 
 
@@ -224,29 +238,25 @@ class BestEpoch:
             time.sleep(self.POLL_SECONDS)
 
 
-def fit_lightfm_following(
-    model: LightFmHybrid,
-    data: TrainData,
-    best: BestEpoch,
-    top_items: int = 0,
-    users: np.ndarray | None = None,
-) -> LightFmHybrid:
-    """`fit_lightfm` for as many epochs as early stopping chooses, trained while it runs
+def fit_lightfm_following(model: LightFmHybrid, data: TrainData, best: BestEpoch) -> LightFmHybrid:
+    """LightFM fitted for as many epochs as early stopping chooses, trained while it runs
     (`BestEpoch`; `model` set up for the most epochs it may choose): epoch by epoch with
     the same seed, so the same model as one fitted from scratch for those epochs once they
     are known. Submitted just before early stopping starts, which takes no job: this
-    process never runs it while early stopping is still undecided."""
+    process never runs it while early stopping is still undecided. The final fit's, whose
+    top items are jobs of their own (`submit_top_items`)."""
     model.fit(data, until=best.stop_after)
     model.epochs = model.epochs_trained
-    return with_top_items(model, top_items, users)
+    return model
 
 
 @dataclass(frozen=True)
 class LaterFit:
     """A later from-scratch LightFM of the run (`LightFmChoice.schedule`): the data it is
-    fitted on, and how many best items of whose the hybrid taking it reads (`top_items` 0
-    for a validation fold's, whose hybrid scores from the representations; `users` None:
-    every customer's, as the final fit's for the service)."""
+    fitted on, and how many best items of whose the hybrid taking it reads, computed in the
+    same job (`top_items` 0: none, as for a validation fold's, whose hybrid scores from the
+    representations, or the final fit's, whose are jobs of their own; `users` None: every
+    customer's). A LightFM following early stopping computes none."""
 
     data: TrainData
     top_items: int = 0
@@ -278,9 +288,10 @@ class BackgroundJobs:
     context manager: leaving it drops the jobs nobody took and stops the process.
 
     The other process is handed one job at a time (the executor's own queue would mark the
-    next jobs running at once); neither process idles while there is queued work: waiting
-    for a job that is still running, this process runs the next queued job itself (every
-    submitted job is needed later; its result is kept for its `take`)."""
+    next jobs running at once), the first queued one that is not spare, else the first
+    spare one. Waiting for a job that is still running, this process runs the next queued
+    job that is not spare itself (every submitted job is needed later; its result is kept
+    for its `take`); a spare job runs here only when taken while still queued."""
 
     def __init__(self, background: bool) -> None:
         # spawn, not fork: the training process has threads (progress bars, MLflow) whose
@@ -294,17 +305,22 @@ class BackgroundJobs:
             if background
             else None
         )
-        if self._executor is not None:
-            # started now rather than at the first job: the process imports the run's modules
-            # (a few seconds) while this one opens the shop and builds the data at each cutoff
-            self._executor.submit(_started)
         self._jobs: dict[str, _Job] = {}  # not taken yet, in submission order
         self._done: dict[str, Any] = {}  # run here ahead of their `take`
         self._lock = threading.Lock()  # the executor's thread hands on the next job
+        # running over there but no longer in `_jobs` (dropped while running, or `_started`):
+        # the next job is handed on only once they are done, so it stays this process's to take
+        self._untracked: list[Future[Any]] = []
         self.ran_here: list[str] = []  # jobs that were to run over there but ran here
         self._threads: threadpool_limits | None = None  # this process's limits while in use
         self._scratch: Path | None = None
         self._shared: dict[int, Shared[Any]] = {}  # by the shared value's id (held here)
+        if self._executor is not None:
+            # started now rather than at the first job: the process imports the run's modules
+            # (a few seconds) while this one opens the shop and builds the data at each cutoff
+            started = self._executor.submit(_started)
+            self._untracked.append(started)
+            started.add_done_callback(self._hand_on)
 
     def __enter__(self) -> BackgroundJobs:
         return self
@@ -354,8 +370,9 @@ class BackgroundJobs:
         single runs). Called from this process's own thread only (at submit, take and
         drop), never while it is inside a BLAS call."""
         with self._lock:
-            busy = self._executor is not None and any(
-                job.future is None or not job.future.done() for job in self._jobs.values()
+            busy = self._executor is not None and (
+                any(job.future is None or not job.future.done() for job in self._jobs.values())
+                or self._busy_untracked()
             )
         if busy and self._threads is None:
             self._threads = threadpool_limits(1)
@@ -388,11 +405,19 @@ class BackgroundJobs:
         self._hand_on()
         self._share_cores()
 
+    def _busy_untracked(self) -> bool:
+        """Whether a job no longer in `_jobs` is still running over there (under the lock)."""
+        self._untracked = [future for future in self._untracked if not future.done()]
+        return bool(self._untracked)
+
     def _hand_on(self, _finished: Future[Any] | None = None) -> None:
-        """Give the other process the first queued job when it has none running."""
+        """Give the other process the first queued job that is not spare (else the first spare
+        one) when it has none running."""
         with self._lock:
-            if self._executor is None or any(
-                job.future is not None and not job.future.done() for job in self._jobs.values()
+            if (
+                self._executor is None
+                or any(job.future is not None and not job.future.done() for job in self._jobs.values())
+                or self._busy_untracked()
             ):
                 return
             waiting = [job for job in self._jobs.values() if job.future is None]
@@ -466,10 +491,13 @@ class BackgroundJobs:
             executor.shutdown(wait=False, cancel_futures=True)
 
     def drop(self, key: str) -> None:
-        """A job no longer needed: taken off the queue (one already running runs on)."""
+        """A job no longer needed: taken off the queue (one already running runs on, and the
+        next job waits for it: handed on behind it, it would be out of this process's reach)."""
         self._done.pop(key, None)
         with self._lock:
-            self._jobs.pop(key, None)
+            job = self._jobs.pop(key, None)
+            if job is not None and job.future is not None and not job.future.done():
+                self._untracked.append(job.future)
         self._share_cores()
 
     def close(self, abandon: bool = False) -> None:

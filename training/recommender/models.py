@@ -448,7 +448,8 @@ class LightFmHybrid(Recommender):
         self.seed, self.threads = settings.seed, settings.threads
         self.epochs_trained = 0
         self.epochs_before = 0  # epochs of the model this one continued (and of its own start)
-        # every customer's best items, when computed where it was fitted (`fit_lightfm`)
+        # every customer's best items, when computed by the run's jobs (`with_top_items`,
+        # `take_top_items`)
         self.top_items: np.ndarray | None = None
 
     def feature_matrices(self, data: TrainData) -> tuple[sp.csr_matrix, sp.csr_matrix]:

@@ -41,7 +41,8 @@ def cached_name_similarity(
     """`name_similarity`, computed once per catalogue in this process, whichever cutoff's data
     asks: it reads only the items' tags (3.3 s on the large demo shop's 20,000 items, needed
     by every fold and the final fit, in either process of a run). Keyed by the tags
-    themselves (which items carry which words), so two shops never share an entry."""
+    themselves (which items carry which words) and `neighbours`: the only inputs, so two
+    catalogues share an entry only when their answers are the same."""
     return _NAME_SIMILARITIES[name_similarity_entry(item_features, feature_names, neighbours)[0]]
 
 
@@ -65,6 +66,7 @@ def keep_name_similarity(entry: tuple[str, sp.csr_matrix]) -> None:
     """A `name_similarity_entry` computed elsewhere, in this process's cache."""
     key, similarity = entry
     _NAME_SIMILARITIES[key] = similarity
+    _NAME_SIMILARITIES.move_to_end(key)
     while len(_NAME_SIMILARITIES) > NAME_SIMILARITIES_KEPT:
         _NAME_SIMILARITIES.popitem(last=False)
 

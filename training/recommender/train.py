@@ -102,9 +102,10 @@ def submit_final_top(jobs: BackgroundJobs, candidates: int, wait: bool) -> Final
     """Take the final fit's LightFM if it is a job (fitted, or without `wait` None) and queue
     every customer's `candidates` best items by it (`submit_top_items`). Computed in the
     job that fitted it, they held the other process for 11.6 s of the large demo shop's
-    folds while this one fitted the folds' LightFMs itself; queued with the blend's jobs
-    (the LightFM is fitted by then unless early stopping ran long), both processes fill the
-    gaps between those with them, else with the test comparison's."""
+    folds while this one fitted the folds' LightFMs itself. Tried without waiting as the
+    blend step starts and once it has ended (the other process fills the gaps between the
+    later jobs with them); else in the final fit, waiting for that LightFM, and both
+    processes compute them there."""
     if FINAL_FIT not in jobs or not (wait or jobs.finished(FINAL_FIT)):
         return None
     model = jobs.take(FINAL_FIT)
@@ -124,9 +125,10 @@ def final_fit(
 ) -> HybridModel:
     """The hybrid refitted on all the data (`data`, the data at `end`): the model that is
     registered. LightFM is always fitted (similar items, audiences and new items read it;
-    `fitted` when it was a job, else continuing the test weeks' `test_lightfm` with warm
-    starts), the other components only if a blend uses them (EASE too, for the reasons and
+    `fitted`, or the job that fitted it taken here, with its top items; else continuing the
+    test weeks' `test_lightfm` with warm starts), the other components only if a blend uses them (EASE too, for the reasons and
     similar items, when the catalogue allows), taken from `jobs` (`submit_final_components`)."""
+    fitted = fitted or submit_final_top(jobs, trainer.settings.blend.candidates, wait=True)
     final = jobs.take(FINAL_HYBRID)
     # continuing the test weeks' LightFM: the items launched in them from the latest fold's
     # (on the whole catalogue), which the test weeks' model does not have
@@ -230,7 +232,7 @@ def train_recommender(
             # the test weeks' LightFM only for a blend that uses it (module docstring, step 3)
             jobs.drop(TEST_WEEKS)
         submit_final_components(trainer, jobs, final_data, blends, rerankers)
-        final_lightfm = final_lightfm or submit_final_top(jobs, candidates, wait=True)
+        final_lightfm = final_lightfm or submit_final_top(jobs, candidates, wait=False)
         step("blend")
         comparison = test_comparison(trainer, choice, blends, jobs, test_data, test_truth, rerankers)
         step("test comparison")

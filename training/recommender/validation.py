@@ -154,7 +154,9 @@ def follow_early_stopping(
     best = BestEpoch(jobs.scratch / "best_epoch")
     for key, fit in later.items():
         model = trainer.lightfm(settings.max_epochs)
-        jobs.submit(key, fit_lightfm_following, model, fit.data, best, fit.top_items, fit.users)
+        if fit.top_items:
+            raise ValueError(f"{key}: a LightFM following early stopping computes no top items")
+        jobs.submit(key, fit_lightfm_following, model, fit.data, best)
     return best
 
 
@@ -494,10 +496,12 @@ def validate(
     if_blended: dict[str, LaterFit] | None = None,
 ) -> tuple[LightFmChoice, list[dict[str, FoldScores]], list[str]]:
     """LightFM's epochs and place in the blend, and every fold's component ranks for the
-    blend tuning (`tune_all`). Every later from-scratch LightFM is submitted to `jobs`
+    blend tuning (`tune_all`). Every fold's hybrid without LightFM is a job
+    (`submit_fold_components`), and every later from-scratch LightFM is submitted to `jobs`
     (inline without; key -> what to fit): `later`'s before early stopping starts, to train
-    alongside it (`follow_early_stopping`; else once it has chosen the epochs: the final
-    fit's LightFM is needed whatever the blends), and once the latest fold's screen has
+    behind the folds' hybrids, never past early stopping's best epoch so far
+    (`follow_early_stopping`; else once it has chosen the epochs: the final fit's LightFM is
+    needed whatever the blends), and once the latest fold's screen has
     decided that LightFM clearly pays its way there, the other folds' and `if_blended`'s
     (the caller drops those if no blend keeps LightFM after all)."""
     jobs = jobs if jobs is not None else BackgroundJobs(background=False)
@@ -537,8 +541,8 @@ def validate(
         # submitted once the screen has decided: a fold's LightFM handed to the other process
         # before it runs on when the screen then drops it, holding up the final fit's (on the
         # sample x 3, where LightFM no longer pays its way, submitting after the screen took
-        # the run from 54-56 s to 50-51 s). They queue behind the final fit's (which trains
-        # alongside early stopping when it can); this process fits them itself while the other is
+        # the run from 54-56 s to 50-51 s). They queue behind the final fit's (which follows
+        # early stopping when it can); this process fits them itself while the other is
         # busy (`BackgroundJobs.take`). Open question: in f55592b the folds queued
         # behind the final fit made x 3's run 99-100 s instead of 87-92 s when LightFM paid
         # its way; with this order the large demo shop, where it does, measured 0.85x the
