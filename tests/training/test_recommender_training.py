@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from features.pipeline import build_features
 from inference.recommender.pyfunc import batch_top_k, load_bundle
-from inference.recommender.scoring import unranked
+from inference.recommender.scoring import lightfm_top_items, unranked
 from inference.registry import RECOMMENDER
 from intake.demo.generate import GeneratorSettings, generate_shop
 from intake.demo.writer import write_generated_shop
@@ -319,6 +319,31 @@ def test_a_hybrid_fitted_as_a_job_is_fitted_on_one_blas_thread_wherever_it_runs(
     assert fitted == "fitted"
     assert seen
     assert set(seen) == {1}
+
+
+def test_with_search_the_final_lightfm_has_the_best_trials_settings_and_its_top_items(
+    built_shop: tuple[ShopPaths, Path], tmp_path: Path
+) -> None:
+    """`--search` tries LightFM settings before early stopping, so the final fit's LightFM is
+    not trained alongside it but queued once the epochs are chosen; the registered model has
+    a trial's components (not the configured 16) and every customer's top items by its own
+    representations (spare jobs in either process)."""
+    shop, config = built_shop
+    folder = fast_config(
+        tmp_path / "search",
+        **{"search.components": [8, 12], "search.learning_rate": [0.05], "lightfm.max_epochs": 3},
+    )
+    (folder / "features.yaml").write_text((config / "features.yaml").read_text())
+    outcome = train_recommender(shop, config_dir=folder, search=True, register=False)
+    assert outcome.bundle is not None
+    arrays = np.load(outcome.bundle / "hybrid" / "arrays.npz")
+    assert arrays["user_embedding"].shape[1] in {8, 12}
+    top = np.load(outcome.bundle / "hybrid" / "lightfm_top.npy")
+    expected = lightfm_top_items(
+        arrays["user_embedding"], arrays["item_embedding"], arrays["item_bias"], top.shape[1]
+    )
+    assert top.shape == (len(arrays["user_embedding"]), min(200, len(arrays["item_embedding"])))
+    np.testing.assert_array_equal(top, expected)
 
 
 def test_a_lightfm_no_blend_uses_is_not_fitted_on_the_test_weeks(
