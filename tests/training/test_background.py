@@ -94,7 +94,7 @@ def test_a_job_dropped_while_running_holds_back_the_next_one_for_this_process() 
     """The other process runs a dropped job on; the next job is not handed on behind it (it
     would wait there for a result nobody needs), so taking it runs it here."""
     with started(BackgroundJobs(background=True)) as jobs:
-        jobs.submit("unneeded", where, 1.0, "unneeded")
+        jobs.submit("unneeded", where, 2.0, "unneeded")
         time.sleep(0.5)  # the other process has started it
         jobs.drop("unneeded")
         jobs.submit("next", where, 0.0, "next")
@@ -120,7 +120,7 @@ def test_a_shared_value_goes_to_the_other_process_as_a_file_once() -> None:
         rows, pid = jobs.take("first")
         assert rows == 6
         assert pid != os.getpid()
-        assert jobs.take("second") == (6, pid)
+        assert jobs.take("second")[0] == 6  # over there, or here while "first" ran
     assert not shared.path.exists()  # removed with the run's scratch folder
     with BackgroundJobs(background=False) as jobs:
         inline = jobs.share(table)
