@@ -1,4 +1,4 @@
-"""Items whose names share rare words (`relations.name_similarity`), on a catalogue small
+"""Items whose names share rare words (`relations.cached_name_similarity`), on a catalogue small
 enough to work out by hand."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from training.recommender import relations
-from training.recommender.relations import name_similarity
+from training.recommender.relations import cached_name_similarity
 
 NAMES = ["jumbo bag red", "jumbo bag pink", "mug red", "lamp"]
 
@@ -33,7 +33,7 @@ def expected_cosine() -> np.ndarray:
 
 def test_names_sharing_rare_words_are_neighbours_and_an_item_is_not_its_own() -> None:
     tags, names = tag_matrix()
-    similar = name_similarity(tags, names, neighbours=10).toarray()
+    similar = cached_name_similarity(tags, names, neighbours=10).toarray()
     np.testing.assert_allclose(similar, expected_cosine(), rtol=1e-5, atol=1e-7)
     assert not similar.diagonal().any()
     assert similar[0].argmax() == 1  # "jumbo bag" twice outweighs "red"
@@ -43,7 +43,7 @@ def test_names_sharing_rare_words_are_neighbours_and_an_item_is_not_its_own() ->
 def test_each_row_keeps_its_best_neighbours_also_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     tags, names = tag_matrix()
     monkeypatch.setattr(relations, "CHUNK", 3)  # rows in two chunks
-    similar = name_similarity(tags, names, neighbours=1).toarray()
+    similar = cached_name_similarity(tags, names, neighbours=1).toarray()
     expected = expected_cosine()
     for row in range(3):
         assert np.count_nonzero(similar[row]) == 1

@@ -29,21 +29,17 @@ _NAME_SIMILARITIES: OrderedDict[str, sp.csr_matrix] = OrderedDict()
 NAME_SIMILARITIES_KEPT = 4  # a run uses two catalogues: the whole one and the test weeks' at their start
 
 
-def name_similarity(item_features: sp.csr_matrix, feature_names: list[str], neighbours: int) -> sp.csr_matrix:
-    """Items x items: TF-IDF cosine of the items' tags (words of the name), each row's
-    `neighbours` most similar items, the item itself left out."""
-    return _tag_similarity(_tags(item_features, feature_names), neighbours)
-
-
 def cached_name_similarity(
     item_features: sp.csr_matrix, feature_names: list[str], neighbours: int
 ) -> sp.csr_matrix:
-    """`name_similarity`, computed once per catalogue in this process, whichever cutoff's data
-    asks: it reads only the items' tags (3.3 s on the large demo shop's 20,000 items, needed
-    by every fold and the final fit, in either process of a run). Keyed by the tags
+    """Items x items: TF-IDF cosine of the items' tags (words of the name), each row's
+    `neighbours` most similar items, the item itself left out. Computed once per catalogue
+    in this process, whichever cutoff's data asks: it reads only the items' tags (3.3 s on
+    the large demo shop's 20,000 items, needed by every fold and the final fit, in either
+    process of a run). Keyed by the tags
     themselves (which items carry which words) and `neighbours`: the only inputs, so two
     catalogues share an entry only when their answers are the same."""
-    return _NAME_SIMILARITIES[name_similarity_entry(item_features, feature_names, neighbours)[0]]
+    return name_similarity_entry(item_features, feature_names, neighbours)[1]
 
 
 def name_similarity_entry(
@@ -78,6 +74,7 @@ def _tags(item_features: sp.csr_matrix, feature_names: list[str]) -> sp.csr_matr
 
 
 def _tag_similarity(tags: sp.csr_matrix, neighbours: int) -> sp.csr_matrix:
+    """`cached_name_similarity` of the items' `_tags`."""
     n_items = tags.shape[0]
     if not tags.shape[1]:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)

@@ -126,8 +126,9 @@ def final_fit(
     """The hybrid refitted on all the data (`data`, the data at `end`): the model that is
     registered. LightFM is always fitted (similar items, audiences and new items read it;
     `fitted`, or the job that fitted it taken here, with its top items; else continuing the
-    test weeks' `test_lightfm` with warm starts), the other components only if a blend uses them (EASE too, for the reasons and
-    similar items, when the catalogue allows), taken from `jobs` (`submit_final_components`)."""
+    test weeks' `test_lightfm` with warm starts), the other components only if a blend uses
+    them (EASE too, for the reasons and similar items, when the catalogue allows), taken
+    from `jobs` (`submit_final_components`)."""
     fitted = fitted or submit_final_top(jobs, trainer.settings.blend.candidates, wait=True)
     final = jobs.take(FINAL_HYBRID)
     # continuing the test weeks' LightFM: the items launched in them from the latest fold's
