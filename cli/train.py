@@ -97,7 +97,6 @@ def train_recommender_command(
     validation_folds: ValidationFolds = None,
 ) -> None:
     """Tune, compare against baselines and peers, refit, log to MLflow and register."""
-    from inference.registry import tracking_uri
     from training.recommender.train import train_recommender
 
     outcome = train_recommender(
@@ -109,6 +108,9 @@ def train_recommender_command(
     say(
         f"  time: {outcome.seconds['total']} s ({', '.join(f'{k} {v}' for k, v in outcome.seconds.items() if k != 'total')})"
     )
+    # imported once trained: MLflow is imported while training waits (`train.open_tracking`)
+    from inference.registry import tracking_uri
+
     say(
         f"wrote run {outcome.run_id} and registered storewise-recommender version {outcome.version} in {tracking_uri()}"
     )

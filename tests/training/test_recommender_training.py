@@ -99,6 +99,14 @@ def test_a_run_logs_the_comparison_learning_curve_and_a_registered_model(
     assert metrics["ndcg_at_10"] == pytest.approx(outcome.value("hybrid"))
     history = mlflow.MlflowClient().get_metric_history(str(outcome.run_id), "validation.lightfm.ndcg_at_10")
     assert [point.step for point in history] == list(range(1, len(history) + 1))
+    assert [(point.step, point.value) for point in history] == outcome.learning_curve
+    # the gate's tags, on the registered version
+    tags = mlflow.MlflowClient().get_model_version(RECOMMENDER, "1").tags
+    assert tags["run_id"] == outcome.run_id
+    assert tags["data_hash"] == run.data.tags["data_hash"]
+    assert tags["primary_protocol"] == outcome.primary_protocol
+    assert float(tags["ndcg_at_10"]) == pytest.approx(outcome.value("hybrid"), abs=1e-6)
+    assert tags["beats_baselines.discovery"] == run.data.tags["beats_baselines.discovery"]
     assert run.data.tags["data_hash"]
     assert run.data.tags["split"].startswith("test ")
     assert run.data.params["lightfm.components"] == "16"

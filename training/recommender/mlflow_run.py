@@ -14,6 +14,7 @@ customer's NDCG@10 per model, so the gate can compare two runs customer by custo
 from __future__ import annotations
 
 import json
+import time
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.entities import Metric
 
 from inference.recommender.pyfunc import MODEL_CODE, SIGNATURE
 from inference.registry import RECOMMENDER
@@ -103,8 +105,7 @@ def log_run(
                 "shop_source": settings.source,
             }
         )
-        for epoch, value in outcome.learning_curve:
-            mlflow.log_metric(f"validation.lightfm.{PRIMARY_METRIC}", value, step=epoch)
+        log_learning_curve(run.info.run_id, outcome.learning_curve)
         metrics = run_metrics(outcome)
         verdicts = verdict_tags(outcome)
         mlflow.set_tags(verdicts)
@@ -126,6 +127,16 @@ def log_run(
                 )
         log_reports(outcome, choice.epochs, workdir / "reports")
         return run.info.run_id, version
+
+
+def log_learning_curve(run_id: str, curve: list[tuple[int, float]]) -> None:
+    """Validation NDCG@10 per epoch, as the steps of one metric, in one batch: one
+    `log_metric` per epoch was a write each (0.5 s for 19 epochs on a SQLite store)."""
+    now = int(time.time() * 1000)
+    mlflow.MlflowClient().log_batch(
+        run_id,
+        metrics=[Metric(f"validation.lightfm.{PRIMARY_METRIC}", value, now, epoch) for epoch, value in curve],
+    )
 
 
 def run_metrics(outcome: TrainOutcome) -> dict[str, float]:
@@ -199,17 +210,16 @@ def register(outcome: TrainOutcome, trainer: Trainer, run_id: str, tags: dict[st
         input_example=example,
         conda_env=model_environment(requirements()),
         registered_model_name=RECOMMENDER,
+        # on the logged model and on its registered version, each written at once (one
+        # `set_model_version_tag` per tag was a write each)
+        tags={
+            "run_id": run_id,
+            "data_hash": trainer.data_hash,
+            "primary_protocol": outcome.primary_protocol,
+            **tags,
+        },
     )
-    version = str(info.registered_model_version)
-    client = mlflow.MlflowClient()
-    for key, value in {
-        "run_id": run_id,
-        "data_hash": trainer.data_hash,
-        "primary_protocol": outcome.primary_protocol,
-        **tags,
-    }.items():
-        client.set_model_version_tag(RECOMMENDER, version, key, value)
-    return version, info.model_id
+    return str(info.registered_model_version), info.model_id
 
 
 def learning_curve_plot(curve: list[tuple[int, float]], best_epoch: int, path: Path) -> None:

@@ -54,7 +54,6 @@ from training.recommender.bundle import write_model_bundle
 from training.recommender.comparison import submit_peers, test_comparison, used_components
 from training.recommender.data import TrainData, build_truth, split_cutoffs
 from training.recommender.hybrid import with_lightfm
-from training.recommender.mlflow_run import log_run
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import TrainOutcome
 from training.recommender.rerank import RerankChoice
@@ -73,6 +72,26 @@ from training.recommender.validation import (
 )
 
 STEPS = ("validation data", "lightfm epochs", "validation folds", "blend", "test comparison", "final fit")
+
+
+def open_tracking() -> None:
+    """What `log_run` needs first, done ahead of it: MLflow's modules imported (1.5 s) and the
+    tracking store opened (1.4 s for a SQLite store, most of it importing SQLAlchemy). Given to
+    `BackgroundJobs.while_waiting`, so it runs while this process waits for the other instead
+    of after training with the other core idle; `log_run` then finds both done (the store is
+    kept per tracking URI)."""
+    from inference.registry import configure
+    from training.recommender import mlflow_run  # noqa: F401  (imported for its modules)
+
+    configure()
+
+
+def start_jobs(trainer: Trainer, register: bool) -> BackgroundJobs:
+    """The run's jobs, with the tracking store opened while waiting for a run that logs."""
+    jobs = BackgroundJobs(background=trainer.settings.lightfm.background)
+    if register:
+        jobs.while_waiting(open_tracking)
+    return jobs
 
 
 def submit_final_components(
@@ -183,6 +202,15 @@ def step_timer(trainer: Trainer, bar: tqdm) -> Callable[[str], None]:
     return step
 
 
+def write_bundle(outcome: TrainOutcome, trainer: Trainer, final: HybridModel) -> Path:
+    """The final model's bundle, in a folder of the run's own (returned) that lives as long
+    as the outcome (callers read the bundle): deleted with it or at exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="storewise-recommender-"))
+    weakref.finalize(outcome, shutil.rmtree, workdir, ignore_errors=True)
+    outcome.bundle = write_model_bundle(workdir / "bundle", trainer, final)
+    return workdir
+
+
 def train_recommender(
     shop: ShopPaths,
     *,
@@ -200,7 +228,7 @@ def train_recommender(
     step = step_timer(trainer, bar)
 
     candidates = trainer.settings.blend.candidates
-    with BackgroundJobs(background=trainer.settings.lightfm.background) as jobs:
+    with start_jobs(trainer, register) as jobs:
         final_data = trainer.data_at(end)
         submit_name_similarity(trainer, jobs, final_data)
         # the test weeks over the catalogue as it was at their start: what the shop would have got
@@ -259,11 +287,10 @@ def train_recommender(
         lightfm_screen=choice.screen,
         rerank=rerank_choices,
     )
-    workdir = Path(tempfile.mkdtemp(prefix="storewise-recommender-"))
-    # the bundle lives as long as the outcome (callers read it); deleted with it or at exit
-    weakref.finalize(outcome, shutil.rmtree, workdir, ignore_errors=True)
-    outcome.bundle = write_model_bundle(workdir / "bundle", trainer, final)
+    workdir = write_bundle(outcome, trainer, final)
     if register:
+        from training.recommender.mlflow_run import log_run  # MLflow: imported only to log
+
         outcome.run_id, outcome.version = log_run(
             outcome,
             trainer=trainer,
