@@ -21,7 +21,6 @@ from storewise.settings import load_recommender_settings
 from tests.style import style_data, style_shop
 from training.recommender.background import BackgroundJobs, BestEpoch, Shared
 from training.recommender.models import LightFmHybrid
-from training.recommender.train import start_jobs
 
 
 def where(seconds: float, label: str) -> tuple[str, int]:
@@ -126,19 +125,6 @@ def test_a_task_while_waiting_runs_here_once_when_this_process_would_sit_idle() 
         jobs.submit("kept", where, 0.0, "kept")
         assert jobs.take("kept") == ("kept", os.getpid())
     assert ran == [("next",)]  # inline, nothing waits
-
-
-def test_a_run_that_logs_opens_the_store_while_it_waits_and_one_that_does_not_never(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for register in (False, True):
-        store = tmp_path / f"register-{register}.db"
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
-        with started(start_jobs(background=True, register=register)) as jobs:
-            jobs.submit("slow", where, 3.0, "slow")
-            time.sleep(0.5)  # the other process has started "slow"
-            assert jobs.take("slow")[0] == "slow"
-            assert store.exists() == register
 
 
 def shared_rows(table: Shared[np.ndarray]) -> tuple[int, int]:

@@ -74,27 +74,22 @@ from training.recommender.validation import (
 STEPS = ("validation data", "lightfm epochs", "validation folds", "blend", "test comparison", "final fit")
 
 
-def import_tracking() -> None:
-    """MLflow's modules, imported for `log_run` ahead of it (1.5 s; see `start_jobs`)."""
-    from training.recommender import mlflow_run  # noqa: F401
-
-
 def open_tracking() -> None:
-    """The tracking store, opened for `log_run` ahead of it (1.4 s for a SQLite store, most of
-    it importing SQLAlchemy, and 2 s more to create a new one; see `start_jobs`). `log_run`
-    finds it open: MLflow keeps the store per tracking URI."""
+    """What `log_run` needs first, done ahead of it: MLflow's modules imported (1.5 s) and the
+    tracking store opened (1.4 s for a SQLite store, most of it importing SQLAlchemy). Given to
+    `BackgroundJobs.while_waiting`, so it runs while this process waits for the other instead
+    of after training with the other core idle; `log_run` then finds both done (the store is
+    kept per tracking URI)."""
     from inference.registry import configure
+    from training.recommender import mlflow_run  # noqa: F401  (imported for its modules)
 
     configure()
 
 
-def start_jobs(background: bool, register: bool) -> BackgroundJobs:
-    """The run's jobs. For a run that logs, importing MLflow and opening its store are done
-    while this process waits for the other (`BackgroundJobs.while_waiting`), not after
-    training with the other core idle; two tasks, so a short wait can take the first alone."""
-    jobs = BackgroundJobs(background)
+def start_jobs(trainer: Trainer, register: bool) -> BackgroundJobs:
+    """The run's jobs, with the tracking store opened while waiting for a run that logs."""
+    jobs = BackgroundJobs(background=trainer.settings.lightfm.background)
     if register:
-        jobs.while_waiting(import_tracking)
         jobs.while_waiting(open_tracking)
     return jobs
 
@@ -233,7 +228,7 @@ def train_recommender(
     step = step_timer(trainer, bar)
 
     candidates = trainer.settings.blend.candidates
-    with start_jobs(trainer.settings.lightfm.background, register) as jobs:
+    with start_jobs(trainer, register) as jobs:
         final_data = trainer.data_at(end)
         submit_name_similarity(trainer, jobs, final_data)
         # the test weeks over the catalogue as it was at their start: what the shop would have got
