@@ -108,7 +108,7 @@ def train_recommender_command(
     say(
         f"  time: {outcome.seconds['total']} s ({', '.join(f'{k} {v}' for k, v in outcome.seconds.items() if k != 'total')})"
     )
-    # imported once trained: MLflow is imported while training waits (`train.open_tracking`)
+    # imported once trained: MLflow is imported by the run's logging, not before training
     from inference.registry import tracking_uri
 
     say(

@@ -102,31 +102,6 @@ def test_a_job_dropped_while_running_holds_back_the_next_one_for_this_process() 
         assert jobs.take("next") == ("next", os.getpid())
 
 
-def test_a_task_while_waiting_runs_here_once_when_this_process_would_sit_idle() -> None:
-    """Queued jobs come first; the task runs only while a wait is still to come, and once."""
-    ran: list[tuple[str, ...]] = []
-    with started(BackgroundJobs(background=True)) as jobs:
-        jobs.while_waiting(lambda: ran.append(tuple(jobs.ran_here)))
-        jobs.submit("quick", where, 0.0, "quick")
-        wait_for(lambda: jobs.finished("quick"))
-        assert jobs.take("quick")[1] != os.getpid()
-        assert ran == []  # its result was there: no wait
-        jobs.submit("slow", where, 1.5, "slow")
-        time.sleep(0.5)  # the other process has started "slow"
-        jobs.submit("next", where, 0.0, "next")
-        assert jobs.take("slow")[0] == "slow"
-        assert ran == [("next",)]  # after the queued job, while "slow" still ran
-        jobs.submit("slow again", where, 1.0, "slow again")
-        time.sleep(0.5)
-        assert jobs.take("slow again")[0] == "slow again"
-        assert ran == [("next",)]
-    with BackgroundJobs(background=False) as jobs:
-        jobs.while_waiting(lambda: ran.append(("inline",)))
-        jobs.submit("kept", where, 0.0, "kept")
-        assert jobs.take("kept") == ("kept", os.getpid())
-    assert ran == [("next",)]  # inline, nothing waits
-
-
 def shared_rows(table: Shared[np.ndarray]) -> tuple[int, int]:
     """How many rows the shared table has, and in which process (module level: pickled)."""
     return len(table.value), os.getpid()

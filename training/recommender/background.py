@@ -291,8 +291,7 @@ class BackgroundJobs:
     next jobs running at once), the first queued one that is not spare, else the first
     spare one. Waiting for a job that is still running, this process runs the next queued
     job that is not spare itself (every submitted job is needed later; its result is kept
-    for its `take`), else a task given to `while_waiting`; a spare job runs here only when
-    taken while still queued."""
+    for its `take`); a spare job runs here only when taken while still queued."""
 
     def __init__(self, background: bool) -> None:
         # spawn, not fork: the training process has threads (progress bars, MLflow) whose
@@ -316,7 +315,6 @@ class BackgroundJobs:
         self._threads: threadpool_limits | None = None  # this process's limits while in use
         self._scratch: Path | None = None
         self._shared: dict[int, Shared[Any]] = {}  # by the shared value's id (held here)
-        self._while_waiting: list[Callable[[], None]] = []  # `while_waiting`'s, not run yet
         if self._executor is not None:
             # started now rather than at the first job: the process imports the run's modules
             # (a few seconds) while this one opens the shop and builds the data at each cutoff
@@ -407,15 +405,6 @@ class BackgroundJobs:
         self._hand_on()
         self._share_cores()
 
-    def while_waiting(self, task: Callable[[], None]) -> None:
-        """Run `task` here the first time this process would otherwise sit idle: waiting for
-        the other process with no queued job to run instead. For work this process has to do
-        some time anyway (importing MLflow and opening its store: about 3 s on one core after
-        training, with the other idle): done while waiting, it fills a gap in the run instead of
-        adding to its end. It may never run (inline, or no wait comes), so the caller does the
-        work again afterwards, and it must be cheap the second time."""
-        self._while_waiting.append(task)
-
     def _busy_untracked(self) -> bool:
         """Whether a job no longer in `_jobs` is still running over there (under the lock)."""
         self._untracked = [future for future in self._untracked if not future.done()]
@@ -469,14 +458,11 @@ class BackgroundJobs:
         assert future is not None
         while not future.done():
             queued = self._claim()
-            if queued is not None:
-                name, job = queued
-                self._done[name] = job.run(*job.arguments)
-                self.ran_here.append(name)
-            elif self._while_waiting:
-                self._while_waiting.pop(0)()
-            else:
+            if queued is None:
                 break
+            name, job = queued
+            self._done[name] = job.run(*job.arguments)
+            self.ran_here.append(name)
         with self._lock:
             job = self._jobs.pop(key)
         try:
@@ -521,7 +507,6 @@ class BackgroundJobs:
             self._jobs.clear()
         self._done.clear()
         self._shared.clear()
-        self._while_waiting.clear()
         executor, self._executor = self._executor, None
         self._share_cores()
         if executor is not None:

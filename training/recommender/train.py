@@ -74,26 +74,6 @@ from training.recommender.validation import (
 STEPS = ("validation data", "lightfm epochs", "validation folds", "blend", "test comparison", "final fit")
 
 
-def open_tracking() -> None:
-    """What `log_run` needs first, done ahead of it: MLflow's modules imported (1.5 s) and the
-    tracking store opened (1.4 s for a SQLite store, most of it importing SQLAlchemy). Given to
-    `BackgroundJobs.while_waiting`, so it runs while this process waits for the other instead
-    of after training with the other core idle; `log_run` then finds both done (the store is
-    kept per tracking URI)."""
-    from inference.registry import configure
-    from training.recommender import mlflow_run  # noqa: F401  (imported for its modules)
-
-    configure()
-
-
-def start_jobs(trainer: Trainer, register: bool) -> BackgroundJobs:
-    """The run's jobs, with the tracking store opened while waiting for a run that logs."""
-    jobs = BackgroundJobs(background=trainer.settings.lightfm.background)
-    if register:
-        jobs.while_waiting(open_tracking)
-    return jobs
-
-
 def submit_final_components(
     trainer: Trainer,
     jobs: BackgroundJobs,
@@ -228,7 +208,7 @@ def train_recommender(
     step = step_timer(trainer, bar)
 
     candidates = trainer.settings.blend.candidates
-    with start_jobs(trainer, register) as jobs:
+    with BackgroundJobs(background=trainer.settings.lightfm.background) as jobs:
         final_data = trainer.data_at(end)
         submit_name_similarity(trainer, jobs, final_data)
         # the test weeks over the catalogue as it was at their start: what the shop would have got
