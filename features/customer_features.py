@@ -36,7 +36,8 @@ def customer_features(
     table = customers[[c.CUSTOMER_ID, c.REGION, c.IS_MEMBER]].copy()
     table[c.REGION] = table[c.REGION].fillna(UNKNOWN)
     segment = rfm.set_index(c.CUSTOMER_ID)[SEGMENT] if len(rfm) else pd.Series(dtype="str")
-    table[RFM_SEGMENT] = table[c.CUSTOMER_ID].map(segment).fillna("no purchase yet")
+    # as text even when nobody has a segment (an empty map gives floats, which text cannot fill)
+    table[RFM_SEGMENT] = table[c.CUSTOMER_ID].map(segment).astype("str").fillna("no purchase yet")
     # a purchase says more about taste than a view
     evidence = (interactions[PURCHASES] * 5 + interactions[VIEWS]).to_numpy(np.float64)
     customer_code, customer_ids = pd.factorize(interactions[c.CUSTOMER_ID])

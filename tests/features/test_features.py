@@ -352,6 +352,7 @@ def test_clusters_find_planted_groups_and_describe_them() -> None:
     assert profiles["customers"].sum() == 3 * n
 
 
+@pytest.mark.filterwarnings("error")  # pandas' warnings too: they become errors in pandas 4
 def test_a_customer_leans_to_the_band_and_category_with_most_evidence() -> None:
     """A purchase counts five views. Worked out by hand: ann bought a shoe (5) and viewed two
     hats (2): shoes, and the band of her evidence; bob has 3 for each category, a tie,
@@ -383,3 +384,6 @@ def test_a_customer_leans_to_the_band_and_category_with_most_evidence() -> None:
     assert table["favourite_category"].tolist() == ["shoes", "hats", "unknown", "unknown"]
     assert table["preferred_price_band"].tolist() == ["high", "high", "unknown", "unknown"]
     assert table[c.REGION].tolist() == ["north", "unknown", "south", "east"]
+    # no orders: nobody has an RFM segment yet, and the column is text all the same
+    assert table["rfm_segment"].tolist() == ["no purchase yet"] * 4
+    assert pd.api.types.is_string_dtype(table["rfm_segment"])
