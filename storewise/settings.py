@@ -209,6 +209,11 @@ class RerankSettings(StrictModel):
     enabled: bool = True
     # false: the reranker answers whatever the held-out folds say (still measured and logged)
     gate: bool = True
+    # protocols whose trees replace the blend unless clearly worse on held-out folds (the
+    # others: only if clearly better); why discovery, training/recommender/rerank.py
+    adopt_unless_clearly_worse: tuple[Literal["discovery", "all_purchases", "business_rules"], ...] = (
+        "discovery",
+    )
     iterations: int = Field(100, ge=1, le=1000)
     learning_rate: float = Field(0.08, gt=0, le=1)
     leaves: int = Field(15, ge=2, le=255)

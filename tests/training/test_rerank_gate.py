@@ -49,7 +49,9 @@ def fold(seed: int, customers: int, *, noise: bool, flipped: bool = False) -> Fo
 
 def test_trees_that_see_the_customer_replace_the_blend() -> None:
     folds = [fold(seed, 200, noise=False) for seed in range(4)]
-    choice, reranker = choose_reranker(folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
+    choice, reranker = choose_reranker(
+        folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "all_purchases"
+    )
     assert choice.adopted
     assert reranker is not None
     # a blend puts one component's first item first for everyone: the other half of the
@@ -68,7 +70,9 @@ def test_trees_that_see_the_customer_replace_the_blend() -> None:
 
 def test_trees_fitted_on_noise_leave_the_blend_in_place() -> None:
     folds = [fold(seed, 200, noise=True) for seed in range(4)]
-    choice, reranker = choose_reranker(folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
+    choice, reranker = choose_reranker(
+        folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "all_purchases"
+    )
     assert not choice.adopted
     assert reranker is None
     assert choice.gain is not None
@@ -81,7 +85,9 @@ def test_trees_that_lose_on_the_first_held_out_group_stop_there() -> None:
     trees fitted on 1 and 3 get every customer's item second there (NDCG 1 / log2(3)),
     the blend half of them first, so the second group is never fitted."""
     folds = [fold(seed, 200, noise=False, flipped=seed % 2 == 0) for seed in range(4)]
-    choice, reranker = choose_reranker(folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
+    choice, reranker = choose_reranker(
+        folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "all_purchases"
+    )
     assert reranker is None
     assert not choice.adopted
     assert "the other not fitted" in choice.reason
@@ -96,8 +102,13 @@ def test_trees_that_lose_on_the_first_held_out_group_stop_there() -> None:
 def test_switched_off_or_one_fold_keeps_the_blend() -> None:
     folds = [fold(seed, 50, noise=False) for seed in range(4)]
     off = RerankSettings(enabled=False)
-    assert choose_reranker(folds, ["a", "b"], BlendSettings(), off, EvaluationSettings())[1] is None
-    choice, reranker = choose_reranker(folds[:1], ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
+    assert (
+        choose_reranker(folds, ["a", "b"], BlendSettings(), off, EvaluationSettings(), "all_purchases")[1]
+        is None
+    )
+    choice, reranker = choose_reranker(
+        folds[:1], ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "all_purchases"
+    )
     assert reranker is None
     assert "fewer than two" in choice.reason
 
@@ -105,7 +116,9 @@ def test_switched_off_or_one_fold_keeps_the_blend() -> None:
 def test_too_few_bought_candidates_keep_the_blend() -> None:
     """Five customers a fold, one bought item each: ten to learn from in each group."""
     folds = [fold(seed, 5, noise=False) for seed in range(4)]
-    choice, reranker = choose_reranker(folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings())
+    choice, reranker = choose_reranker(
+        folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "all_purchases"
+    )
     assert reranker is None
     assert "too few bought candidates" in choice.reason
     assert "(10 in a training group, fewer than 20)" in choice.reason
@@ -138,7 +151,9 @@ def test_the_runs_jobs_decide_as_one_call_does() -> None:
         shared, _ = rerank_all(settings, scores, ["a", "b"], {"business_rules": "discovery"}, jobs)
     for protocol in kinds:
         folds = [by_protocol[protocol] for by_protocol in scores]
-        alone, trees = choose_reranker(folds, ["a", "b"], settings.blend, SETTINGS, settings.evaluation)
+        alone, trees = choose_reranker(
+            folds, ["a", "b"], settings.blend, SETTINGS, settings.evaluation, protocol
+        )
         assert choices[protocol] == alone
         assert (protocol in rerankers) == (trees is not None)
     assert [choices[p].adopted for p in kinds] == [True, False, False]
@@ -151,8 +166,64 @@ def test_the_runs_jobs_decide_as_one_call_does() -> None:
         settings.blend,
         SETTINGS,
         settings.evaluation,
+        "discovery",
     )
     assert trees is not None
     for name, array in vars(trees.trees).items():
         np.testing.assert_array_equal(getattr(rerankers["discovery"].trees, name), array)
     assert rerankers["discovery"].info == trees.info
+
+
+def test_under_discovery_trees_within_noise_replace_the_blend() -> None:
+    """The same noise as above: under all purchases the blend stays (not clearly better),
+    under discovery the trees answer (not clearly worse: `rerank.adopt_unless_clearly_worse`),
+    refitted on every fold, with the same held-out evidence."""
+    folds = [fold(seed, 200, noise=True) for seed in range(4)]
+    strict, _ = choose_reranker(
+        folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "all_purchases"
+    )
+    choice, reranker = choose_reranker(
+        folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "discovery"
+    )
+    assert choice.gain == strict.gain
+    assert choice.gain is not None
+    assert not choice.gain.clearly_above_zero
+    assert not choice.gain.clearly_below_zero
+    assert not strict.adopted
+    assert choice.adopted
+    assert reranker is not None
+    # refitted on all four folds: every bought candidate the trees score (the two that the
+    # components rank; the noise put the others' purchases elsewhere)
+    assert reranker.info["bought"] == sum(int(f.relevant[:, :2].sum()) for f in folds)
+    assert "within noise" in choice.reason
+    assert "adopt_unless_clearly_worse" in choice.reason
+    lenient_everywhere = SETTINGS.model_copy(
+        update={"adopt_unless_clearly_worse": ("discovery", "all_purchases")}
+    )
+    assert choose_reranker(
+        folds, ["a", "b"], BlendSettings(), lenient_everywhere, EvaluationSettings(), "all_purchases"
+    )[0].adopted
+    nowhere = SETTINGS.model_copy(update={"adopt_unless_clearly_worse": ()})
+    assert not choose_reranker(
+        folds, ["a", "b"], BlendSettings(), nowhere, EvaluationSettings(), "discovery"
+    )[0].adopted
+
+
+def test_under_discovery_trees_clearly_worse_keep_the_blend_after_every_group() -> None:
+    """The flipped folds of the early-stop test: under discovery the first group's loss does
+    not stop the decision (a first group behind can pool to noise), the second is fitted
+    too (its trees, fitted on the flipped folds 0 and 2, are as wrong on 1 and 3), and the
+    pooled gain, clearly below zero, keeps the blend."""
+    folds = [fold(seed, 200, noise=False, flipped=seed % 2 == 0) for seed in range(4)]
+    choice, reranker = choose_reranker(
+        folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "discovery"
+    )
+    assert reranker is None
+    assert not choice.adopted
+    assert len(choice.folds) == 4
+    for blend, trees in choice.folds:
+        assert trees == round(1 / np.log2(3), 4)
+        assert blend > trees
+    assert choice.gain is not None
+    assert choice.gain.clearly_below_zero
+    assert choice.reason.startswith("clearly worse than the blend on held-out folds")

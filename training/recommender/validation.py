@@ -65,6 +65,7 @@ from training.recommender.relations import keep_name_similarity, name_similarity
 from training.recommender.rerank import (
     HeldOut,
     RerankChoice,
+    adoption_rule,
     first_group_verdict,
     held_out_group,
     held_out_groups,
@@ -431,7 +432,9 @@ def _rerank_jobs(
     bar = tqdm(total=len(folds), desc="reranker", unit="protocol", leave=False)
     for protocol in folds:
         firsts[protocol] = jobs.take(rerank_key(protocol, 0))
-        stop = first_group_verdict(folds[protocol], firsts[protocol], rerank, evaluation)
+        stop = first_group_verdict(
+            folds[protocol], firsts[protocol], adoption_rule(rerank, protocol), evaluation
+        )
         if stop is not None:
             decided[protocol] = (stop, None)
             bar.update(1)
@@ -447,7 +450,7 @@ def _rerank_jobs(
             continue
         later = range(1, held_out_groups(folds[protocol], rerank))
         groups = [firsts[protocol], *(jobs.take(rerank_key(protocol, group)) for group in later)]
-        choice = pooled_verdict(folds[protocol], groups, rerank, evaluation)
+        choice = pooled_verdict(folds[protocol], groups, adoption_rule(rerank, protocol), evaluation)
         if choice.adopted:
             decided[protocol] = (choice, with_evidence(jobs.take(rerank_key(protocol, "refit")), choice))
         else:
