@@ -204,8 +204,8 @@ class BlendSettings(StrictModel):
 
 class RerankSettings(StrictModel):
     # the learned reranker (training/recommender/rerank.py): gradient-boosted trees over the
-    # blend's candidates, adopted per protocol only when clearly better than the blend on
-    # validation folds it was not fitted on
+    # blend's candidates, adopted per protocol from its gain over the blend on validation
+    # folds it was not fitted on (`adopt_unless_clearly_worse`)
     enabled: bool = True
     # false: the reranker answers whatever the held-out folds say (still measured and logged)
     gate: bool = True

@@ -7,8 +7,9 @@ popular the item is and how much of that is lately, and how much history the cus
 has and how long ago their last basket was. So a customer with two baskets can lean on
 what sells this month while a customer with forty leans on their co-purchases, and an
 item that several components rank moderately can beat one that a single component ranks
-first. Training adopts it per protocol only where it is clearly better than the tuned
-blend on validation folds it was not fitted on.
+first. Training adopts it per protocol from its gain over the tuned blend on validation
+folds it was not fitted on: under discovery unless clearly worse, elsewhere only if clearly
+better (`training/recommender/rerank.py` says why).
 
 The candidates are the blend's: the union of every component's top `candidates` items
 (over the items the protocol allows) and the most popular items, the same set the blend's

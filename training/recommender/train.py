@@ -7,7 +7,8 @@ refit on everything, log to MLflow and register.
    LightFM settings are tried the same way, each a child run.
 2. On every fold the hybrid's components are fitted and ranked, and the blend weights are
    tuned per protocol on all folds together, robustly (`blend.py`); a learned reranker
-   replaces a protocol's blend where it is clearly better on held-out folds (`rerank.py`).
+   replaces a protocol's blend where held-out folds allow (`rerank.py`: under discovery
+   unless clearly worse, elsewhere only if clearly better).
 3. On the test weeks the hybrid, the baselines and the peers are fitted on the same data
    and evaluated under the same masks, each difference to the hybrid with its paired
    bootstrap interval (`comparison.py`); LightFM alone too when some blend uses it (or
