@@ -272,23 +272,22 @@ def pooled_verdict(
     ]
     gain = pooled(folds, evaluation).bootstrap.interval(np.concatenate([d for _, d in differences]))
     if gain.clearly_above_zero:
-        verdict = "clearly better"
+        verdict = "clearly better than"
     elif gain.clearly_below_zero:
-        verdict = "clearly worse"
+        verdict = "clearly worse than"
     else:
-        verdict = "not clearly better" if rule == CLEARLY_BETTER else "within noise"
+        verdict = "not clearly better than" if rule == CLEARLY_BETTER else "within noise of"
     adopted = {
         CLEARLY_BETTER: gain.clearly_above_zero,
         NOT_CLEARLY_WORSE: not gain.clearly_below_zero,
         ALWAYS: True,
     }[rule]
+    reason = f"{verdict} the blend on held-out folds, {gain.describe()}"
     if rule == ALWAYS and not gain.clearly_above_zero:
-        verdict += " (rerank.gate off)"
+        reason += " (rerank.gate off)"
     elif rule == NOT_CLEARLY_WORSE and adopted and not gain.clearly_above_zero:
-        verdict += " (adopted unless clearly worse: rerank.adopt_unless_clearly_worse)"
-    return RerankChoice(
-        adopted, f"{verdict} than the blend on held-out folds, {gain.describe()}", gain, per_fold
-    )
+        reason += " (adopted unless clearly worse: rerank.adopt_unless_clearly_worse)"
+    return RerankChoice(adopted, reason, gain, per_fold)
 
 
 def refit_reranker(
