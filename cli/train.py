@@ -73,6 +73,14 @@ def _print_comparison(outcome: object) -> None:
             f"{protocol} {gain.describe()}" for protocol, gain in outcome.lightfm_screen.items()
         )
         say(f"  lightfm on the latest fold (its blend minus the blend without it, 90%): {gains}")
+    if outcome.lightfm_confirmation is not None:
+        gains = "; ".join(
+            f"{protocol} {gain.describe()}" for protocol, gain in outcome.lightfm_confirmation.items()
+        )
+        say(
+            "  lightfm on the latest two folds (the same, pooled): "
+            + (gains or "no blend keeps it, so it was fitted on no other fold")
+        )
     for protocol, rerank in outcome.rerank.items():
         folds = ", ".join(f"{blend:.4f} -> {trees:.4f}" for blend, trees in rerank.folds)
         say(

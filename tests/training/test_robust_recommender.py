@@ -17,13 +17,14 @@ from inference.recommender.rerank import CONTEXT
 from storewise.settings import TifuSettings, load_recommender_settings
 from training.promotion import GATES, judge, same_split
 from training.recommender import tifu
+from training.recommender.background import BackgroundJobs
 from training.recommender.blend import FoldScores, Validation, drop_unpaid, shrink, tune
 from training.recommender.evaluate import PROTOCOLS, repeat_and_new_recall
 from training.recommender.mlflow_run import TEST_CATALOGUE
 from training.recommender.tifu import basket_weights, tifu_scores, user_vectors
 from training.recommender.trainer import Trainer
 from training.recommender.uncertainty import Bootstrap, Interval, paired_interval
-from training.recommender.validation import lightfm_gains, tune_all
+from training.recommender.validation import LightFmChoice, confirm_lightfm, lightfm_gains, tune_all
 
 # -- TIFU-KNN ---------------------------------------------------------------------------
 
@@ -357,3 +358,58 @@ def test_the_gate_refuses_a_model_clearly_behind_its_best_peer_even_as_first_cha
     promoted, reason = judge(GATE, level, 0.080, None, None)
     assert promoted
     assert "behind its best peer within noise" in reason
+
+
+def confirmation_folds(loses: int) -> list[dict[str, FoldScores]]:
+    """Two folds of 300 customers, one bought item each (item 0): `base` ranks it first for
+    the first 288, `lightfm` for six of the others (288..293). In the second fold `base`
+    ranks the first `loses` customers' item 0 low (rank score 0.04) and `lightfm` ranks
+    item 1 first for them: any weight that gets LightFM its six puts their item 1 first."""
+    folds = []
+    for second in (False, True):
+        values = {name: np.zeros((300, 12), np.float32) for name in ("base", "lightfm")}
+        values["base"][:288, 0] = 1.0
+        values["lightfm"][288:294, 0] = 1.0
+        if second:
+            values["base"][:loses, 0] = 0.04
+            values["lightfm"][:loses, 1] = 1.0
+        folds.append(dict.fromkeys(PROTOCOLS, item_zero_fold(values)))
+    return folds
+
+
+@pytest.mark.parametrize(
+    ("loses", "stays"), [(0, True), (16, False)], ids=["its-gain-holds", "the-second-fold-takes-it-back"]
+)
+def test_lightfm_stays_in_the_blends_only_if_the_latest_two_folds_pooled_confirm_its_gain(
+    loses: int, stays: bool
+) -> None:
+    """On the latest fold alone LightFM gets six customers of 300 first place (clearly: the
+    screen keeps it). Pooled with a second fold where it does the same, its gain is 12 of
+    600 (clearly); where it also costs 16 others their first place (each 1 - 1 / log2(3)),
+    no blend tuned on both keeps it: it leaves the components and every fold's scores, and
+    its later fits are dropped."""
+    settings = load_recommender_settings()
+    trainer = cast(Trainer, SimpleNamespace(settings=settings))
+    scores = confirmation_folds(loses)
+    same_as = {protocol: PROTOCOLS[0] for protocol in PROTOCOLS[1:]}
+    screen = lightfm_gains(trainer, scores[:1], ["base", "lightfm"], same_as)
+    assert screen[PROTOCOLS[0]].mean == pytest.approx(6 / 300, abs=1e-6)
+    assert screen[PROTOCOLS[0]].clearly_above_zero
+    choice = LightFmChoice(epochs=5, value=0.0, curve=[], screen=screen)
+    components = ["base", "lightfm"]
+    with BackgroundJobs(background=False) as jobs:
+        later = ["validation fold 2", "test weeks"]
+        for key in later:
+            jobs.submit(key, int, 0)
+        confirm_lightfm(trainer, choice, scores, components, same_as, jobs, later)
+        assert all((key in jobs) is stays for key in later)
+    assert choice.blended is stays
+    assert ("lightfm" in components) is stays
+    assert all(("lightfm" in fold[protocol].values) is stays for fold in scores for protocol in PROTOCOLS)
+    assert choice.confirmation is not None
+    if stays:
+        assert set(choice.confirmation) == {PROTOCOLS[0]}
+        assert choice.confirmation[PROTOCOLS[0]].mean == pytest.approx(12 / 600, abs=1e-6)
+        assert choice.confirmation[PROTOCOLS[0]].clearly_above_zero
+    else:
+        assert choice.confirmation == {}  # no blend tuned on both folds keeps it

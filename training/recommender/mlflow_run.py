@@ -85,6 +85,14 @@ def log_run(
         params.update(
             {f"lightfm.screen.{protocol}": gain.describe() for protocol, gain in choice.screen.items()}
         )
+        if choice.confirmation is not None:  # asked once the screen kept it: the latest two folds
+            params.update(
+                {
+                    f"lightfm.confirmation.{protocol}": gain.describe()
+                    for protocol, gain in choice.confirmation.items()
+                }
+                or {"lightfm.confirmation": "no blend keeps it"}
+            )
         for protocol, weights in outcome.blends.items():
             params.update({f"blend.{protocol}.{name}": weight for name, weight in weights.items()})
         # which protocols the learned reranker answers, and why (its held-out gain)

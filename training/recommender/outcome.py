@@ -39,6 +39,8 @@ class TrainOutcome:
     # on the latest fold, per protocol whose blend kept LightFM: that blend minus the one tuned
     # without it (LightFM is fitted on the other folds only if one is clearly above zero)
     lightfm_screen: dict[str, Interval] = field(default_factory=dict)
+    # the latest two folds (`LightFmChoice.confirmation`; None: not asked)
+    lightfm_confirmation: dict[str, Interval] | None = None
     # per protocol: whether the learned reranker replaced the blend, and the held-out evidence
     rerank: dict[str, RerankChoice] = field(default_factory=dict)
 

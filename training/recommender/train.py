@@ -266,6 +266,7 @@ def train_recommender(
         validation=tuned,
         unlaunched_items=final_data.n_items - test_data.n_items,
         lightfm_screen=choice.screen,
+        lightfm_confirmation=choice.confirmation,
         rerank=rerank_choices,
     )
     workdir = write_bundle(outcome, trainer, final)

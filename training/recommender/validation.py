@@ -14,7 +14,9 @@ default: the warm chain lost discovery quality, config/recommender.yaml), early 
 runs on the latest fold, and LightFM is fitted from scratch on the other folds only if it
 clearly pays its way there: under some protocol, the blend tuned on that fold with every
 component keeps LightFM and is clearly better than the blend tuned without it (the paired
-bootstrap interval of the difference above zero; `lightfm_gains`). Surviving that fold's
+bootstrap interval of the difference above zero; `lightfm_gains`), and still does on the
+latest two folds pooled once the second fold's LightFM is in (`confirm_lightfm`; else its
+other fits are dropped). Surviving that fold's
 tuning alone was too weak a test: on the online-retail sample LightFM survived it in five
 of six runs (three seeds, two shops) without ever being clearly better there, while the
 blends tuned without it were never clearly worse on the test weeks and twice clearly
@@ -110,6 +112,9 @@ class LightFmChoice:
     # from scratch: on the latest fold, each protocol's blend with LightFM minus the blend
     # without it (the protocols whose blend there keeps LightFM; `lightfm_gains`)
     screen: dict[str, Interval] = field(default_factory=dict)
+    # from scratch, once the screen has kept it: the same on the latest two folds pooled
+    # (`confirm_lightfm`; empty: no blend tuned on them keeps it); None if not asked
+    confirmation: dict[str, Interval] | None = None
 
     def continued(
         self,
@@ -485,6 +490,47 @@ def lightfm_gains(
     return gains
 
 
+def leave_out_lightfm(components: list[str], scores: list[dict[str, FoldScores]]) -> None:
+    """LightFM out of the run's blends: out of `components` and of the folds' `scores`."""
+    components.remove("lightfm")
+    for fold in scores:
+        for protocol in fold.values():
+            protocol.values.pop("lightfm", None)  # protocols may share one FoldScores
+
+
+def confirm_lightfm(
+    trainer: Trainer,
+    choice: LightFmChoice,
+    scores: list[dict[str, FoldScores]],
+    components: list[str],
+    same_as: dict[str, str],
+    jobs: BackgroundJobs,
+    later: list[str],
+) -> None:
+    """The screen again on the latest two folds pooled (`scores`; `same_as`: the protocols
+    sharing another's masks on them), once the second
+    fold's LightFM is in: LightFM stays in the run's blends only if it still clearly pays
+    its way under some protocol; else it leaves them, and its `later` fits (the other
+    folds', the test weeks') are dropped. One fold's blend gain let LightFM through on a
+    400,000-line stand-in (discovery +0.0124 [+0.0080, +0.0168]) where the two latest folds
+    pooled gave +0.0005 [-0.0037, +0.0044], the tuning on all four folds then left it out of
+    every blend, and the month after gained nothing from it (-0.0021 [-0.0055, +0.0013]
+    without it): its four later fits were 40 s of a 100 s run (benchmarks/README.md,
+    "Session 22")."""
+    choice.confirmation = lightfm_gains(trainer, scores, components, same_as)
+    choice.blended = any(gain.clearly_above_zero for gain in choice.confirmation.values())
+    log.info(
+        "LightFM on the latest two folds, its blend minus the blend without it: %s; %s",
+        "; ".join(f"{protocol} {gain.describe()}" for protocol, gain in choice.confirmation.items())
+        or "no blend keeps it",
+        "fitted on the other folds" if choice.blended else "left out of the run's blends",
+    )
+    if not choice.blended:
+        for key in later:
+            jobs.drop(key)
+        leave_out_lightfm(components, scores)
+
+
 def fold_key(index: int) -> str:
     return f"validation fold {index}"
 
@@ -506,7 +552,8 @@ def validate(
     (`follow_early_stopping`; else once it has chosen the epochs: the final fit's LightFM is
     needed whatever the blends), and once the latest fold's screen has
     decided that LightFM clearly pays its way there, the other folds' and `if_blended`'s
-    (the caller drops those if no blend keeps LightFM after all)."""
+    (dropped if the latest two folds pooled do not confirm it, `confirm_lightfm`; the
+    caller drops them if no blend keeps LightFM after all)."""
     jobs = jobs if jobs is not None else BackgroundJobs(background=False)
     components: list[str] = list(trainer.settings.blend.components)
     submit_fold_components(trainer, jobs, folds)
@@ -537,9 +584,7 @@ def validate(
             "fitted on the other folds" if choice.blended else "left out of the run's blends",
         )
         if not choice.blended:
-            components.remove("lightfm")
-            for protocol in scores[0].values():
-                protocol.values.pop("lightfm", None)  # protocols may share one FoldScores
+            leave_out_lightfm(components, scores)
     if choice is not None and choice.blended:
         # submitted once the screen has decided: a fold's LightFM handed to the other process
         # before it runs on when the screen then drops it, holding up the final fit's (on the
@@ -562,6 +607,9 @@ def validate(
             lightfm = choice.fold_models[index] if choice.fold_models else jobs.take(fold_key(index))
             with_lightfm(model, lightfm, fold.data)
         scores.append(scores_on(model, fold, components, seed=index, same_as=same_as))
+        if index == 1 and choice is not None and choice.blended and not choice.fold_models:
+            other_fits = [fold_key(i) for i in range(2, len(folds))] + list(if_blended or {})
+            confirm_lightfm(trainer, choice, scores, components, shared_masks(folds[:2]), jobs, other_fits)
     if choice is None:
         choice = LightFmChoice(trainer.settings.lightfm.max_epochs, 0.0, [], blended=False)
     return choice, scores, components
