@@ -17,7 +17,6 @@ from inference.recommender.rerank import CONTEXT
 from storewise.settings import TifuSettings, load_recommender_settings
 from training.promotion import GATES, judge, same_split
 from training.recommender import tifu
-from training.recommender.background import BackgroundJobs
 from training.recommender.blend import FoldScores, Validation, drop_unpaid, shrink, tune
 from training.recommender.evaluate import PROTOCOLS, repeat_and_new_recall
 from training.recommender.mlflow_run import TEST_CATALOGUE
@@ -386,8 +385,8 @@ def test_lightfm_stays_in_the_blends_only_if_the_latest_two_folds_pooled_confirm
     """On the latest fold alone LightFM gets six customers of 300 first place (clearly: the
     screen keeps it). Pooled with a second fold where it does the same, its gain is 12 of
     600 (clearly); where it also costs 16 others their first place (each 1 - 1 / log2(3)),
-    no blend tuned on both keeps it: it leaves the components and every fold's scores, and
-    its later fits are dropped."""
+    no blend tuned on both keeps it: it leaves the components and every fold's scores (and
+    the run never queues its other fits)."""
     settings = load_recommender_settings()
     trainer = cast(Trainer, SimpleNamespace(settings=settings))
     scores = confirmation_folds(loses)
@@ -397,12 +396,7 @@ def test_lightfm_stays_in_the_blends_only_if_the_latest_two_folds_pooled_confirm
     assert screen[PROTOCOLS[0]].clearly_above_zero
     choice = LightFmChoice(epochs=5, value=0.0, curve=[], screen=screen)
     components = ["base", "lightfm"]
-    with BackgroundJobs(background=False) as jobs:
-        later = ["validation fold 2", "test weeks"]
-        for key in later:
-            jobs.submit(key, int, 0)
-        confirm_lightfm(trainer, choice, scores, components, same_as, jobs, later)
-        assert all((key in jobs) is stays for key in later)
+    confirm_lightfm(trainer, choice, scores, components, same_as)
     assert choice.blended is stays
     assert ("lightfm" in components) is stays
     assert all(("lightfm" in fold[protocol].values) is stays for fold in scores for protocol in PROTOCOLS)

@@ -504,15 +504,12 @@ def confirm_lightfm(
     scores: list[dict[str, FoldScores]],
     components: list[str],
     same_as: dict[str, str],
-    jobs: BackgroundJobs,
-    later: list[str],
 ) -> None:
     """The screen again on the latest two folds pooled (`scores`; `same_as`: the protocols
-    sharing another's masks on them), once the second
-    fold's LightFM is in: LightFM stays in the run's blends only if it still clearly pays
-    its way under some protocol; else it leaves them, and its `later` fits (the other
-    folds', the test weeks') are dropped. One fold's blend gain let LightFM through on a
-    400,000-line stand-in (discovery +0.0124 [+0.0080, +0.0168]) where the two latest folds
+    sharing another's masks on them), once the second fold's LightFM is in: LightFM stays
+    in the run's blends only if it still clearly pays its way under some protocol; else it
+    leaves them, and its other fits (the other folds', the test weeks') are never queued
+    (`validate`). One fold's blend gain let LightFM through on a 400,000-line stand-in (discovery +0.0124 [+0.0080, +0.0168]) where the two latest folds
     pooled gave +0.0005 [-0.0037, +0.0044], the tuning on all four folds then left it out of
     every blend, and the month after gained nothing from it (-0.0021 [-0.0055, +0.0013]
     without it): its four later fits were 40 s of a 100 s run (benchmarks/README.md,
@@ -526,9 +523,22 @@ def confirm_lightfm(
         "fitted on the other folds" if choice.blended else "left out of the run's blends",
     )
     if not choice.blended:
-        for key in later:
-            jobs.drop(key)
         leave_out_lightfm(components, scores)
+
+
+def confirm_then_schedule(
+    trainer: Trainer,
+    choice: LightFmChoice,
+    scores: list[dict[str, FoldScores]],
+    components: list[str],
+    same_as: dict[str, str],
+    jobs: BackgroundJobs,
+    rest: dict[str, LaterFit],
+) -> None:
+    """`confirm_lightfm`, then LightFM's `rest` of fits queued if it stays in the blends."""
+    confirm_lightfm(trainer, choice, scores, components, same_as)
+    if choice.blended:
+        choice.schedule(trainer, jobs, rest)
 
 
 def fold_key(index: int) -> str:
@@ -585,6 +595,11 @@ def validate(
         )
         if not choice.blended:
             leave_out_lightfm(components, scores)
+    later_lightfm = {
+        **{fold_key(index): LaterFit(fold.data) for index, fold in enumerate(folds[1:], start=1)},
+        **(if_blended or {}),
+    }
+    confirming = False
     if choice is not None and choice.blended:
         # submitted once the screen has decided: a fold's LightFM handed to the other process
         # before it runs on when the screen then drops it, holding up the final fit's (on the
@@ -596,10 +611,12 @@ def validate(
         # its way; with this order the large demo shop, where it does, measured 0.85x the
         # time before, but with the one-thread rule alone worth about that much
         # (benchmarks/README.md, "Session 17"), this order on its own is not measured there
-        folds_lightfm = {
-            fold_key(index): LaterFit(fold.data) for index, fold in enumerate(folds[1:], start=1)
-        }
-        choice.schedule(trainer, jobs, {**folds_lightfm, **(if_blended or {})})
+        # the second fold's first: the others once the latest two folds confirm the screen
+        # (`confirm_lightfm`); queued with it, the third fold's started over there before
+        # the confirmation could drop it (15 s of the wide stand-in's other process)
+        confirming = not choice.fold_models and len(folds) > 1
+        first = dict(list(later_lightfm.items())[:1]) if confirming else later_lightfm
+        choice.schedule(trainer, jobs, first)
     for index, fold in enumerate(tqdm(folds[1:], desc="validation folds", unit="fold", leave=False), start=1):
         # every other component first: the fold's LightFM may still be fitting elsewhere
         model: HybridModel = jobs.take(components_key(index))
@@ -607,9 +624,9 @@ def validate(
             lightfm = choice.fold_models[index] if choice.fold_models else jobs.take(fold_key(index))
             with_lightfm(model, lightfm, fold.data)
         scores.append(scores_on(model, fold, components, seed=index, same_as=same_as))
-        if index == 1 and choice is not None and choice.blended and not choice.fold_models:
-            other_fits = [fold_key(i) for i in range(2, len(folds))] + list(if_blended or {})
-            confirm_lightfm(trainer, choice, scores, components, shared_masks(folds[:2]), jobs, other_fits)
+        if index == 1 and confirming and choice is not None:
+            rest = {key: fit for key, fit in later_lightfm.items() if key not in first}
+            confirm_then_schedule(trainer, choice, scores, components, shared_masks(folds[:2]), jobs, rest)
     if choice is None:
         choice = LightFmChoice(trainer.settings.lightfm.max_epochs, 0.0, [], blended=False)
     return choice, scores, components
