@@ -79,7 +79,7 @@ def _print_comparison(outcome: object) -> None:
         )
         say(
             "  lightfm on the latest two folds (the same, pooled): "
-            + (gains or "no blend keeps it, so it was fitted on no other fold")
+            + (gains or "no blend keeps it (left out of the run's blends)")
         )
     for protocol, rerank in outcome.rerank.items():
         folds = ", ".join(f"{blend:.4f} -> {trees:.4f}" for blend, trees in rerank.folds)
