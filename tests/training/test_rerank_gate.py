@@ -5,6 +5,7 @@ left out where what was bought is noise."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from inference.recommender.rerank import CONTEXT
 from storewise.config import CONFIG_DIR
@@ -80,18 +81,33 @@ def test_trees_fitted_on_noise_leave_the_blend_in_place() -> None:
     assert "not clearly better" in choice.reason
 
 
-def test_trees_that_lose_on_the_first_held_out_group_stop_there() -> None:
+@pytest.mark.parametrize(
+    ("protocol", "held_out_folds", "reason"),
+    [
+        ("all_purchases", 2, "no lead over the blend on the first held-out group"),
+        ("discovery", 4, "clearly worse than the blend on held-out folds"),
+    ],
+    ids=["stops-after-the-first-group", "under-discovery-every-group"],
+)
+def test_trees_that_lose_on_held_out_folds_keep_the_blend(
+    protocol: str, held_out_folds: int, reason: str
+) -> None:
     """Folds 0 and 2 (the first held-out group) follow the opposite rule to folds 1 and 3:
     trees fitted on 1 and 3 get every customer's item second there (NDCG 1 / log2(3)),
-    the blend half of them first, so the second group is never fitted."""
+    the blend half of them first. Under all purchases the second group is never fitted.
+    Under discovery the first group's loss does not stop the decision (a first group
+    behind can pool to noise): the second is fitted too (its trees, fitted on the flipped
+    folds 0 and 2, are as wrong on 1 and 3), and the pooled gain, clearly below zero, keeps
+    the blend."""
     folds = [fold(seed, 200, noise=False, flipped=seed % 2 == 0) for seed in range(4)]
     choice, reranker = choose_reranker(
-        folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "all_purchases"
+        folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), protocol
     )
     assert reranker is None
     assert not choice.adopted
-    assert "the other not fitted" in choice.reason
-    assert len(choice.folds) == 2
+    assert choice.reason.startswith(reason)
+    assert ("the other not fitted" in choice.reason) is (held_out_folds == 2)
+    assert len(choice.folds) == held_out_folds
     for blend, trees in choice.folds:
         assert trees == round(1 / np.log2(3), 4)
         assert blend > trees
@@ -207,23 +223,3 @@ def test_under_discovery_trees_within_noise_replace_the_blend() -> None:
     assert not choose_reranker(
         folds, ["a", "b"], BlendSettings(), nowhere, EvaluationSettings(), "discovery"
     )[0].adopted
-
-
-def test_under_discovery_trees_clearly_worse_keep_the_blend_after_every_group() -> None:
-    """The flipped folds of the early-stop test: under discovery the first group's loss does
-    not stop the decision (a first group behind can pool to noise), the second is fitted
-    too (its trees, fitted on the flipped folds 0 and 2, are as wrong on 1 and 3), and the
-    pooled gain, clearly below zero, keeps the blend."""
-    folds = [fold(seed, 200, noise=False, flipped=seed % 2 == 0) for seed in range(4)]
-    choice, reranker = choose_reranker(
-        folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "discovery"
-    )
-    assert reranker is None
-    assert not choice.adopted
-    assert len(choice.folds) == 4
-    for blend, trees in choice.folds:
-        assert trees == round(1 / np.log2(3), 4)
-        assert blend > trees
-    assert choice.gain is not None
-    assert choice.gain.clearly_below_zero
-    assert choice.reason.startswith("clearly worse than the blend on held-out folds")

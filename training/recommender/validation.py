@@ -509,21 +509,36 @@ def confirm_lightfm(
     sharing another's masks on them), once the second fold's LightFM is in: LightFM stays
     in the run's blends only if it still clearly pays its way under some protocol; else it
     leaves them, and its other fits (the other folds', the test weeks') are never queued
-    (`validate`). One fold's blend gain let LightFM through on a 400,000-line stand-in (discovery +0.0124 [+0.0080, +0.0168]) where the two latest folds
-    pooled gave +0.0005 [-0.0037, +0.0044], the tuning on all four folds then left it out of
-    every blend, and the month after gained nothing from it (-0.0021 [-0.0055, +0.0013]
-    without it): its four later fits were 40 s of a 100 s run (benchmarks/README.md,
-    "Session 22")."""
-    choice.confirmation = lightfm_gains(trainer, scores, components, same_as)
-    choice.blended = any(gain.clearly_above_zero for gain in choice.confirmation.values())
-    log.info(
-        "LightFM on the latest two folds, its blend minus the blend without it: %s; %s",
-        "; ".join(f"{protocol} {gain.describe()}" for protocol, gain in choice.confirmation.items())
-        or "no blend keeps it",
-        "fitted on the other folds" if choice.blended else "left out of the run's blends",
+    (`validate`). One fold's blend gain let LightFM through on a 400,000-line stand-in
+    (discovery +0.0124 [+0.0080, +0.0168]) where the two latest folds pooled gave +0.0005
+    [-0.0037, +0.0044], the tuning on all four folds then left it out of every blend, and
+    the month after gained nothing from it (-0.0021 [-0.0055, +0.0013] without it): its four
+    later fits were 40 s of a 100 s run (benchmarks/README.md, "Session 22")."""
+    choice.confirmation, choice.blended = screen_lightfm(
+        trainer, scores, components, same_as, "the latest two folds"
     )
-    if not choice.blended:
+
+
+def screen_lightfm(
+    trainer: Trainer,
+    scores: list[dict[str, FoldScores]],
+    components: list[str],
+    same_as: dict[str, str],
+    where: str,
+) -> tuple[dict[str, Interval], bool]:
+    """`lightfm_gains` on `scores` (the folds `where` names) and whether one is clearly above
+    zero: if none is, LightFM leaves `components` and `scores` (`leave_out_lightfm`)."""
+    gains = lightfm_gains(trainer, scores, components, same_as)
+    blended = any(gain.clearly_above_zero for gain in gains.values())
+    log.info(
+        "LightFM on %s, its blend minus the blend without it: %s; %s",
+        where,
+        "; ".join(f"{protocol} {gain.describe()}" for protocol, gain in gains.items()) or "no blend keeps it",
+        "fitted on the other folds" if blended else "left out of the run's blends",
+    )
+    if not blended:
         leave_out_lightfm(components, scores)
+    return gains, blended
 
 
 def confirm_then_schedule(
@@ -585,16 +600,9 @@ def validate(
         # LightFM trained from scratch on every fold is most of the run's time: on the
         # other folds only if it pays its way on the latest (with warm starts every fold
         # has it already, and the tuning on all folds decides)
-        choice.screen = lightfm_gains(trainer, scores, components, shared_masks(folds[:1]))
-        choice.blended = any(gain.clearly_above_zero for gain in choice.screen.values())
-        log.info(
-            "LightFM on the latest fold, its blend minus the blend without it: %s; %s",
-            "; ".join(f"{protocol} {gain.describe()}" for protocol, gain in choice.screen.items())
-            or "no blend keeps it",
-            "fitted on the other folds" if choice.blended else "left out of the run's blends",
+        choice.screen, choice.blended = screen_lightfm(
+            trainer, scores, components, shared_masks(folds[:1]), "the latest fold"
         )
-        if not choice.blended:
-            leave_out_lightfm(components, scores)
     later_lightfm = {
         **{fold_key(index): LaterFit(fold.data) for index, fold in enumerate(folds[1:], start=1)},
         **(if_blended or {}),
