@@ -17,13 +17,22 @@ from inference.recommender.rerank import CONTEXT
 from storewise.settings import TifuSettings, load_recommender_settings
 from training.promotion import GATES, judge, same_split
 from training.recommender import tifu
+from training.recommender.background import TEST_WEEKS, BackgroundJobs, LaterFit
 from training.recommender.blend import FoldScores, Validation, drop_unpaid, shrink, tune
+from training.recommender.data import TrainData
 from training.recommender.evaluate import PROTOCOLS, repeat_and_new_recall
 from training.recommender.mlflow_run import TEST_CATALOGUE
+from training.recommender.models import LightFmHybrid
 from training.recommender.tifu import basket_weights, tifu_scores, user_vectors
 from training.recommender.trainer import Trainer
 from training.recommender.uncertainty import Bootstrap, Interval, paired_interval
-from training.recommender.validation import LightFmChoice, confirm_lightfm, lightfm_gains, tune_all
+from training.recommender.validation import (
+    LightFmChoice,
+    confirm_then_schedule,
+    fold_key,
+    lightfm_gains,
+    tune_all,
+)
 
 # -- TIFU-KNN ---------------------------------------------------------------------------
 
@@ -386,9 +395,15 @@ def test_lightfm_stays_in_the_blends_only_if_the_latest_two_folds_pooled_confirm
     screen keeps it). Pooled with a second fold where it does the same, its gain is 12 of
     600 (clearly); where it also costs 16 others their first place (each 1 - 1 / log2(3)),
     no blend tuned on both keeps it: it leaves the components and every fold's scores (and
-    the run never queues its other fits)."""
+    the run never queues its other fits). Kept, its other fits are queued, the test weeks'
+    as a spare job: this process never fits it while waiting for another result."""
     settings = load_recommender_settings()
-    trainer = cast(Trainer, SimpleNamespace(settings=settings))
+    trainer = cast(
+        Trainer,
+        SimpleNamespace(
+            settings=settings, lightfm=lambda epochs, overrides: LightFmHybrid(settings.lightfm, epochs)
+        ),
+    )
     scores = confirmation_folds(loses)
     same_as = {protocol: PROTOCOLS[0] for protocol in PROTOCOLS[1:]}
     screen = lightfm_gains(trainer, scores[:1], ["base", "lightfm"], same_as)
@@ -396,7 +411,14 @@ def test_lightfm_stays_in_the_blends_only_if_the_latest_two_folds_pooled_confirm
     assert screen[PROTOCOLS[0]].clearly_above_zero
     choice = LightFmChoice(epochs=5, value=0.0, curve=[], screen=screen)
     components = ["base", "lightfm"]
-    confirm_lightfm(trainer, choice, scores, components, same_as)
+    unused = cast(TrainData, None)  # queued, never fitted: the jobs close untaken
+    rest = {fold_key(2): LaterFit(unused), TEST_WEEKS: LaterFit(unused, 10, spare=True)}
+    with BackgroundJobs(background=False) as jobs:
+        confirm_then_schedule(trainer, choice, scores, components, same_as, jobs, rest)
+        assert all(jobs.queued(key) is stays for key in rest)
+        if stays:
+            assert [jobs._jobs[key].spare for key in rest] == [False, True]
+            assert jobs._jobs[TEST_WEEKS].arguments[0].epochs == 5  # from scratch, the chosen epochs
     assert choice.blended is stays
     assert ("lightfm" in components) is stays
     assert all(("lightfm" in fold[protocol].values) is stays for fold in scores for protocol in PROTOCOLS)

@@ -256,11 +256,16 @@ class LaterFit:
     fitted on, and how many best items of whose the hybrid taking it reads, computed in the
     same job (`top_items` 0: none, as for a validation fold's, whose hybrid scores from the
     representations, or the final fit's, whose are jobs of their own; `users` None: every
-    customer's). A LightFM following early stopping computes none."""
+    customer's). A LightFM following early stopping computes none. `spare`: needed only
+    once the blends are decided (the test weeks'), so a `spare` job: this process never
+    fits it while waiting for another result. As an ordinary job, this process, waiting for
+    the third validation fold's LightFM, fitted the fourth's and then this one while the
+    other process, done with the third, idled 14 s (the wide stand-in with LightFM kept)."""
 
     data: TrainData
     top_items: int = 0
     users: np.ndarray | None = None
+    spare: bool = False
 
 
 def _one_thread() -> None:

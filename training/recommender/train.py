@@ -231,7 +231,7 @@ def train_recommender(
             # its top items are jobs of their own, queued late (`submit_final_top`)
             {FINAL_FIT: LaterFit(final_data)},
             # the test comparison's hybrid scores the test customers only
-            {TEST_WEEKS: LaterFit(test_data, candidates, test_truth.user_index)},
+            {TEST_WEEKS: LaterFit(test_data, candidates, test_truth.user_index, spare=True)},
         )
         step("validation folds")
         final_lightfm = submit_final_top(jobs, candidates, wait=False)

@@ -144,7 +144,15 @@ class LightFmChoice:
             return
         for key, fit in later.items():
             if key not in jobs:  # not already following early stopping (`follow_early_stopping`)
-                jobs.submit(key, fit_lightfm, self.from_scratch(trainer), fit.data, fit.top_items, fit.users)
+                jobs.submit(
+                    key,
+                    fit_lightfm,
+                    self.from_scratch(trainer),
+                    fit.data,
+                    fit.top_items,
+                    fit.users,
+                    spare=fit.spare,
+                )
 
 
 def follow_early_stopping(
