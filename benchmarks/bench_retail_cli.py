@@ -12,7 +12,7 @@ through the `storewise` CLI, under both protocols, with every difference's inter
 3. With `--copies 3`, step 1 on the sample repeated three times as other customers (about
    330,000 lines, the stand-in for a 360,000-line export): the training time.
 
-    uv run python -m benchmarks.bench_retail_cli [--copies 3] [--work DIR] [--half 0|1 | --wide] [--sample EXPORT --out FILE] [--lightfm-seed N]
+    uv run python -m benchmarks.bench_retail_cli [--copies 3] [--work DIR] [--half 0|1 | --wide] [--sample EXPORT --out FILE] [--lightfm-seed N] [--keep-lightfm]
 
 MLflow goes to a store in the work directory. Results: benchmarks/results/retail_cli.json;
 `--half N` runs steps 1-2 on half of the sample's customers as its own shop (those whose id
@@ -20,7 +20,9 @@ is even, N = 0, or odd; guest lines by invoice number), results retail_cli_half<
 `--sample` on another export; `--lightfm-seed N` with LightFM's seed N instead of the
 configured one, results retail_cli_lightfm_seed<N>.json; `--wide` runs steps 1-2 on a
 stand-in closer to the unseen export than × 3 (`wide`: about 400,000 lines, 3,200
-customers, 3,700 items), results retail_cli_wide.json.
+customers, 3,700 items), results retail_cli_wide.json; `--keep-lightfm` with LightFM fitted on
+every fold whatever the latest fold says (`lightfm.screen: false`; the time of a run where it
+stays in the blends), results with `_keep_lightfm` added to the name.
 """
 
 from __future__ import annotations
@@ -245,10 +247,11 @@ def history_only(sample: Path, full_shop: Path, work: Path, full_run: str) -> di
     return result
 
 
-def with_lightfm_seed(seed: int, folder: Path) -> Path:
-    """A copy of the settings folder with LightFM's seed changed (every CLI step of the run
-    reads it through STOREWISE_CONFIG_DIR): the blend the tuning picks depends on LightFM's
-    fit, so one seed's figures are one draw."""
+def with_lightfm_settings(folder: Path, **lightfm: object) -> Path:
+    """A copy of the settings folder with LightFM's `lightfm` settings changed (every CLI step
+    of the run reads it through STOREWISE_CONFIG_DIR): its seed (the blend the tuning picks
+    depends on LightFM's fit, so one seed's figures are one draw), or `screen` off (LightFM
+    on every fold: a run's time where it stays in the blends)."""
     import shutil
 
     import yaml
@@ -258,9 +261,34 @@ def with_lightfm_seed(seed: int, folder: Path) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(CONFIG_DIR, folder)
     settings = yaml.safe_load((folder / "recommender.yaml").read_text(encoding="utf-8"))
-    settings["lightfm"]["seed"] = seed
+    settings["lightfm"].update(lightfm)
     (folder / "recommender.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return folder
+
+
+def chosen_run(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> Path:
+    """The export (`args.sample`: the sample, a half or the wide stand-in, written into `work`)
+    and LightFM's settings (a copy of the settings folder) the options ask for, recorded in
+    `results`; returns where the results go."""
+    out: Path = args.out or RESULTS
+    lightfm: dict[str, object] = {}
+    if args.lightfm_seed is not None:
+        lightfm["seed"] = results["lightfm_seed"] = args.lightfm_seed
+        out = args.out or RESULTS.with_name(f"retail_cli_lightfm_seed{args.lightfm_seed}.json")
+    if args.half is not None:
+        export = work / f"half{args.half}.csv.gz"
+        results["customers"] = half(args.sample, args.half, export)
+        args.sample, out = export, args.out or RESULTS.with_name(f"retail_cli_half{args.half}.json")
+    if args.wide:
+        export = work / "wide.csv.gz"
+        results["wide"] = wide(args.sample, export)
+        args.sample, out = export, args.out or RESULTS.with_name("retail_cli_wide.json")
+    if args.keep_lightfm:
+        lightfm["screen"] = results["lightfm_screen"] = False
+        out = args.out or out.with_name(f"{out.stem}_keep_lightfm.json")
+    if lightfm:
+        os.environ["STOREWISE_CONFIG_DIR"] = str(with_lightfm_settings(work / "config", **lightfm))
+    return out
 
 
 def main() -> None:
@@ -274,24 +302,17 @@ def main() -> None:
     parser.add_argument(
         "--lightfm-seed", type=int, default=None, help="LightFM's seed instead of config/recommender.yaml's"
     )
+    parser.add_argument(
+        "--keep-lightfm",
+        action="store_true",
+        help="LightFM on every fold, unscreened (lightfm.screen: false): the time where it stays",
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="storewise-retail-cli-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work.resolve()}/mlflow.db")
     results: dict[str, Any] = {}
-    out = args.out or RESULTS
-    if args.lightfm_seed is not None:
-        os.environ["STOREWISE_CONFIG_DIR"] = str(with_lightfm_seed(args.lightfm_seed, work / "config"))
-        results["lightfm_seed"] = args.lightfm_seed
-        out = args.out or RESULTS.with_name(f"retail_cli_lightfm_seed{args.lightfm_seed}.json")
-    if args.half is not None:
-        export = work / f"half{args.half}.csv.gz"
-        results["customers"] = half(args.sample, args.half, export)
-        args.sample, out = export, args.out or RESULTS.with_name(f"retail_cli_half{args.half}.json")
-    if args.wide:
-        export = work / "wide.csv.gz"
-        results["wide"] = wide(args.sample, export)
-        args.sample, out = export, args.out or RESULTS.with_name("retail_cli_wide.json")
+    out = chosen_run(args, work, results)
     full = train(args.sample, work / "sample_shop")
     print(full.pop("printed"), flush=True)
     results["sample"] = full

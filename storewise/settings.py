@@ -96,6 +96,11 @@ class LightFmSettings(StrictModel):
     # a run's later from-scratch LightFM fits in a second process while the other models
     # are built (training/recommender/background.py)
     background: bool = True
+    # a run from scratch fits LightFM on its other folds only if it clearly pays its way in
+    # the blends on the latest fold, then on the latest two (training/recommender/validation.py);
+    # false: on every fold, and the tuning on all of them decides (a what-if, and a run's time
+    # where LightFM stays)
+    screen: bool = True
     seed: int = 7
 
 

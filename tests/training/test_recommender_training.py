@@ -354,17 +354,31 @@ def test_with_search_the_final_lightfm_has_the_best_trials_settings_and_its_top_
     np.testing.assert_array_equal(top, expected)
 
 
+@pytest.mark.parametrize("screen", [True, False], ids=["screened", "on-every-fold"])
 def test_a_lightfm_no_blend_uses_is_not_fitted_on_the_test_weeks(
-    built_shop: tuple[ShopPaths, Path], tmp_path: Path
+    built_shop: tuple[ShopPaths, Path], tmp_path: Path, screen: bool
 ) -> None:
     """A LightFM that learns next to nothing (one epoch at a tiny learning rate) pays its way
     in no blend: the test comparison leaves it out instead of fitting it on the test weeks
     (the run's most expensive model), and the registered model still has its embeddings
-    (similar items, audiences and new items read them)."""
+    (similar items, audiences and new items read them). The screen leaves it out after the
+    latest fold; without it (`lightfm.screen: false`) it is fitted on both folds and the
+    tuning on both weighs it (each component alone is scored there) and leaves it."""
     shop, config = built_shop
-    weak = fast_config(tmp_path / "weak", **{"lightfm.learning_rate": 1e-6, "lightfm.max_epochs": 1})
+    weak = fast_config(
+        tmp_path / "weak",
+        **{
+            "lightfm.learning_rate": 1e-6,
+            "lightfm.max_epochs": 1,
+            "lightfm.screen": screen,
+            "evaluation.validation_folds": 2,
+        },
+    )
     (weak / "features.yaml").write_text((config / "features.yaml").read_text())
     outcome = train_recommender(shop, config_dir=weak, register=False)
+    assert outcome.validation
+    assert all(("lightfm" in blend.singles) is not screen for blend in outcome.validation.values())
+    assert outcome.lightfm_confirmation is None  # never asked: screened out, or no screen
     assert not any("lightfm" in weights for weights in outcome.blends.values()), outcome.blends
     assert "lightfm" not in set(outcome.comparison["model"])
     assert "lightfm" not in set(outcome.intervals["model"])

@@ -604,10 +604,11 @@ def validate(
     components = [name for name in components if name in latest.available]
     same_as = shared_masks(folds)
     scores = [scores_on(latest, folds[0], components, seed=0, same_as=same_as)]
-    if choice is not None and not choice.fold_models:
+    screening = choice is not None and not choice.fold_models and trainer.settings.lightfm.screen
+    if choice is not None and screening:
         # LightFM trained from scratch on every fold is most of the run's time: on the
         # other folds only if it pays its way on the latest (with warm starts every fold
-        # has it already, and the tuning on all folds decides)
+        # has it already, and the tuning on all folds decides; so it does without the screen)
         choice.screen, choice.blended = screen_lightfm(
             trainer, scores, components, shared_masks(folds[:1]), "the latest fold"
         )
@@ -630,7 +631,7 @@ def validate(
         # the second fold's first: the others once the latest two folds confirm the screen
         # (`confirm_lightfm`); queued with it, the third fold's started over there before
         # the confirmation could drop it (15 s of the wide stand-in's other process)
-        confirming = not choice.fold_models and len(folds) > 1
+        confirming = screening and len(folds) > 1
         first = dict(list(later_lightfm.items())[:1]) if confirming else later_lightfm
         choice.schedule(trainer, jobs, first)
     for index, fold in enumerate(tqdm(folds[1:], desc="validation folds", unit="fold", leave=False), start=1):
