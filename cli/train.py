@@ -37,6 +37,7 @@ def _evaluation_overrides(
 
 def _print_comparison(outcome: object) -> None:
     from training.recommender.outcome import TrainOutcome
+    from training.recommender.uncertainty import describe_gains
 
     assert isinstance(outcome, TrainOutcome)
     table = outcome.comparison
@@ -69,17 +70,15 @@ def _print_comparison(outcome: object) -> None:
     if "lightfm" not in set(table["model"]):
         say("  lightfm alone: not fitted on the test weeks (no blend uses it)")
     if outcome.lightfm_screen:
-        gains = "; ".join(
-            f"{protocol} {gain.describe()}" for protocol, gain in outcome.lightfm_screen.items()
-        )
+        gains = describe_gains(outcome.lightfm_screen)
         say(f"  lightfm on the latest fold (its blend minus the blend without it, 90%): {gains}")
     if outcome.lightfm_confirmation is not None:
-        gains = "; ".join(
-            f"{protocol} {gain.describe()}" for protocol, gain in outcome.lightfm_confirmation.items()
-        )
         say(
             "  lightfm on the latest two folds (the same, pooled): "
-            + (gains or "no blend keeps it (left out of the run's blends)")
+            + (
+                describe_gains(outcome.lightfm_confirmation)
+                or "no blend keeps it (left out of the run's blends)"
+            )
         )
     for protocol, rerank in outcome.rerank.items():
         folds = ", ".join(f"{blend:.4f} -> {trees:.4f}" for blend, trees in rerank.folds)

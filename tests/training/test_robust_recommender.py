@@ -28,7 +28,7 @@ from training.recommender.trainer import Trainer
 from training.recommender.uncertainty import Bootstrap, Interval, paired_interval
 from training.recommender.validation import (
     LightFmChoice,
-    confirm_then_schedule,
+    confirm_lightfm,
     fold_key,
     lightfm_gains,
     tune_all,
@@ -414,7 +414,7 @@ def test_lightfm_stays_in_the_blends_only_if_the_latest_two_folds_pooled_confirm
     unused = cast(TrainData, None)  # queued, never fitted: the jobs close untaken
     rest = {fold_key(2): LaterFit(unused), TEST_WEEKS: LaterFit(unused, 10, spare=True)}
     with BackgroundJobs(background=False) as jobs:
-        confirm_then_schedule(trainer, choice, scores, components, same_as, jobs, rest)
+        confirm_lightfm(trainer, choice, scores, components, same_as, jobs, rest)
         assert all(jobs.queued(key) is stays for key in rest)
         if stays:
             assert [jobs._jobs[key].spare for key in rest] == [False, True]

@@ -34,6 +34,12 @@ class Interval:
         return f"{self.mean:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
 
 
+def describe_gains(gains: dict[str, Interval]) -> str:
+    """Per-protocol intervals as one line ("discovery +0.0124 [+0.0080, +0.0168]; ..."), as
+    the run logs and prints LightFM's screen and confirmation; empty for none."""
+    return "; ".join(f"{protocol} {gain.describe()}" for protocol, gain in gains.items())
+
+
 class Bootstrap:
     """Resamples drawn once and reused for every comparison on the same customers (common
     random numbers: two comparisons differ by the models, not by the draws)."""

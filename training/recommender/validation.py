@@ -77,7 +77,7 @@ from training.recommender.rerank import (
     with_evidence,
 )
 from training.recommender.trainer import Trainer
-from training.recommender.uncertainty import Interval
+from training.recommender.uncertainty import Interval, describe_gains
 
 log = logging.getLogger(__name__)
 
@@ -512,19 +512,24 @@ def confirm_lightfm(
     scores: list[dict[str, FoldScores]],
     components: list[str],
     same_as: dict[str, str],
+    jobs: BackgroundJobs,
+    rest: dict[str, LaterFit],
 ) -> None:
     """The screen again on the latest two folds pooled (`scores`; `same_as`: the protocols
     sharing another's masks on them), once the second fold's LightFM is in: LightFM stays
-    in the run's blends only if it still clearly pays its way under some protocol; else it
-    leaves them, and its other fits (the other folds', the test weeks') are never queued
-    (`validate`). One fold's blend gain let LightFM through on a 400,000-line stand-in
-    (discovery +0.0124 [+0.0080, +0.0168]) where the two latest folds pooled gave +0.0005
-    [-0.0037, +0.0044], the tuning on all four folds then left it out of every blend, and
-    the month after gained nothing from it (-0.0021 [-0.0055, +0.0013] without it): its four
-    later fits were 40 s of a 100 s run (benchmarks/README.md, "Session 22")."""
+    in the run's blends, and its `rest` of fits (the other folds', the test weeks') is
+    queued, only if it still clearly pays its way under some protocol; else it leaves them
+    and those fits are never queued. One fold's blend gain let LightFM through on a
+    400,000-line stand-in (discovery +0.0124 [+0.0080, +0.0168]) where the two latest folds
+    pooled gave +0.0005 [-0.0037, +0.0044], the tuning on all four folds then left it out of
+    every blend, and the month after gained nothing from it (-0.0021 [-0.0055, +0.0013]
+    without it): its four later fits were 40 s of a 100 s run (benchmarks/README.md,
+    "Session 22")."""
     choice.confirmation, choice.blended = screen_lightfm(
         trainer, scores, components, same_as, "the latest two folds"
     )
+    if choice.blended:
+        choice.schedule(trainer, jobs, rest)
 
 
 def screen_lightfm(
@@ -541,27 +546,12 @@ def screen_lightfm(
     log.info(
         "LightFM on %s, its blend minus the blend without it: %s; %s",
         where,
-        "; ".join(f"{protocol} {gain.describe()}" for protocol, gain in gains.items()) or "no blend keeps it",
+        describe_gains(gains) or "no blend keeps it",
         "fitted on the other folds" if blended else "left out of the run's blends",
     )
     if not blended:
         leave_out_lightfm(components, scores)
     return gains, blended
-
-
-def confirm_then_schedule(
-    trainer: Trainer,
-    choice: LightFmChoice,
-    scores: list[dict[str, FoldScores]],
-    components: list[str],
-    same_as: dict[str, str],
-    jobs: BackgroundJobs,
-    rest: dict[str, LaterFit],
-) -> None:
-    """`confirm_lightfm`, then LightFM's `rest` of fits queued if it stays in the blends."""
-    confirm_lightfm(trainer, choice, scores, components, same_as)
-    if choice.blended:
-        choice.schedule(trainer, jobs, rest)
 
 
 def fold_key(index: int) -> str:
@@ -643,7 +633,7 @@ def validate(
         scores.append(scores_on(model, fold, components, seed=index, same_as=same_as))
         if index == 1 and confirming and choice is not None:
             rest = {key: fit for key, fit in later_lightfm.items() if key not in first}
-            confirm_then_schedule(trainer, choice, scores, components, shared_masks(folds[:2]), jobs, rest)
+            confirm_lightfm(trainer, choice, scores, components, shared_masks(folds[:2]), jobs, rest)
     if choice is None:
         choice = LightFmChoice(trainer.settings.lightfm.max_epochs, 0.0, [], blended=False)
     return choice, scores, components
