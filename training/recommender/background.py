@@ -30,7 +30,6 @@ Off (`lightfm.background: false`), a job runs inline when its result is taken.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import pickle
 import shutil
@@ -38,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ from threadpoolctl import threadpool_limits  # a requirement of scikit-learn and
 
 from inference.recommender.scoring import LIGHTFM_TOP_BATCH, HybridModel, lightfm_top_items
 from storewise.settings import RecommenderSettings
+from training.processes import one_process, stop
 from training.recommender.data import TrainData
 from training.recommender.evaluate import batch_aligned_parts
 from training.recommender.hybrid import fit_hybrid
@@ -299,17 +299,7 @@ class BackgroundJobs:
     for its `take`); a spare job runs here only when taken while still queued."""
 
     def __init__(self, background: bool) -> None:
-        # spawn, not fork: the training process has threads (progress bars, MLflow) whose
-        # locks a forked child could inherit held
-        self._executor = (
-            ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_one_thread,
-            )
-            if background
-            else None
-        )
+        self._executor = one_process(_one_thread) if background else None
         self._jobs: dict[str, _Job] = {}  # not taken yet, in submission order
         self._done: dict[str, Any] = {}  # run here ahead of their `take`
         self._lock = threading.Lock()  # the executor's thread hands on the next job
@@ -515,10 +505,6 @@ class BackgroundJobs:
         executor, self._executor = self._executor, None
         self._share_cores()
         if executor is not None:
-            if abandon:
-                # concurrent.futures has no public way to stop a running job before Python 3.14
-                for process in list(getattr(executor, "_processes", {}).values()):
-                    process.terminate()
-            executor.shutdown(wait=not abandon, cancel_futures=True)
+            stop(executor, abandon)
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
