@@ -104,22 +104,24 @@ def train_recommender_command(
     validation_folds: ValidationFolds = None,
 ) -> None:
     """Tune, compare against baselines and peers, refit, log to MLflow and register."""
-    from training.recommender.train import train_recommender
+    from training.tracking_process import recommender_tracking
 
-    outcome = train_recommender(
-        ShopPaths(shop_dir),
-        search=search,
-        evaluation=_evaluation_overrides(test_days, validation_days, validation_folds),
-    )
+    # started first: it imports MLflow while this process imports the trainer's modules
+    with recommender_tracking() as tracking:
+        from training.recommender.train import train_recommender
+
+        outcome = train_recommender(
+            ShopPaths(shop_dir),
+            search=search,
+            evaluation=_evaluation_overrides(test_days, validation_days, validation_folds),
+            tracking=tracking,
+        )
     _print_comparison(outcome)
     say(
         f"  time: {outcome.seconds['total']} s ({', '.join(f'{k} {v}' for k, v in outcome.seconds.items() if k != 'total')})"
     )
-    # imported once trained: MLflow is imported by the run's logging, not before training
-    from inference.registry import tracking_uri
-
     say(
-        f"wrote run {outcome.run_id} and registered storewise-recommender version {outcome.version} in {tracking_uri()}"
+        f"wrote run {outcome.run_id} and registered storewise-recommender version {outcome.version} in {outcome.tracking_uri}"
     )
     say(f"next: storewise promote --model recommender --version {outcome.version}")
 

@@ -4,7 +4,11 @@ shop's size, and a fast, deterministic recommender config. Tests import these fr
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -38,3 +42,27 @@ def fast_config(tmp_path: Path, **recommender_overrides: object) -> Path:
         settings[section][name] = value
     (target / "recommender.yaml").write_text(yaml.safe_dump(settings))
     return target
+
+
+def imported_after(args: list[str], env: dict[str, str] | None = None) -> tuple[int, set[str]]:
+    """Run the CLI in-process in a fresh interpreter with `args`; its exit code and the
+    modules it had imported by then."""
+    probe = (
+        "import json, sys\n"
+        "from cli.main import main\n"
+        f"sys.argv = ['storewise', *{args!r}]\n"
+        "try:\n    main()\n    code = 0\n"
+        "except SystemExit as done:\n    code = done.code or 0\n"
+        "print(json.dumps([code, sorted(sys.modules)]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        check=True,
+    )
+    code, modules = json.loads(done.stdout.strip().splitlines()[-1])
+    return int(code), set(modules)

@@ -8,12 +8,9 @@ promotes alone. Checked on what a process has imported, not on a clock."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import REPO
+from tests.helpers import imported_after
 
 HEAVY = ("numpy", "pandas", "pyarrow", "scipy", "sklearn", "mlflow", "matplotlib", "lightfm", "implicit")
 # what promote needs is MLflow (and what MLflow imports); never the feature pipelines or
@@ -26,30 +23,6 @@ NOT_FOR_PROMOTE = (
     "features.pipeline",
     "training.recommender.train",
 )
-
-
-def imported_after(args: list[str], env: dict[str, str] | None = None) -> tuple[int, set[str]]:
-    """Run the CLI in-process in a fresh interpreter with `args`; its exit code and the
-    modules it had imported by then."""
-    probe = (
-        "import json, sys\n"
-        "from cli.main import main\n"
-        f"sys.argv = ['storewise', *{args!r}]\n"
-        "try:\n    main()\n    code = 0\n"
-        "except SystemExit as done:\n    code = done.code or 0\n"
-        "print(json.dumps([code, sorted(sys.modules)]))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        check=True,
-    )
-    code, modules = json.loads(done.stdout.strip().splitlines()[-1])
-    return int(code), set(modules)
 
 
 def test_help_of_any_verb_imports_no_scientific_library() -> None:

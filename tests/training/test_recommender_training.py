@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 import scipy.sparse as sp
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from features.manifest import read_manifest
 from features.pipeline import build_features
 from inference.recommender.pyfunc import batch_top_k, load_bundle
 from inference.recommender.scoring import lightfm_top_items, unranked
@@ -25,7 +27,7 @@ from intake.demo.writer import write_generated_shop
 from reports.comparison import compare
 from storewise import columns as c
 from storewise.shop import ShopPaths
-from tests.helpers import fast_config
+from tests.helpers import fast_config, imported_after
 from training.promotion import RegistryError, promote
 from training.recommender import background as background_jobs
 from training.recommender.background import Shared, fit_components, fit_lightfm
@@ -76,12 +78,23 @@ def trained(
         yield shop, config, train_recommender(shop, config_dir=config)
 
 
+def store_of(outcome: TrainOutcome) -> mlflow.MlflowClient:
+    """The store `outcome` was written to, as this process's MLflow store too (`models:/`
+    URIs): it was written by another process (`training/tracking_process.py`), which left
+    this one's MLflow as it was."""
+    assert outcome.tracking_uri is not None
+    mlflow.set_tracking_uri(outcome.tracking_uri)
+    mlflow.set_registry_uri(outcome.tracking_uri)
+    return mlflow.MlflowClient(outcome.tracking_uri, registry_uri=outcome.tracking_uri)
+
+
 def test_a_run_logs_the_comparison_learning_curve_and_a_registered_model(
     trained: tuple[ShopPaths, Path, TrainOutcome],
 ) -> None:
     _, _, outcome = trained
     assert outcome.version == "1"
-    run = mlflow.MlflowClient().get_run(str(outcome.run_id))
+    client = store_of(outcome)
+    run = client.get_run(str(outcome.run_id))
     metrics = run.data.metrics
     for protocol in ("discovery", "all_purchases", "business_rules"):
         for model in (
@@ -97,11 +110,11 @@ def test_a_run_logs_the_comparison_learning_curve_and_a_registered_model(
         ):
             assert f"{protocol}.{model}.ndcg_at_10" in metrics, (protocol, model)
     assert metrics["ndcg_at_10"] == pytest.approx(outcome.value("hybrid"))
-    history = mlflow.MlflowClient().get_metric_history(str(outcome.run_id), "validation.lightfm.ndcg_at_10")
+    history = client.get_metric_history(str(outcome.run_id), "validation.lightfm.ndcg_at_10")
     assert [point.step for point in history] == list(range(1, len(history) + 1))
     assert [(point.step, point.value) for point in history] == outcome.learning_curve
     # the gate's tags, on the registered version
-    tags = mlflow.MlflowClient().get_model_version(RECOMMENDER, "1").tags
+    tags = client.get_model_version(RECOMMENDER, "1").tags
     assert tags["run_id"] == outcome.run_id
     assert tags["data_hash"] == run.data.tags["data_hash"]
     assert tags["primary_protocol"] == outcome.primary_protocol
@@ -110,7 +123,7 @@ def test_a_run_logs_the_comparison_learning_curve_and_a_registered_model(
     assert run.data.tags["data_hash"]
     assert run.data.tags["split"].startswith("test ")
     assert run.data.params["lightfm.components"] == "16"
-    artifacts = {item.path for item in mlflow.MlflowClient().list_artifacts(str(outcome.run_id), "reports")}
+    artifacts = {item.path for item in client.list_artifacts(str(outcome.run_id), "reports")}
     assert {
         "reports/comparison.csv",
         "reports/learning_curve.png",
@@ -136,6 +149,7 @@ def test_the_model_reloaded_from_mlflow_gives_the_same_top_k(
     before = load_bundle(outcome.bundle)
     customers = [*list(before.model.user_ids[:25]), "unknown-customer"]
     expected = batch_top_k(before, customers, [10] * len(customers))
+    store_of(outcome)
     loaded = mlflow.pyfunc.load_model(f"models:/{RECOMMENDER}/{outcome.version}")
     got = loaded.predict(
         pd.DataFrame({c.CUSTOMER_ID: customers, "k": np.full(len(customers), 10, dtype=np.int64)})
@@ -220,6 +234,60 @@ def test_batch_recommend_cli_normalizes_ids(
     assert not any((row.customer_id, row.item_id) in bought for row in table.itertuples()), (
         "bought items are excluded by default"
     )
+
+
+def test_the_cli_trains_here_and_registers_the_run_without_importing_mlflow_here(
+    built_shop: tuple[ShopPaths, Path], tmp_path: Path
+) -> None:
+    """MLflow is imported, the store opened and the run written by a process of its own
+    (`training/tracking_process.py`) while this one trains: this one never imports MLflow."""
+    shop, config = built_shop
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code, modules = imported_after(
+        ["train", "recommender", "--shop-dir", str(shop.root)],
+        env={"MLFLOW_TRACKING_URI": store, "STOREWISE_CONFIG_DIR": str(config)},
+    )
+    assert code == 0
+    assert "training.recommender.train" in modules  # it trained here
+    assert {name.split(".")[0] for name in modules} & {
+        "mlflow",
+        "matplotlib",
+        "sqlalchemy",
+        "alembic",
+    } == set()
+    client = mlflow.MlflowClient(store, registry_uri=store)
+    version = client.get_model_version(RECOMMENDER, "1")
+    run = client.get_run(str(version.run_id))
+    assert run.info.status == "FINISHED"
+    manifest = read_manifest(shop)
+    assert manifest is not None
+    assert run.data.tags["data_hash"] == version.tags["data_hash"] == manifest["input_hash"]
+    assert float(version.tags["ndcg_at_10"]) == pytest.approx(run.data.metrics["ndcg_at_10"], abs=1e-6)
+
+
+def test_a_store_that_cannot_be_opened_fails_the_training_in_one_line(
+    built_shop: tuple[ShopPaths, Path], tmp_path: Path
+) -> None:
+    shop, config = built_shop
+    (tmp_path / "taken").write_text("a file where the store's folder would go")
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "train", "recommender", "--shop-dir", str(shop.root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'taken' / 'mlflow.db'}",
+            "STOREWISE_CONFIG_DIR": str(config),
+        },
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert (
+        f"error: could not open the tracking store sqlite:///{tmp_path / 'taken' / 'mlflow.db'}: "
+        "FileExistsError" in done.stderr
+    ), done.stderr[-2000:]
+    assert "wrote run" not in done.stdout
 
 
 def test_a_catalogue_too_large_for_ease_trains_without_it(

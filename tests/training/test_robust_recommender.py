@@ -21,8 +21,8 @@ from training.recommender.background import TEST_WEEKS, BackgroundJobs, LaterFit
 from training.recommender.blend import FoldScores, Validation, drop_unpaid, shrink, tune
 from training.recommender.data import TrainData
 from training.recommender.evaluate import PROTOCOLS, repeat_and_new_recall
-from training.recommender.mlflow_run import TEST_CATALOGUE
 from training.recommender.models import LightFmHybrid
+from training.recommender.run_record import TEST_CATALOGUE
 from training.recommender.tifu import basket_weights, tifu_scores, user_vectors
 from training.recommender.trainer import Trainer
 from training.recommender.uncertainty import Bootstrap, Interval, paired_interval

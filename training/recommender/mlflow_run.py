@@ -1,14 +1,10 @@
-"""Logging a recommender training run to MLflow and registering its model.
+"""Writing a recommender training run to MLflow and registering its model: the run as
+`run_record.py` worked it out (the metric and tag names are described there).
 
-Metric names: `<protocol>.<model>.<metric>_at_<k>` for the test comparison (the hybrid,
-LightFM alone, baselines and peers side by side), `<protocol>.hybrid_minus.<model>.{mean,low,high}`
-for the hybrid's NDCG@10 minus each model's with its paired bootstrap interval,
-`ndcg_at_10` for the hybrid under the primary protocol (what the promotion gate reads),
-`validation.lightfm.ndcg_at_10` per epoch (the learning curve) and
-`validation.<protocol>.hybrid_minus.<component>.*` for the blend against each of its
-components on the validation folds. Tags carry the data hash and split the gate compares
-on, and the verdict against the best peer; `reports/per_customer.csv` holds each test
-customer's NDCG@10 per model, so the gate can compare two runs customer by customer.
+Run in a process of its own (`training/tracking_process.py`): importing this module imports
+MLflow, Matplotlib and the tracking store's SQLAlchemy (about 2 s), and `prepare` opens the
+store (on a new SQLite store, its tables and migrations: about 1.3 s), both while the model
+trains; `log_run` then writes the run once it is trained.
 """
 
 from __future__ import annotations
@@ -28,11 +24,10 @@ import pandas as pd
 from mlflow.entities import Metric
 
 from inference.recommender.pyfunc import MODEL_CODE, SIGNATURE
-from inference.registry import RECOMMENDER
+from inference.registry import RECOMMENDER, tracking_uri
 from storewise import columns as c
-from training.recommender.outcome import PRIMARY_METRIC, TrainOutcome, flat_params
-from training.recommender.trainer import Trainer
-from training.recommender.validation import LightFmChoice
+from training.recommender.outcome import PRIMARY_METRIC
+from training.recommender.run_record import LoggedRun, RunRecord
 from training.tracking import ensure_experiment, environment, model_environment
 
 PACKAGES = Path(__file__).resolve().parents[2]
@@ -54,76 +49,33 @@ def requirements() -> list[str]:
     return [f"{name}=={package_version(name)}" for name in REQUIREMENTS]
 
 
-# how the test weeks' catalogue was chosen (README, "The recommender", step 4)
-TEST_CATALOGUE = "as of the test cutoff"
+def store() -> str:
+    return tracking_uri()
 
 
-def log_run(
-    outcome: TrainOutcome,
-    *,
-    trainer: Trainer,
-    choice: LightFmChoice,
-    folds: list[tuple[pd.Timestamp, pd.Timestamp]],
-    test_window: tuple[pd.Timestamp, pd.Timestamp],
-    workdir: Path,
-) -> tuple[str, str]:
+def prepare() -> None:
+    """Open the store and the recommender's experiment (creating either if new)."""
+    ensure_experiment(RECOMMENDER)
+
+
+def log_run(record: RunRecord, workdir: Path) -> LoggedRun:
+    """Write `record` as a run, log the model with its bundle and register it; `workdir`
+    holds the reports' files until they are logged."""
     experiment = ensure_experiment(RECOMMENDER)
-    settings = trainer.shop.settings()
-    with mlflow.start_run(
-        experiment_id=experiment, run_name=f"hybrid {pd.Timestamp.now():%Y-%m-%d %H:%M}"
-    ) as run:
-        params = flat_params(trainer.settings, trainer.rules)
-        params.update(
-            {
-                "lightfm.epochs_chosen": choice.epochs,
-                "lightfm.search_overrides": json.dumps(choice.overrides),
-                "lightfm.blended": choice.blended,
-                "test_weeks.unlaunched_items": outcome.unlaunched_items,
-            }
-        )
-        # why LightFM was (not) fitted on the other folds: its gain on the latest fold
-        params.update(
-            {f"lightfm.screen.{protocol}": gain.describe() for protocol, gain in choice.screen.items()}
-        )
-        if choice.confirmation is not None:  # asked once the screen kept it: the latest two folds
-            params.update(
-                {
-                    f"lightfm.confirmation.{protocol}": gain.describe()
-                    for protocol, gain in choice.confirmation.items()
-                }
-                or {"lightfm.confirmation": "no blend keeps it"}
-            )
-        for protocol, weights in outcome.blends.items():
-            params.update({f"blend.{protocol}.{name}": weight for name, weight in weights.items()})
-        # which protocols the learned reranker answers, and why (its held-out gain)
-        params.update(
-            {f"rerank.{protocol}.chosen": rerank.describe() for protocol, rerank in outcome.rerank.items()}
-        )
-        mlflow.log_params(params)
-        mlflow.set_tags(
-            {
-                "data_hash": trainer.data_hash,
-                "split": f"test {test_window[0]:%Y-%m-%d}..{test_window[1]:%Y-%m-%d}",
-                "validation_folds": "; ".join(f"{a:%Y-%m-%d}..{b:%Y-%m-%d}" for a, b in folds),
-                "primary_protocol": outcome.primary_protocol,
-                # the test truth's definition: a champion logged without it counted items not
-                # yet launched at the test cutoff, so it is not compared customer by customer
-                "test_catalogue": TEST_CATALOGUE,
-                "shop": settings.name,
-                "shop_source": settings.source,
-            }
-        )
-        log_learning_curve(run.info.run_id, outcome.learning_curve)
-        metrics = run_metrics(outcome)
-        verdicts = verdict_tags(outcome)
-        mlflow.set_tags(verdicts)
+    with mlflow.start_run(experiment_id=experiment, run_name=record.run_name) as run:
+        mlflow.log_params(record.params)
+        mlflow.set_tags(record.tags)
+        log_learning_curve(run.info.run_id, record.learning_curve)
+        mlflow.set_tags(record.verdicts)
         # The model first, then its metrics linked to it: logged the other way round, MLflow
         # reads back every metric's history one query at a time to link them (8 s of a 40 s run).
         version, model_id = register(
-            outcome, trainer, run.info.run_id, {PRIMARY_METRIC: f"{metrics[PRIMARY_METRIC]:.6f}", **verdicts}
+            record,
+            run.info.run_id,
+            {PRIMARY_METRIC: f"{record.metrics[PRIMARY_METRIC]:.6f}", **record.verdicts},
         )
-        mlflow.log_metrics(metrics, model_id=model_id)
-        for trial in choice.search_results:
+        mlflow.log_metrics(record.metrics, model_id=model_id)
+        for trial in record.search_results:
             with mlflow.start_run(
                 run_name=f"lightfm search {trial['components']}x{trial['learning_rate']}", nested=True
             ):
@@ -133,8 +85,8 @@ def log_run(
                 mlflow.log_metric(
                     f"validation.lightfm.{PRIMARY_METRIC}", trial[f"validation_{PRIMARY_METRIC}"]
                 )
-        log_reports(outcome, choice.epochs, workdir / "reports")
-        return run.info.run_id, version
+        log_reports(record, workdir / "reports")
+        return LoggedRun(run.info.run_id, version, tracking_uri())
 
 
 def log_learning_curve(run_id: str, curve: list[tuple[int, float]]) -> None:
@@ -147,72 +99,25 @@ def log_learning_curve(run_id: str, curve: list[tuple[int, float]]) -> None:
     )
 
 
-def run_metrics(outcome: TrainOutcome) -> dict[str, float]:
-    metrics = {}
-    for row in outcome.comparison.itertuples():
-        suffix = f"{row.metric}_at_{int(row.k)}" if pd.notna(row.k) else str(row.metric)
-        metrics[f"{row.protocol}.{row.model}.{suffix}"] = float(row.value)
-    for row in outcome.intervals.itertuples():
-        for part in ("mean", "low", "high"):
-            metrics[f"{row.protocol}.hybrid_minus.{row.model}.{part}"] = float(getattr(row, part))
-    for protocol, tuned in outcome.validation.items():
-        metrics[f"validation.hybrid.{protocol}.{PRIMARY_METRIC}"] = tuned.value
-        metrics[f"validation.hybrid.{protocol}.shrinkage"] = tuned.shrinkage
-        for name, interval in tuned.versus_components.items():
-            for part in ("mean", "low", "high"):
-                metrics[f"validation.{protocol}.hybrid_minus.{name}.{part}"] = getattr(interval, part)
-    for protocol, rerank in outcome.rerank.items():
-        metrics[f"validation.{protocol}.reranker_adopted"] = float(rerank.adopted)
-        if rerank.gain is not None:
-            for part in ("mean", "low", "high"):
-                metrics[f"validation.{protocol}.reranker_minus_blend.{part}"] = getattr(rerank.gain, part)
-    metrics[PRIMARY_METRIC] = outcome.value("hybrid")
-    metrics.update(
-        {f"seconds.{name.replace(' ', '_')}": seconds for name, seconds in outcome.seconds.items()}
-    )
-    return metrics
-
-
-def verdict_tags(outcome: TrainOutcome) -> dict[str, str]:
-    """Per protocol: does the hybrid beat its best peer (point estimate), is it clearly
-    better (the interval above zero), and who that peer is, with the interval."""
-    verdicts = {}
-    for protocol in ("discovery", "all_purchases", "business_rules"):
-        best_name, best_other = outcome.best_other(protocol)
-        interval = outcome.interval(best_name, protocol)
-        verdicts[f"beats_baselines.{protocol}"] = str(outcome.value("hybrid", protocol) > best_other).lower()
-        verdicts[f"clearly_beats_baselines.{protocol}"] = str(interval.clearly_above_zero).lower()
-        verdicts[f"best_other.{protocol}"] = (
-            f"{best_name} {best_other:.4f}; hybrid minus it {interval.describe()} "
-            f"({outcome.validation[protocol].users if protocol in outcome.validation else 0} validation rows)"
-        )
-    for protocol, tuned in outcome.validation.items():
-        if tuned.dropped:
-            verdicts[f"blend.{protocol}.dropped"] = ", ".join(tuned.dropped)
-    return verdicts
-
-
-def log_reports(outcome: TrainOutcome, best_epochs: int, reports: Path) -> None:
+def log_reports(record: RunRecord, reports: Path) -> None:
     reports.mkdir(exist_ok=True, parents=True)
-    outcome.comparison.to_csv(reports / "comparison.csv", index=False)
-    outcome.intervals.to_csv(reports / "intervals.csv", index=False)
-    outcome.per_customer.to_csv(reports / "per_customer.csv", index=False)
-    learning_curve_plot(outcome.learning_curve, best_epochs, reports / "learning_curve.png")
-    comparison_plot(outcome.comparison, reports / "ndcg_at_10_by_model.png")
+    record.comparison.to_csv(reports / "comparison.csv", index=False)
+    record.intervals.to_csv(reports / "intervals.csv", index=False)
+    record.per_customer.to_csv(reports / "per_customer.csv", index=False)
+    learning_curve_plot(record.learning_curve, record.best_epochs, reports / "learning_curve.png")
+    comparison_plot(record.comparison, reports / "ndcg_at_10_by_model.png")
     (reports / "environment.json").write_text(json.dumps(environment(), indent=2), encoding="utf-8")
     mlflow.log_artifacts(str(reports), artifact_path="reports")
 
 
-def register(outcome: TrainOutcome, trainer: Trainer, run_id: str, tags: dict[str, str]) -> tuple[str, str]:
+def register(record: RunRecord, run_id: str, tags: dict[str, str]) -> tuple[str, str]:
     """Log the pyfunc with its bundle, register it, and tag the version for the gate; the
     registered version and the logged model's id (to link the run's metrics to it)."""
-    assert outcome.bundle is not None
-    example_customer = str(trainer.customer_features[c.CUSTOMER_ID].iloc[0])
-    example = pd.DataFrame({c.CUSTOMER_ID: [example_customer], "k": np.array([10], dtype=np.int64)})
+    example = pd.DataFrame({c.CUSTOMER_ID: [record.example_customer], "k": np.array([10], dtype=np.int64)})
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=MODEL_CODE,
-        artifacts={"bundle": str(outcome.bundle)},
+        artifacts={"bundle": str(record.bundle)},
         code_paths=[str(PACKAGES / "storewise"), str(PACKAGES / "inference")],
         signature=SIGNATURE,
         input_example=example,
@@ -222,8 +127,8 @@ def register(outcome: TrainOutcome, trainer: Trainer, run_id: str, tags: dict[st
         # `set_model_version_tag` per tag was a write each)
         tags={
             "run_id": run_id,
-            "data_hash": trainer.data_hash,
-            "primary_protocol": outcome.primary_protocol,
+            "data_hash": record.data_hash,
+            "primary_protocol": record.primary_protocol,
             **tags,
         },
     )

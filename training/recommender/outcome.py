@@ -43,6 +43,7 @@ class TrainOutcome:
     lightfm_confirmation: dict[str, Interval] | None = None
     # per protocol: whether the learned reranker replaced the blend, and the held-out evidence
     rerank: dict[str, RerankChoice] = field(default_factory=dict)
+    tracking_uri: str | None = None  # the store the run was written to (with run_id, version)
 
     def value(self, model: str, protocol: str | None = None, metric: str = "ndcg", k: int = 10) -> float:
         protocol = protocol or self.primary_protocol

@@ -16,7 +16,9 @@ refit on everything, log to MLflow and register.
    fitted on the test weeks: it is the run's most expensive model (about 10 s of the
    sample x 3's 77 s) and would only add a row to the table.
 4. The hybrid is refitted on all the data and logged as a pyfunc with its bundle, then
-   registered as `storewise-recommender` (promotion is a separate, gated step).
+   registered as `storewise-recommender` (promotion is a separate, gated step): by a
+   process of its own, which imports MLflow and opens the store while the model trains
+   (`training/tracking_process.py`).
 
 The independent pieces of 1 to 4 are jobs that both processes take (`background.py`).
 """
@@ -28,6 +30,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,7 @@ from training.recommender.hybrid import with_lightfm
 from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import TrainOutcome
 from training.recommender.rerank import RerankChoice
+from training.recommender.run_record import LoggedRun, run_record
 from training.recommender.trainer import Trainer
 from training.recommender.validation import (
     Fold,
@@ -71,6 +75,7 @@ from training.recommender.validation import (
     take_tuning,
     validate,
 )
+from training.tracking_process import TrackingProcess, recommender_tracking
 
 STEPS = ("validation data", "lightfm epochs", "validation folds", "blend", "test comparison", "final fit")
 
@@ -169,11 +174,14 @@ def decide_blends(
     return (tuned, *rerank_all(trainer.settings, scores, components, same_as, jobs, pending))
 
 
-def step_timer(trainer: Trainer, bar: tqdm) -> Callable[[str], None]:
-    """Records each step's seconds (since the previous step ended) and moves the progress bar."""
+def step_timer(trainer: Trainer, bar: tqdm, tracking: TrackingProcess | None) -> Callable[[str], None]:
+    """Records each step's seconds (since the previous step ended) and moves the progress bar;
+    stops the run at a step's end if the tracking store it would be written to failed to open."""
     last = [time.perf_counter()]
 
     def step(name: str) -> None:
+        if tracking is not None:
+            tracking.check()
         now = time.perf_counter()
         trainer.seconds[name] = round(now - last[0], 2)
         last[0] = now
@@ -199,15 +207,26 @@ def train_recommender(
     search: bool = False,
     register: bool = True,
     evaluation: dict[str, Any] | None = None,
+    tracking: TrackingProcess | None = None,
 ) -> TrainOutcome:
-    """`evaluation` overrides keys of the evaluation settings (test_days, ...)."""
+    """`evaluation` overrides keys of the evaluation settings (test_days, ...). With
+    `register`, the run is written by `tracking` (`recommender_tracking`, started here
+    unless the caller started it earlier: the CLI does, before importing this module)."""
     started = time.perf_counter()
-    trainer = Trainer(shop, config_dir, evaluation)
+    with ExitStack() as stack:
+        if register and tracking is None:
+            tracking = stack.enter_context(recommender_tracking(config_dir))
+        trainer = Trainer(shop, config_dir, evaluation)
+        if tracking is not None:
+            tracking.open()  # the shop's data is read: the run will be written
+        return _train(trainer, search, started, tracking)
+
+
+def _train(trainer: Trainer, search: bool, started: float, tracking: TrackingProcess | None) -> TrainOutcome:
     windows = trainer.settings.evaluation
     test_cutoff, end = split_cutoffs(trainer.orders, windows.test_days, windows.validation_days)["test"]
     bar = tqdm(total=len(STEPS), desc="training recommender", unit="step")
-    step = step_timer(trainer, bar)
-
+    step = step_timer(trainer, bar, tracking)
     candidates = trainer.settings.blend.candidates
     with BackgroundJobs(background=trainer.settings.lightfm.background) as jobs:
         final_data = trainer.data_at(end)
@@ -270,15 +289,14 @@ def train_recommender(
         rerank=rerank_choices,
     )
     workdir = write_bundle(outcome, trainer, final)
-    if register:
-        from training.recommender.mlflow_run import log_run  # MLflow: imported only to log
-
-        outcome.run_id, outcome.version = log_run(
+    if tracking is not None:
+        record = run_record(
             outcome,
             trainer=trainer,
             choice=choice,
             folds=[fold.window for fold in folds],
             test_window=(test_cutoff, end),
-            workdir=workdir,
         )
+        logged: LoggedRun = tracking.log_run(record, workdir)
+        outcome.run_id, outcome.version, outcome.tracking_uri = logged
     return outcome
