@@ -41,9 +41,12 @@ class TrackingError(StorewiseError):
     (the error itself is raised in the other process, and not every error pickles)."""
 
 
-# how much nicer than the command the process imports and opens the store: it takes the time
-# the training leaves idle rather than time from it (on the sample, the training's steps
-# took 1.5 s longer with it at the command's niceness, 0.8 s longer at 10 steps nicer)
+# How much nicer than the command the process imports and opens the store. On the sample
+# that took 5.1 s of CPU: 1.9 s in the first two seconds, while the training process
+# imported alone, the rest alongside the run. At 10 steps (CPU weight 110 against the
+# training processes' 1,024) it took about a tenth of a core while both were busy and was
+# done before the run ended; at 19 it was still opening the store then, and what is left
+# at the end costs its whole time, against about half of it taken while both were busy.
 PREPARING = 10
 
 

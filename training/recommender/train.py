@@ -214,7 +214,9 @@ def train_recommender(
     unless the caller started it earlier: the CLI does, before importing this module)."""
     started = time.perf_counter()
     with ExitStack() as stack:
-        if register and tracking is None:
+        if not register:
+            tracking = None
+        elif tracking is None:
             tracking = stack.enter_context(recommender_tracking(config_dir))
         trainer = Trainer(shop, config_dir, evaluation)
         if tracking is not None:
