@@ -21,20 +21,24 @@ def one_process(initializer: Callable[[], object] | None = None) -> ProcessPoolE
 
 def stop(executor: ProcessPoolExecutor, abandon: bool) -> None:
     """Stop `executor`'s process: at once with `abandon` (the run is failing), else once it has
-    finished its job and been told to leave its objects out of the collections its interpreter
-    runs as it shuts down (a spawned process shuts down in full, as `cli.main.main` does):
-    they walked every object the run's imports left there while this process waited (0.3 s
-    of 0.4 s on the sample)."""
+    finished its job and frozen its objects (`gc.freeze`, as `cli.main.main` does here). A
+    spawned process shuts its interpreter down in full, and the collections it runs then
+    walked every object the run's imports left there while this process waited (0.3 s of
+    0.4 s on the sample)."""
     if abandon:
         # concurrent.futures has no public way to stop a running job before Python 3.14
         processes = list(getattr(executor, "_processes", {}).values())
         for process in processes:
             process.terminate()
-        # gone before the queues close: a process still reading its queue then printed an
-        # EOFError's traceback as it went
         for process in processes:
             process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+                process.join()
     else:
         with contextlib.suppress(BrokenProcessPool, RuntimeError):  # gone already
             executor.submit(gc.freeze).result()
-    executor.shutdown(wait=not abandon, cancel_futures=True)
+    # waited for when abandoned too (the process is gone by then, so it is quick): left
+    # running, the pool's own thread raced Python's exit, which then printed an OSError's
+    # traceback (a closed pipe) after the command's one-line error
+    executor.shutdown(wait=True, cancel_futures=True)

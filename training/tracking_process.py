@@ -10,8 +10,8 @@ read (`open`), so a command that fails on the shop's data leaves no store behind
 
 `writer` names the module that writes (imported over there only): `prepare()` opens the
 store, `log_run(*arguments)` writes the run and returns what it wrote, `store()` says where
-(for errors). Without `background`
-(`lightfm.background: false`: one process), both run here when the run is written.
+(for errors). Without `background` (`lightfm.background: false`: one process), both run
+here when the run is written.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits  # a requirement of scikit-learn and implicit
+from tqdm import tqdm
 
 from inference.recommender.scoring import LIGHTFM_TOP_BATCH, HybridModel, lightfm_top_items
 from storewise.settings import RecommenderSettings
@@ -109,7 +110,7 @@ def fit_components(
     runs, as it would in the other process: EASE's product and inverse on two threads differ
     in the last bits (the sample x 3's final neighbour lists did), and a run's numbers and
     registered model must not depend on which process fitted what (every thread pool, BLAS
-    and OpenMP, as `_one_thread` sets them over there)."""
+    and OpenMP, as `_set_up_second_process` sets them over there)."""
     with threadpool_limits(1):
         return fit_hybrid(
             data,
@@ -268,12 +269,18 @@ class LaterFit:
     spare: bool = False
 
 
-def _one_thread() -> None:
+def _set_up_second_process() -> None:
     """The second process's BLAS and OpenMP on one thread: it is there for the second core,
     and OpenBLAS's own threads (two here) then competed with this process for it: on the
     large demo shop, the final fit's top items computed over there added as much time to
-    this process's blend tuning as they took off its final fit."""
+    this process's blend tuning as they took off its final fit.
+
+    And its progress bars' lock a thread lock: by default tqdm's first bar makes a
+    multiprocessing one, which a spawned process registers with Python's resource tracker;
+    stopped at once (a failing run), the process never unregistered it, and the run's one-line
+    error was followed by a warning of a leaked semaphore."""
     threadpool_limits(1)
+    tqdm.set_lock(threading.RLock())
 
 
 def _started() -> None:
@@ -299,7 +306,7 @@ class BackgroundJobs:
     for its `take`); a spare job runs here only when taken while still queued."""
 
     def __init__(self, background: bool) -> None:
-        self._executor = one_process(_one_thread) if background else None
+        self._executor = one_process(_set_up_second_process) if background else None
         self._jobs: dict[str, _Job] = {}  # not taken yet, in submission order
         self._done: dict[str, Any] = {}  # run here ahead of their `take`
         self._lock = threading.Lock()  # the executor's thread hands on the next job
