@@ -9,6 +9,27 @@ import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
+from typing import Self
+
+
+class ClosedOnExit:
+    """A context manager for an owner of a process: `close`d on leaving the block, abandoning
+    the process's work at once if the block raised (`stop`)."""
+
+    def close(self, abandon: bool = False) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close(abandon=error is not None)
 
 
 def one_process(initializer: Callable[[], object] | None = None) -> ProcessPoolExecutor:

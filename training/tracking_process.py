@@ -23,13 +23,12 @@ import os
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from storewise.config import CONFIG_DIR
 from storewise.errors import StorewiseError
 from storewise.settings import load_recommender_settings
-from training.processes import one_process, stop
+from training.processes import ClosedOnExit, one_process, stop
 
 RECOMMENDER_WRITER = "training.recommender.mlflow_run"
 
@@ -80,7 +79,7 @@ def _run(writer: str, function: str, arguments: tuple[Any, ...]) -> Any:
         raise TrackingError(f"could not {doing} {module.store()}: {type(error).__name__}: {error}") from None
 
 
-class TrackingProcess:
+class TrackingProcess(ClosedOnExit):
     """The writing process (`writer`'s module); use as a context manager."""
 
     def __init__(self, writer: str, background: bool) -> None:
@@ -90,17 +89,6 @@ class TrackingProcess:
         self._opened: Future[Any] | None = None
         if self._executor is not None:
             self._executor.submit(_import, writer, self._niceness)
-
-    def __enter__(self) -> TrackingProcess:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close(abandon=error is not None)
 
     def open(self) -> None:
         """Open the store over there (creating it if new), now that the run will write one."""

@@ -41,7 +41,6 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -51,7 +50,7 @@ from tqdm import tqdm
 
 from inference.recommender.scoring import LIGHTFM_TOP_BATCH, HybridModel, lightfm_top_items
 from storewise.settings import RecommenderSettings
-from training.processes import one_process, stop
+from training.processes import ClosedOnExit, one_process, stop
 from training.recommender.data import TrainData
 from training.recommender.evaluate import batch_aligned_parts
 from training.recommender.hybrid import fit_hybrid
@@ -295,7 +294,7 @@ class _Job:
     spare: bool = False  # for the other process's spare time (`BackgroundJobs.submit`)
 
 
-class BackgroundJobs:
+class BackgroundJobs(ClosedOnExit):
     """Jobs by key, run in a second process (or inline when `background` is False). Use as a
     context manager: leaving it drops the jobs nobody took and stops the process.
 
@@ -323,17 +322,6 @@ class BackgroundJobs:
             started = self._executor.submit(_started)
             self._untracked.append(started)
             started.add_done_callback(self._hand_on)
-
-    def __enter__(self) -> BackgroundJobs:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close(abandon=error is not None)
 
     @property
     def scratch(self) -> Path:
