@@ -99,6 +99,40 @@ class PreparedTables:
     # per item, the first time the shop's records show it (an order line, an event or a
     # price; naive UTC); items with no record are absent
     first_seen: pd.Series
+    # the order lines' ids as integer codes (`OrderCodes`)
+    codes: OrderCodes
+
+
+@dataclass(frozen=True)
+class OrderCodes:
+    """Each order line's customer, item and buyer (the customer, or for a guest order the
+    order itself: one buyer) as a code into the shop's distinct values of each (-1: no
+    customer), made once per run. Every cutoff then finds its lines' rows and columns by
+    integer lookups: looking the ids themselves up in each cutoff's customers and items
+    (`isin`, `.loc`, and the guests' ids joined as strings) was a third of the time of
+    building the data at a cutoff (0.3 of 0.9 s on the wide stand-in, six cutoffs a run)."""
+
+    customers: pd.Index  # the distinct customer ids (a code indexes it)
+    items: pd.Index
+    customer: np.ndarray  # per order line, int64
+    item: np.ndarray
+    buyer: np.ndarray
+
+    @classmethod
+    def of(cls, orders: pd.DataFrame) -> OrderCodes:
+        customer, customers = pd.factorize(orders[c.CUSTOMER_ID])
+        item, items = pd.factorize(orders[c.ITEM_ID])
+        buyer, _ = pd.factorize(orders[c.CUSTOMER_ID].fillna("guest:" + orders[c.ORDER_ID]))
+        as_int = (np.asarray(codes, np.int64) for codes in (customer, item, buyer))
+        return cls(pd.Index(customers), pd.Index(items), *as_int)
+
+    @staticmethod
+    def positions(universe: pd.Index, ids: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """For each of `codes` (into `universe`), its position in `ids` (-1: not there)."""
+        position = np.full(len(universe) + 1, -1, np.int64)  # the last: code -1, no id
+        found = universe.get_indexer(ids)
+        position[found[found >= 0]] = np.flatnonzero(found >= 0)
+        return position[codes]
 
 
 def prepare_tables(tables: dict[str, pd.DataFrame]) -> PreparedTables:
@@ -118,6 +152,7 @@ def prepare_tables(tables: dict[str, pd.DataFrame]) -> PreparedTables:
         contributions(orders, events, prepared[c.CUSTOMERS]),
         # the orders are kept in the shop's time zone: a price's day is read in it
         first_seen(orders, events, prepared.get(c.PRICE_HISTORY), prepared[c.ORDERS][c.ORDERED_AT].dt.tz),
+        OrderCodes.of(prepared[c.ORDERS]),
     )
 
 
@@ -198,12 +233,16 @@ def build_train_data(
     cols = item_of.loc[interactions[c.ITEM_ID]].to_numpy()
     weight_matrix = sp.csr_matrix((interactions["weight"].to_numpy(np.float32), (rows, cols)), shape=shape)
 
-    before = orders[orders[c.ORDERED_AT] < cutoff]
-    known = before[before[c.CUSTOMER_ID].isin(user_of.index) & before[c.ITEM_ID].isin(item_of.index)]
+    is_before = (orders[c.ORDERED_AT] < cutoff).to_numpy()
+    before = orders[is_before]
+    codes = prepared.codes
+    line_row = OrderCodes.positions(codes.customers, user_ids, codes.customer)
+    line_column = OrderCodes.positions(codes.items, item_ids, codes.item)
+    is_known = is_before & (line_row >= 0) & (line_column >= 0)
+    known = orders[is_known]
     returned = known[c.RETURNED].to_numpy()
     age = (cutoff - known[c.ORDERED_AT]).dt.total_seconds().to_numpy() / 86_400
-    k_rows = user_of.loc[known[c.CUSTOMER_ID]].to_numpy()
-    k_cols = item_of.loc[known[c.ITEM_ID]].to_numpy()
+    k_rows, k_cols = line_row[is_known], line_column[is_known]
     bought = ~returned
     decay = 0.5 ** (age / repeat_half_life_days)
     purchases, repeat, ever_bought = kept_purchases(
@@ -213,11 +252,10 @@ def build_train_data(
         known[c.ORDER_ID].to_numpy()[bought], k_rows[bought], k_cols[bought], age[bought], purchases
     )
 
-    sales = before[~before[c.RETURNED] & before[c.ITEM_ID].isin(item_of.index)]
-    buyer = sales[c.CUSTOMER_ID].fillna("guest:" + sales[c.ORDER_ID])  # a guest order is one buyer
-    popularity = _distinct_buyers(sales[c.ITEM_ID], buyer, item_of)
-    recent = sales[c.ORDERED_AT] >= cutoff - pd.Timedelta(days=trending_days)
-    trending = _distinct_buyers(sales.loc[recent, c.ITEM_ID], buyer[recent], item_of)
+    is_sale = is_before & ~orders[c.RETURNED].to_numpy() & (line_column >= 0)
+    popularity = _distinct_buyers(line_column[is_sale], codes.buyer[is_sale], len(item_ids))
+    recent = is_sale & (orders[c.ORDERED_AT] >= cutoff - pd.Timedelta(days=trending_days)).to_numpy()
+    trending = _distinct_buyers(line_column[recent], codes.buyer[recent], len(item_ids))
 
     # customer features as known at the cutoff: the segment and favourite category of a
     # customer must not include what they buy in the weeks being predicted
@@ -303,10 +341,13 @@ def basket_matrix(
         items[still_kept],
         ages[still_kept],
     )
-    codes, unique_orders = pd.factorize(
-        pd.Series(order_ids, dtype="object").astype(str) + "|" + users.astype(str)
+    # a basket is an (order, customer) pair, numbered in order of first appearance; on the
+    # order's integer code rather than the joined strings (0.15 s a cutoff on the wide stand-in)
+    order_codes = pd.factorize(pd.Series(order_ids, dtype="object").astype(str).to_numpy(object))[0]
+    codes, unique_pairs = pd.factorize(
+        order_codes.astype(np.int64) * max(int(users.max(initial=0)) + 1, 1) + users
     )
-    n_baskets = len(unique_orders)
+    n_baskets = len(unique_pairs)
     basket_user = np.zeros(n_baskets, np.int64)
     basket_user[codes] = users
     basket_age = np.zeros(n_baskets, np.float64)
@@ -321,12 +362,11 @@ def basket_matrix(
     return matrix, basket_user[order], basket_age[order]
 
 
-def _distinct_buyers(items: pd.Series, buyers: pd.Series, item_of: pd.Series) -> np.ndarray:
-    pairs = pd.DataFrame({"item": items.to_numpy(), "buyer": buyers.to_numpy()}).drop_duplicates()
-    counts = pairs.groupby("item").size()
-    result = np.zeros(len(item_of), np.float64)
-    result[item_of.loc[counts.index].to_numpy()] = counts.to_numpy()
-    return result
+def _distinct_buyers(items: np.ndarray, buyers: np.ndarray, n_items: int) -> np.ndarray:
+    """Per item (a column), how many distinct buyers (codes) the lines show."""
+    stride = int(buyers.max(initial=0)) + 1
+    pairs = np.unique(items * stride + buyers)
+    return np.bincount(pairs // stride, minlength=n_items).astype(np.float64)
 
 
 def one_hot(values: pd.DataFrame, prefix_columns: list[str]) -> tuple[sp.csr_matrix, list[str]]:

@@ -1,0 +1,72 @@
+"""An item's popularity and trending scores at a cutoff count its distinct buyers
+(training/recommender/data.py): a customer who buys it twice is one buyer, a guest order
+is one buyer of its own, a returned line buys nothing, and a customer who gave no consent
+to personalization still bought it. Worked out by hand on the style shop."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from features.item_features import item_features
+from storewise import columns as c
+from storewise.settings import InteractionWeights
+from tests.style import TZ, style_shop
+from training.recommender.data import build_train_data
+
+CUTOFF = pd.Timestamp("2026-03-01", tz=TZ)
+TRENDING_DAYS = 14  # the trending window starts on 2026-02-15
+
+
+def shop_with_guests() -> dict[str, pd.DataFrame]:
+    """The style shop (each item bought once by 24 of its style's 30 customers, the last
+    order on 2026-02-02; `new_a` buys V0 on 2026-02-15) and these lines."""
+    tables = style_shop()
+    day = {
+        name: pd.Timestamp(f"2026-{name}", tz=TZ) for name in ("02-01", "02-20", "02-21", "02-22", "03-05")
+    }
+    lines = pd.DataFrame(
+        [
+            ("g1", None, "B0", day["02-01"], False),  # a guest order with B0 on two lines
+            ("g1", None, "B0", day["02-01"], False),
+            ("g2", None, "B0", day["02-20"], False),  # another guest order, lately
+            ("a0_again", "a0", "V1", day["02-20"], False),  # a0 bought V1 before
+            ("b0_back", "b0", "B0", day["02-21"], True),  # a return line from b0, who never bought B0
+            ("nc", "no_consent", "V2", day["02-22"], False),
+            ("late", "b2", "B1", day["03-05"], False),  # after the cutoff
+        ],
+        columns=[c.ORDER_ID, c.CUSTOMER_ID, c.ITEM_ID, c.ORDERED_AT, c.RETURNED],
+    ).assign(**{c.QUANTITY: 1, c.UNIT_PRICE: 30.0})
+    tables[c.ORDERS] = pd.concat([tables[c.ORDERS], lines], ignore_index=True)
+    return tables
+
+
+def test_popularity_and_trending_count_distinct_buyers_with_each_guest_order_one() -> None:
+    tables = shop_with_guests()
+    data = build_train_data(
+        tables,
+        item_features(tables[c.PRODUCTS]),
+        InteractionWeights(),
+        CUTOFF,
+        trending_days=TRENDING_DAYS,
+        repeat_half_life_days=90,
+    )
+    popularity = dict(zip(data.item_ids, data.popularity, strict=True))
+    trending = dict(zip(data.item_ids, data.trending, strict=True))
+    assert popularity == pytest.approx(
+        {
+            "V0": 24 + 1,  # new_a
+            "V1": 24,  # a0 again: the same buyer
+            "V2": 24 + 1,  # no_consent
+            "V3": 24,
+            "V4": 24,
+            "B0": 24 + 2,  # two guest orders (b0's return line is no purchase)
+            "B1": 24,  # b2's line is after the cutoff
+            "B2": 24,
+            "B3": 24,
+            "B4": 24,
+        }
+    )
+    assert trending == pytest.approx(
+        {item: 0.0 for item in popularity} | {"V0": 1, "V1": 1, "V2": 1, "B0": 1}
+    )
