@@ -415,9 +415,9 @@ def rerank_all(
     `choose_reranker` makes it) and the adopted rerankers; protocols in `same_as` share
     another's. Its steps are jobs for both processes: every protocol's first held-out group
     at once (`pending`, if `submit_rerankers` queued them already); for a protocol with a
-    lead there, its refit on every fold (dropped if the reranker is not adopted: queued
-    first, for the other process) and its other groups. One job per protocol left this
-    process waiting for the other's: 9 of the sample x 3's 14.5 s decision."""
+    lead there, its other groups and then its refit on every fold (dropped if the reranker
+    is not adopted). One job per protocol left this process waiting for the other's: 9 of
+    the sample x 3's 14.5 s decision."""
     if pending is None:
         pending = submit_rerankers(settings, scores, components, same_as, jobs)
     decided = {**pending.decided, **_rerank_jobs(settings, pending.folds, components, jobs)}
@@ -452,12 +452,15 @@ def _rerank_jobs(
             decided[protocol] = (stop, None)
             bar.update(1)
             continue
-        # the refit first: the other process takes it (needed only if adopted) while this
-        # one fits the other groups (needed for the decision) instead of the other way round
-        jobs.submit(rerank_key(protocol, "refit"), refit_reranker, folds[protocol], components, blend, rerank)
+        # the other groups (needed for the decision) before the refit (needed only if
+        # adopted): waiting for the next protocol's first group, this process runs the first
+        # queued job, so it fits a group while the other process ends its job and then takes
+        # the refit. Queued refit first, the wide stand-in's run did the refit here and then
+        # waited 4.2 s for the group that the other process had started last
         for group in range(1, held_out_groups(folds[protocol], rerank)):
             arguments = (folds[protocol], components, blend, rerank, evaluation, group)
             jobs.submit(rerank_key(protocol, group), held_out_group, *arguments)
+        jobs.submit(rerank_key(protocol, "refit"), refit_reranker, folds[protocol], components, blend, rerank)
     for protocol in folds:
         if protocol in decided:
             continue
