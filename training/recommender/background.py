@@ -65,6 +65,7 @@ FINAL_FIT = "final fit's lightfm"
 FINAL_HYBRID = "final fit's hybrid"
 FINAL_TOP = "final fit's lightfm top items"
 NAMES = "the catalogue's name similarity"
+GROUP_POPULARITY = "the bundle's popularity by region and segment"
 TOP_ITEMS_PARTS = 6  # small enough for both processes to share the last ones
 
 

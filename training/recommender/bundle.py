@@ -13,10 +13,16 @@ from inference.recommender.answers import GROUP, GROUP_KIND, SCORE
 from inference.recommender.bundle import write_bundle
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
+from training.recommender.background import Shared
 from training.recommender.trainer import Trainer
 
 
-def write_model_bundle(directory: Path, trainer: Trainer, model: HybridModel) -> Path:
+def write_model_bundle(
+    directory: Path, trainer: Trainer, model: HybridModel, groups: pd.DataFrame | None = None
+) -> Path:
+    """The bundle of `model`; `groups` is `group_popularity` of the trainer's shop if a
+    training run computed it already (a job of its own while the model trained: half a
+    second of the wide stand-in's bundle, at the end of the run with the other process idle)."""
     products = trainer.tables[c.PRODUCTS]
     catalog = products[[c.ITEM_ID, c.NAME, c.CATEGORY, c.STOCK, c.LIST_PRICE]]
     consent = trainer.tables[c.CUSTOMERS].set_index(c.CUSTOMER_ID)[
@@ -25,8 +31,14 @@ def write_model_bundle(directory: Path, trainer: Trainer, model: HybridModel) ->
     customers = trainer.customer_features[[c.CUSTOMER_ID, c.REGION, "rfm_segment", c.IS_MEMBER]].join(
         consent, on=c.CUSTOMER_ID
     )
-    groups = group_popularity(trainer.orders, trainer.customer_features)
+    if groups is None:
+        groups = group_popularity(trainer.orders, trainer.customer_features)
     return write_bundle(directory, model, catalog, customers, groups, trainer.rules)
+
+
+def shared_group_popularity(orders: Shared[pd.DataFrame], customer_features: pd.DataFrame) -> pd.DataFrame:
+    """`group_popularity` as a training run's job (`train.submit_group_popularity`)."""
+    return group_popularity(orders.value, customer_features)
 
 
 def group_popularity(

@@ -46,6 +46,7 @@ from training.recommender.background import (
     FINAL_FIT,
     FINAL_HYBRID,
     FINAL_TOP,
+    GROUP_POPULARITY,
     TEST_WEEKS,
     BackgroundJobs,
     LaterFit,
@@ -54,7 +55,7 @@ from training.recommender.background import (
     take_top_items,
 )
 from training.recommender.blend import FoldScores, TunedBlend
-from training.recommender.bundle import write_model_bundle
+from training.recommender.bundle import shared_group_popularity, write_model_bundle
 from training.recommender.comparison import submit_peers, test_comparison, used_components
 from training.recommender.data import TrainData, build_truth, split_cutoffs
 from training.recommender.hybrid import with_lightfm
@@ -191,12 +192,25 @@ def step_timer(trainer: Trainer, bar: tqdm, tracking: TrackingProcess | None) ->
     return step
 
 
-def write_bundle(outcome: TrainOutcome, trainer: Trainer, final: HybridModel) -> Path:
+def submit_group_popularity(trainer: Trainer, jobs: BackgroundJobs) -> None:
+    """Queue the bundle's popularity by region and segment (all the data: it depends on
+    nothing the run decides) as a spare job, which the other process takes while it idles
+    at the start."""
+    jobs.submit(
+        GROUP_POPULARITY,
+        shared_group_popularity,
+        jobs.share(trainer.orders),
+        trainer.customer_features,
+        spare=True,
+    )
+
+
+def write_bundle(outcome: TrainOutcome, trainer: Trainer, final: HybridModel, groups: pd.DataFrame) -> Path:
     """The final model's bundle, in a folder of the run's own (returned) that lives as long
     as the outcome (callers read the bundle): deleted with it or at exit."""
     workdir = Path(tempfile.mkdtemp(prefix="storewise-recommender-"))
     weakref.finalize(outcome, shutil.rmtree, workdir, ignore_errors=True)
-    outcome.bundle = write_model_bundle(workdir / "bundle", trainer, final)
+    outcome.bundle = write_model_bundle(workdir / "bundle", trainer, final, groups)
     return workdir
 
 
@@ -231,6 +245,7 @@ def _train(trainer: Trainer, search: bool, started: float, tracking: TrackingPro
     step = step_timer(trainer, bar, tracking)
     candidates = trainer.settings.blend.candidates
     with BackgroundJobs(background=trainer.settings.lightfm.background) as jobs:
+        submit_group_popularity(trainer, jobs)
         final_data = trainer.data_at(end)
         submit_name_similarity(trainer, jobs, final_data)
         # the test weeks over the catalogue as it was at their start: what the shop would have got
@@ -270,6 +285,7 @@ def _train(trainer: Trainer, search: bool, started: float, tracking: TrackingPro
         final = final_fit(
             trainer, end, choice, blends, comparison.lightfm, jobs, final_data, rerankers, final_lightfm
         )
+        groups = jobs.take(GROUP_POPULARITY)
         step("final fit")
     bar.close()
     trainer.seconds["total"] = round(time.perf_counter() - started, 2)
@@ -290,7 +306,7 @@ def _train(trainer: Trainer, search: bool, started: float, tracking: TrackingPro
         lightfm_confirmation=choice.confirmation,
         rerank=rerank_choices,
     )
-    workdir = write_bundle(outcome, trainer, final)
+    workdir = write_bundle(outcome, trainer, final, groups)
     if tracking is not None:
         record = run_record(
             outcome,
