@@ -123,7 +123,10 @@ class OrderCodes:
     def of(cls, orders: pd.DataFrame) -> OrderCodes:
         customer, customers = pd.factorize(orders[c.CUSTOMER_ID])
         item, items = pd.factorize(orders[c.ITEM_ID])
-        buyer, _ = pd.factorize(orders[c.CUSTOMER_ID].fillna("guest:" + orders[c.ORDER_ID]))
+        # every code a buyer's, even a missing one's (the intake requires an order id)
+        buyer, _ = pd.factorize(
+            orders[c.CUSTOMER_ID].fillna("guest:" + orders[c.ORDER_ID]), use_na_sentinel=False
+        )
         as_int = (np.asarray(codes, np.int64) for codes in (customer, item, buyer))
         return cls(pd.Index(customers), pd.Index(items), *as_int)
 
