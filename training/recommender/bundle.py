@@ -17,12 +17,10 @@ from training.recommender.background import Shared
 from training.recommender.trainer import Trainer
 
 
-def write_model_bundle(
-    directory: Path, trainer: Trainer, model: HybridModel, groups: pd.DataFrame | None = None
-) -> Path:
-    """The bundle of `model`; `groups` is `group_popularity` of the trainer's shop if a
-    training run computed it already (a job of its own while the model trained: half a
-    second of the wide stand-in's bundle, at the end of the run with the other process idle)."""
+def write_model_bundle(directory: Path, trainer: Trainer, model: HybridModel, groups: pd.DataFrame) -> Path:
+    """The bundle of `model`; `groups` is `group_popularity` of the trainer's shop, which the
+    run computes as a job of its own while the model trains (in the bundle, at the end of
+    the run with the other process idle, it was half a second of the wide stand-in's)."""
     products = trainer.tables[c.PRODUCTS]
     catalog = products[[c.ITEM_ID, c.NAME, c.CATEGORY, c.STOCK, c.LIST_PRICE]]
     consent = trainer.tables[c.CUSTOMERS].set_index(c.CUSTOMER_ID)[
@@ -31,8 +29,6 @@ def write_model_bundle(
     customers = trainer.customer_features[[c.CUSTOMER_ID, c.REGION, "rfm_segment", c.IS_MEMBER]].join(
         consent, on=c.CUSTOMER_ID
     )
-    if groups is None:
-        groups = group_popularity(trainer.orders, trainer.customer_features)
     return write_bundle(directory, model, catalog, customers, groups, trainer.rules)
 
 

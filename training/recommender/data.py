@@ -348,9 +348,7 @@ def basket_matrix(
     # a basket is an (order, customer) pair, numbered in order of first appearance; on the
     # order's integer code rather than the joined strings (0.08 s a cutoff on the wide stand-in)
     order_codes = pd.factorize(pd.Series(order_ids, dtype="object").astype(str).to_numpy(object))[0]
-    codes, unique_pairs = pd.factorize(
-        order_codes.astype(np.int64) * max(int(users.max(initial=0)) + 1, 1) + users
-    )
+    codes, unique_pairs = pd.factorize(order_codes.astype(np.int64) * (int(users.max(initial=0)) + 1) + users)
     n_baskets = len(unique_pairs)
     basket_user = np.zeros(n_baskets, np.int64)
     basket_user[codes] = users
