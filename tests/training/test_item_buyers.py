@@ -1,7 +1,9 @@
 """An item's popularity and trending scores at a cutoff count its distinct buyers
 (training/recommender/data.py): a customer who buys it twice is one buyer, a guest order
 is one buyer of its own, a returned line buys nothing, and a customer who gave no consent
-to personalization still bought it. Worked out by hand on the style shop."""
+to personalization still bought it. So does the hybrid's decayed trending, each buyer
+counted by their latest purchase's age; its recent history sums every purchase line's
+decayed weight (training/recommender/hybrid.py). Worked out by hand on the style shop."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from features.item_features import item_features
 from storewise import columns as c
 from storewise.settings import InteractionWeights
 from tests.style import TZ, style_shop
-from training.recommender.data import build_train_data
+from training.recommender.data import OrderCodes, TrainData, build_train_data
+from training.recommender.hybrid import decayed_popularity, recency_history
 
 CUTOFF = pd.Timestamp("2026-03-01", tz=TZ)
 TRENDING_DAYS = 14  # the trending window starts on 2026-02-15
@@ -41,9 +44,8 @@ def shop_with_guests() -> dict[str, pd.DataFrame]:
     return tables
 
 
-def test_popularity_and_trending_count_distinct_buyers_with_each_guest_order_one() -> None:
-    tables = shop_with_guests()
-    data = build_train_data(
+def data_at_cutoff(tables: dict[str, pd.DataFrame]) -> TrainData:
+    return build_train_data(
         tables,
         item_features(tables[c.PRODUCTS]),
         InteractionWeights(),
@@ -51,6 +53,11 @@ def test_popularity_and_trending_count_distinct_buyers_with_each_guest_order_one
         trending_days=TRENDING_DAYS,
         repeat_half_life_days=90,
     )
+
+
+def test_popularity_and_trending_count_distinct_buyers_with_each_guest_order_one() -> None:
+    tables = shop_with_guests()
+    data = data_at_cutoff(tables)
     popularity = dict(zip(data.item_ids, data.popularity, strict=True))
     trending = dict(zip(data.item_ids, data.trending, strict=True))
     assert popularity == pytest.approx(
@@ -70,3 +77,47 @@ def test_popularity_and_trending_count_distinct_buyers_with_each_guest_order_one
     assert trending == pytest.approx(
         {item: 0.0 for item in popularity} | {"V0": 1, "V1": 1, "V2": 1, "B0": 1}
     )
+
+
+def decayed(age_days: float, half_life_days: float) -> float:
+    return float(0.5 ** (age_days / half_life_days))
+
+
+def test_decayed_trending_counts_each_buyer_once_by_their_latest_purchase() -> None:
+    """Against the style shop without the extra lines, at a half-life of 7 days."""
+    plain, tables = style_shop(), shop_with_guests()
+    before = decayed_popularity(plain[c.ORDERS], OrderCodes.of(plain[c.ORDERS]), data_at_cutoff(plain), 7)
+    data = data_at_cutoff(tables)
+    after = decayed_popularity(tables[c.ORDERS], OrderCodes.of(tables[c.ORDERS]), data, 7)
+    added = dict(zip(data.item_ids, after - before, strict=True))
+    assert added == pytest.approx(
+        {item: 0.0 for item in data.item_ids}
+        | {
+            # g1's two lines (28 days before the cutoff) are one buyer, g2 (9 days) another;
+            # b0's return line buys nothing
+            "B0": decayed(28, 7) + decayed(9, 7),
+            # a0 bought V1 on 01-01 (59 days): their latest purchase is now the one on 02-20
+            "V1": decayed(9, 7) - decayed(59, 7),
+            "V2": decayed(7, 7),  # no_consent, on 02-22
+        },
+        abs=1e-6,
+    )
+
+
+def test_the_recent_history_sums_each_customers_purchase_lines_decayed() -> None:
+    tables = shop_with_guests()
+    data = data_at_cutoff(tables)
+    recent = recency_history(tables[c.ORDERS], OrderCodes.of(tables[c.ORDERS]), data, 30)
+    row = {user: i for i, user in enumerate(data.user_ids)}
+    column = {item: i for i, item in enumerate(data.item_ids)}
+    # a0 bought V1 on 01-01 and again on 02-20
+    assert recent[row["a0"], column["V1"]] == pytest.approx(decayed(59, 30) + decayed(9, 30))
+    # b2 bought B1 on 01-04; the line after the cutoff adds nothing
+    assert recent[row["b2"], column["B1"]] == pytest.approx(decayed(56, 30))
+    assert recent[row["b0"], column["B0"]] == 0  # a return line only
+    assert recent.shape == (data.n_users, data.n_items)
+    # guests are no rows, nor is a customer who gave no consent to personalization
+    assert not {"g1", "g2", "no_consent"} & set(data.user_ids)
+    # every entry one customer's lines: 30 customers x 4 items per style and new_a's V0
+    # (a0's second V1 on the same entry)
+    assert recent.nnz == 2 * 30 * 4 + 1

@@ -391,7 +391,8 @@ def test_a_hybrid_fitted_as_a_job_is_fitted_on_one_blas_thread_wherever_it_runs(
 
     monkeypatch.setattr(background_jobs, "fit_hybrid", recording)
     with threadpool_limits(2, "blas"):
-        fitted = fit_components(data, Shared(trainer.orders, None), trainer.settings, {"ease"})
+        shared = Shared(trainer.orders, None), Shared(trainer.prepared.codes, None)
+        fitted = fit_components(data, *shared, trainer.settings, {"ease"})
         assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {2}
     assert fitted == "fitted"
     assert seen

@@ -51,7 +51,7 @@ from tqdm import tqdm
 from inference.recommender.scoring import LIGHTFM_TOP_BATCH, HybridModel, lightfm_top_items
 from storewise.settings import RecommenderSettings
 from training.processes import ClosedOnExit, one_process, stop
-from training.recommender.data import TrainData
+from training.recommender.data import OrderCodes, TrainData
 from training.recommender.evaluate import batch_aligned_parts
 from training.recommender.hybrid import fit_hybrid
 from training.recommender.models import LightFmHybrid
@@ -100,6 +100,7 @@ def _read_shared(path: str) -> Shared[Any]:
 def fit_components(
     data: TrainData,
     orders: Shared[pd.DataFrame],
+    codes: Shared[OrderCodes],
     settings: RecommenderSettings,
     components: Collection[str],
     horizon_days: float | None = None,
@@ -120,6 +121,7 @@ def fit_components(
             components=components,
             horizon_days=horizon_days,
             users=users,
+            codes=codes.value,
         )
 
 

@@ -123,12 +123,21 @@ class OrderCodes:
     def of(cls, orders: pd.DataFrame) -> OrderCodes:
         customer, customers = pd.factorize(orders[c.CUSTOMER_ID])
         item, items = pd.factorize(orders[c.ITEM_ID])
-        # every code a buyer's, even a missing one's (the intake requires an order id)
+        # every code a buyer's, even a missing one's (the intake requires an order id); in
+        # the ids' order, so buyers grouped by code come in the order grouping the ids gave
+        # (`hybrid.decayed_popularity` sums their weights in it)
         buyer, _ = pd.factorize(
-            orders[c.CUSTOMER_ID].fillna("guest:" + orders[c.ORDER_ID]), use_na_sentinel=False
+            orders[c.CUSTOMER_ID].fillna("guest:" + orders[c.ORDER_ID]), sort=True, use_na_sentinel=False
         )
         as_int = (np.asarray(codes, np.int64) for codes in (customer, item, buyer))
         return cls(pd.Index(customers), pd.Index(items), *as_int)
+
+    def lines_in(self, user_ids: np.ndarray, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each order line's row among `user_ids` and column among `item_ids` (-1: not there)."""
+        return (
+            self.positions(self.customers, user_ids, self.customer),
+            self.positions(self.items, item_ids, self.item),
+        )
 
     @staticmethod
     def positions(universe: pd.Index, ids: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -240,8 +249,7 @@ def build_train_data(
     is_before = (orders[c.ORDERED_AT] < cutoff).to_numpy()
     before = orders[is_before]
     codes = prepared.codes
-    line_row = OrderCodes.positions(codes.customers, user_ids, codes.customer)
-    line_column = OrderCodes.positions(codes.items, item_ids, codes.item)
+    line_row, line_column = codes.lines_in(user_ids, item_ids)
     is_known = is_before & (line_row >= 0) & (line_column >= 0)
     known = orders[is_known]
     returned = known[c.RETURNED].to_numpy()

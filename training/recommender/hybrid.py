@@ -16,7 +16,7 @@ from inference.recommender.rerank import customer_context
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
 from storewise.settings import ComponentSettings, RecommenderSettings
-from training.recommender.data import TrainData
+from training.recommender.data import OrderCodes, TrainData
 from training.recommender.models import (
     Ease,
     ItemKnnBm25,
@@ -79,18 +79,17 @@ def blocked_rows(excluded: sp.csr_matrix | None, users: np.ndarray) -> list[np.n
     return [excluded.indices[excluded.indptr[user] : excluded.indptr[user + 1]] for user in users]
 
 
-def recency_history(orders: pd.DataFrame, data: TrainData, half_life_days: float) -> sp.csr_matrix:
-    """Purchases before the cutoff, each weighted 0.5 ** (age / half-life)."""
-    known = orders[(orders[c.ORDERED_AT] < data.cutoff) & ~orders[c.RETURNED]]
-    user_of = pd.Series(np.arange(data.n_users), index=data.user_ids)
-    item_of = pd.Series(np.arange(data.n_items), index=data.item_ids)
-    known = known[known[c.CUSTOMER_ID].isin(user_of.index) & known[c.ITEM_ID].isin(item_of.index)]
-    age = (data.cutoff - known[c.ORDERED_AT]).dt.total_seconds().to_numpy() / 86_400
+def recency_history(
+    orders: pd.DataFrame, codes: OrderCodes, data: TrainData, half_life_days: float
+) -> sp.csr_matrix:
+    """Purchases before the cutoff, each weighted 0.5 ** (age / half-life) (`codes`: the
+    order lines' ids as codes, which find their rows and columns)."""
+    rows, columns = codes.lines_in(data.user_ids, data.item_ids)
+    bought = (orders[c.ORDERED_AT] < data.cutoff).to_numpy() & ~orders[c.RETURNED].to_numpy()
+    known = bought & (rows >= 0) & (columns >= 0)
+    age = (data.cutoff - orders[c.ORDERED_AT][known]).dt.total_seconds().to_numpy() / 86_400
     return sp.csr_matrix(
-        (
-            (0.5 ** (age / half_life_days)).astype(np.float32),
-            (user_of.loc[known[c.CUSTOMER_ID]].to_numpy(), item_of.loc[known[c.ITEM_ID]].to_numpy()),
-        ),
+        ((0.5 ** (age / half_life_days)).astype(np.float32), (rows[known], columns[known])),
         shape=(data.n_users, data.n_items),
     )
 
@@ -105,19 +104,16 @@ def season_similarity(recent: sp.csr_matrix, parts: ComponentSettings) -> sp.csr
     return similarity if similarity.nnz else empty
 
 
-def decayed_popularity(orders: pd.DataFrame, data: TrainData, half_life_days: float) -> np.ndarray:
-    """Distinct buyers per item, each counted 0.5 ** (age of their latest purchase / half-life)."""
-    sales = orders[(orders[c.ORDERED_AT] < data.cutoff) & ~orders[c.RETURNED]]
-    item_of = pd.Series(np.arange(data.n_items), index=data.item_ids)
-    sales = sales[sales[c.ITEM_ID].isin(item_of.index)]
-    buyer = sales[c.CUSTOMER_ID].fillna("guest:" + sales[c.ORDER_ID])
-    age = (data.cutoff - sales[c.ORDERED_AT]).dt.total_seconds().to_numpy() / 86_400
+def decayed_popularity(
+    orders: pd.DataFrame, codes: OrderCodes, data: TrainData, half_life_days: float
+) -> np.ndarray:
+    """Distinct buyers per item, each counted 0.5 ** (age of their latest purchase / half-life)
+    (a guest order one buyer, as `OrderCodes` numbers them)."""
+    columns = codes.positions(codes.items, data.item_ids, codes.item)
+    sale = (orders[c.ORDERED_AT] < data.cutoff).to_numpy() & ~orders[c.RETURNED].to_numpy() & (columns >= 0)
+    age = (data.cutoff - orders[c.ORDERED_AT][sale]).dt.total_seconds().to_numpy() / 86_400
     frame = pd.DataFrame(
-        {
-            "item": item_of.loc[sales[c.ITEM_ID]].to_numpy(),
-            "buyer": buyer.to_numpy(),
-            "w": 0.5 ** (age / half_life_days),
-        }
+        {"item": columns[sale], "buyer": codes.buyer[sale], "w": 0.5 ** (age / half_life_days)}
     )
     per_item = frame.groupby(["item", "buyer"])["w"].max().groupby(level="item").sum()
     vector = np.zeros(data.n_items, np.float32)
@@ -134,12 +130,15 @@ def fit_hybrid(
     components: Collection[str] | None = None,
     horizon_days: float | None = None,
     users: np.ndarray | None = None,
+    codes: OrderCodes | None = None,
 ) -> HybridModel:
     """Fit the hybrid's `components` (default: every one the blend may use) on `data`.
     LightFM must already be fitted on it (None leaves LightFM out: `with_lightfm` adds it
     later, the same model). `users` limits the per-customer precomputations (TIFU-KNN) to
     the customers that will be scored; `horizon_days` is how far ahead repurchase timing
-    predicts (default: the test weeks)."""
+    predicts (default: the test weeks). `codes` are `orders`' ids as codes (a run makes them
+    once, `PreparedTables.codes`; made here if not given)."""
+    codes = OrderCodes.of(orders) if codes is None else codes
     wanted = set(settings.blend.components if components is None else components)
     horizon = settings.evaluation.test_days if horizon_days is None else horizon_days
     parts = settings.components
@@ -158,7 +157,7 @@ def fit_hybrid(
         "ever_bought": data.ever_bought.astype(np.float32),
     }
     if wanted & {"ease_recent", "bm25_recent", "names", "season"}:
-        histories["recent"] = recency_history(orders, data, parts.recent_half_life_days)
+        histories["recent"] = recency_history(orders, codes, data, parts.recent_half_life_days)
     if "season" in wanted:
         similarity["season"] = season_similarity(histories["recent"], parts)
     if "ease_weights" in wanted:
@@ -170,7 +169,7 @@ def fit_hybrid(
     if wanted & {"tifu", "tifu_explore"}:
         histories.update(tifu_histories(data, settings, users))
     vectors = {
-        "trending": decayed_popularity(orders, data, parts.trending_half_life_days),
+        "trending": decayed_popularity(orders, codes, data, parts.trending_half_life_days),
         "recent_buyers": data.trending.astype(np.float32),
         "popularity": data.popularity.astype(np.float32),
     }

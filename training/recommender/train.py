@@ -93,7 +93,8 @@ def submit_final_components(
     other process fits it while this one fits the test weeks' hybrid (the sample x 3's
     final fit was 3.1 s here with the other process idle)."""
     components = used_components(blends, rerankers) | {"ease"}
-    jobs.submit(FINAL_HYBRID, fit_components, data, jobs.share(trainer.orders), trainer.settings, components)
+    shared = jobs.share(trainer.orders), jobs.share(trainer.prepared.codes)
+    jobs.submit(FINAL_HYBRID, fit_components, data, *shared, trainer.settings, components)
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,7 @@ class Trainer:
             components=components,
             horizon_days=horizon_days,
             users=users,
+            codes=self.prepared.codes,
         )
 
     def early_stopping(

@@ -275,13 +275,14 @@ def submit_fold_components(trainer: Trainer, jobs: BackgroundJobs, folds: list[F
     validation decides, so the other process fits them while this one early-stops LightFM
     (on the sample x 3 it idled 5.6 s of the folds, this process fitting them). LightFM's
     representations are added where they are taken (`with_lightfm`)."""
-    orders = jobs.share(trainer.orders)
+    orders, codes = jobs.share(trainer.orders), jobs.share(trainer.prepared.codes)
     for index, fold in enumerate(folds):
         jobs.submit(
             components_key(index),
             fit_components,
             fold.data,
             orders,
+            codes,
             trainer.settings,
             trainer.settings.blend.components,
             trainer.settings.evaluation.validation_days,
