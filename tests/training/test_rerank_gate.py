@@ -4,6 +4,9 @@ left out where what was bought is noise."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -188,6 +191,61 @@ def test_the_runs_jobs_decide_as_one_call_does() -> None:
     for name, array in vars(trees.trees).items():
         np.testing.assert_array_equal(getattr(rerankers["discovery"].trees, name), array)
     assert rerankers["discovery"].info == trees.info
+
+
+class RecordingJobs(BackgroundJobs):
+    """Inline jobs that remember what was queued and dropped, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(background=False)
+        self.submitted: list[str] = []
+        self.dropped: list[str] = []
+
+    def submit(self, key: str, run: Callable[..., Any], *arguments: Any, spare: bool = False) -> None:
+        self.submitted.append(key)
+        super().submit(key, run, *arguments, spare=spare)
+
+    def drop(self, key: str) -> None:
+        self.dropped.append(key)
+        super().drop(key)
+
+
+def test_the_run_queues_a_protocols_other_groups_before_its_refit() -> None:
+    """Every protocol's first held-out group is queued at once. A protocol with a lead there
+    queues its other group before its refit: this process, waiting for the next protocol's
+    first group, runs the first queued job, so it fits that group while the other process
+    ends its job and takes the refit (queued refit first, the wide stand-in's run waited 4.2
+    s for the group). A protocol that stops at its first group queues neither, and a
+    refit not adopted is dropped, never fitted."""
+    scores = [
+        {
+            "discovery": fold(index, 200, noise=False),  # a lead, adopted
+            "all_purchases": fold(index, 200, noise=True),  # a lead on one group, not adopted
+            "business_rules": fold(index, 200, noise=False, flipped=index % 2 == 0),  # stops
+        }
+        for index in range(4)
+    ]
+    defaults = load_recommender_settings(CONFIG_DIR)
+    settings = defaults.model_copy(update={"rerank": SETTINGS, "blend": BlendSettings()})
+    with RecordingJobs() as jobs:
+        choices, rerankers = rerank_all(settings, scores, ["a", "b"], {}, jobs)
+    assert jobs.submitted == [
+        "reranker for discovery, held-out group 0",
+        "reranker for all_purchases, held-out group 0",
+        "reranker for business_rules, held-out group 0",
+        "reranker for discovery, held-out group 1",
+        "reranker for discovery, refit",
+        "reranker for all_purchases, held-out group 1",
+        "reranker for all_purchases, refit",
+    ]
+    assert jobs.dropped == ["reranker for all_purchases, refit"]
+    assert jobs.ran_here == []  # inline: every job ran when taken, none was to go over there
+    assert set(rerankers) == {"discovery"}
+    assert [choices[p].adopted for p in ("discovery", "all_purchases", "business_rules")] == [
+        True,
+        False,
+        False,
+    ]
 
 
 def test_under_discovery_trees_within_noise_replace_the_blend() -> None:
