@@ -118,6 +118,8 @@ def recommendations_for(
 
 
 def style_data(tables: dict[str, pd.DataFrame]) -> TrainData:
+    """The style shop's (or a variant's) training data at 2026-03-01, trending over its last
+    14 days."""
     return build_train_data(
         tables,
         item_features(tables[c.PRODUCTS]),

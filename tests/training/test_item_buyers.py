@@ -10,15 +10,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.item_features import item_features
 from storewise import columns as c
-from storewise.settings import InteractionWeights
-from tests.style import TZ, style_shop
-from training.recommender.data import OrderCodes, TrainData, build_train_data
+from tests.style import TZ, style_data, style_shop
+from training.recommender.data import OrderCodes
 from training.recommender.hybrid import decayed_popularity, recency_history
 
-CUTOFF = pd.Timestamp("2026-03-01", tz=TZ)
-TRENDING_DAYS = 14  # the trending window starts on 2026-02-15
+# `style_data`: the data at 2026-03-01, the trending window from 2026-02-15
 
 
 def shop_with_guests() -> dict[str, pd.DataFrame]:
@@ -44,20 +41,9 @@ def shop_with_guests() -> dict[str, pd.DataFrame]:
     return tables
 
 
-def data_at_cutoff(tables: dict[str, pd.DataFrame]) -> TrainData:
-    return build_train_data(
-        tables,
-        item_features(tables[c.PRODUCTS]),
-        InteractionWeights(),
-        CUTOFF,
-        trending_days=TRENDING_DAYS,
-        repeat_half_life_days=90,
-    )
-
-
 def test_popularity_and_trending_count_distinct_buyers_with_each_guest_order_one() -> None:
     tables = shop_with_guests()
-    data = data_at_cutoff(tables)
+    data = style_data(tables)
     popularity = dict(zip(data.item_ids, data.popularity, strict=True))
     trending = dict(zip(data.item_ids, data.trending, strict=True))
     assert popularity == pytest.approx(
@@ -86,8 +72,8 @@ def decayed(age_days: float, half_life_days: float) -> float:
 def test_decayed_trending_counts_each_buyer_once_by_their_latest_purchase() -> None:
     """Against the style shop without the extra lines, at a half-life of 7 days."""
     plain, tables = style_shop(), shop_with_guests()
-    before = decayed_popularity(plain[c.ORDERS], OrderCodes.of(plain[c.ORDERS]), data_at_cutoff(plain), 7)
-    data = data_at_cutoff(tables)
+    before = decayed_popularity(plain[c.ORDERS], OrderCodes.of(plain[c.ORDERS]), style_data(plain), 7)
+    data = style_data(tables)
     after = decayed_popularity(tables[c.ORDERS], OrderCodes.of(tables[c.ORDERS]), data, 7)
     added = dict(zip(data.item_ids, after - before, strict=True))
     assert added == pytest.approx(
@@ -106,7 +92,7 @@ def test_decayed_trending_counts_each_buyer_once_by_their_latest_purchase() -> N
 
 def test_the_recent_history_sums_each_customers_purchase_lines_decayed() -> None:
     tables = shop_with_guests()
-    data = data_at_cutoff(tables)
+    data = style_data(tables)
     recent = recency_history(tables[c.ORDERS], OrderCodes.of(tables[c.ORDERS]), data, 30)
     row = {user: i for i, user in enumerate(data.user_ids)}
     column = {item: i for i, item in enumerate(data.item_ids)}

@@ -8,15 +8,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.item_features import item_features
 from storewise import columns as c
-from storewise.settings import InteractionWeights, RecommenderSettings
-from tests.style import TZ, recommendations_for, style_shop
-from training.recommender.data import TrainData, build_train_data
+from storewise.settings import RecommenderSettings
+from tests.style import TZ, recommendations_for, style_data, style_shop
+from training.recommender.data import TrainData
 from training.recommender.evaluate import make_protocol
 from training.recommender.hybrid import fit_hybrid
 
-CUTOFF = pd.Timestamp("2026-03-01", tz=TZ)
+# `style_data`: the data at 2026-03-01
 
 
 def returns_shop() -> dict[str, pd.DataFrame]:
@@ -41,17 +40,6 @@ def returns_shop() -> dict[str, pd.DataFrame]:
     return tables
 
 
-def data_at_cutoff(tables: dict[str, pd.DataFrame]) -> TrainData:
-    return build_train_data(
-        tables,
-        item_features(tables[c.PRODUCTS]),
-        InteractionWeights(),
-        CUTOFF,
-        trending_days=14,
-        repeat_half_life_days=90,
-    )
-
-
 def row_of(data: TrainData, customer: str, matrix_name: str) -> dict[str, float]:
     matrix = getattr(data, matrix_name).tocsr()
     user = list(data.user_ids).index(customer)
@@ -63,7 +51,7 @@ def row_of(data: TrainData, customer: str, matrix_name: str) -> dict[str, float]
 
 
 def test_an_item_partly_returned_stays_bought_and_one_returned_in_full_does_not() -> None:
-    data = data_at_cutoff(returns_shop())
+    data = style_data(returns_shop())
     # B0: one purchase line and one return line net to nothing, but a0 kept 8 of the 12, so
     # it counts as the purchase line times the share kept; B1 came back in full: gone; B2:
     # two purchase lines net of one return line, as always (a return counts against it)
@@ -94,7 +82,7 @@ def test_the_service_offers_neither_kept_nor_returned_purchases_as_new_and_buys_
     """a0 bought V1-V4, B0 (kept 8 of 12), B1 (sent back) and B2: of the ten items, only
     V0, B3 and B4 are new to them. Buy-again offers what they kept, never B1."""
     tables = returns_shop()
-    data = data_at_cutoff(tables)
+    data = style_data(tables)
     model = fit_hybrid(data, tables[c.ORDERS], None, RecommenderSettings(), components={"bm25", "buy_again"})
     model.blends = {protocol: {"bm25": 1.0} for protocol in ("discovery", "business_rules")}
     model.blends["all_purchases"] = {"buy_again": 1.0}
