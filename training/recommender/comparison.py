@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from inference.recommender.rerank import Reranker
 from inference.recommender.scoring import HybridModel
@@ -30,7 +31,7 @@ from training.recommender.evaluate import (
 )
 from training.recommender.hybrid import BlendView, with_lightfm
 from training.recommender.metrics import ranking_metrics
-from training.recommender.models import Ease, LightFmHybrid, Recommender, Repurchase
+from training.recommender.models import Ease, ItemKnnBm25, LightFmHybrid, Recommender, Repurchase
 from training.recommender.trainer import Trainer, peers
 from training.recommender.uncertainty import Bootstrap
 from training.recommender.validation import LightFmChoice
@@ -69,14 +70,14 @@ def test_comparison(
     uses it (or warm starts continue it)."""
     protocols = trainer.protocols(data)
     used = used_components(blends, rerankers)
-    hybrid = trainer.hybrid(data, None, components=used, users=truth.user_index)
+    # the peers first (the test weeks' LightFM may still be fitting in the other process):
+    # done over there, they hand the hybrid what they fitted that it fits too; done here,
+    # they take the hybrid's
+    done = jobs.take(TEST_PEERS) if TEST_PEERS in jobs else None
+    fitted = done.fits.arrays() if done is not None else None
+    hybrid = trainer.hybrid(data, None, components=used, users=truth.user_index, fitted=fitted)
     hybrid.blends, hybrid.rerankers = blends, rerankers
-    # the peers first: the test weeks' LightFM may still be fitting in the other process
-    by_peer = (
-        jobs.take(TEST_PEERS)
-        if TEST_PEERS in jobs
-        else evaluate_peers(data, truth, protocols, trainer.settings, hybrid)
-    )
+    by_peer = (done or evaluate_peers(data, truth, protocols, trainer.settings, hybrid)).evaluations
     lightfm: LightFmHybrid | None = None
     if TEST_WEEKS in jobs:
         lightfm = jobs.take(TEST_WEEKS)
@@ -183,22 +184,59 @@ def take_ranking(jobs: BackgroundJobs, keys: list[str]) -> dict[str, np.ndarray]
     return {name: np.vstack([part[name] for part in parts]) for name in parts[0]}
 
 
+@dataclass(frozen=True)
+class PeerFits:
+    """What the test weeks' peers fitted that the hybrid fits too, on the same data with
+    the same settings: EASE on bought/not-bought, BM25 on counts and repurchase timing's
+    scores. Done in the other process, the peers come first; the hybrid then takes these
+    instead of fitting them again (2.3 s of CPU on the wide stand-in, at the end of the run
+    where this process is the one still busy)."""
+
+    ease: sp.csr_matrix | None = None
+    bm25: sp.csr_matrix | None = None
+    due: sp.csr_matrix | None = None
+
+    def arrays(self) -> dict[str, sp.csr_matrix]:
+        """`fit_hybrid`'s `fitted`: the ones the peers fitted."""
+        found = {"ease": self.ease, "bm25": self.bm25, "due": self.due}
+        return {name: array for name, array in found.items() if array is not None}
+
+
+@dataclass(frozen=True)
+class PeerResults:
+    evaluations: dict[str, dict[str, Evaluation]]  # protocol -> peer -> evaluation
+    fits: PeerFits
+
+
 def evaluate_peers(
     data: TrainData,
     truth: Truth,
     protocols: dict[str, Protocol],
     settings: RecommenderSettings,
     hybrid: HybridModel | None = None,
-) -> dict[str, dict[str, Evaluation]]:
-    """Every peer fitted on `data` and evaluated under every protocol (protocol -> peer ->
-    evaluation); with `hybrid` fitted on the same data, the peers it fitted take its arrays."""
+) -> PeerResults:
+    """Every peer fitted on `data` and evaluated under every protocol; with `hybrid` fitted
+    on the same data, the peers it fitted take its arrays (`reuse_hybrid_fit`)."""
     by_peer: dict[str, dict[str, Evaluation]] = {protocol: {} for protocol in protocols}
+    fits: dict[str, sp.csr_matrix] = {}
     for peer in peers(data.n_items, settings):
         if hybrid is None or not reuse_hybrid_fit(peer, hybrid, data):
             peer.fit(data)
+        fits.update(hybrid_arrays(peer))
         for protocol, evaluation in evaluate_protocols(peer, data, truth, protocols).items():
             by_peer[protocol][peer.name] = evaluation
-    return by_peer
+    return PeerResults(by_peer, PeerFits(**fits))
+
+
+def hybrid_arrays(peer: Recommender) -> dict[str, sp.csr_matrix]:
+    """The arrays of a fitted `peer` that `fit_hybrid` computes the same way (`PeerFits`)."""
+    if isinstance(peer, Ease) and peer.binary and peer.source == "purchases":
+        return {"ease": peer.similarity}
+    if isinstance(peer, ItemKnnBm25) and not peer.binary and peer.source == "purchases":
+        return {"bm25": peer.similarity}
+    if isinstance(peer, Repurchase):
+        return {"due": peer.due}
+    return {}
 
 
 def submit_peers(trainer: Trainer, jobs: BackgroundJobs, data: TrainData, truth: Truth) -> None:

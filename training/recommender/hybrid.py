@@ -4,7 +4,7 @@ lives in `inference/recommender/scoring.py`, which the service loads)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,18 +131,22 @@ def fit_hybrid(
     horizon_days: float | None = None,
     users: np.ndarray | None = None,
     codes: OrderCodes | None = None,
+    fitted: Mapping[str, sp.csr_matrix] | None = None,
 ) -> HybridModel:
     """Fit the hybrid's `components` (default: every one the blend may use) on `data`.
     LightFM must already be fitted on it (None leaves LightFM out: `with_lightfm` adds it
     later, the same model). `users` limits the per-customer precomputations (TIFU-KNN) to
     the customers that will be scored; `horizon_days` is how far ahead repurchase timing
     predicts (default: the test weeks). `codes` are `orders`' ids as codes (a run makes them
-    once, `PreparedTables.codes`; made here if not given)."""
+    once, `PreparedTables.codes`; made here if not given). `fitted` holds arrays already
+    computed on `data` with these settings ("ease", "bm25", "due"), taken instead of
+    computed again: the test weeks' peers fit them too (`comparison.PeerFits`)."""
     codes = OrderCodes.of(orders) if codes is None else codes
+    fitted = {} if fitted is None else fitted
     wanted = set(settings.blend.components if components is None else components)
     horizon = settings.evaluation.test_days if horizon_days is None else horizon_days
     parts = settings.components
-    similarity = item_item_matrices(data, parts, wanted)
+    similarity = item_item_matrices(data, parts, wanted, fitted)
     if "names" in wanted:
         similarity["names"] = cached_name_similarity(
             data.item_features, data.item_feature_names, parts.item_neighbours
@@ -165,7 +169,9 @@ def fit_hybrid(
     if "next" in wanted:
         histories["latest"] = latest_baskets(data, parts.latest_baskets)
     if "due" in wanted:
-        histories["due"] = repurchase_scores(data, horizon, settings.repurchase)
+        histories["due"] = (
+            fitted["due"] if "due" in fitted else repurchase_scores(data, horizon, settings.repurchase)
+        )
     if wanted & {"tifu", "tifu_explore"}:
         histories.update(tifu_histories(data, settings, users))
     vectors = {
@@ -187,10 +193,11 @@ def fit_hybrid(
 
 
 def item_item_matrices(
-    data: TrainData, parts: ComponentSettings, wanted: set[str]
+    data: TrainData, parts: ComponentSettings, wanted: set[str], fitted: Mapping[str, sp.csr_matrix]
 ) -> dict[str, sp.csr_matrix]:
     """EASE (when the catalogue allows its dense inverse and a component wants it) and BM25
-    (always: the service's reasons and complements read it)."""
+    (always: the service's reasons and complements read it); either taken from `fitted`
+    when it holds it (`fit_hybrid`)."""
     similarity: dict[str, sp.csr_matrix] = {}
     if wanted & {"ease", "ease_recent", "ease_weights"} and not Ease.fits(data.n_items, parts):
         log.warning(
@@ -200,10 +207,18 @@ def item_item_matrices(
         )
     elif wanted & {"ease", "ease_recent", "ease_weights"}:
         if wanted & {"ease", "ease_recent"}:
-            similarity["ease"] = Ease(parts, "purchases", binary=True).fit(data).similarity
+            similarity["ease"] = (
+                fitted["ease"]
+                if "ease" in fitted
+                else Ease(parts, "purchases", binary=True).fit(data).similarity
+            )
         if "ease_weights" in wanted:
             similarity["ease_weights"] = Ease(parts, "weights", binary=False).fit(data).similarity
-    bm25 = ItemKnnBm25(parts, source="purchases", binary=False).fit(data).similarity
+    bm25 = (
+        fitted["bm25"]
+        if "bm25" in fitted
+        else ItemKnnBm25(parts, source="purchases", binary=False).fit(data).similarity
+    )
     similarity["bm25"] = (
         bm25 if bm25.nnz else keep_top_neighbours(sp.csr_matrix(bm25.shape, dtype=np.float32), 1)
     )

@@ -5,12 +5,13 @@ the evaluation protocols, LightFM, the hybrid, the peers)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from tqdm import tqdm
 
 from features.interactions import with_dismissals
@@ -135,6 +136,7 @@ class Trainer:
         components: Collection[str] | None = None,
         horizon_days: float | None = None,
         users: np.ndarray | None = None,
+        fitted: Mapping[str, sp.csr_matrix] | None = None,
     ) -> HybridModel:
         """The hybrid's `components` fitted on `data` (see `fit_hybrid`)."""
         return fit_hybrid(
@@ -146,6 +148,7 @@ class Trainer:
             horizon_days=horizon_days,
             users=users,
             codes=self.prepared.codes,
+            fitted=fitted,
         )
 
     def early_stopping(
