@@ -90,6 +90,47 @@ def test_spare_jobs_wait_for_the_other_process_and_run_here_only_when_taken() ->
         assert jobs.ran_here == ["next"]
 
 
+def test_late_jobs_run_over_there_in_their_turn_and_here_only_when_taken() -> None:
+    """The final fit's LightFM: needed at the end, so never started here while this process
+    waits for a short job (the other process would then idle), but not held back behind
+    the jobs queued after it either, as a spare one is."""
+    with started(BackgroundJobs(background=True)) as jobs:
+        jobs.submit("slow", where, 1.5, "slow")
+        time.sleep(0.5)  # the other process has started "slow"
+        jobs.submit("late", where, 0.8, "late", late=True)
+        jobs.submit("next", where, 0.0, "next")
+        assert jobs.take("slow")[0] == "slow"
+        # waiting for "slow", this process ran "next", not the late job queued before it
+        assert jobs.ran_here == ["next"]
+        assert jobs.take("next") == ("next", os.getpid())
+        label, pid = jobs.take("late")  # handed on as "slow" finished
+        assert label == "late"
+        assert pid != os.getpid()
+
+        jobs.submit("first", where, 1.0, "first")
+        time.sleep(0.3)  # the other process has started "first"
+        jobs.submit("late", where, 0.8, "late", late=True)
+        jobs.submit("after", where, 0.0, "after")
+        jobs.submit("spare", where, 0.0, "spare", spare=True)
+        while not jobs.finished("first"):
+            time.sleep(0.01)
+        while jobs.queued("late"):
+            time.sleep(0.01)
+        # in its turn: before "after", which was queued behind it (a spare job would wait)
+        assert jobs.queued("after")
+        assert jobs.queued("spare")
+        assert jobs.take("late")[1] != os.getpid()  # waiting for it, this process ran "after"
+        assert jobs.take("first")[1] != os.getpid()
+        assert jobs.ran_here == ["next", "after"]
+
+        jobs.submit("busy", where, 1.0, "busy")
+        time.sleep(0.3)  # the other process has started "busy"
+        jobs.submit("late too", where, 0.0, "late too", late=True)
+        assert jobs.take("late too") == ("late too", os.getpid())  # taken while queued: here
+        assert jobs.take("busy")[1] != os.getpid()
+        assert jobs.ran_here == ["next", "after"]
+
+
 def test_a_job_dropped_while_running_holds_back_the_next_one_for_this_process() -> None:
     """The other process runs a dropped job on; the next job is not handed on behind it (it
     would wait there for a result nobody needs), so taking it runs it here."""

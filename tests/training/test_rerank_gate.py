@@ -201,9 +201,11 @@ class RecordingJobs(BackgroundJobs):
         self.submitted: list[str] = []
         self.dropped: list[str] = []
 
-    def submit(self, key: str, run: Callable[..., Any], *arguments: Any, spare: bool = False) -> None:
+    def submit(
+        self, key: str, run: Callable[..., Any], *arguments: Any, spare: bool = False, late: bool = False
+    ) -> None:
         self.submitted.append(key)
-        super().submit(key, run, *arguments, spare=spare)
+        super().submit(key, run, *arguments, spare=spare, late=late)
 
     def drop(self, key: str) -> None:
         self.dropped.append(key)

@@ -16,7 +16,8 @@ final fit's LightFM, never past early stopping's best epoch so far (`BestEpoch`;
 scratch and without `--search`); then the later ones), except `spare` jobs (the final
 LightFM's top items), which it runs only when nothing else is queued. This process builds
 and evaluates everything else; each result is waited for where it is needed, and this
-process, waiting for one, runs the queued jobs itself meanwhile (never a spare one).
+process, waiting for one, runs the queued jobs itself meanwhile (never a spare one, nor a
+`late` one: the final fit's LightFM, needed only at the end).
 LightFM with one thread and a fixed seed gives the same model in either process, and the
 peers the same scores (tested); the hybrids' components and the top items are computed on
 one BLAS thread wherever they run, so the run's numbers do not depend on where they ran.
@@ -263,12 +264,15 @@ class LaterFit:
     once the blends are decided (the test weeks'), so a `spare` job: this process never
     fits it while waiting for another result. As an ordinary job, this process, waiting for
     the third validation fold's LightFM, fitted the fourth's and then this one while the
-    other process, done with the third, idled 14 s (the wide stand-in with LightFM kept)."""
+    other process, done with the third, idled 14 s (the wide stand-in with LightFM kept).
+    `late`: needed at the run's end (the final fit's), a `late` job: the other process fits
+    it in its turn, and this one never while waiting for another result."""
 
     data: TrainData
     top_items: int = 0
     users: np.ndarray | None = None
     spare: bool = False
+    late: bool = False
 
 
 def _set_up_second_process() -> None:
@@ -295,6 +299,7 @@ class _Job:
     arguments: tuple[Any, ...]
     future: Future[Any] | None = None  # set once handed to the other process
     spare: bool = False  # for the other process's spare time (`BackgroundJobs.submit`)
+    late: bool = False  # needed at the run's end: never run here while waiting for another
 
 
 class BackgroundJobs(ClosedOnExit):
@@ -386,15 +391,22 @@ class BackgroundJobs(ClosedOnExit):
         job = self._jobs.get(key)
         return job is not None and job.future is not None and job.future.done()
 
-    def submit(self, key: str, run: Callable[..., Any], *arguments: Any, spare: bool = False) -> None:
+    def submit(
+        self, key: str, run: Callable[..., Any], *arguments: Any, spare: bool = False, late: bool = False
+    ) -> None:
         """Queue `run(*arguments)` (a module-level function: it is pickled by name) behind
         the jobs submitted before it. The arguments are pickled later, in the executor's
         threads, while this one goes on: nothing may change them meanwhile (a model's
         caches filled as it scores are left out of its pickle: `HybridModel.__getstate__`).
         A `spare` job is needed late: the other process runs it only when no other job is
-        queued, and this one only when it is taken (never while waiting for another)."""
+        queued, and this one only when it is taken (never while waiting for another). A
+        `late` job is needed at the run's end too, but the other process takes it in its
+        turn; this one, too, runs it only when it is taken: started here while waiting for a
+        short job, a long one held this process long after the wait (the sample's final
+        LightFM, 6.5 s, claimed while waiting 0.6 s for a fold's components) while the other
+        process, done with the short job, had nothing left to do."""
         with self._lock:
-            self._jobs[key] = _Job(run, arguments, spare=spare)
+            self._jobs[key] = _Job(run, arguments, spare=spare, late=late)
         self._hand_on()
         self._share_cores()
 
@@ -424,11 +436,11 @@ class BackgroundJobs(ClosedOnExit):
         queued.future.add_done_callback(self._hand_on)
 
     def _claim(self, key: str | None = None) -> tuple[str, _Job] | None:
-        """Take `key` (or the first job that is not spare) off the queue if the other process
-        does not have it."""
+        """Take `key` (or the first job that is neither spare nor late) off the queue if the
+        other process does not have it."""
         with self._lock:
             for name, job in self._jobs.items():
-                if (name == key if key is not None else not job.spare) and job.future is None:
+                if (name == key if key is not None else not (job.spare or job.late)) and job.future is None:
                     del self._jobs[name]
                     return name, job
         return None

@@ -265,8 +265,9 @@ def _train(trainer: Trainer, search: bool, started: float, tracking: TrackingPro
             search,
             step,
             jobs,
-            # its top items are jobs of their own, queued late (`submit_final_top`)
-            {FINAL_FIT: LaterFit(final_data)},
+            # its top items are jobs of their own, queued late (`submit_final_top`); needed
+            # at the end, never fitted here while waiting for another result (`LaterFit`)
+            {FINAL_FIT: LaterFit(final_data, late=True)},
             # the test comparison's hybrid scores the test customers only
             {TEST_WEEKS: LaterFit(test_data, candidates, test_truth.user_index, spare=True)},
         )

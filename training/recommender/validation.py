@@ -152,6 +152,7 @@ class LightFmChoice:
                     fit.top_items,
                     fit.users,
                     spare=fit.spare,
+                    late=fit.late,
                 )
 
 
@@ -170,7 +171,7 @@ def follow_early_stopping(
         model = trainer.lightfm(settings.max_epochs)
         if fit.top_items:
             raise ValueError(f"{key}: a LightFM following early stopping computes no top items")
-        jobs.submit(key, fit_lightfm_following, model, fit.data, best)
+        jobs.submit(key, fit_lightfm_following, model, fit.data, best, spare=fit.spare, late=fit.late)
     return best
 
 
