@@ -204,6 +204,8 @@ class PeerFits:
 
 @dataclass(frozen=True)
 class PeerResults:
+    """`evaluate_peers`' answer: the peers' evaluations and the fits the hybrid takes."""
+
     evaluations: dict[str, dict[str, Evaluation]]  # protocol -> peer -> evaluation
     fits: PeerFits
 

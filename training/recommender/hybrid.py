@@ -139,8 +139,8 @@ def fit_hybrid(
     the customers that will be scored; `horizon_days` is how far ahead repurchase timing
     predicts (default: the test weeks). `codes` are `orders`' ids as codes (a run makes them
     once, `PreparedTables.codes`; made here if not given). `fitted` holds arrays already
-    computed on `data` with these settings ("ease", "bm25", "due"), taken instead of
-    computed again: the test weeks' peers fit them too (`comparison.PeerFits`)."""
+    computed on `data` with these settings and the default horizon ("ease", "bm25", "due"),
+    taken instead of computed again: the test weeks' peers fit them too (`comparison.PeerFits`)."""
     codes = OrderCodes.of(orders) if codes is None else codes
     fitted = {} if fitted is None else fitted
     wanted = set(settings.blend.components if components is None else components)
