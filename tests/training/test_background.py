@@ -67,26 +67,36 @@ def test_jobs_run_in_another_process_and_queued_ones_here_while_waiting() -> Non
         assert "last" not in jobs
 
 
+def not_run_here_while_waiting(jobs: BackgroundJobs, key: str, **kind: bool) -> None:
+    """A job of `kind` queued before "next" while this process waits for "slow": this
+    process runs "next" meanwhile, not it."""
+    jobs.submit("slow", where, 1.5, "slow")
+    time.sleep(0.5)  # the other process has started "slow"
+    jobs.submit(key, where, 0.8 if kind.get("late") else 0.0, key, **kind)
+    jobs.submit("next", where, 0.0, "next")
+    assert jobs.take("slow")[0] == "slow"
+    # waiting for "slow", this process ran "next", not the job queued before it
+    assert jobs.ran_here == ["next"]
+    assert jobs.take("next") == ("next", os.getpid())
+
+
+def run_here_when_taken_while_queued(jobs: BackgroundJobs, key: str, **kind: bool) -> None:
+    jobs.submit("busy", where, 1.0, "busy")
+    time.sleep(0.3)  # the other process has started "busy"
+    jobs.submit(key, where, 0.0, key, **kind)
+    assert jobs.take(key) == (key, os.getpid())  # taken while queued: here
+    assert jobs.take("busy")[1] != os.getpid()
+
+
 def test_spare_jobs_wait_for_the_other_process_and_run_here_only_when_taken() -> None:
     with started(BackgroundJobs(background=True)) as jobs:
-        jobs.submit("slow", where, 1.5, "slow")
-        time.sleep(0.5)  # the other process has started "slow"
-        jobs.submit("spare", where, 0.0, "spare", spare=True)
-        jobs.submit("next", where, 0.0, "next")
-        assert jobs.take("slow")[0] == "slow"
-        # waiting for "slow", this process ran "next", not the spare job queued before it
-        assert jobs.ran_here == ["next"]
-        assert jobs.take("next") == ("next", os.getpid())
+        not_run_here_while_waiting(jobs, "spare", spare=True)
         while jobs.queued("spare"):  # handed on as "slow" finished, just after its result
             time.sleep(0.01)
         label, pid = jobs.take("spare")  # the other process's, once it had nothing else
         assert label == "spare"
         assert pid != os.getpid()
-        jobs.submit("busy", where, 1.0, "busy")
-        time.sleep(0.3)  # the other process has started "busy"
-        jobs.submit("late spare", where, 0.0, "late spare", spare=True)
-        assert jobs.take("late spare") == ("late spare", os.getpid())  # taken while queued: here
-        assert jobs.take("busy")[1] != os.getpid()
+        run_here_when_taken_while_queued(jobs, "late spare", spare=True)
         assert jobs.ran_here == ["next"]
 
 
@@ -95,14 +105,7 @@ def test_late_jobs_run_over_there_in_their_turn_and_here_only_when_taken() -> No
     waits for a short job (the other process would then idle), but not held back behind
     the jobs queued after it either, as a spare one is."""
     with started(BackgroundJobs(background=True)) as jobs:
-        jobs.submit("slow", where, 1.5, "slow")
-        time.sleep(0.5)  # the other process has started "slow"
-        jobs.submit("late", where, 0.8, "late", late=True)
-        jobs.submit("next", where, 0.0, "next")
-        assert jobs.take("slow")[0] == "slow"
-        # waiting for "slow", this process ran "next", not the late job queued before it
-        assert jobs.ran_here == ["next"]
-        assert jobs.take("next") == ("next", os.getpid())
+        not_run_here_while_waiting(jobs, "late", late=True)
         label, pid = jobs.take("late")  # handed on as "slow" finished
         assert label == "late"
         assert pid != os.getpid()
@@ -123,11 +126,7 @@ def test_late_jobs_run_over_there_in_their_turn_and_here_only_when_taken() -> No
         assert jobs.take("first")[1] != os.getpid()
         assert jobs.ran_here == ["next", "after"]
 
-        jobs.submit("busy", where, 1.0, "busy")
-        time.sleep(0.3)  # the other process has started "busy"
-        jobs.submit("late too", where, 0.0, "late too", late=True)
-        assert jobs.take("late too") == ("late too", os.getpid())  # taken while queued: here
-        assert jobs.take("busy")[1] != os.getpid()
+        run_here_when_taken_while_queued(jobs, "late too", late=True)
         assert jobs.ran_here == ["next", "after"]
 
 

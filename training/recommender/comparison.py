@@ -70,14 +70,16 @@ def test_comparison(
     uses it (or warm starts continue it)."""
     protocols = trainer.protocols(data)
     used = used_components(blends, rerankers)
-    # the peers first (the test weeks' LightFM may still be fitting in the other process):
-    # done over there, they hand the hybrid what they fitted that it fits too; done here,
-    # they take the hybrid's
-    done = jobs.take(TEST_PEERS) if TEST_PEERS in jobs else None
-    fitted = done.fits.arrays() if done is not None else None
-    hybrid = trainer.hybrid(data, None, components=used, users=truth.user_index, fitted=fitted)
+    # the peers first (the test weeks' LightFM may still be fitting in the other process),
+    # then the hybrid, taking what they fitted that it fits too
+    done = (
+        jobs.take(TEST_PEERS)
+        if TEST_PEERS in jobs
+        else evaluate_peers(data, truth, protocols, trainer.settings)
+    )
+    hybrid = trainer.hybrid(data, None, components=used, users=truth.user_index, fitted=done.fits.arrays())
     hybrid.blends, hybrid.rerankers = blends, rerankers
-    by_peer = (done or evaluate_peers(data, truth, protocols, trainer.settings, hybrid)).evaluations
+    by_peer = done.evaluations
     lightfm: LightFmHybrid | None = None
     if TEST_WEEKS in jobs:
         lightfm = jobs.take(TEST_WEEKS)
@@ -188,8 +190,8 @@ def take_ranking(jobs: BackgroundJobs, keys: list[str]) -> dict[str, np.ndarray]
 class PeerFits:
     """What the test weeks' peers fitted that the hybrid fits too, on the same data with
     the same settings: EASE on bought/not-bought, BM25 on counts and repurchase timing's
-    scores. Done in the other process, the peers come first; the hybrid then takes these
-    instead of fitting them again (2.3 s of CPU on the wide stand-in, at the end of the run
+    scores. The peers come first (in the other process when there is one); the hybrid then
+    takes these instead of fitting them again (2.3 s of CPU on the wide stand-in, at the end of the run
     where this process is the one still busy)."""
 
     ease: sp.csr_matrix | None = None
@@ -215,16 +217,13 @@ def evaluate_peers(
     truth: Truth,
     protocols: dict[str, Protocol],
     settings: RecommenderSettings,
-    hybrid: HybridModel | None = None,
 ) -> PeerResults:
-    """Every peer fitted on `data` and evaluated under every protocol; with `hybrid` fitted
-    on the same data, the peers it fitted take its arrays (`reuse_hybrid_fit`)."""
+    """Every peer fitted on `data` and evaluated under every protocol, with what they
+    fitted that the hybrid fits too (`PeerFits`)."""
     by_peer: dict[str, dict[str, Evaluation]] = {protocol: {} for protocol in protocols}
     fits: dict[str, sp.csr_matrix] = {}
     for peer in peers(data.n_items, settings):
-        if hybrid is None or not reuse_hybrid_fit(peer, hybrid, data):
-            peer.fit(data)
-        fits.update(hybrid_arrays(peer))
+        fits.update(hybrid_arrays(peer.fit(data)))
         for protocol, evaluation in evaluate_protocols(peer, data, truth, protocols).items():
             by_peer[protocol][peer.name] = evaluation
     return PeerResults(by_peer, PeerFits(**fits))
@@ -245,20 +244,6 @@ def submit_peers(trainer: Trainer, jobs: BackgroundJobs, data: TrainData, truth:
     """Submit the test weeks' peers (`evaluate_peers` on `data`, the data at the window's
     start, judged on `truth`) to `jobs`: they depend on nothing the validation decides."""
     jobs.submit(TEST_PEERS, evaluate_peers, data, truth, trainer.protocols(data), trainer.settings)
-
-
-def reuse_hybrid_fit(peer: Recommender, hybrid: HybridModel, data: TrainData) -> bool:
-    """Peers the hybrid already fitted on the same data with the same settings take its
-    arrays instead of fitting again: EASE on bought/not-bought (the `ease` matrix) and
-    repurchase timing (the `due` scores)."""
-    if isinstance(peer, Ease) and peer.binary and peer.source == "purchases" and "ease" in hybrid.similarity:
-        peer.user_items = peer.history(data)
-        peer.similarity = hybrid.similarity["ease"]
-        return True
-    if isinstance(peer, Repurchase) and "due" in hybrid.histories:
-        peer.fit_from(hybrid.histories["due"], data)
-        return True
-    return False
 
 
 def intervals_against_hybrid(trainer: Trainer, evaluations: dict[str, dict[str, Evaluation]]) -> pd.DataFrame:
