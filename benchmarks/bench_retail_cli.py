@@ -12,12 +12,13 @@ through the `storewise` CLI, under both protocols, with every difference's inter
 3. With `--copies 3`, step 1 on the sample repeated three times as other customers (about
    330,000 lines, the stand-in for a 360,000-line export): the training time.
 
-    uv run python -m benchmarks.bench_retail_cli [--copies 3] [--work DIR] [--half 0|1 | --wide] [--sample EXPORT --out FILE] [--lightfm-seed N] [--keep-lightfm]
+    uv run python -m benchmarks.bench_retail_cli [--copies 3] [--work DIR] [--half 0|1 [--split-seed S] | --wide] [--sample EXPORT --out FILE] [--lightfm-seed N] [--keep-lightfm]
 
 MLflow goes to a store in the work directory. Results: benchmarks/results/retail_cli.json;
 `--half N` runs steps 1-2 on half of the sample's customers as its own shop (those whose id
 is even, N = 0, or odd; guest lines by invoice number), results retail_cli_half<N>.json;
-`--sample` on another export; `--lightfm-seed N` with LightFM's seed N instead of the
+with `--split-seed S`, the halves are drawn by a hash of S and the id instead (results
+retail_cli_half<N>_split<S>.json); `--sample` on another export; `--lightfm-seed N` with LightFM's seed N instead of the
 configured one, results retail_cli_lightfm_seed<N>.json; `--wide` runs steps 1-2 on a
 stand-in closer to the unseen export than × 3 (`wide`: about 400,000 lines, 3,200
 customers, 3,700 items), results retail_cli_wide.json; `--keep-lightfm` with LightFM fitted on
@@ -130,13 +131,24 @@ def wide(sample: Path, out: Path) -> dict[str, int]:
     }
 
 
-def half(sample: Path, which: int, out: Path) -> int:
+def half(sample: Path, which: int, out: Path, split_seed: int | None = None) -> int:
     """The sample's lines of the customers whose numeric id has parity `which` (guest lines
-    by their invoice number's), written to `out`; the number of customers."""
+    by their invoice number's), written to `out`; the number of customers. With
+    `split_seed`, the halves are drawn by a hash of the seed and the id instead: other
+    customer sets of the same size, each half the other's complement, the same on every
+    machine."""
     lines = pd.read_csv(sample, dtype=str, keep_default_na=False)
     customer = pd.to_numeric(lines["CustomerID"].where(lines["CustomerID"] != ""), errors="coerce")
     invoice = pd.to_numeric(lines["InvoiceNo"].str.extract(r"(\d+)")[0], errors="coerce")
-    keep = (customer.fillna(invoice) // 1 % 2) == which
+    key = customer.fillna(invoice) // 1
+    if split_seed is None:
+        keep = (key % 2) == which
+    else:
+        drawn = {
+            k: int(hashlib.md5(f"{split_seed}:{k:.0f}".encode()).hexdigest()[:8], 16) % 2
+            for k in key.unique()
+        }
+        keep = key.map(drawn) == which
     lines[keep].to_csv(out, index=False, compression="gzip")
     return int(lines.loc[keep, "CustomerID"].replace("", None).nunique())
 
@@ -276,9 +288,12 @@ def chosen_run(args: argparse.Namespace, work: Path, results: dict[str, Any]) ->
         lightfm["seed"] = results["lightfm_seed"] = args.lightfm_seed
         out = args.out or RESULTS.with_name(f"retail_cli_lightfm_seed{args.lightfm_seed}.json")
     if args.half is not None:
-        export = work / f"half{args.half}.csv.gz"
-        results["customers"] = half(args.sample, args.half, export)
-        args.sample, out = export, args.out or RESULTS.with_name(f"retail_cli_half{args.half}.json")
+        name = f"half{args.half}" + (f"_split{args.split_seed}" if args.split_seed is not None else "")
+        export = work / f"{name}.csv.gz"
+        results["customers"] = half(args.sample, args.half, export, args.split_seed)
+        if args.split_seed is not None:
+            results["split_seed"] = args.split_seed
+        args.sample, out = export, args.out or RESULTS.with_name(f"retail_cli_{name}.json")
     if args.wide:
         export = work / "wide.csv.gz"
         results["wide"] = wide(args.sample, export)
@@ -296,6 +311,9 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=0, help="also time the sample repeated this many times")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--half", type=int, choices=(0, 1), default=None, help="half of the customers")
+    parser.add_argument(
+        "--split-seed", type=int, default=None, help="with --half: halves drawn by this seed, not by parity"
+    )
     parser.add_argument("--wide", action="store_true", help="the four-copy stand-in (`wide`) instead")
     parser.add_argument("--sample", type=Path, default=SAMPLE, help="another online-retail export")
     parser.add_argument("--out", type=Path, default=None, help="where the results go")
@@ -308,6 +326,8 @@ def main() -> None:
         help="LightFM on every fold, unscreened (lightfm.screen: false): the time where it stays",
     )
     args = parser.parse_args()
+    if args.split_seed is not None and args.half is None:
+        parser.error("--split-seed draws the halves of --half: give --half 0 or 1 too")
     work = args.work or Path(tempfile.mkdtemp(prefix="storewise-retail-cli-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work.resolve()}/mlflow.db")
