@@ -207,18 +207,22 @@ class BlendSettings(StrictModel):
     rank_offset: float = Field(20, gt=0)
 
 
+ProtocolName = Literal["discovery", "all_purchases", "business_rules"]
+
+
 class RerankSettings(StrictModel):
     # the learned reranker (training/recommender/rerank.py): gradient-boosted trees over the
     # blend's candidates, adopted per protocol from its gain over the blend on validation
-    # folds it was not fitted on (`adopt_unless_clearly_worse`)
+    # folds it was not fitted on (`adoption_rule`)
     enabled: bool = True
     # false: the reranker answers whatever the held-out folds say (still measured and logged)
     gate: bool = True
-    # protocols whose trees replace the blend unless clearly worse on held-out folds (the
-    # others: only if clearly better); why discovery, training/recommender/rerank.py
-    adopt_unless_clearly_worse: tuple[Literal["discovery", "all_purchases", "business_rules"], ...] = (
-        "discovery",
-    )
+    # protocols whose trees replace the blend whatever the held-out folds say (still
+    # measured and logged); why discovery, training/recommender/rerank.py
+    adopt_always: tuple[ProtocolName, ...] = ("discovery",)
+    # protocols whose trees replace the blend unless clearly worse on held-out folds; the
+    # others (in neither list): only if clearly better
+    adopt_unless_clearly_worse: tuple[ProtocolName, ...] = ()
     iterations: int = Field(100, ge=1, le=1000)
     learning_rate: float = Field(0.08, gt=0, le=1)
     leaves: int = Field(15, ge=2, le=255)
@@ -233,6 +237,15 @@ class RerankSettings(StrictModel):
     # the folds are dealt into this many groups; each group in turn is held out
     held_out_groups: int = Field(2, ge=2, le=12)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_rule_per_protocol(self) -> RerankSettings:
+        both = sorted(set(self.adopt_always) & set(self.adopt_unless_clearly_worse))
+        if both:
+            raise ValueError(
+                f"adopt_always and adopt_unless_clearly_worse both name {', '.join(both)}: one rule per protocol"
+            )
+        return self
 
 
 class SearchSettings(StrictModel):

@@ -84,27 +84,36 @@ def test_trees_fitted_on_noise_leave_the_blend_in_place() -> None:
     assert "not clearly better" in choice.reason
 
 
+# discovery's trees only if not clearly worse (the rule before `adopt_always` took discovery)
+UNLESS_CLEARLY_WORSE = SETTINGS.model_copy(
+    update={"adopt_always": (), "adopt_unless_clearly_worse": ("discovery",)}
+)
+
+
+def opposite_folds() -> list[FoldScores]:
+    """Folds 0 and 2 (the first held-out group) follow the opposite rule to folds 1 and 3."""
+    return [fold(seed, 200, noise=False, flipped=seed % 2 == 0) for seed in range(4)]
+
+
 @pytest.mark.parametrize(
     ("protocol", "held_out_folds", "reason"),
     [
         ("all_purchases", 2, "no lead over the blend on the first held-out group"),
         ("discovery", 4, "clearly worse than the blend on held-out folds"),
     ],
-    ids=["stops-after-the-first-group", "under-discovery-every-group"],
+    ids=["stops-after-the-first-group", "unless-clearly-worse-every-group"],
 )
 def test_trees_that_lose_on_held_out_folds_keep_the_blend(
     protocol: str, held_out_folds: int, reason: str
 ) -> None:
-    """Folds 0 and 2 (the first held-out group) follow the opposite rule to folds 1 and 3:
-    trees fitted on 1 and 3 get every customer's item second there (NDCG 1 / log2(3)),
-    the blend half of them first. Under all purchases the second group is never fitted.
-    Under discovery the first group's loss does not stop the decision (a first group
-    behind can pool to noise): the second is fitted too (its trees, fitted on the flipped
-    folds 0 and 2, are as wrong on 1 and 3), and the pooled gain, clearly below zero, keeps
-    the blend."""
-    folds = [fold(seed, 200, noise=False, flipped=seed % 2 == 0) for seed in range(4)]
+    """Trees fitted on folds 1 and 3 get every customer's item second on 0 and 2 (NDCG
+    1 / log2(3)), the blend half of them first. Under all purchases the second group is
+    never fitted. Under `adopt_unless_clearly_worse` the first group's loss does not stop
+    the decision (a first group behind can pool to noise): the second is fitted too (its
+    trees, fitted on the flipped folds 0 and 2, are as wrong on 1 and 3), and the pooled
+    gain, clearly below zero, keeps the blend."""
     choice, reranker = choose_reranker(
-        folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), protocol
+        opposite_folds(), ["a", "b"], BlendSettings(), UNLESS_CLEARLY_WORSE, EvaluationSettings(), protocol
     )
     assert reranker is None
     assert not choice.adopted
@@ -250,16 +259,44 @@ def test_the_run_queues_a_protocols_other_groups_before_its_refit() -> None:
     ]
 
 
+def test_under_discovery_trees_clearly_worse_on_held_out_folds_still_answer() -> None:
+    """By default (`rerank.adopt_always: [discovery]`) discovery's trees answer whatever the
+    held-out folds say: on the opposite folds above, every group is fitted, the pooled gain
+    is clearly below zero and reported as it is, and the trees are refitted on every fold.
+    Under all purchases the same folds keep the blend."""
+    assert SETTINGS.adopt_always == ("discovery",)
+    choice, reranker = choose_reranker(
+        opposite_folds(), ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "discovery"
+    )
+    assert choice.adopted
+    assert reranker is not None
+    assert choice.gain is not None
+    assert choice.gain.clearly_below_zero
+    assert len(choice.folds) == 4
+    assert choice.reason.startswith("clearly worse than the blend on held-out folds")
+    assert choice.reason.endswith("(adopted whatever they say: rerank.adopt_always)")
+    # refitted on all four folds, every customer's bought candidate among the two ranked
+    assert reranker.info["bought"] == 800
+    assert not choose_reranker(
+        opposite_folds(), ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "all_purchases"
+    )[0].adopted
+
+
+def test_one_rule_per_protocol() -> None:
+    with pytest.raises(ValueError, match="both name discovery: one rule per protocol"):
+        RerankSettings(adopt_always=("discovery",), adopt_unless_clearly_worse=("discovery", "all_purchases"))
+
+
 def test_under_discovery_trees_within_noise_replace_the_blend() -> None:
     """The same noise as above: under all purchases the blend stays (not clearly better),
-    under discovery the trees answer (not clearly worse: `rerank.adopt_unless_clearly_worse`),
+    under `rerank.adopt_unless_clearly_worse` the trees answer (not clearly worse),
     refitted on every fold, with the same held-out evidence."""
     folds = [fold(seed, 200, noise=True) for seed in range(4)]
     strict, _ = choose_reranker(
         folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "all_purchases"
     )
     choice, reranker = choose_reranker(
-        folds, ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "discovery"
+        folds, ["a", "b"], BlendSettings(), UNLESS_CLEARLY_WORSE, EvaluationSettings(), "discovery"
     )
     assert choice.gain == strict.gain
     assert choice.gain is not None
@@ -273,13 +310,13 @@ def test_under_discovery_trees_within_noise_replace_the_blend() -> None:
     assert reranker.info["bought"] == sum(int(f.relevant[:, :2].sum()) for f in folds)
     assert "within noise" in choice.reason
     assert "adopt_unless_clearly_worse" in choice.reason
-    lenient_everywhere = SETTINGS.model_copy(
+    lenient_everywhere = UNLESS_CLEARLY_WORSE.model_copy(
         update={"adopt_unless_clearly_worse": ("discovery", "all_purchases")}
     )
     assert choose_reranker(
         folds, ["a", "b"], BlendSettings(), lenient_everywhere, EvaluationSettings(), "all_purchases"
     )[0].adopted
-    nowhere = SETTINGS.model_copy(update={"adopt_unless_clearly_worse": ()})
+    nowhere = UNLESS_CLEARLY_WORSE.model_copy(update={"adopt_unless_clearly_worse": ()})
     assert not choose_reranker(
         folds, ["a", "b"], BlendSettings(), nowhere, EvaluationSettings(), "discovery"
     )[0].adopted

@@ -68,6 +68,7 @@ from training.recommender.rerank import (
     HeldOut,
     RerankChoice,
     adoption_rule,
+    always_because,
     first_group_verdict,
     held_out_group,
     held_out_groups,
@@ -468,7 +469,8 @@ def _rerank_jobs(
             continue
         later = range(1, held_out_groups(folds[protocol], rerank))
         groups = [firsts[protocol], *(jobs.take(rerank_key(protocol, group)) for group in later)]
-        choice = pooled_verdict(folds[protocol], groups, adoption_rule(rerank, protocol), evaluation)
+        rule = adoption_rule(rerank, protocol)
+        choice = pooled_verdict(folds[protocol], groups, rule, evaluation, always_because(rerank))
         if choice.adopted:
             decided[protocol] = (choice, with_evidence(jobs.take(rerank_key(protocol, "refit")), choice))
         else:
