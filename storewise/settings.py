@@ -215,10 +215,10 @@ class RerankSettings(StrictModel):
     # blend's candidates, adopted per protocol from its gain over the blend on validation
     # folds it was not fitted on (`adoption_rule`)
     enabled: bool = True
-    # false: the reranker answers whatever the held-out folds say (still measured and logged)
+    # false: the reranker answers every protocol unjudged (no held-out groups fitted)
     gate: bool = True
-    # protocols whose trees replace the blend whatever the held-out folds say (still
-    # measured and logged); why discovery, training/recommender/rerank.py
+    # protocols whose trees replace the blend unjudged (no held-out groups fitted: the
+    # decision would not read them); why discovery, training/recommender/rerank.py
     adopt_always: tuple[ProtocolName, ...] = ("discovery",)
     # protocols whose trees replace the blend unless clearly worse on held-out folds; the
     # others (in neither list): only if clearly better

@@ -433,7 +433,9 @@ def test_a_lightfm_no_blend_uses_is_not_fitted_on_the_test_weeks(
     (the run's most expensive model), and the registered model still has its embeddings
     (similar items, audiences and new items read them). The screen leaves it out after the
     latest fold; without it (`lightfm.screen: false`) it is fitted on both folds and the
-    tuning on both weighs it (each component alone is scored there) and leaves it."""
+    tuning on both weighs it (each component alone is scored there) and leaves it. The
+    reranker is off: trees adopted read every component on the folds, and discovery's are
+    adopted unjudged (`rerank.adopt_always`), so with LightFM on every fold they read it too."""
     shop, config = built_shop
     weak = fast_config(
         tmp_path / "weak",
@@ -442,6 +444,7 @@ def test_a_lightfm_no_blend_uses_is_not_fitted_on_the_test_weeks(
             "lightfm.max_epochs": 1,
             "lightfm.screen": screen,
             "evaluation.validation_folds": 2,
+            "rerank.enabled": False,
         },
     )
     (weak / "features.yaml").write_text((config / "features.yaml").read_text())

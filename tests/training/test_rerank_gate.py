@@ -13,6 +13,7 @@ import pytest
 from inference.recommender.rerank import CONTEXT
 from storewise.config import CONFIG_DIR
 from storewise.settings import BlendSettings, EvaluationSettings, RerankSettings, load_recommender_settings
+from training.recommender import rerank as rerank_module
 from training.recommender.background import BackgroundJobs
 from training.recommender.blend import DISCOUNTS, FoldScores
 from training.recommender.rerank import choose_reranker
@@ -84,10 +85,12 @@ def test_trees_fitted_on_noise_leave_the_blend_in_place() -> None:
     assert "not clearly better" in choice.reason
 
 
-# discovery's trees only if not clearly worse (the rule before `adopt_always` took discovery)
+# discovery's trees judged: only if not clearly worse (the rule before `adopt_always` took
+# discovery), or like every protocol's, only if clearly better
 UNLESS_CLEARLY_WORSE = SETTINGS.model_copy(
     update={"adopt_always": (), "adopt_unless_clearly_worse": ("discovery",)}
 )
+JUDGED = SETTINGS.model_copy(update={"adopt_always": ()})
 
 
 def opposite_folds() -> list[FoldScores]:
@@ -152,12 +155,14 @@ def test_too_few_bought_candidates_keep_the_blend() -> None:
     assert "(10 in a training group, fewer than 20)" in choice.reason
 
 
-def test_the_runs_jobs_decide_as_one_call_does() -> None:
+@pytest.mark.parametrize("rerank", [JUDGED, SETTINGS], ids=["judged", "discovery-unjudged"])
+def test_the_runs_jobs_decide_as_one_call_does(rerank: RerankSettings) -> None:
     """A training run splits each protocol's decision into jobs (first held-out group; then
-    the refit and the other groups) that both processes take: the decisions and the adopted
-    trees are the ones `choose_reranker` makes in one call, for a protocol adopted
-    (discovery), one kept at the blend after both groups (all purchases), one stopped at the
-    first group (business rules) and one sharing another's folds."""
+    the refit and the other groups; or the refit alone, unjudged) that both processes take:
+    the decisions and the adopted trees are the ones `choose_reranker` makes in one call,
+    for a protocol adopted (discovery, judged or not), one kept at the blend after both
+    groups (all purchases), one stopped at the first group (business rules) and one sharing
+    another's folds."""
     kinds = {
         "discovery": {"noise": False},
         "all_purchases": {"noise": True},
@@ -173,14 +178,14 @@ def test_the_runs_jobs_decide_as_one_call_does() -> None:
         for index in range(4)
     ]
     defaults = load_recommender_settings(CONFIG_DIR)
-    settings = defaults.model_copy(update={"rerank": SETTINGS, "blend": BlendSettings()})
+    settings = defaults.model_copy(update={"rerank": rerank, "blend": BlendSettings()})
     with BackgroundJobs(background=True) as jobs:
         choices, rerankers = rerank_all(settings, scores, ["a", "b"], {}, jobs)
         shared, _ = rerank_all(settings, scores, ["a", "b"], {"business_rules": "discovery"}, jobs)
     for protocol in kinds:
         folds = [by_protocol[protocol] for by_protocol in scores]
         alone, trees = choose_reranker(
-            folds, ["a", "b"], settings.blend, SETTINGS, settings.evaluation, protocol
+            folds, ["a", "b"], settings.blend, rerank, settings.evaluation, protocol
         )
         assert choices[protocol] == alone
         assert (protocol in rerankers) == (trees is not None)
@@ -188,11 +193,12 @@ def test_the_runs_jobs_decide_as_one_call_does() -> None:
     assert "the other not fitted" in choices["business_rules"].reason
     assert "not clearly better" in choices["all_purchases"].reason
     assert shared["business_rules"] == choices["discovery"]
+    assert (choices["discovery"].gain is None) is (rerank == SETTINGS)
     _, trees = choose_reranker(
         [by_protocol["discovery"] for by_protocol in scores],
         ["a", "b"],
         settings.blend,
-        SETTINGS,
+        rerank,
         settings.evaluation,
         "discovery",
     )
@@ -221,14 +227,8 @@ class RecordingJobs(BackgroundJobs):
         super().drop(key)
 
 
-def test_the_run_queues_a_protocols_other_groups_before_its_refit() -> None:
-    """Every protocol's first held-out group is queued at once. A protocol with a lead there
-    queues its other group before its refit: this process, waiting for the next protocol's
-    first group, runs the first queued job, so it fits that group while the other process
-    ends its job and takes the refit (queued refit first, the wide stand-in's run waited 4.2
-    s for the group). A protocol that stops at its first group queues neither, and a
-    refit not adopted is dropped, never fitted."""
-    scores = [
+def lead_noise_stop_scores() -> list[dict[str, FoldScores]]:
+    return [
         {
             "discovery": fold(index, 200, noise=False),  # a lead, adopted
             "all_purchases": fold(index, 200, noise=True),  # a lead on one group, not adopted
@@ -236,10 +236,19 @@ def test_the_run_queues_a_protocols_other_groups_before_its_refit() -> None:
         }
         for index in range(4)
     ]
+
+
+def test_the_run_queues_a_protocols_other_groups_before_its_refit() -> None:
+    """Every protocol's first held-out group is queued at once. A protocol with a lead there
+    queues its other group before its refit: this process, waiting for the next protocol's
+    first group, runs the first queued job, so it fits that group while the other process
+    ends its job and takes the refit (queued refit first, the wide stand-in's run waited 4.2
+    s for the group). A protocol that stops at its first group queues neither, and a
+    refit not adopted is dropped, never fitted."""
     defaults = load_recommender_settings(CONFIG_DIR)
-    settings = defaults.model_copy(update={"rerank": SETTINGS, "blend": BlendSettings()})
+    settings = defaults.model_copy(update={"rerank": JUDGED, "blend": BlendSettings()})
     with RecordingJobs() as jobs:
-        choices, rerankers = rerank_all(settings, scores, ["a", "b"], {}, jobs)
+        choices, rerankers = rerank_all(settings, lead_noise_stop_scores(), ["a", "b"], {}, jobs)
     assert jobs.submitted == [
         "reranker for discovery, held-out group 0",
         "reranker for all_purchases, held-out group 0",
@@ -259,27 +268,65 @@ def test_the_run_queues_a_protocols_other_groups_before_its_refit() -> None:
     ]
 
 
-def test_under_discovery_trees_clearly_worse_on_held_out_folds_still_answer() -> None:
-    """By default (`rerank.adopt_always: [discovery]`) discovery's trees answer whatever the
-    held-out folds say: on the opposite folds above, every group is fitted, the pooled gain
-    is clearly below zero and reported as it is, and the trees are refitted on every fold.
-    Under all purchases the same folds keep the blend."""
+def test_an_unjudged_protocol_queues_its_refit_alone() -> None:
+    """By default discovery's trees answer unjudged: its refit is queued with the other
+    protocols' first groups, and no held-out group of its own."""
+    defaults = load_recommender_settings(CONFIG_DIR)
+    settings = defaults.model_copy(update={"rerank": SETTINGS, "blend": BlendSettings()})
+    with RecordingJobs() as jobs:
+        choices, rerankers = rerank_all(settings, lead_noise_stop_scores(), ["a", "b"], {}, jobs)
+    assert jobs.submitted == [
+        "reranker for discovery, refit",
+        "reranker for all_purchases, held-out group 0",
+        "reranker for business_rules, held-out group 0",
+        "reranker for all_purchases, held-out group 1",
+        "reranker for all_purchases, refit",
+    ]
+    assert jobs.dropped == ["reranker for all_purchases, refit"]
+    assert set(rerankers) == {"discovery"}
+    assert choices["discovery"].reason == "always (rerank.adopt_always), not judged on held-out folds"
+    assert rerankers["discovery"].info["gain"] == choices["discovery"].reason
+    assert rerankers["discovery"].info["held_out_folds"] == []
+
+
+def test_under_discovery_trees_clearly_worse_on_held_out_folds_still_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """By default (`rerank.adopt_always: [discovery]`) discovery's trees answer unjudged,
+    even on the opposite folds above, where judged they are clearly worse and the blend
+    stays: no held-out group is fitted, and the trees are refitted on every fold. Under all
+    purchases the same folds keep the blend."""
+    judged, _ = choose_reranker(
+        opposite_folds(), ["a", "b"], BlendSettings(), UNLESS_CLEARLY_WORSE, EvaluationSettings(), "discovery"
+    )
+    assert judged.gain is not None
+    assert judged.gain.clearly_below_zero
+    assert not choose_reranker(
+        opposite_folds(), ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "all_purchases"
+    )[0].adopted
+
+    def no_held_out_group(*_: object) -> None:
+        raise AssertionError("an unjudged protocol fits no held-out group")
+
+    monkeypatch.setattr(rerank_module, "held_out_group", no_held_out_group)
     assert SETTINGS.adopt_always == ("discovery",)
     choice, reranker = choose_reranker(
         opposite_folds(), ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "discovery"
     )
     assert choice.adopted
+    assert choice.gain is None
+    assert choice.folds == []
+    assert choice.reason == "always (rerank.adopt_always), not judged on held-out folds"
     assert reranker is not None
-    assert choice.gain is not None
-    assert choice.gain.clearly_below_zero
-    assert len(choice.folds) == 4
-    assert choice.reason.startswith("clearly worse than the blend on held-out folds")
-    assert choice.reason.endswith("(adopted whatever they say: rerank.adopt_always)")
     # refitted on all four folds, every customer's bought candidate among the two ranked
     assert reranker.info["bought"] == 800
-    assert not choose_reranker(
-        opposite_folds(), ["a", "b"], BlendSettings(), SETTINGS, EvaluationSettings(), "all_purchases"
-    )[0].adopted
+    off = SETTINGS.model_copy(update={"gate": False})
+    assert (
+        choose_reranker(
+            opposite_folds(), ["a", "b"], BlendSettings(), off, EvaluationSettings(), "all_purchases"
+        )[0].reason
+        == "always (rerank.gate off), not judged on held-out folds"
+    )
 
 
 def test_one_rule_per_protocol() -> None:

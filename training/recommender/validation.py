@@ -65,16 +65,17 @@ from training.recommender.models import LightFmHybrid
 from training.recommender.outcome import PRIMARY_METRIC
 from training.recommender.relations import keep_name_similarity, name_similarity_entry
 from training.recommender.rerank import (
+    ALWAYS,
     HeldOut,
     RerankChoice,
     adoption_rule,
-    always_because,
     first_group_verdict,
     held_out_group,
     held_out_groups,
     not_learnable,
     pooled_verdict,
     refit_reranker,
+    unjudged,
     with_evidence,
 )
 from training.recommender.trainer import Trainer
@@ -377,10 +378,12 @@ def tune_key(protocol: str) -> str:
 @dataclass
 class PendingRerank:
     """`submit_rerankers`' work in flight: the folds of the protocols whose first held-out
-    group is queued, and the decisions already made (a reranker that cannot be learned)."""
+    group is queued, the protocols whose trees are adopted unjudged (their refit queued:
+    `rerank.unjudged`), and the decisions already made (a reranker that cannot be learned)."""
 
     folds: dict[str, list[FoldScores]]
     decided: dict[str, tuple[RerankChoice, Reranker | None]]
+    unjudged: list[str] = field(default_factory=list)
 
 
 def submit_rerankers(
@@ -390,7 +393,8 @@ def submit_rerankers(
     same_as: dict[str, str],
     jobs: BackgroundJobs,
 ) -> PendingRerank:
-    """Queue each protocol's first held-out group for its reranker decision (`rerank_all`)."""
+    """Queue each protocol's first held-out group for its reranker decision (`rerank_all`),
+    or its refit if the trees answer it unjudged."""
     pending = PendingRerank({}, {})
     for protocol in PROTOCOLS:
         if same_as.get(protocol, protocol) != protocol:
@@ -399,6 +403,11 @@ def submit_rerankers(
         reason = not_learnable(folds, components, settings.blend, settings.rerank)
         if reason is not None:
             pending.decided[protocol] = (RerankChoice(False, reason), None)
+            continue
+        if adoption_rule(settings.rerank, protocol) == ALWAYS:
+            pending.unjudged.append(protocol)
+            refit = (folds, components, settings.blend, settings.rerank)
+            jobs.submit(rerank_key(protocol, "refit"), refit_reranker, *refit)
             continue
         pending.folds[protocol] = folds
         arguments = (folds, components, settings.blend, settings.rerank, settings.evaluation, 0)
@@ -420,10 +429,14 @@ def rerank_all(
     at once (`pending`, if `submit_rerankers` queued them already); for a protocol with a
     lead there, its other groups and then its refit on every fold (dropped if the reranker
     is not adopted). One job per protocol left this process waiting for the other's: 9 of
-    the sample x 3's 14.5 s decision."""
+    the sample x 3's 14.5 s decision. A protocol whose trees answer unjudged
+    (`rerank.unjudged`) has its refit queued with the first groups, and nothing else."""
     if pending is None:
         pending = submit_rerankers(settings, scores, components, same_as, jobs)
     decided = {**pending.decided, **_rerank_jobs(settings, pending.folds, components, jobs)}
+    for protocol in pending.unjudged:
+        choice = unjudged(settings.rerank)
+        decided[protocol] = (choice, with_evidence(jobs.take(rerank_key(protocol, "refit")), choice))
     for protocol, (choice, _) in decided.items():
         log.info("%s: %s", protocol, choice.describe())
     choices = {protocol: decided[same_as.get(protocol, protocol)][0] for protocol in PROTOCOLS}
@@ -469,8 +482,7 @@ def _rerank_jobs(
             continue
         later = range(1, held_out_groups(folds[protocol], rerank))
         groups = [firsts[protocol], *(jobs.take(rerank_key(protocol, group)) for group in later)]
-        rule = adoption_rule(rerank, protocol)
-        choice = pooled_verdict(folds[protocol], groups, rule, evaluation, always_because(rerank))
+        choice = pooled_verdict(folds[protocol], groups, adoption_rule(rerank, protocol), evaluation)
         if choice.adopted:
             decided[protocol] = (choice, with_evidence(jobs.take(rerank_key(protocol, "refit")), choice))
         else:
