@@ -7,7 +7,7 @@ checked, and `storewise.config.flatten` turns any of them into MLflow params.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -237,6 +237,17 @@ class RerankSettings(StrictModel):
     # the folds are dealt into this many groups; each group in turn is held out
     held_out_groups: int = Field(2, ge=2, le=12)
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_files_keep_their_rule(cls, data: Any) -> Any:
+        """A settings file from before `adopt_always` (its default, discovery, was then under
+        `adopt_unless_clearly_worse`) keeps the rule it names."""
+        if isinstance(data, dict) and "adopt_always" not in data and data.get("adopt_unless_clearly_worse"):
+            named = set(data["adopt_unless_clearly_worse"])
+            default = cls.model_fields["adopt_always"].default
+            data = {**data, "adopt_always": tuple(p for p in default if p not in named)}
+        return data
 
     @model_validator(mode="after")
     def _one_rule_per_protocol(self) -> RerankSettings:

@@ -332,6 +332,10 @@ def test_under_discovery_trees_clearly_worse_on_held_out_folds_still_answer(
 def test_one_rule_per_protocol() -> None:
     with pytest.raises(ValueError, match="both name discovery: one rule per protocol"):
         RerankSettings(adopt_always=("discovery",), adopt_unless_clearly_worse=("discovery", "all_purchases"))
+    # a settings file from before adopt_always names discovery under the older rule: it keeps it
+    older = RerankSettings.model_validate({"adopt_unless_clearly_worse": ["discovery"]})
+    assert older.adopt_always == ()
+    assert older.adopt_unless_clearly_worse == ("discovery",)
 
 
 def test_under_discovery_trees_within_noise_replace_the_blend() -> None:
