@@ -273,10 +273,7 @@ def first_group_verdict(
 
 
 def pooled_verdict(
-    folds: list[FoldScores],
-    groups: list[HeldOut],
-    rule: str,
-    evaluation: EvaluationSettings,
+    folds: list[FoldScores], groups: list[HeldOut], rule: str, evaluation: EvaluationSettings
 ) -> RerankChoice:
     """Every group's evidence pooled: the reranker is adopted if its gain passes `rule`
     (CLEARLY_BETTER or NOT_CLEARLY_WORSE; ALWAYS is decided unjudged, `unjudged`)."""
@@ -309,7 +306,7 @@ def refit_reranker(
 
 
 def with_evidence(reranker: Reranker, choice: RerankChoice) -> Reranker:
-    """The adopted reranker with its decision's evidence (none if it was not judged)."""
+    """The adopted reranker with its decision's evidence (the reason, if it was not judged)."""
     gain = choice.gain.describe() if choice.gain is not None else choice.reason
     reranker.info.update({"gain": gain, "held_out_folds": choice.folds, "features": reranker.feature_names})
     return reranker
