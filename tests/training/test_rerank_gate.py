@@ -228,6 +228,8 @@ class RecordingJobs(BackgroundJobs):
 
 
 def lead_noise_stop_scores() -> list[dict[str, FoldScores]]:
+    """Four folds: discovery's trees lead, all purchases' read noise, business rules' lose
+    on the first held-out group."""
     return [
         {
             "discovery": fold(index, 200, noise=False),  # a lead, adopted
