@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from inference.recommender.rerank import CONTEXT
+from inference.recommender.rerank import CONTEXT, Reranker
 from storewise.config import CONFIG_DIR
 from storewise.settings import BlendSettings, EvaluationSettings, RerankSettings, load_recommender_settings
 from training.recommender import rerank as rerank_module
 from training.recommender.background import BackgroundJobs
 from training.recommender.blend import DISCOUNTS, FoldScores
-from training.recommender.rerank import choose_reranker
+from training.recommender.rerank import RerankChoice, choose_reranker
 from training.recommender.validation import rerank_all
 
 WIDTH = 12
@@ -240,6 +240,17 @@ def lead_noise_stop_scores() -> list[dict[str, FoldScores]]:
     ]
 
 
+def recorded_decisions(
+    rerank: RerankSettings,
+) -> tuple[RecordingJobs, dict[str, RerankChoice], dict[str, Reranker]]:
+    """`rerank_all` on `lead_noise_stop_scores` with `rerank`, its jobs recorded."""
+    defaults = load_recommender_settings(CONFIG_DIR)
+    settings = defaults.model_copy(update={"rerank": rerank, "blend": BlendSettings()})
+    with RecordingJobs() as jobs:
+        choices, rerankers = rerank_all(settings, lead_noise_stop_scores(), ["a", "b"], {}, jobs)
+    return jobs, choices, rerankers
+
+
 def test_the_run_queues_a_protocols_other_groups_before_its_refit() -> None:
     """Every protocol's first held-out group is queued at once. A protocol with a lead there
     queues its other group before its refit: this process, waiting for the next protocol's
@@ -247,10 +258,7 @@ def test_the_run_queues_a_protocols_other_groups_before_its_refit() -> None:
     ends its job and takes the refit (queued refit first, the wide stand-in's run waited 4.2
     s for the group). A protocol that stops at its first group queues neither, and a
     refit not adopted is dropped, never fitted."""
-    defaults = load_recommender_settings(CONFIG_DIR)
-    settings = defaults.model_copy(update={"rerank": JUDGED, "blend": BlendSettings()})
-    with RecordingJobs() as jobs:
-        choices, rerankers = rerank_all(settings, lead_noise_stop_scores(), ["a", "b"], {}, jobs)
+    jobs, choices, rerankers = recorded_decisions(JUDGED)
     assert jobs.submitted == [
         "reranker for discovery, held-out group 0",
         "reranker for all_purchases, held-out group 0",
@@ -273,10 +281,7 @@ def test_the_run_queues_a_protocols_other_groups_before_its_refit() -> None:
 def test_an_unjudged_protocol_queues_its_refit_alone() -> None:
     """By default discovery's trees answer unjudged: its refit is queued with the other
     protocols' first groups, and no held-out group of its own."""
-    defaults = load_recommender_settings(CONFIG_DIR)
-    settings = defaults.model_copy(update={"rerank": SETTINGS, "blend": BlendSettings()})
-    with RecordingJobs() as jobs:
-        choices, rerankers = rerank_all(settings, lead_noise_stop_scores(), ["a", "b"], {}, jobs)
+    jobs, choices, rerankers = recorded_decisions(SETTINGS)
     assert jobs.submitted == [
         "reranker for discovery, refit",
         "reranker for all_purchases, held-out group 0",

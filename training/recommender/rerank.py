@@ -247,7 +247,7 @@ def adoption_rule(settings: RerankSettings, protocol: str) -> str:
 
 def unjudged(settings: RerankSettings) -> RerankChoice:
     """An ALWAYS protocol's decision: adopted, and its held-out groups not fitted (the
-    decision does not read them; on the wide stand-in discovery's two took 8.8 s of CPU)."""
+    decision does not read them; on the wide stand-in discovery's two took 8.3 s of CPU)."""
     because = "rerank.gate off" if not settings.gate else "rerank.adopt_always"
     return RerankChoice(True, f"always ({because}), not judged on held-out folds")
 
