@@ -8,17 +8,21 @@ through the `storewise` CLI, under both protocols, with every difference's inter
    (discovery: bought items left out) and `recommend --k 10 --include-purchased` (all
    purchases) for the customers with history who bought in the 30 days; each one's NDCG@10
    against what they bought, and the paired bootstrap 90% interval over customers of the
-   CLI's answers minus every peer of step 1 (same customers, same split).
+   CLI's answers minus every peer of step 1 (same customers, same split). Each customer's
+   figures go to `per_customer_<protocol>.csv` in the work folder (`cli` and every peer;
+   `bench_training_size` pairs them across shops).
 3. With `--copies 3`, step 1 on the sample repeated three times as other customers (about
    330,000 lines, the stand-in for a 360,000-line export): the training time.
 
-    uv run python -m benchmarks.bench_retail_cli [--copies 3] [--work DIR] [--half 0|1 [--split-seed S] | --wide] [--sample EXPORT --out FILE] [--lightfm-seed N] [--keep-lightfm]
+    uv run python -m benchmarks.bench_retail_cli [--copies 3] [--work DIR] [--half 0|1 [--split-seed S] | --part N --parts K [--split-seed S] | --wide] [--sample EXPORT --out FILE] [--lightfm-seed N] [--keep-lightfm]
 
 MLflow goes to a store in the work directory. Results: benchmarks/results/retail_cli.json;
 `--half N` runs steps 1-2 on half of the sample's customers as its own shop (those whose id
 is even, N = 0, or odd; guest lines by invoice number), results retail_cli_half<N>.json;
 with `--split-seed S`, the halves are drawn by a hash of S and the id instead (results
-retail_cli_half<N>_split<S>.json); `--sample` on another export; `--lightfm-seed N` with LightFM's seed N instead of the
+retail_cli_half<N>_split<S>.json); `--part N --parts K` runs them on part N of K (by id
+modulo K, or with `--split-seed` by the hash; a seed's parts of four lie inside its halves),
+results retail_cli_part<N>of<K>[_split<S>].json; `--sample` on another export; `--lightfm-seed N` with LightFM's seed N instead of the
 configured one, results retail_cli_lightfm_seed<N>.json; `--wide` runs steps 1-2 on a
 stand-in closer to the unseen export than × 3 (`wide`: about 400,000 lines, 3,200
 customers, 3,700 items), results retail_cli_wide.json; `--keep-lightfm` with LightFM fitted on
@@ -131,21 +135,22 @@ def wide(sample: Path, out: Path) -> dict[str, int]:
     }
 
 
-def half(sample: Path, which: int, out: Path, split_seed: int | None = None) -> int:
-    """The sample's lines of the customers whose numeric id has parity `which` (guest lines
-    by their invoice number's), written to `out`; the number of customers. With
-    `split_seed`, the halves are drawn by a hash of the seed and the id instead: other
-    customer sets of the same size, each half the other's complement, the same on every
-    machine."""
+def part(sample: Path, which: int, out: Path, parts: int = 2, split_seed: int | None = None) -> int:
+    """The sample's lines of part `which` of `parts` of its customers, written to `out`; the
+    number of customers. By numeric id modulo `parts` (guest lines by their invoice
+    number's: with two parts, the parity halves). With `split_seed`, by a hash of the seed
+    and the id instead: other customer sets of the same size, the parts each other's
+    complements, the same on every machine. A seed's parts of four lie inside its halves
+    (part 0 or 2 of four in half 0), so each size's sets nest in the next."""
     lines = pd.read_csv(sample, dtype=str, keep_default_na=False)
     customer = pd.to_numeric(lines["CustomerID"].where(lines["CustomerID"] != ""), errors="coerce")
     invoice = pd.to_numeric(lines["InvoiceNo"].str.extract(r"(\d+)")[0], errors="coerce")
     key = customer.fillna(invoice) // 1
     if split_seed is None:
-        keep = (key % 2) == which
+        keep = (key % parts) == which
     else:
         drawn = {
-            k: int(hashlib.md5(f"{split_seed}:{k:.0f}".encode()).hexdigest()[:8], 16) % 2
+            k: int(hashlib.md5(f"{split_seed}:{k:.0f}".encode()).hexdigest()[:8], 16) % parts
             for k in key.unique()
         }
         keep = key.map(drawn) == which
@@ -241,6 +246,9 @@ def history_only(sample: Path, full_shop: Path, work: Path, full_run: str) -> di
             index="customer_id", columns="model", values="ndcg_at_10"
         )
         common = cli.index.intersection(table.index)
+        table.loc[common].assign(cli=cli.loc[common]).rename_axis("customer_id").to_csv(
+            work / f"per_customer_{protocol}.csv"
+        )
         models: dict[str, dict[str, Any]] = {}
         for model in table.columns:
             interval = paired_interval(
@@ -288,9 +296,14 @@ def chosen_run(args: argparse.Namespace, work: Path, results: dict[str, Any]) ->
         lightfm["seed"] = results["lightfm_seed"] = args.lightfm_seed
         out = args.out or RESULTS.with_name(f"retail_cli_lightfm_seed{args.lightfm_seed}.json")
     if args.half is not None:
-        name = f"half{args.half}" + (f"_split{args.split_seed}" if args.split_seed is not None else "")
+        args.part, args.parts = args.half, 2
+    if args.part is not None:
+        name = f"half{args.part}" if args.parts == 2 else f"part{args.part}of{args.parts}"
+        name += f"_split{args.split_seed}" if args.split_seed is not None else ""
         export = work / f"{name}.csv.gz"
-        results["customers"] = half(args.sample, args.half, export, args.split_seed)
+        results["customers"] = part(args.sample, args.part, export, args.parts, args.split_seed)
+        if args.parts != 2:
+            results["part"] = [args.part, args.parts]
         if args.split_seed is not None:
             results["split_seed"] = args.split_seed
         args.sample, out = export, args.out or RESULTS.with_name(f"retail_cli_{name}.json")
@@ -311,8 +324,13 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=0, help="also time the sample repeated this many times")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--half", type=int, choices=(0, 1), default=None, help="half of the customers")
+    parser.add_argument("--part", type=int, default=None, help="part N (from 0) of --parts of the customers")
+    parser.add_argument("--parts", type=int, default=2, help="with --part: how many parts (2: --half)")
     parser.add_argument(
-        "--split-seed", type=int, default=None, help="with --half: halves drawn by this seed, not by parity"
+        "--split-seed",
+        type=int,
+        default=None,
+        help="with --half or --part: parts drawn by this seed, not by id",
     )
     parser.add_argument("--wide", action="store_true", help="the four-copy stand-in (`wide`) instead")
     parser.add_argument("--sample", type=Path, default=SAMPLE, help="another online-retail export")
@@ -326,8 +344,12 @@ def main() -> None:
         help="LightFM on every fold, unscreened (lightfm.screen: false): the time where it stays",
     )
     args = parser.parse_args()
-    if args.split_seed is not None and args.half is None:
-        parser.error("--split-seed draws the halves of --half: give --half 0 or 1 too")
+    if args.half is not None and args.part is not None:
+        parser.error("--half N is --part N --parts 2: give one of them")
+    if args.part is not None and not 0 <= args.part < args.parts:
+        parser.error(f"--part {args.part} of --parts {args.parts}: give a part from 0 to {args.parts - 1}")
+    if args.split_seed is not None and args.half is None and args.part is None:
+        parser.error("--split-seed draws the parts of --half or --part: give one of them too")
     work = args.work or Path(tempfile.mkdtemp(prefix="storewise-retail-cli-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work.resolve()}/mlflow.db")
