@@ -76,7 +76,7 @@ def per_user_ndcg(ranked: np.ndarray, truth: list[np.ndarray], k: int = 10) -> n
     """Each user's NDCG@k (users with an empty truth get 0; callers leave them out)."""
     width = min(k, ranked.shape[1])
     hits = hit_matrix(ranked, truth, width)
-    sizes = np.array([len(items) for items in truth])
+    sizes = np.array([len(items) for items in truth], dtype=np.int64)  # int even with no users
     discounts = 1 / np.log2(np.arange(2, width + 2))
     ideal = np.cumsum(discounts)[np.maximum(np.minimum(sizes, width), 1) - 1]
     return np.where(sizes > 0, (hits * discounts).sum(axis=1) / ideal, 0.0)
