@@ -3,12 +3,15 @@ the models (training/)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.common import ShopDir, fail, say
 from storewise.shop import DEFAULT_SHOP_DIR, ShopPaths
+
+if TYPE_CHECKING:
+    from training.recommender.outcome import TrainOutcome
 
 app = typer.Typer(help="Train models and register them in MLflow.", no_args_is_help=True)
 
@@ -33,6 +36,19 @@ def _evaluation_overrides(
 ) -> dict[str, int]:
     given = {"test_days": test_days, "validation_days": validation_days, "validation_folds": validation_folds}
     return {key: value for key, value in given.items() if value is not None}
+
+
+def _print_answers(outcome: TrainOutcome) -> None:
+    """What answers each protocol and why: the folds' reranker decision, then any protocol
+    the test weeks gave to one component alone."""
+    for protocol, rerank in outcome.rerank.items():
+        folds = ", ".join(f"{blend:.4f} -> {trees:.4f}" for blend, trees in rerank.folds)
+        say(
+            f"  {protocol} answered by the {rerank.describe()}"
+            + (f" (held-out folds, blend -> trees: {folds})" if folds else "")
+        )
+    for protocol, fallback in outcome.fallbacks.items():
+        say(f"  {protocol} answered, from the test weeks on, by {fallback.describe()}")
 
 
 def _print_comparison(outcome: object) -> None:
@@ -80,12 +96,7 @@ def _print_comparison(outcome: object) -> None:
                 or "no blend keeps it (left out of the run's blends)"
             )
         )
-    for protocol, rerank in outcome.rerank.items():
-        folds = ", ".join(f"{blend:.4f} -> {trees:.4f}" for blend, trees in rerank.folds)
-        say(
-            f"  {protocol} answered by the {rerank.describe()}"
-            + (f" (held-out folds, blend -> trees: {folds})" if folds else "")
-        )
+    _print_answers(outcome)
     if outcome.unlaunched_items:
         say(
             f"  test weeks: {outcome.unlaunched_items} catalogue items first seen after their start left out "

@@ -366,6 +366,11 @@ def test_the_gate_refuses_a_model_clearly_behind_its_best_peer_even_as_first_cha
     promoted, reason = judge(GATE, level, 0.080, None, None)
     assert promoted
     assert "behind its best peer within noise" in reason
+    # the same answers as its best peer for every customer (a protocol answered as that peer)
+    same = recommender_run(0.080, Interval(0.0, 0.0, 0.0))
+    promoted, reason = judge(GATE, same, 0.080, None, None)
+    assert promoted
+    assert "level with its best peer" in reason
 
 
 def confirmation_folds(loses: int) -> list[dict[str, FoldScores]]:

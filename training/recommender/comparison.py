@@ -4,11 +4,14 @@ fitted on the same data and judged under the same masks; and for every model, th
 bootstrap interval of the hybrid's NDCG@10 minus its own, over the test customers.
 Ranking the test customers is most of it: the hybrid's and LightFM's rankings are split
 into parts that both processes take (`submit_ranking`), and a protocol whose hybrid answers
-are another's shares that one's evaluation (`same_answers`)."""
+are another's shares that one's evaluation (`same_answers`). A protocol whose hybrid is
+clearly behind a peer that one of its components answers as is then answered by that
+component alone, if it is clearly ahead (`fallback.py`): the comparison's hybrid is what
+the final model answers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,11 +32,11 @@ from training.recommender.evaluate import (
     records,
     top_items,
 )
+from training.recommender.fallback import Fallback, customer_bootstrap, fall_back
 from training.recommender.hybrid import BlendView, with_lightfm
 from training.recommender.metrics import ranking_metrics
 from training.recommender.models import Ease, ItemKnnBm25, LightFmHybrid, Recommender, Repurchase
 from training.recommender.trainer import Trainer, peers
-from training.recommender.uncertainty import Bootstrap
 from training.recommender.validation import LightFmChoice
 
 NOT_PEERS = ("hybrid", "cold_start")
@@ -53,6 +56,11 @@ class Comparison:
     per_customer: pd.DataFrame  # protocol, model, customer_id, ndcg_at_10
     # the test weeks' LightFM (the final fit may continue it); None when no blend uses it
     lightfm: LightFmHybrid | None
+    # what each protocol answers with from here on: the tuned ones, or a component alone where
+    # the test weeks showed the tuned hybrid clearly behind its peer (`fallbacks`, `fall_back`)
+    blends: dict[str, dict[str, float]] = field(default_factory=dict)
+    rerankers: dict[str, Reranker] = field(default_factory=dict)
+    fallbacks: dict[str, Fallback] = field(default_factory=dict)
 
 
 def test_comparison(
@@ -98,13 +106,21 @@ def test_comparison(
     if lightfm is not None:
         for protocol, evaluation in lightfm_by_protocol.items():
             evaluations[protocol][lightfm.name] = evaluation
+    answers = fall_back(trainer.settings.evaluation, hybrid, data, truth, protocols, evaluations, used)
+    evaluations = answers.evaluations
     rows: list[dict[str, object]] = []
     for protocol, by_model in evaluations.items():
         for name, evaluation in by_model.items():
             rows += records(name, protocol, evaluation.metrics)
     rows += records("cold_start", "all_purchases", cold_start_metrics(hybrid, truth))
     return Comparison(
-        pd.DataFrame(rows), intervals_against_hybrid(trainer, evaluations), per_customer(evaluations), lightfm
+        pd.DataFrame(rows),
+        intervals_against_hybrid(trainer, evaluations),
+        per_customer(evaluations),
+        lightfm,
+        answers.blends,
+        answers.rerankers,
+        answers.fallbacks,
     )
 
 
@@ -247,16 +263,10 @@ def submit_peers(trainer: Trainer, jobs: BackgroundJobs, data: TrainData, truth:
 
 
 def intervals_against_hybrid(trainer: Trainer, evaluations: dict[str, dict[str, Evaluation]]) -> pd.DataFrame:
-    settings = trainer.settings.evaluation
     rows = []
     for protocol, by_model in evaluations.items():
         hybrid = by_model["hybrid"]
-        bootstrap = Bootstrap(
-            hybrid.customers,
-            samples=settings.bootstrap_samples,
-            confidence=settings.confidence,
-            seed=settings.bootstrap_seed,
-        )
+        bootstrap = customer_bootstrap(trainer.settings.evaluation, hybrid)
         for name, evaluation in by_model.items():
             if name in NOT_PEERS:
                 continue

@@ -14,6 +14,7 @@ import pandas as pd
 from storewise.config import flatten
 from storewise.settings import BusinessRules, RecommenderSettings
 from training.recommender.blend import TunedBlend
+from training.recommender.fallback import Fallback
 from training.recommender.rerank import RerankChoice
 from training.recommender.uncertainty import Interval
 
@@ -43,6 +44,8 @@ class TrainOutcome:
     lightfm_confirmation: dict[str, Interval] | None = None
     # per protocol: whether the learned reranker replaced the blend, and the held-out evidence
     rerank: dict[str, RerankChoice] = field(default_factory=dict)
+    # per protocol answered by one component alone, as the test weeks decided (`comparison.Fallback`)
+    fallbacks: dict[str, Fallback] = field(default_factory=dict)
     tracking_uri: str | None = None  # the store the run was written to (with run_id, version)
 
     def value(self, model: str, protocol: str | None = None, metric: str = "ndcg", k: int = 10) -> float:

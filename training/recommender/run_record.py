@@ -133,6 +133,10 @@ def run_params(outcome: TrainOutcome, trainer: Trainer, choice: LightFmChoice) -
     params.update(
         {f"rerank.{protocol}.chosen": rerank.describe() for protocol, rerank in outcome.rerank.items()}
     )
+    # a protocol the test weeks gave to one component alone (the blend params above are its)
+    params.update(
+        {f"fallback.{protocol}": fallback.describe() for protocol, fallback in outcome.fallbacks.items()}
+    )
     return params
 
 
@@ -150,15 +154,30 @@ def run_metrics(outcome: TrainOutcome) -> dict[str, float]:
         for name, interval in tuned.versus_components.items():
             for part in ("mean", "low", "high"):
                 metrics[f"validation.{protocol}.hybrid_minus.{name}.{part}"] = getattr(interval, part)
+    metrics.update(answer_metrics(outcome))
+    metrics[PRIMARY_METRIC] = outcome.value("hybrid")
+    metrics.update(
+        {f"seconds.{name.replace(' ', '_')}": seconds for name, seconds in outcome.seconds.items()}
+    )
+    return metrics
+
+
+def answer_metrics(outcome: TrainOutcome) -> dict[str, float]:
+    """What decided each protocol's answer: the reranker's held-out gain over the blend, and
+    where the test weeks gave a protocol to one component alone, the tuned hybrid's figures
+    there (the run's hybrid metrics are the component's)."""
+    metrics = {}
     for protocol, rerank in outcome.rerank.items():
         metrics[f"validation.{protocol}.reranker_adopted"] = float(rerank.adopted)
         if rerank.gain is not None:
             for part in ("mean", "low", "high"):
                 metrics[f"validation.{protocol}.reranker_minus_blend.{part}"] = getattr(rerank.gain, part)
-    metrics[PRIMARY_METRIC] = outcome.value("hybrid")
-    metrics.update(
-        {f"seconds.{name.replace(' ', '_')}": seconds for name, seconds in outcome.seconds.items()}
-    )
+    for protocol, fallback in outcome.fallbacks.items():
+        metrics[f"{protocol}.tuned_hybrid.ndcg_at_10"] = fallback.tuned_ndcg
+        for part in ("mean", "low", "high"):
+            metrics[f"{protocol}.tuned_hybrid_minus.{fallback.peer}.{part}"] = getattr(
+                fallback.tuned_minus_peer, part
+            )
     return metrics
 
 

@@ -12,7 +12,9 @@ refit on everything, log to MLflow and register.
 3. On the test weeks the hybrid, the baselines and the peers are fitted on the same data
    and evaluated under the same masks, each difference to the hybrid with its paired
    bootstrap interval (`comparison.py`); LightFM alone too when some blend uses it (or
-   warm starts chain through the test weeks' model). A LightFM that no blend uses is not
+   warm starts chain through the test weeks' model). Where the tuned hybrid is clearly
+   behind a peer that one of its components answers as, that component alone answers the
+   protocol if it is clearly ahead there (`comparison.fall_back`). A LightFM that no blend uses is not
    fitted on the test weeks: it is the run's most expensive model (about 10 s of the
    sample x 3's 77 s) and would only add a row to the table.
 4. The hybrid is refitted on all the data and logged as a pyfunc with its bundle, then
@@ -56,7 +58,7 @@ from training.recommender.background import (
 )
 from training.recommender.blend import FoldScores, TunedBlend
 from training.recommender.bundle import shared_group_popularity, write_model_bundle
-from training.recommender.comparison import submit_peers, test_comparison, used_components
+from training.recommender.comparison import Comparison, submit_peers, test_comparison, used_components
 from training.recommender.data import TrainData, build_truth, split_cutoffs
 from training.recommender.hybrid import with_lightfm
 from training.recommender.models import LightFmHybrid
@@ -176,6 +178,16 @@ def decide_blends(
     return (tuned, *rerank_all(trainer.settings, scores, components, same_as, jobs, pending))
 
 
+def answers_after(
+    comparison: Comparison, choice: LightFmChoice
+) -> tuple[dict[str, dict[str, float]], dict[str, Reranker]]:
+    """The blends and rerankers the final model answers with: the tuned ones, but where the
+    test weeks gave a protocol to one component alone (`comparison.fallbacks`), that one;
+    `choice.blended` follows (whether some protocol still reads LightFM)."""
+    choice.blended = "lightfm" in used_components(comparison.blends, comparison.rerankers)
+    return comparison.blends, comparison.rerankers
+
+
 def step_timer(trainer: Trainer, bar: tqdm, tracking: TrackingProcess | None) -> Callable[[str], None]:
     """Records each step's seconds (since the previous step ended) and moves the progress bar;
     stops the run at a step's end if the tracking store it would be written to failed to open."""
@@ -283,6 +295,7 @@ def _train(trainer: Trainer, search: bool, started: float, tracking: TrackingPro
         final_lightfm = final_lightfm or submit_final_top(jobs, candidates, wait=False)
         step("blend")
         comparison = test_comparison(trainer, choice, blends, jobs, test_data, test_truth, rerankers)
+        blends, rerankers = answers_after(comparison, choice)
         step("test comparison")
         final = final_fit(
             trainer, end, choice, blends, comparison.lightfm, jobs, final_data, rerankers, final_lightfm
@@ -307,6 +320,7 @@ def _train(trainer: Trainer, search: bool, started: float, tracking: TrackingPro
         lightfm_screen=choice.screen,
         lightfm_confirmation=choice.confirmation,
         rerank=rerank_choices,
+        fallbacks=comparison.fallbacks,
     )
     workdir = write_bundle(outcome, trainer, final, groups)
     if tracking is not None:
