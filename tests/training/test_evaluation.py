@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from tests.style import style_data, style_shop
 from training.recommender.evaluate import Protocol, effective_truth, make_protocol
-from training.recommender.metrics import ranking_metrics
+from training.recommender.metrics import per_user_ndcg, ranking_metrics
 
 
 def test_ranking_metrics_by_hand() -> None:
@@ -25,6 +25,16 @@ def test_ranking_metrics_by_hand() -> None:
     assert result["recall_at_5"] == pytest.approx((1 + 0) / 2)
     assert result["map_at_5"] == pytest.approx(((1 / 2 + 2 / 5) / 2 + 0) / 2)
     assert result["hit_rate_at_5"] == pytest.approx(0.5)
+
+
+def test_each_users_ndcg_by_hand_and_for_no_users() -> None:
+    """Per user, as the bootstrap reads it; a protocol with nobody to judge (nothing new
+    bought in the test weeks) gets an empty array, not an error."""
+    ranked = np.array([[3, 1, 4, 0, 2], [0, 1, 2, 3, 4]])
+    found = per_user_ndcg(ranked, [np.array([1, 2]), np.array([9])], k=5)
+    ideal = 1 + 1 / np.log2(3)
+    np.testing.assert_allclose(found, [(1 / np.log2(3) + 1 / np.log2(6)) / ideal, 0.0])
+    assert per_user_ndcg(np.zeros((0, 10), np.int64), [], k=10).shape == (0,)
 
 
 def test_discovery_removes_earlier_purchases_from_candidates_and_truth() -> None:
