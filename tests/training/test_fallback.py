@@ -9,14 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli.train import _print_answers
 from storewise import columns as c
 from storewise.settings import ComponentSettings, EvaluationSettings, RecommenderSettings, TifuSettings
 from tests.style import TZ, style_data, style_shop
 from training.recommender import models as m
 from training.recommender.data import TrainData, Truth, build_truth
 from training.recommender.evaluate import PROTOCOLS, Evaluation, Protocol, evaluate_protocols, make_protocol
-from training.recommender.fallback import COMPONENT_OF_PEER, fall_back
+from training.recommender.fallback import COMPONENT_OF_PEER, Fallback, fall_back
 from training.recommender.hybrid import BlendView, fit_hybrid
+from training.recommender.outcome import TrainOutcome
+from training.recommender.run_record import answer_metrics
+from training.recommender.uncertainty import Interval
 
 SETTINGS = RecommenderSettings(
     components=ComponentSettings(
@@ -140,3 +144,26 @@ def test_each_mapped_component_alone_answers_as_its_peer(shop: tuple, peer: m.Re
         view = BlendView(hybrid, protocol, protocols[protocol].excluded)
         alone = evaluate_protocols(view, data, truth, {protocol: protocols[protocol]})[protocol]
         np.testing.assert_allclose(alone.ndcg, peers[protocol].ndcg, err_msg=f"{name} under {protocol}")
+
+
+def test_a_fallback_is_printed_and_logged_beside_the_tuned_hybrids_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fallback = Fallback(
+        "tifu", "tifu_knn", 0.3186, Interval(-0.0219, -0.0407, -0.0044), Interval(0.0219, 0.0044, 0.0407)
+    )
+    outcome = TrainOutcome(
+        None, None, "business_rules", pd.DataFrame(), [], {}, fallbacks={"all_purchases": fallback}
+    )
+    assert answer_metrics(outcome) == {
+        "all_purchases.tuned_hybrid.ndcg_at_10": 0.3186,
+        "all_purchases.tuned_hybrid_minus.tifu_knn.mean": -0.0219,
+        "all_purchases.tuned_hybrid_minus.tifu_knn.low": -0.0407,
+        "all_purchases.tuned_hybrid_minus.tifu_knn.high": -0.0044,
+    }
+    _print_answers(outcome)
+    assert capsys.readouterr().out == (
+        "  all_purchases answered, from the test weeks on, by tifu alone: the tuned hybrid (0.3186) was clearly"
+        " behind tifu_knn on the test weeks, -0.0219 [-0.0407, -0.0044]; tifu alone minus it +0.0219"
+        " [+0.0044, +0.0407] (chosen on the test weeks)\n"
+    )

@@ -44,7 +44,7 @@ class TrainOutcome:
     lightfm_confirmation: dict[str, Interval] | None = None
     # per protocol: whether the learned reranker replaced the blend, and the held-out evidence
     rerank: dict[str, RerankChoice] = field(default_factory=dict)
-    # per protocol answered by one component alone, as the test weeks decided (`comparison.Fallback`)
+    # per protocol answered by one component alone, as the test weeks decided (`fallback.Fallback`)
     fallbacks: dict[str, Fallback] = field(default_factory=dict)
     tracking_uri: str | None = None  # the store the run was written to (with run_id, version)
 
