@@ -36,7 +36,7 @@ from benchmarks.bench_retail_cli import PROTOCOLS
 from training.recommender.uncertainty import paired_interval
 
 RESULTS = Path(__file__).resolve().parent / "results" / "training_size.json"
-NOT_PEERS = {"cli", "hybrid", "cold_start"}  # the CLI's answers, the run's own hybrid, a fallback
+NOT_PEERS = {"cli", "hybrid", "cold_start"}  # the CLI's answers, the run's own hybrid, new customers
 SIZES = {"whole": 1, "half": 2, "quarter": 4}
 
 

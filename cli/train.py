@@ -46,6 +46,7 @@ def _print_answers(outcome: TrainOutcome) -> None:
         say(
             f"  {protocol} answered by the {rerank.describe()}"
             + (f" (held-out folds, blend -> trees: {folds})" if folds else "")
+            + ("; replaced on the test weeks, below" if protocol in outcome.fallbacks else "")
         )
     for protocol, fallback in outcome.fallbacks.items():
         say(f"  {protocol} answered, from the test weeks on, by {fallback.describe()}")

@@ -160,7 +160,7 @@ def _first_champion(
         return False, f"does not beat its baselines ({gate.metric} {value:.4f} vs {best})"
     if peers is None:
         return True, f"first champion: {gate.metric} {value:.4f}, beats its baselines"
-    if peers.low == peers.high == 0:  # the same figure for every customer: answering as that peer
+    if peers.low == peers.high == 0 and value > 0:  # the same figure for every customer it was judged on
         return True, f"first champion: {gate.metric} {value:.4f}, level with its best peer ({best})"
     how = "clearly ahead of" if peers.clearly_above_zero else ("ahead of" if beats else "behind")
     noise = "" if peers.clearly_above_zero else " within noise"

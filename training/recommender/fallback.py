@@ -14,10 +14,12 @@ from training.recommender.evaluate import PROTOCOLS, Evaluation, Protocol, evalu
 from training.recommender.hybrid import BlendView
 from training.recommender.uncertainty import Bootstrap, Interval
 
-# the hybrid's component that, alone, gives each customer the peer's answer (the same scores
-# of the same fit, the same order; tests/training/test_fallback.py checks it): where the tuned
-# hybrid is clearly behind the best of these peers on the test weeks, that component alone
-# answers the protocol instead (`fall_back`). EASE and BM25 alone order some ties otherwise.
+# the hybrid's component that, alone, ranks as the peer does (the same scores of the same fit;
+# ties, and the items the peer leaves unscored, may come in another order, so the component
+# is judged on the test weeks itself): where the tuned hybrid is clearly behind the best of
+# these peers there, that component alone may answer the protocol instead (`fall_back`).
+# tests/training/test_fallback.py checks that each finds every customer's items where its
+# peer does on the style shop; EASE and BM25 alone did not, so they are not here.
 COMPONENT_OF_PEER = {
     "tifu_knn": "tifu",
     "buy_again": "buy_again",
@@ -25,12 +27,16 @@ COMPONENT_OF_PEER = {
     "trending": "recent_buyers",
     "popularity": "popularity",
 }
+# what `fit_hybrid` computes whatever the blends read: the final model always has these
+ALWAYS_FITTED = frozenset({"buy_again", *VECTORS})
+# peers that rank only the customer's own purchases: nothing to offer where those are excluded
+OWN_ITEMS_ONLY = frozenset({"buy_again", "repurchase"})
 
 
 @dataclass(frozen=True)
 class Fallback:
     """A protocol answered by one component alone: on the test weeks the tuned hybrid (the
-    folds' blend or reranker) was clearly behind the peer that component answers as, and the
+    folds' blend or reranker) was clearly behind the peer that component ranks as, and the
     component alone clearly ahead of the tuned hybrid. The test weeks chose it, so its figure
     there is no unbiased estimate: the tuned hybrid's is kept beside it."""
 
@@ -69,9 +75,10 @@ def fall_back(
     fitted: set[str],
 ) -> Answers:
     """Per protocol: if the tuned hybrid is clearly behind the best peer that one of its
-    components answers as (`COMPONENT_OF_PEER`; a component the final model fits: `fitted`,
-    or a popularity vector), that component alone is evaluated on the test weeks and answers
-    the protocol if it is clearly ahead of the tuned hybrid. Why: the test weeks are the
+    components ranks as (`COMPONENT_OF_PEER`; a component the final model fits: `fitted`, or
+    one it always has; under discovery, not a peer of the customer's own purchases), that
+    component alone is evaluated on the test weeks and answers the protocol if it is clearly
+    ahead of the tuned hybrid. Why: the test weeks are the
     latest month the final model learns from, and the folds' tuning does not always carry
     over to it (a quarter of the sample's customers: the blend −0.0219 [−0.0407, −0.0044]
     against TIFU-KNN). A hybrid clearly behind its peer is never promoted, so a shop's first
@@ -89,8 +96,9 @@ def fall_back(
             peer
             for peer, component in COMPONENT_OF_PEER.items()
             if peer in by_model
-            and (component in fitted or component in VECTORS)
+            and (component in fitted or component in ALWAYS_FITTED)
             and component in hybrid.available
+            and not (protocol == "discovery" and peer in OWN_ITEMS_ONLY)
         ]
         if not options:
             continue
@@ -100,7 +108,7 @@ def fall_back(
         if not behind.clearly_below_zero:
             continue
         component = COMPONENT_OF_PEER[peer]
-        alone = copy.copy(hybrid)  # shares the arrays and the scoring caches (kept per blend)
+        alone = copy.copy(hybrid)  # shares the arrays; its scoring caches start empty
         alone.blends = {**blends, protocol: {component: 1.0}}
         alone.rerankers = {name: trees for name, trees in rerankers.items() if name != protocol}
         view = BlendView(alone, protocol, protocols[protocol].excluded)

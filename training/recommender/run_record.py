@@ -131,7 +131,11 @@ def run_params(outcome: TrainOutcome, trainer: Trainer, choice: LightFmChoice) -
         params.update({f"blend.{protocol}.{name}": weight for name, weight in weights.items()})
     # which protocols the learned reranker answers, and why (its held-out gain)
     params.update(
-        {f"rerank.{protocol}.chosen": rerank.describe() for protocol, rerank in outcome.rerank.items()}
+        {
+            f"rerank.{protocol}.chosen": rerank.describe()
+            + ("; replaced on the test weeks (fallback)" if protocol in outcome.fallbacks else "")
+            for protocol, rerank in outcome.rerank.items()
+        }
     )
     # a protocol the test weeks gave to one component alone (the blend params above are its)
     params.update(
