@@ -14,6 +14,7 @@ from storewise import columns as c
 from storewise.settings import ComponentSettings, EvaluationSettings, RecommenderSettings, TifuSettings
 from tests.style import TZ, style_data, style_shop
 from training.recommender import models as m
+from training.recommender.comparison import intervals_against_hybrid
 from training.recommender.data import TrainData, Truth, build_truth
 from training.recommender.evaluate import PROTOCOLS, Evaluation, Protocol, evaluate_protocols, make_protocol
 from training.recommender.fallback import COMPONENT_OF_PEER, Fallback, fall_back
@@ -87,7 +88,16 @@ def test_a_hybrid_clearly_behind_buy_again_answers_with_buy_again_alone(shop: tu
     assert (buy_again.ndcg[rebuyers] == 1.0).all(), "the last item bought is buy-again's first"
     assert evaluations["all_purchases"]["hybrid"].ndcg.mean() < 0.6
 
-    answers = fall_back(EvaluationSettings(), hybrid, data, truth, protocols, evaluations, {"buy_again"})
+    answers = fall_back(
+        EvaluationSettings(),
+        hybrid,
+        data,
+        truth,
+        protocols,
+        evaluations,
+        intervals_against_hybrid(EvaluationSettings(), evaluations),
+        {"buy_again"},
+    )
 
     for protocol in ("all_purchases", "business_rules"):
         assert answers.blends[protocol] == {"buy_again": 1.0}
@@ -112,7 +122,16 @@ def test_a_hybrid_clearly_behind_buy_again_answers_with_buy_again_alone(shop: tu
 def test_no_fallback_when_level_or_when_the_final_model_lacks_the_component(shop: tuple) -> None:
     _, data, truth, protocols = shop
     level, evaluations = hybrid_with({"buy_again": 1.0}, shop, {"buy_again"})
-    answers = fall_back(EvaluationSettings(), level, data, truth, protocols, evaluations, {"buy_again"})
+    answers = fall_back(
+        EvaluationSettings(),
+        level,
+        data,
+        truth,
+        protocols,
+        evaluations,
+        intervals_against_hybrid(EvaluationSettings(), evaluations),
+        {"buy_again"},
+    )
     assert answers.fallbacks == {}
     assert answers.blends == level.blends
 
@@ -121,9 +140,27 @@ def test_no_fallback_when_level_or_when_the_final_model_lacks_the_component(shop
     peers: list[m.Recommender] = [m.TifuKnn(SETTINGS.tifu), m.Popularity()]
     behind, evaluations = hybrid_with({"popularity": 1.0}, shop, {"tifu"}, peers)
     assert evaluations["all_purchases"]["tifu_knn"].ndcg.mean() > 0.9
-    answers = fall_back(EvaluationSettings(), behind, data, truth, protocols, evaluations, {"popularity"})
+    answers = fall_back(
+        EvaluationSettings(),
+        behind,
+        data,
+        truth,
+        protocols,
+        evaluations,
+        intervals_against_hybrid(EvaluationSettings(), evaluations),
+        {"popularity"},
+    )
     assert answers.fallbacks == {}
-    answers = fall_back(EvaluationSettings(), behind, data, truth, protocols, evaluations, {"tifu"})
+    answers = fall_back(
+        EvaluationSettings(),
+        behind,
+        data,
+        truth,
+        protocols,
+        evaluations,
+        intervals_against_hybrid(EvaluationSettings(), evaluations),
+        {"tifu"},
+    )
     assert answers.blends["all_purchases"] == {"tifu": 1.0}
 
 
@@ -136,7 +173,16 @@ def test_under_discovery_a_peer_of_the_customers_own_purchases_is_no_fallback(sh
     ahead = Evaluation({}, customers, np.ones(100))
     level = Evaluation({}, customers, np.full(100, 0.2))
     evaluations["discovery"] = {"hybrid": level, "buy_again": ahead, "popularity": level}
-    answers = fall_back(EvaluationSettings(), hybrid, data, truth, protocols, evaluations, {"buy_again"})
+    answers = fall_back(
+        EvaluationSettings(),
+        hybrid,
+        data,
+        truth,
+        protocols,
+        evaluations,
+        intervals_against_hybrid(EvaluationSettings(), evaluations),
+        {"buy_again"},
+    )
     assert "discovery" not in answers.fallbacks
 
 

@@ -5,13 +5,13 @@ bootstrap interval of the hybrid's NDCG@10 minus its own, over the test customer
 Ranking the test customers is most of it: the hybrid's and LightFM's rankings are split
 into parts that both processes take (`submit_ranking`), and a protocol whose hybrid answers
 are another's shares that one's evaluation (`same_answers`). A protocol whose hybrid is
-clearly behind a peer that one of its components answers as is then answered by that
+clearly behind a peer that one of its components ranks as is then answered by that
 component alone, if it is clearly ahead (`fallback.py`): the comparison's hybrid is what
 the final model answers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from inference.recommender.rerank import Reranker
 from inference.recommender.scoring import HybridModel
 from storewise import columns as c
-from storewise.settings import RecommenderSettings
+from storewise.settings import EvaluationSettings, RecommenderSettings
 from training.recommender.background import TEST_PEERS, TEST_WEEKS, BackgroundJobs
 from training.recommender.data import TrainData, Truth
 from training.recommender.evaluate import (
@@ -58,9 +58,9 @@ class Comparison:
     lightfm: LightFmHybrid | None
     # what each protocol answers with from here on: the tuned ones, or a component alone where
     # the test weeks showed the tuned hybrid clearly behind its peer (`fallbacks`, `fall_back`)
-    blends: dict[str, dict[str, float]] = field(default_factory=dict)
-    rerankers: dict[str, Reranker] = field(default_factory=dict)
-    fallbacks: dict[str, Fallback] = field(default_factory=dict)
+    blends: dict[str, dict[str, float]]
+    rerankers: dict[str, Reranker]
+    fallbacks: dict[str, Fallback]
 
 
 def test_comparison(
@@ -106,8 +106,11 @@ def test_comparison(
     if lightfm is not None:
         for protocol, evaluation in lightfm_by_protocol.items():
             evaluations[protocol][lightfm.name] = evaluation
-    answers = fall_back(trainer.settings.evaluation, hybrid, data, truth, protocols, evaluations, used)
-    evaluations = answers.evaluations
+    settings = trainer.settings.evaluation
+    intervals = intervals_against_hybrid(settings, evaluations)
+    answers = fall_back(settings, hybrid, data, truth, protocols, evaluations, intervals, used)
+    if answers.fallbacks:  # the hybrid's rows changed: its intervals too
+        evaluations, intervals = answers.evaluations, intervals_against_hybrid(settings, answers.evaluations)
     rows: list[dict[str, object]] = []
     for protocol, by_model in evaluations.items():
         for name, evaluation in by_model.items():
@@ -115,7 +118,7 @@ def test_comparison(
     rows += records("cold_start", "all_purchases", cold_start_metrics(hybrid, truth))
     return Comparison(
         pd.DataFrame(rows),
-        intervals_against_hybrid(trainer, evaluations),
+        intervals,
         per_customer(evaluations),
         lightfm,
         answers.blends,
@@ -262,11 +265,13 @@ def submit_peers(trainer: Trainer, jobs: BackgroundJobs, data: TrainData, truth:
     jobs.submit(TEST_PEERS, evaluate_peers, data, truth, trainer.protocols(data), trainer.settings)
 
 
-def intervals_against_hybrid(trainer: Trainer, evaluations: dict[str, dict[str, Evaluation]]) -> pd.DataFrame:
+def intervals_against_hybrid(
+    settings: EvaluationSettings, evaluations: dict[str, dict[str, Evaluation]]
+) -> pd.DataFrame:
     rows = []
     for protocol, by_model in evaluations.items():
         hybrid = by_model["hybrid"]
-        bootstrap = customer_bootstrap(trainer.settings.evaluation, hybrid)
+        bootstrap = customer_bootstrap(settings, hybrid)
         for name, evaluation in by_model.items():
             if name in NOT_PEERS:
                 continue

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import pandas as pd
+
 from inference.recommender.rerank import Reranker
 from inference.recommender.scoring import VECTORS, HybridModel
 from storewise.settings import EvaluationSettings
@@ -72,13 +74,15 @@ def fall_back(
     truth: Truth,
     protocols: dict[str, Protocol],
     evaluations: dict[str, dict[str, Evaluation]],
+    intervals: pd.DataFrame,
     fitted: set[str],
 ) -> Answers:
     """Per protocol: if the tuned hybrid is clearly behind the best peer that one of its
     components ranks as (`COMPONENT_OF_PEER`; a component the final model fits: `fitted`, or
     one it always has; under discovery, not a peer of the customer's own purchases), that
     component alone is evaluated on the test weeks and answers the protocol if it is clearly
-    ahead of the tuned hybrid. Why: the test weeks are the
+    ahead of the tuned hybrid. `intervals`: the tuned hybrid's NDCG@10 minus each model's
+    (`comparison.intervals_against_hybrid`), read here rather than drawn again. Why: the test weeks are the
     latest month the final model learns from, and the folds' tuning does not always carry
     over to it (a quarter of the sample's customers: the blend −0.0219 [−0.0407, −0.0044]
     against TIFU-KNN). A hybrid clearly behind its peer is never promoted, so a shop's first
@@ -103,10 +107,11 @@ def fall_back(
         if not options:
             continue
         peer = max(options, key=lambda name: float(by_model[name].ndcg.mean()))
-        bootstrap = customer_bootstrap(settings, tuned)
-        behind = bootstrap.interval(tuned.ndcg - by_model[peer].ndcg)
+        row = intervals[(intervals["protocol"] == protocol) & (intervals["model"] == peer)].iloc[0]
+        behind = Interval(float(row["mean"]), float(row["low"]), float(row["high"]))
         if not behind.clearly_below_zero:
             continue
+        bootstrap = customer_bootstrap(settings, tuned)  # the same draws as `intervals`
         component = COMPONENT_OF_PEER[peer]
         alone = copy.copy(hybrid)  # shares the arrays; its scoring caches start empty
         alone.blends = {**blends, protocol: {component: 1.0}}

@@ -13,8 +13,8 @@ refit on everything, log to MLflow and register.
    and evaluated under the same masks, each difference to the hybrid with its paired
    bootstrap interval (`comparison.py`); LightFM alone too when some blend uses it (or
    warm starts chain through the test weeks' model). Where the tuned hybrid is clearly
-   behind a peer that one of its components answers as, that component alone answers the
-   protocol if it is clearly ahead there (`comparison.fall_back`). A LightFM that no blend uses is not
+   behind a peer that one of its components ranks as, that component alone answers the
+   protocol if it is clearly ahead there (`fallback.py`). A LightFM that no blend uses is not
    fitted on the test weeks: it is the run's most expensive model (about 10 s of the
    sample x 3's 77 s) and would only add a row to the table.
 4. The hybrid is refitted on all the data and logged as a pyfunc with its bundle, then
